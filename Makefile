@@ -1,0 +1,56 @@
+# sipdrain - the short verbs. Everything real lives in CMake and tests/scripts.
+#
+#   make              install missing dependencies, build into build/bin/
+#   make test         the whole suite: unit + integration (private PostgreSQL and Kafka)
+#   make unit         unit tests only: no servers, seconds
+#   make asan         the whole suite built with ASan+UBSan (build-asan/)
+#   make format-check clang-format check, as CI runs it
+#   make bench        bench/bus.sh
+.PHONY: all build deps configure test unit integration asan format format-check bench clean
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+# CI sets CI=true: warnings are errors there (and here too by default).
+CMAKE_FLAGS ?= -DSIPDRAIN_WERROR=ON
+CTEST = ctest --output-on-failure --no-tests=error
+SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+all: build
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD)
+
+test: build
+	@$(CTEST) --test-dir $(BUILD) -j1 ; rc=$$?; tools/test-summary.sh $(BUILD); exit $$rc
+
+unit: build
+	@$(CTEST) --test-dir $(BUILD) -L unit -j2 ; rc=$$?; tools/test-summary.sh $(BUILD); exit $$rc
+
+integration: build
+	@$(CTEST) --test-dir $(BUILD) -L integration -j1 ; rc=$$?; tools/test-summary.sh $(BUILD); exit $$rc
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja $(CMAKE_FLAGS) -DSIPDRAIN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(ASAN_BUILD)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(CTEST) --test-dir $(ASAN_BUILD) -j1 ; rc=$$?; tools/test-summary.sh $(ASAN_BUILD); exit $$rc
+
+format:
+	clang-format -i $(SOURCES)
+
+format-check:
+	clang-format --dry-run -Werror $(SOURCES)
+
+bench: build
+	bench/bus.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,84 @@
+/* kafka.h - librdkafka producer and consumer the sipdrain way.
+ *
+ * Producer: idempotent (enable.idempotence, acks=all), delivery reports go to
+ * the callback given at creation. Consumer: a consumer group whose offsets
+ * are stored only when the caller says the effect is committed
+ * (enable.auto.offset.store=false; auto-commit then commits what was stored).
+ *
+ * Neither ever blocks the caller's loop: each has a wake-up fd (a pipe that
+ * librdkafka writes when its queue goes from empty to non-empty). Register it
+ * in su_root or sd_loop, and when it is readable call *_poll(), which drains
+ * the pipe and serves everything queued. Also call *_poll() from a timer
+ * (about every 100 ms): the pipe fires only on the empty -> non-empty edge.
+ * Only sd_kafka_producer_flush() and sd_kafka_consumer_free() block: call them
+ * at shutdown, never on the SIP thread.
+ */
+#ifndef SIPDRAIN_KAFKA_H
+#define SIPDRAIN_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "sipdrain/err.h"
+
+#define SD_TOPIC_DEADLETTER "sipdrain.deadletter"
+
+struct sd_kafka_producer;
+struct sd_kafka_consumer;
+
+struct sd_kafka_header {
+    const char *name;
+    const char *value; /* NUL-terminated */
+};
+
+/* err == NULL: delivered. Runs inside sd_kafka_producer_poll(). */
+typedef void sd_kafka_dr_cb(void *msg_opaque, const struct sd_err *err, void *arg);
+
+struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char *client_id,
+                                                sd_kafka_dr_cb *cb, void *cb_arg,
+                                                struct sd_err *err) SD_MUST_CHECK;
+/* Copies key and value. SD_ERR_TRANSIENT when the local queue is full. */
+int sd_kafka_produce(struct sd_kafka_producer *p, const char *topic, const void *key,
+                     size_t key_len, const void *value, size_t len,
+                     const struct sd_kafka_header *headers, size_t n_headers, void *msg_opaque,
+                     struct sd_err *err) SD_MUST_CHECK;
+int sd_kafka_producer_fd(const struct sd_kafka_producer *p);
+/* Serves delivery reports without blocking; returns how many events it served. */
+int sd_kafka_producer_poll(struct sd_kafka_producer *p);
+/* Messages produced and not yet reported. */
+int sd_kafka_producer_inflight(const struct sd_kafka_producer *p);
+/* Blocks until everything is delivered or timeout_ms passes; -1 on timeout. */
+int sd_kafka_producer_flush(struct sd_kafka_producer *p, int timeout_ms);
+/* Flushes for up to 10 s, then destroys. */
+void sd_kafka_producer_free(struct sd_kafka_producer *p);
+
+/* Subscribes group_id to topics. Starts at the earliest offset when the
+ * group has none. */
+struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
+                                                const char *client_id,
+                                                const char *const *topics, size_t n_topics,
+                                                struct sd_err *err) SD_MUST_CHECK;
+int sd_kafka_consumer_fd(const struct sd_kafka_consumer *c);
+/* The next message, without blocking, or NULL when none is ready. Errors and
+ * rebalances are logged and handled inside. rd_kafka_message_destroy() it. */
+rd_kafka_message_t *sd_kafka_consumer_poll(struct sd_kafka_consumer *c);
+/* Marks m done: its offset + 1 will be committed. Call only once the effect
+ * of m is durable. */
+int sd_kafka_consumer_store(struct sd_kafka_consumer *c, const rd_kafka_message_t *m,
+                            struct sd_err *err) SD_MUST_CHECK;
+/* Number of partitions currently assigned. */
+int sd_kafka_consumer_assigned(const struct sd_kafka_consumer *c);
+/* Commits stored offsets, leaves the group (blocks), destroys. */
+void sd_kafka_consumer_free(struct sd_kafka_consumer *c);
+
+/* Creates topics that do not exist yet (admin API; waits up to timeout_ms).
+ * For tests and tools; kafka-up.sh creates the real topics. */
+int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n,
+                           int partitions, int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
+
+/* A header value of m, copied into buf (NUL-terminated); -1 when absent. */
+int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf, size_t size);
+
+#endif

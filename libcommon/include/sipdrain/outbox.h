@@ -1,0 +1,50 @@
+/* outbox.h - the transactional outbox (DESIGN.md §3).
+ *
+ * A service writes the events its state change causes with sd_outbox_add()
+ * inside its own transaction: they commit or roll back with the change. The
+ * relay publishes committed rows to Kafka and marks each one sent from its
+ * delivery report, so a crash between COMMIT and publish loses nothing
+ * (rows are published again after a restart: consumers dedupe by event id).
+ *
+ * The relay has its own PostgreSQL connection, LISTENs on "sipdrain_outbox"
+ * (sd_outbox_add NOTIFYs it at COMMIT) and rescans every second as well.
+ */
+#ifndef SIPDRAIN_OUTBOX_H
+#define SIPDRAIN_OUTBOX_H
+
+#include <stddef.h>
+
+#include "sipdrain/err.h"
+#include "sipdrain/event.h"
+#include "sipdrain/kafka.h"
+#include "sipdrain/loop.h"
+#include "sipdrain/pg.h"
+
+struct sd_outbox_relay;
+
+/* Adds ev for topic/key to the caller's open transaction. */
+int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key,
+                  const struct sd_event *ev, struct sd_err *err) SD_MUST_CHECK;
+/* Adds raw bytes with Kafka headers (dead-letter records). */
+int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size_t key_len,
+                      const void *value, size_t len, const struct sd_kafka_header *headers,
+                      size_t n_headers, struct sd_err *err) SD_MUST_CHECK;
+
+/* pg must be a connection of the relay's own. */
+struct sd_outbox_relay *sd_outbox_relay_new(struct sd_pg *pg, const char *brokers,
+                                            const char *client_id,
+                                            struct sd_err *err) SD_MUST_CHECK;
+/* One pass: serve delivery reports, mark sent, publish unsent rows. Returns
+ * 1 when more rows are waiting (call again soon), 0 when caught up, -1 on a
+ * (transient) error, logged. */
+int sd_outbox_relay_run(struct sd_outbox_relay *r, struct sd_err *err);
+/* Registers the relay's fds and timers in loop. */
+int sd_outbox_relay_attach(struct sd_outbox_relay *r, struct sd_loop *loop) SD_MUST_CHECK;
+/* Rows published and acknowledged since start; rows waiting for a report. */
+unsigned long sd_outbox_relay_sent(const struct sd_outbox_relay *r);
+size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r);
+/* Flushes the producer (blocks up to timeout_ms), marks what was delivered. */
+void sd_outbox_relay_drain(struct sd_outbox_relay *r, int timeout_ms);
+void sd_outbox_relay_free(struct sd_outbox_relay *r);
+
+#endif

@@ -1,0 +1,457 @@
+/* kafka.c - librdkafka producer and consumer (see sipdrain/kafka.h).
+ *
+ * Thread notes: librdkafka runs its own threads, but every callback we
+ * register (delivery reports, rebalance, errors, logs) is served from
+ * rd_kafka_poll()/rd_kafka_consumer_poll(), which we only call from the
+ * owner's loop thread. The wake-up pipe is the only thing librdkafka's
+ * threads touch, and it is theirs to write.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sipdrain/kafka.h"
+#include "sipdrain/log.h"
+
+struct sd_kafka_producer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int pipe[2];
+    sd_kafka_dr_cb *cb;
+    void *cb_arg;
+};
+
+struct sd_kafka_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    int pipe[2];
+    int assigned;
+    char group[128];
+};
+
+/* --- shared ------------------------------------------------------------ */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    struct sd_err *err)
+{
+    char errstr[512];
+
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return sd_err_set(err, SD_ERR_CONFIG, "kafka config %s=%s: %s", name, value, errstr);
+    return 0;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum sd_log_level lvl = level <= 3 ? SD_LOG_ERROR : level <= 4 ? SD_LOG_WARN : SD_LOG_DEBUG;
+
+    sd_log(lvl, buf, "kafka=%s facility=%s", rd_kafka_name(rk), fac);
+}
+
+static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
+{
+    (void)opaque;
+    /* Broker down / all brokers down are transient: librdkafka reconnects. */
+    sd_log_warn("kafka error", "kafka=%s code=%s reason=\"%s\"", rd_kafka_name(rk),
+                rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
+}
+
+static int make_pipe(int p[2], struct sd_err *err)
+{
+    if (pipe(p) < 0)
+        return sd_err_set(err, SD_ERR_INTERNAL, "pipe: %s", strerror(errno));
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void drain_pipe(int fd)
+{
+    char buf[256];
+
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+}
+
+static void close_pipe(int p[2])
+{
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    p[0] = p[1] = -1;
+}
+
+/* --- producer ---------------------------------------------------------- */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct sd_kafka_producer *p = opaque;
+    struct sd_err err;
+
+    (void)rk;
+    if (p->cb == NULL)
+        return;
+    if (m->err) {
+        sd_err_set(&err, SD_ERR_TRANSIENT, "delivery to %s failed: %s",
+                   rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        p->cb(m->_private, &err, p->cb_arg);
+    } else {
+        p->cb(m->_private, NULL, p->cb_arg);
+    }
+}
+
+struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char *client_id,
+                                                sd_kafka_dr_cb *cb, void *cb_arg,
+                                                struct sd_err *err)
+{
+    struct sd_kafka_producer *p = calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+
+    if (p == NULL || conf == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        goto fail;
+    }
+    p->pipe[0] = p->pipe[1] = -1;
+    p->cb = cb;
+    p->cb_arg = cb_arg;
+    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
+        conf_set(conf, "client.id", client_id, err) < 0 ||
+        conf_set(conf, "enable.idempotence", "true", err) < 0 ||
+        conf_set(conf, "acks", "all", err) < 0 ||
+        conf_set(conf, "linger.ms", "2", err) < 0 ||
+        /* A dead-letter record keeps the raw message, up to the broker's 4 MiB. */
+        conf_set(conf, "message.max.bytes", "4194304", err) < 0 ||
+        /* Keep trying through a broker restart; the outbox retries after that. */
+        conf_set(conf, "message.timeout.ms", "120000", err) < 0 ||
+        conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (p->rk == NULL) {
+        sd_err_set(err, SD_ERR_CONFIG, "kafka producer: %s", errstr);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    if (make_pipe(p->pipe, err) < 0)
+        goto fail;
+    p->mainq = rd_kafka_queue_get_main(p->rk);
+    rd_kafka_queue_io_event_enable(p->mainq, p->pipe[1], "1", 1);
+    /* Fires once per empty -> non-empty: make the first poll happen. */
+    if (write(p->pipe[1], "1", 1) < 0) {
+    }
+    return p;
+fail:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    sd_kafka_producer_free(p);
+    return NULL;
+}
+
+int sd_kafka_produce(struct sd_kafka_producer *p, const char *topic, const void *key,
+                     size_t key_len, const void *value, size_t len,
+                     const struct sd_kafka_header *headers, size_t n_headers, void *msg_opaque,
+                     struct sd_err *err)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t e;
+
+    if (n_headers > 0) {
+        hdrs = rd_kafka_headers_new(n_headers);
+        for (size_t i = 0; i < n_headers; i++)
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, -1);
+    }
+    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                          RD_KAFKA_V_VALUE((void *)value, len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE(msg_opaque),
+                          hdrs ? RD_KAFKA_V_HEADERS(hdrs) : RD_KAFKA_V_END, RD_KAFKA_V_END);
+    if (e) {
+        if (hdrs != NULL)
+            rd_kafka_headers_destroy(hdrs); /* still ours on failure */
+        return sd_err_set(err, e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? SD_ERR_TRANSIENT
+                                                                  : SD_ERR_INVALID,
+                          "produce to %s: %s", topic, rd_kafka_err2str(e));
+    }
+    return 0;
+}
+
+int sd_kafka_producer_fd(const struct sd_kafka_producer *p)
+{
+    return p->pipe[0];
+}
+
+int sd_kafka_producer_poll(struct sd_kafka_producer *p)
+{
+    drain_pipe(p->pipe[0]);
+    return rd_kafka_poll(p->rk, 0);
+}
+
+int sd_kafka_producer_inflight(const struct sd_kafka_producer *p)
+{
+    return rd_kafka_outq_len(p->rk);
+}
+
+int sd_kafka_producer_flush(struct sd_kafka_producer *p, int timeout_ms)
+{
+    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+void sd_kafka_producer_free(struct sd_kafka_producer *p)
+{
+    if (p == NULL)
+        return;
+    if (p->rk != NULL) {
+        if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            sd_log_warn("kafka producer closed with messages undelivered", "count=%d",
+                        rd_kafka_outq_len(p->rk));
+        if (p->mainq != NULL)
+            rd_kafka_queue_destroy(p->mainq);
+        rd_kafka_destroy(p->rk);
+    }
+    close_pipe(p->pipe);
+    free(p);
+}
+
+/* --- consumer ---------------------------------------------------------- */
+
+/* Logs assignments; the assign/unassign itself is librdkafka's default (with
+ * auto-commit on, it commits the stored offsets before a revoke). */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct sd_kafka_consumer *c = opaque;
+
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->assigned = parts->cnt;
+        sd_log_info("partitions assigned", "group=%s count=%d", c->group, parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        sd_log_info("partitions revoked", "group=%s count=%d", c->group, parts->cnt);
+        /* Commit what was stored before giving the partitions away. */
+        rd_kafka_commit(rk, NULL, 0);
+        rd_kafka_assign(rk, NULL);
+        c->assigned = 0;
+    }
+}
+
+struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
+                                                const char *client_id,
+                                                const char *const *topics, size_t n_topics,
+                                                struct sd_err *err)
+{
+    struct sd_kafka_consumer *c = calloc(1, sizeof(*c));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    rd_kafka_resp_err_t e;
+    char errstr[512];
+
+    if (c == NULL || conf == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        goto fail;
+    }
+    c->pipe[0] = c->pipe[1] = -1;
+    snprintf(c->group, sizeof(c->group), "%s", group_id);
+    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
+        conf_set(conf, "group.id", group_id, err) < 0 ||
+        conf_set(conf, "client.id", client_id, err) < 0 ||
+        conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
+        conf_set(conf, "enable.auto.commit", "true", err) < 0 ||
+        conf_set(conf, "auto.commit.interval.ms", "1000", err) < 0 ||
+        conf_set(conf, "auto.offset.reset", "earliest", err) < 0 ||
+        conf_set(conf, "session.timeout.ms", "10000", err) < 0 ||
+        conf_set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
+        conf_set(conf, "fetch.wait.max.ms", "100", err) < 0 ||
+        conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0)
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, c);
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (c->rk == NULL) {
+        sd_err_set(err, SD_ERR_CONFIG, "kafka consumer: %s", errstr);
+        goto fail;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(c->rk); /* main queue -> consumer queue */
+    if (make_pipe(c->pipe, err) < 0)
+        goto fail;
+    c->queue = rd_kafka_queue_get_consumer(c->rk);
+    rd_kafka_queue_io_event_enable(c->queue, c->pipe[1], "1", 1);
+    if (write(c->pipe[1], "1", 1) < 0) {
+    }
+    subs = rd_kafka_topic_partition_list_new((int)n_topics);
+    for (size_t i = 0; i < n_topics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    e = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        sd_err_set(err, SD_ERR_CONFIG, "kafka subscribe: %s", rd_kafka_err2str(e));
+        goto fail;
+    }
+    return c;
+fail:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    sd_kafka_consumer_free(c);
+    return NULL;
+}
+
+int sd_kafka_consumer_fd(const struct sd_kafka_consumer *c)
+{
+    return c->pipe[0];
+}
+
+int sd_kafka_consumer_assigned(const struct sd_kafka_consumer *c)
+{
+    return c->assigned;
+}
+
+rd_kafka_message_t *sd_kafka_consumer_poll(struct sd_kafka_consumer *c)
+{
+    rd_kafka_message_t *m;
+
+    drain_pipe(c->pipe[0]);
+    while ((m = rd_kafka_consumer_poll(c->rk, 0)) != NULL) {
+        if (!m->err)
+            return m;
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            sd_log_warn("kafka consumer error", "group=%s topic=%s error=\"%s\"", c->group,
+                        m->rkt ? rd_kafka_topic_name(m->rkt) : "-", rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+int sd_kafka_consumer_store(struct sd_kafka_consumer *c, const rd_kafka_message_t *m,
+                            struct sd_err *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+
+    (void)c;
+    if (e) {
+        /* _STATE: the partition was revoked meanwhile; its new owner
+         * redelivers the message and the inbox skips it. */
+        return sd_err_set(err, SD_ERR_TRANSIENT, "offset store %s[%d]@%lld: %s",
+                          rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                          rd_kafka_err2str(e));
+    }
+    return 0;
+}
+
+void sd_kafka_consumer_free(struct sd_kafka_consumer *c)
+{
+    if (c == NULL)
+        return;
+    if (c->rk != NULL) {
+        if (c->queue != NULL)
+            rd_kafka_queue_destroy(c->queue);
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    close_pipe(c->pipe);
+    free(c);
+}
+
+int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val;
+    size_t len;
+
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    if (size == 0)
+        return -1;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+/* --- admin ------------------------------------------------------------- */
+
+int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n,
+                           int partitions, int timeout_ms, struct sd_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof(*nt));
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_t *rk = NULL;
+    char errstr[512];
+    int rc = -1;
+
+    if (conf == NULL || nt == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0)
+        goto out;
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        sd_err_set(err, SD_ERR_CONFIG, "kafka admin: %s", errstr);
+        goto out;
+    }
+    conf = NULL;
+    for (size_t i = 0; i < n; i++) {
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, errstr, sizeof(errstr));
+        if (nt[i] == NULL) {
+            sd_err_set(err, SD_ERR_INVALID, "topic %s: %s", topics[i], errstr);
+            goto out;
+        }
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nt, n, NULL, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms);
+    if (ev == NULL) {
+        sd_err_set(err, SD_ERR_TRANSIENT, "create topics: no answer in %d ms", timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        sd_err_set(err, SD_ERR_TRANSIENT, "create topics: %s", rd_kafka_event_error_string(ev));
+        goto out;
+    } else {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
+            if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                sd_err_set(err, SD_ERR_TRANSIENT, "create topic %s: %s",
+                           rd_kafka_topic_result_name(tr[i]),
+                           rd_kafka_topic_result_error_string(tr[i]));
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
+    for (size_t i = 0; nt != NULL && i < n; i++) {
+        if (nt[i] != NULL)
+            rd_kafka_NewTopic_destroy(nt[i]);
+    }
+    free(nt);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    return rc;
+}

@@ -1,0 +1,468 @@
+/* outbox.c - transactional outbox and its relay (see sipdrain/outbox.h).
+ *
+ * The relay keeps a set of row ids it has handed to librdkafka and not yet
+ * heard back about (in flight). Each scan selects unsent rows in id order
+ * and produces those not in flight; a delivery report either marks the row
+ * sent (batched UPDATE) or just forgets it, so the next scan produces it
+ * again. Scanning by "sent_at IS NULL" rather than "id > last id" matters:
+ * transactions commit out of id order, and a cursor would skip the late one.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sipdrain/log.h"
+#include "sipdrain/outbox.h"
+
+#define RELAY_BATCH 500
+#define RELAY_MAX_INFLIGHT 20000
+#define RELAY_TICK_MS 100
+#define RELAY_RESCAN_MS 1000
+#define RELAY_CLEANUP_MS 60000
+#define RELAY_MAX_HEADERS 16
+
+struct sd_outbox_relay {
+    struct sd_pg *pg;
+    struct sd_kafka_producer *prod;
+    unsigned listen_generation;
+    /* in-flight ids: open addressing, 0 = empty, -1 = deleted */
+    int64_t *slots;
+    size_t nslots, inflight;
+    /* delivered, not yet marked sent */
+    int64_t *acked;
+    size_t nacked, acked_cap;
+    unsigned long sent;
+    int scan_wanted;
+    int64_t last_scan_ms, last_cleanup_ms;
+    struct sd_loop *loop;
+    int pg_fd, timer;
+};
+
+/* --- writing rows ------------------------------------------------------ */
+
+int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size_t key_len,
+                      const void *value, size_t len, const struct sd_kafka_header *headers,
+                      size_t n_headers, struct sd_err *err)
+{
+    json_t *hdrs = json_object(); /* new */
+    char *hdrs_text = NULL, *key_text = NULL;
+    const char *values[4];
+    int lengths[4] = {0, 0, (int)len, 0};
+    int formats[4] = {0, 0, 1, 0};
+    PGresult *res;
+    int rc = -1;
+
+    for (size_t i = 0; hdrs != NULL && i < n_headers; i++)
+        json_object_set_new(hdrs, headers[i].name, json_string(headers[i].value));
+    hdrs_text = hdrs ? json_dumps(hdrs, JSON_COMPACT) : NULL;
+    if (hdrs_text == NULL) {
+        sd_err_set(err, SD_ERR_INVALID, "outbox headers are not valid UTF-8 text");
+        goto out;
+    }
+    if (key != NULL) {
+        key_text = strndup(key, key_len);
+        if (key_text == NULL) {
+            sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+    }
+    values[0] = topic;
+    values[1] = key_text;
+    values[2] = value;
+    values[3] = hdrs_text;
+    /* One round trip: the row, and a wake-up for the relay at COMMIT. */
+    res = sd_pg_query(pg,
+                      "WITH ins AS (INSERT INTO outbox (topic, key, payload, headers)"
+                      " VALUES ($1, $2, $3, $4::jsonb) RETURNING id)"
+                      " SELECT pg_notify('sipdrain_outbox', '') FROM ins",
+                      4, values, lengths, formats, err);
+    if (res == NULL)
+        goto out;
+    PQclear(res);
+    rc = 0;
+out:
+    free(key_text);
+    free(hdrs_text);
+    json_decref(hdrs);
+    return rc;
+}
+
+int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key,
+                  const struct sd_event *ev, struct sd_err *err)
+{
+    size_t len = 0;
+    char *text = sd_event_encode(ev, &len, err);
+    int rc;
+
+    if (text == NULL)
+        return -1;
+    rc = sd_outbox_add_raw(pg, topic, key, key ? strlen(key) : 0, text, len, NULL, 0, err);
+    free(text);
+    return rc;
+}
+
+/* --- the in-flight set --------------------------------------------------- */
+
+static size_t slot_of(const struct sd_outbox_relay *r, int64_t id)
+{
+    return (size_t)((uint64_t)id * 11400714819323198485ULL) & (r->nslots - 1);
+}
+
+static int inflight_has(const struct sd_outbox_relay *r, int64_t id)
+{
+    for (size_t i = slot_of(r, id), n = 0; n < r->nslots; i = (i + 1) & (r->nslots - 1), n++) {
+        if (r->slots[i] == id)
+            return 1;
+        if (r->slots[i] == 0)
+            return 0;
+    }
+    return 0;
+}
+
+static void inflight_add(struct sd_outbox_relay *r, int64_t id)
+{
+    for (size_t i = slot_of(r, id);; i = (i + 1) & (r->nslots - 1)) {
+        if (r->slots[i] <= 0) {
+            r->slots[i] = id;
+            r->inflight++;
+            return;
+        }
+    }
+}
+
+static void inflight_del(struct sd_outbox_relay *r, int64_t id)
+{
+    for (size_t i = slot_of(r, id), n = 0; n < r->nslots; i = (i + 1) & (r->nslots - 1), n++) {
+        if (r->slots[i] == id) {
+            r->slots[i] = -1;
+            r->inflight--;
+            if (r->inflight == 0) /* clear tombstones while it is cheap */
+                memset(r->slots, 0, r->nslots * sizeof(*r->slots));
+            return;
+        }
+        if (r->slots[i] == 0)
+            return;
+    }
+}
+
+/* --- relay --------------------------------------------------------------- */
+
+static void on_delivery(void *msg_opaque, const struct sd_err *derr, void *arg)
+{
+    struct sd_outbox_relay *r = arg;
+    int64_t id = (int64_t)(intptr_t)msg_opaque;
+
+    inflight_del(r, id);
+    if (derr != NULL) {
+        sd_log_warn("outbox row not delivered, will publish again", "outbox_id=%lld reason=\"%s\"",
+                    (long long)id, derr->text);
+        r->scan_wanted = 1;
+        return;
+    }
+    if (r->nacked == r->acked_cap) {
+        size_t cap = r->acked_cap ? r->acked_cap * 2 : 1024;
+        int64_t *grown = realloc(r->acked, cap * sizeof(*grown));
+        if (grown == NULL) {
+            /* Not marked now: published again after a restart; consumers dedupe. */
+            return;
+        }
+        r->acked = grown;
+        r->acked_cap = cap;
+    }
+    r->acked[r->nacked++] = id;
+}
+
+struct sd_outbox_relay *sd_outbox_relay_new(struct sd_pg *pg, const char *brokers,
+                                            const char *client_id, struct sd_err *err)
+{
+    struct sd_outbox_relay *r = calloc(1, sizeof(*r));
+
+    if (r == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    r->pg = pg;
+    r->pg_fd = -1;
+    r->scan_wanted = 1;
+    r->nslots = 65536; /* power of two, > 2 x RELAY_MAX_INFLIGHT */
+    r->slots = calloc(r->nslots, sizeof(*r->slots));
+    if (r->slots == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        goto fail;
+    }
+    r->prod = sd_kafka_producer_new(brokers, client_id, on_delivery, r, err);
+    if (r->prod == NULL)
+        goto fail;
+    return r;
+fail:
+    sd_outbox_relay_free(r);
+    return NULL;
+}
+
+/* Marks delivered rows sent, in one UPDATE. */
+static int mark_sent(struct sd_outbox_relay *r, struct sd_err *err)
+{
+    size_t cap = r->nacked * 21 + 3, pos = 0;
+    char *arr;
+    const char *values[1];
+    int n;
+
+    if (r->nacked == 0)
+        return 0;
+    arr = malloc(cap);
+    if (arr == NULL)
+        return sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+    arr[pos++] = '{';
+    for (size_t i = 0; i < r->nacked; i++)
+        pos += (size_t)snprintf(arr + pos, cap - pos, "%s%lld", i ? "," : "",
+                                (long long)r->acked[i]);
+    arr[pos++] = '}';
+    arr[pos] = '\0';
+    values[0] = arr;
+    n = sd_pg_exec(r->pg, "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
+                   1, values, err);
+    free(arr);
+    if (n < 0)
+        return -1;
+    r->sent += r->nacked;
+    r->nacked = 0;
+    return 0;
+}
+
+/* (Re)issues LISTEN after every reconnect and swaps the fd in the loop. */
+static int ensure_listen(struct sd_outbox_relay *r, struct sd_err *err);
+static void on_pg_readable(struct sd_loop *loop, int fd, short revents, void *arg);
+
+static int ensure_listen(struct sd_outbox_relay *r, struct sd_err *err)
+{
+    PGconn *conn;
+
+    if (sd_pg_ensure(r->pg, err) < 0)
+        return -1;
+    if (r->listen_generation == sd_pg_generation(r->pg))
+        return 0;
+    if (sd_pg_exec(r->pg, "LISTEN sipdrain_outbox", 0, NULL, err) < 0)
+        return -1;
+    r->listen_generation = sd_pg_generation(r->pg);
+    r->scan_wanted = 1; /* notifications may have been missed while away */
+    conn = sd_pg_conn(r->pg);
+    if (r->loop != NULL) {
+        if (r->pg_fd >= 0)
+            sd_loop_del_fd(r->loop, r->pg_fd);
+        r->pg_fd = conn ? PQsocket(conn) : -1;
+        if (r->pg_fd >= 0 && sd_loop_add_fd(r->loop, r->pg_fd, POLLIN, on_pg_readable, r) < 0)
+            r->pg_fd = -1;
+    }
+    return 0;
+}
+
+static void consume_notifies(struct sd_outbox_relay *r)
+{
+    PGconn *conn = sd_pg_conn(r->pg);
+    PGnotify *n;
+
+    if (conn == NULL)
+        return;
+    if (!PQconsumeInput(conn)) {
+        r->scan_wanted = 1;
+        return;
+    }
+    while ((n = PQnotifies(conn)) != NULL) {
+        r->scan_wanted = 1;
+        PQfreemem(n);
+    }
+}
+
+/* Parses the headers column ({"name":"value"}) into hdrs; returns the count. */
+static size_t parse_headers(const char *text, json_t **root, struct sd_kafka_header *hdrs)
+{
+    const char *name;
+    json_t *v;
+    size_t n = 0;
+
+    *root = json_loads(text, 0, NULL); /* new */
+    if (*root == NULL || !json_is_object(*root))
+        return 0;
+    json_object_foreach(*root, name, v)
+    {
+        if (n < RELAY_MAX_HEADERS && json_is_string(v))
+            hdrs[n++] = (struct sd_kafka_header){name, json_string_value(v)};
+    }
+    return n;
+}
+
+/* Produces unsent rows that are not in flight; 1 if more are waiting. */
+static int publish(struct sd_outbox_relay *r, struct sd_err *err)
+{
+    char limit[32];
+    const char *values[1] = {limit};
+    PGresult *res;
+    int rows, produced = 0, more = 0;
+
+    if (r->inflight >= RELAY_MAX_INFLIGHT)
+        return 1;
+    snprintf(limit, sizeof(limit), "%zu", r->inflight + RELAY_BATCH);
+    res = sd_pg_query(r->pg,
+                      "SELECT id, topic, key, payload, headers::text FROM outbox"
+                      " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+                      1, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        struct sd_kafka_header hdrs[RELAY_MAX_HEADERS];
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        const char *key = PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
+        unsigned char *payload;
+        json_t *hroot = NULL;
+        size_t len = 0, nh;
+        struct sd_err perr;
+        int rc;
+
+        if (inflight_has(r, id))
+            continue;
+        payload = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 3), &len);
+        if (payload == NULL) {
+            more = 1;
+            break;
+        }
+        nh = parse_headers(PQgetvalue(res, i, 4), &hroot, hdrs);
+        rc = sd_kafka_produce(r->prod, PQgetvalue(res, i, 1), key, key ? strlen(key) : 0, payload,
+                              len, hdrs, nh, (void *)(intptr_t)id, &perr);
+        PQfreemem(payload);
+        json_decref(hroot);
+        if (rc < 0) {
+            if (perr.code != SD_ERR_TRANSIENT)
+                sd_log_error("outbox row cannot be produced", "outbox_id=%lld reason=\"%s\"",
+                             (long long)id, perr.text);
+            more = 1; /* queue full: serve delivery reports, then go on */
+            break;
+        }
+        inflight_add(r, id);
+        produced++;
+    }
+    if (produced >= RELAY_BATCH || (rows > 0 && (size_t)rows == r->inflight + RELAY_BATCH))
+        more = 1;
+    PQclear(res);
+    return more;
+}
+
+int sd_outbox_relay_run(struct sd_outbox_relay *r, struct sd_err *err)
+{
+    int64_t now = sd_mono_ms();
+    int more = 0;
+
+    sd_kafka_producer_poll(r->prod);
+    if (ensure_listen(r, err) < 0)
+        return -1;
+    if (mark_sent(r, err) < 0)
+        return -1;
+    consume_notifies(r);
+    if (now - r->last_scan_ms >= RELAY_RESCAN_MS)
+        r->scan_wanted = 1;
+    if (r->scan_wanted) {
+        r->scan_wanted = 0;
+        r->last_scan_ms = now;
+        more = publish(r, err);
+        if (more < 0) {
+            r->scan_wanted = 1;
+            return -1;
+        }
+        if (more)
+            r->scan_wanted = 1;
+    }
+    if (now - r->last_cleanup_ms >= RELAY_CLEANUP_MS) {
+        r->last_cleanup_ms = now;
+        /* Sent rows are kept an hour for whoever investigates an incident. */
+        if (sd_pg_exec(r->pg,
+                       "DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'", 0, NULL,
+                       err) < 0)
+            return -1;
+    }
+    return more;
+}
+
+static void relay_run_logged(struct sd_outbox_relay *r)
+{
+    struct sd_err err = {0};
+
+    if (sd_outbox_relay_run(r, &err) < 0)
+        sd_log_warn("outbox relay", "reason=\"%s\"", err.text);
+}
+
+static void on_pg_readable(struct sd_loop *loop, int fd, short revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    relay_run_logged(arg);
+}
+
+static void on_producer_readable(struct sd_loop *loop, int fd, short revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    relay_run_logged(arg);
+}
+
+static int64_t on_relay_tick(struct sd_loop *loop, void *arg)
+{
+    struct sd_outbox_relay *r = arg;
+
+    (void)loop;
+    relay_run_logged(r);
+    return r->scan_wanted ? 1 : RELAY_TICK_MS;
+}
+
+int sd_outbox_relay_attach(struct sd_outbox_relay *r, struct sd_loop *loop)
+{
+    r->loop = loop;
+    r->listen_generation = 0; /* registers the PostgreSQL fd on the next run */
+    if (sd_loop_add_fd(loop, sd_kafka_producer_fd(r->prod), POLLIN, on_producer_readable, r) < 0)
+        return -1;
+    r->timer = sd_loop_add_timer(loop, 0, on_relay_tick, r);
+    return r->timer < 0 ? -1 : 0;
+}
+
+unsigned long sd_outbox_relay_sent(const struct sd_outbox_relay *r)
+{
+    return r->sent;
+}
+
+size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r)
+{
+    return r->inflight;
+}
+
+void sd_outbox_relay_drain(struct sd_outbox_relay *r, int timeout_ms)
+{
+    struct sd_err err = {0};
+
+    if (sd_kafka_producer_flush(r->prod, timeout_ms) < 0)
+        sd_log_warn("outbox relay stopped with rows in flight", "count=%zu", r->inflight);
+    sd_kafka_producer_poll(r->prod);
+    if (mark_sent(r, &err) < 0)
+        sd_log_warn("outbox relay could not mark rows sent", "reason=\"%s\"", err.text);
+}
+
+void sd_outbox_relay_free(struct sd_outbox_relay *r)
+{
+    if (r == NULL)
+        return;
+    if (r->loop != NULL) {
+        if (r->pg_fd >= 0)
+            sd_loop_del_fd(r->loop, r->pg_fd);
+        if (r->prod != NULL)
+            sd_loop_del_fd(r->loop, sd_kafka_producer_fd(r->prod));
+        if (r->timer > 0)
+            sd_loop_del_timer(r->loop, r->timer);
+    }
+    sd_kafka_producer_free(r->prod);
+    free(r->slots);
+    free(r->acked);
+    free(r);
+}

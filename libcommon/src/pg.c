@@ -1,0 +1,364 @@
+/* pg.c - PostgreSQL connection that heals itself (see sipdrain/pg.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sipdrain/event.h"
+#include "sipdrain/log.h"
+#include "sipdrain/pg.h"
+
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS 5000
+
+struct sd_pg {
+    char *dsn;
+    char app[64];
+    PGconn *conn;
+    int64_t next_attempt_ms; /* monotonic; no reconnect before this */
+    int backoff_ms;
+    unsigned generation;
+    int was_up; /* for logging "lost" once */
+};
+
+struct sd_pg *sd_pg_new(const char *dsn, const char *application_name)
+{
+    struct sd_pg *pg = calloc(1, sizeof(*pg));
+
+    if (pg == NULL)
+        return NULL;
+    pg->dsn = strdup(dsn ? dsn : "");
+    if (pg->dsn == NULL) {
+        free(pg);
+        return NULL;
+    }
+    snprintf(pg->app, sizeof(pg->app), "%s", application_name ? application_name : "sipdrain");
+    pg->backoff_ms = PG_BACKOFF_MIN_MS;
+    return pg;
+}
+
+void sd_pg_free(struct sd_pg *pg)
+{
+    if (pg == NULL)
+        return;
+    if (pg->conn != NULL)
+        PQfinish(pg->conn);
+    free(pg->dsn);
+    free(pg);
+}
+
+PGconn *sd_pg_conn(struct sd_pg *pg)
+{
+    return pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK ? pg->conn : NULL;
+}
+
+unsigned sd_pg_generation(const struct sd_pg *pg)
+{
+    return pg->generation;
+}
+
+/* Drops the connection and schedules the next attempt after the back-off. */
+static void pg_mark_down(struct sd_pg *pg, const char *why)
+{
+    if (pg->was_up) {
+        sd_log_warn("postgresql connection lost", "app=%s reason=\"%s\"", pg->app, why);
+        pg->was_up = 0;
+    }
+    if (pg->conn != NULL) {
+        PQfinish(pg->conn);
+        pg->conn = NULL;
+    }
+    pg->next_attempt_ms = sd_mono_ms() + pg->backoff_ms;
+    pg->backoff_ms = pg->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+                                                             : pg->backoff_ms * 2;
+}
+
+static void strip_newlines(char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\n' || *s == '\r')
+            *s = ' ';
+    }
+}
+
+int sd_pg_ensure(struct sd_pg *pg, struct sd_err *err)
+{
+    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+    const char *vals[] = {pg->dsn, pg->app, "5", NULL};
+    char why[SD_ERR_TEXT_MAX];
+
+    if (pg->conn != NULL && PQstatus(pg->conn) == CONNECTION_OK)
+        return 0;
+    if (pg->conn != NULL)
+        pg_mark_down(pg, "connection broken");
+    if (sd_mono_ms() < pg->next_attempt_ms)
+        return sd_err_set(err, SD_ERR_TRANSIENT, "postgresql is unreachable (retrying)");
+    /* expand_dbname=1: "dbname" may hold a whole DSN or URI. */
+    pg->conn = PQconnectdbParams(keys, vals, 1);
+    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
+        snprintf(why, sizeof(why), "%s",
+                 pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
+        strip_newlines(why);
+        pg_mark_down(pg, why);
+        return sd_err_set(err, SD_ERR_TRANSIENT, "cannot connect to postgresql: %s", why);
+    }
+    pg->backoff_ms = PG_BACKOFF_MIN_MS;
+    pg->generation++;
+    if (pg->generation > 1)
+        sd_log_info("postgresql reconnected", "app=%s generation=%u", pg->app, pg->generation);
+    pg->was_up = 1;
+    return 0;
+}
+
+int sd_pg_connect_wait(struct sd_pg *pg, int timeout_ms, struct sd_err *err)
+{
+    int64_t deadline = sd_mono_ms() + timeout_ms;
+    struct timespec ts;
+
+    for (;;) {
+        if (sd_pg_ensure(pg, err) == 0)
+            return 0;
+        if (sd_mono_ms() >= deadline)
+            return -1;
+        ts.tv_sec = 0;
+        ts.tv_nsec = 50 * 1000000L;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Transient: the connection broke, or the server says try again later. */
+static int sqlstate_transient(const char *state)
+{
+    if (state == NULL)
+        return 1; /* no SQLSTATE: the connection failed */
+    return strncmp(state, "08", 2) == 0 || strncmp(state, "53", 2) == 0 ||
+           strncmp(state, "57P", 3) == 0 || strcmp(state, "40001") == 0 ||
+           strcmp(state, "40P01") == 0;
+}
+
+PGresult *sd_pg_query(struct sd_pg *pg, const char *sql, int n, const char *const *values,
+                      const int *lengths, const int *formats, struct sd_err *err)
+{
+    PGresult *res;
+    ExecStatusType st;
+    const char *state;
+    char msg[SD_ERR_TEXT_MAX];
+
+    if (sd_pg_ensure(pg, err) < 0)
+        return NULL;
+    res = PQexecParams(pg->conn, sql, n, NULL, values, lengths, formats, 0);
+    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(msg, sizeof(msg), "%s",
+             res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
+    strip_newlines(msg);
+    if (PQstatus(pg->conn) != CONNECTION_OK || sqlstate_transient(state)) {
+        sd_err_set(err, SD_ERR_TRANSIENT, "postgresql: %s", msg);
+        if (PQstatus(pg->conn) != CONNECTION_OK)
+            pg_mark_down(pg, msg);
+    } else {
+        sd_err_set(err, SD_ERR_INVALID, "postgresql: %s (SQLSTATE %s)", msg, state);
+    }
+    PQclear(res);
+    return NULL;
+}
+
+int sd_pg_exec(struct sd_pg *pg, const char *sql, int n, const char *const *values,
+               struct sd_err *err)
+{
+    PGresult *res = sd_pg_query(pg, sql, n, values, NULL, NULL, err);
+    const char *tuples;
+    int count;
+
+    if (res == NULL)
+        return -1;
+    tuples = PQcmdTuples(res);
+    count = (tuples && *tuples) ? atoi(tuples) : 0;
+    PQclear(res);
+    return count;
+}
+
+int sd_pg_begin(struct sd_pg *pg, struct sd_err *err)
+{
+    return sd_pg_exec(pg, "BEGIN", 0, NULL, err) < 0 ? -1 : 0;
+}
+
+int sd_pg_commit(struct sd_pg *pg, struct sd_err *err)
+{
+    return sd_pg_exec(pg, "COMMIT", 0, NULL, err) < 0 ? -1 : 0;
+}
+
+void sd_pg_rollback(struct sd_pg *pg)
+{
+    struct sd_err ignored;
+
+    if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
+        return;
+    if (PQtransactionStatus(pg->conn) == PQTRANS_IDLE)
+        return;
+    if (sd_pg_exec(pg, "ROLLBACK", 0, NULL, &ignored) < 0) {
+        /* The connection is marked down; its transaction is gone with it. */
+    }
+}
+
+/* --- migrations ------------------------------------------------------- */
+
+/* FNV-1a 64-bit of the file: enough to notice an edited migration. */
+static void checksum_hex(const char *data, size_t len, char out[17])
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)data[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long size;
+
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)size + 1);
+        if (buf != NULL && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+            free(buf);
+            buf = NULL;
+        }
+        if (buf != NULL) {
+            buf[size] = '\0';
+            *len = (size_t)size;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Applies one migration file unless already recorded; 1 applied, 0 already, -1 error. */
+static int migrate_one(struct sd_pg *pg, const char *dir, const char *name, struct sd_err *err)
+{
+    char path[4096], sum[17];
+    const char *params[2];
+    PGresult *res = NULL, *multi = NULL;
+    char *sql = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    sql = read_file(path, &len);
+    if (sql == NULL)
+        return sd_err_set(err, SD_ERR_CONFIG, "cannot read migration %s: %s", path,
+                          strerror(errno));
+    checksum_hex(sql, len, sum);
+    if (sd_pg_begin(pg, err) < 0)
+        goto out;
+    /* One runner at a time, even when several services start together. */
+    if (sd_pg_exec(pg, "SELECT pg_advisory_xact_lock(727274)", 0, NULL, err) < 0)
+        goto out;
+    params[0] = name;
+    res = sd_pg_query(pg, "SELECT checksum FROM schema_migrations WHERE version = $1", 1, params,
+                      NULL, NULL, err);
+    if (res == NULL)
+        goto out;
+    if (PQntuples(res) == 1) {
+        if (strcmp(PQgetvalue(res, 0, 0), sum) != 0) {
+            sd_err_set(err, SD_ERR_CONFIG,
+                       "migration %s was edited after it was applied (checksum %s, recorded %s): "
+                       "add a new migration instead",
+                       name, sum, PQgetvalue(res, 0, 0));
+            goto out;
+        }
+        rc = 0;
+        goto out;
+    }
+    /* Several statements: the simple query protocol, no parameters. */
+    multi = PQexec(sd_pg_conn(pg), sql);
+    if (multi == NULL || PQresultStatus(multi) != PGRES_COMMAND_OK) {
+        char msg[SD_ERR_TEXT_MAX];
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(pg->conn));
+        strip_newlines(msg);
+        sd_err_set(err, SD_ERR_CONFIG, "migration %s failed: %s", name, msg);
+        goto out;
+    }
+    params[1] = sum;
+    if (sd_pg_exec(pg, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", 2,
+                   params, err) < 0)
+        goto out;
+    if (sd_pg_commit(pg, err) < 0)
+        goto out;
+    sd_log_info("migration applied", "version=%s checksum=%s", name, sum);
+    rc = 1;
+out:
+    if (rc <= 0)
+        sd_pg_rollback(pg);
+    PQclear(res);
+    PQclear(multi);
+    free(sql);
+    return rc;
+}
+
+int sd_pg_migrate(struct sd_pg *pg, const char *dir, struct sd_err *err)
+{
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    DIR *d = NULL;
+    int applied = 0, rc = -1;
+
+    if (sd_pg_exec(pg,
+                   "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version text PRIMARY KEY, checksum text NOT NULL,"
+                   " applied_at timestamptz NOT NULL DEFAULT now())",
+                   0, NULL, err) < 0)
+        return -1;
+    d = opendir(dir);
+    if (d == NULL)
+        return sd_err_set(err, SD_ERR_CONFIG, "cannot open migrations folder %s: %s", dir,
+                          strerror(errno));
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || strcmp(de->d_name + len - 4, ".sql") != 0 || de->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            char **grown = realloc(names, (cap ? cap * 2 : 16) * sizeof(*names));
+            if (grown == NULL) {
+                sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+                goto out;
+            }
+            names = grown;
+            cap = cap ? cap * 2 : 16;
+        }
+        if ((names[n] = strdup(de->d_name)) == NULL) {
+            sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        n++;
+    }
+    qsort(names, n, sizeof(*names), name_cmp);
+    for (size_t i = 0; i < n; i++) {
+        int r = migrate_one(pg, dir, names[i], err);
+        if (r < 0)
+            goto out;
+        applied += r;
+    }
+    rc = applied;
+out:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}

@@ -1,0 +1,204 @@
+// Waits for a Kafka broker to answer and makes sure the sipdrain topics exist.
+//
+// Run as a Java 11+ single-file program with the broker's jars on the
+// classpath (kafka-clients provides the AdminClient):
+//
+//   java -cp "$CP" tests/scripts/KafkaAdmin.java <bootstrap> <timeout_s> topic...
+//
+// 1. retries describeCluster until the broker answers (and has a controller);
+// 2. creates the topics that are missing (6 partitions, replication 1);
+//    topics that already exist are fine;
+// 3. waits until every topic is visible with 6 partitions, each with a leader.
+// One summary line goes to stderr. Exit 0 on success, 1 on timeout/failure
+// (with the reason), 2 on bad usage. Used by tests/scripts/kafka-up.sh.
+
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicPartitionInfo;
+import org.apache.kafka.common.errors.TopicExistsException;
+
+public class KafkaAdmin {
+    static final int PARTITIONS = 6;
+    static final short REPLICATION = 1;
+    static final long POLL_MS = 300;
+
+    static long deadlineNanos;
+
+    /** Milliseconds left before the overall deadline, capped per request. */
+    static long slice() {
+        long left = TimeUnit.NANOSECONDS.toMillis(deadlineNanos - System.nanoTime());
+        return Math.max(1, Math.min(left, 5000));
+    }
+
+    static boolean expired() {
+        return System.nanoTime() - deadlineNanos >= 0;
+    }
+
+    static String reason(Throwable t) {
+        Throwable c = (t instanceof ExecutionException && t.getCause() != null) ? t.getCause() : t;
+        return c.getClass().getSimpleName() + ": " + c.getMessage();
+    }
+
+    static void fail(String msg) {
+        System.err.println("kafka-admin: " + msg);
+        System.exit(1);
+    }
+
+    static void sleep() {
+        try {
+            Thread.sleep(POLL_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            fail("interrupted");
+        }
+    }
+
+    public static void main(String[] args) {
+        if (args.length < 2) {
+            System.err.println("usage: KafkaAdmin.java <bootstrap> <timeout_s> [topic...]");
+            System.exit(2);
+        }
+        String bootstrap = args[0];
+        long timeoutS;
+        try {
+            timeoutS = Long.parseLong(args[1]);
+        } catch (NumberFormatException e) {
+            System.err.println("kafka-admin: bad timeout '" + args[1] + "'");
+            System.exit(2);
+            return;
+        }
+        Set<String> topics = new LinkedHashSet<>(List.of(args).subList(2, args.length));
+        long t0 = System.nanoTime();
+        deadlineNanos = t0 + TimeUnit.SECONDS.toNanos(timeoutS);
+
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(AdminClientConfig.CLIENT_ID_CONFIG, "sipdrain-kafka-admin");
+        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
+        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "5000");
+        p.put(AdminClientConfig.RETRY_BACKOFF_MS_CONFIG, "200");
+        p.put(AdminClientConfig.RECONNECT_BACKOFF_MS_CONFIG, "100");
+        p.put(AdminClientConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, "1000");
+
+        try (Admin admin = Admin.create(p)) {
+            // 1. Wait until the broker answers metadata requests.
+            String clusterId = null;
+            String last = "no answer yet";
+            while (clusterId == null) {
+                if (expired()) fail("timeout after " + timeoutS + " s waiting for " + bootstrap + " (" + last + ")");
+                try {
+                    DescribeClusterResult dc = admin.describeCluster();
+                    Collection<Node> nodes = dc.nodes().get(slice(), TimeUnit.MILLISECONDS);
+                    Node controller = dc.controller().get(slice(), TimeUnit.MILLISECONDS);
+                    if (nodes.isEmpty() || controller == null || controller.isEmpty()) {
+                        last = "no broker/controller registered yet";
+                    } else {
+                        clusterId = dc.clusterId().get(slice(), TimeUnit.MILLISECONDS);
+                    }
+                } catch (Exception e) {
+                    last = reason(e);
+                }
+                if (clusterId == null) sleep();
+            }
+
+            // 2. Create what is missing; racing creators (TopicExists) are fine.
+            int created = 0;
+            Set<String> existing = null;
+            while (existing == null) {
+                if (expired()) fail("timeout after " + timeoutS + " s listing topics (" + last + ")");
+                try {
+                    existing = new HashSet<>(admin.listTopics().names().get(slice(), TimeUnit.MILLISECONDS));
+                } catch (Exception e) {
+                    last = reason(e);
+                    sleep();
+                }
+            }
+            List<NewTopic> missing = new ArrayList<>();
+            for (String t : topics) {
+                if (!existing.contains(t)) missing.add(new NewTopic(t, PARTITIONS, REPLICATION));
+            }
+            while (!missing.isEmpty()) {
+                if (expired()) fail("timeout after " + timeoutS + " s creating topics (" + last + ")");
+                CreateTopicsResult cr = admin.createTopics(missing);
+                List<NewTopic> retry = new ArrayList<>();
+                for (NewTopic nt : missing) {
+                    try {
+                        cr.values().get(nt.name()).get(slice(), TimeUnit.MILLISECONDS);
+                        created++;
+                    } catch (ExecutionException e) {
+                        if (!(e.getCause() instanceof TopicExistsException)) {
+                            last = nt.name() + ": " + reason(e);
+                            retry.add(nt);
+                        }
+                    } catch (Exception e) {
+                        last = nt.name() + ": " + reason(e);
+                        retry.add(nt);
+                    }
+                }
+                missing = retry;
+                if (!missing.isEmpty()) sleep();
+            }
+
+            // 3. Wait until every topic is described with all partitions led.
+            if (!topics.isEmpty()) {
+                while (true) {
+                    if (expired()) fail("timeout after " + timeoutS + " s waiting for topic leaders (" + last + ")");
+                    try {
+                        Map<String, TopicDescription> d =
+                            admin.describeTopics(topics).allTopicNames().get(slice(), TimeUnit.MILLISECONDS);
+                        String problem = null;
+                        for (String t : topics) {
+                            TopicDescription td = d.get(t);
+                            if (td == null) {
+                                problem = t + ": not described";
+                                break;
+                            }
+                            List<TopicPartitionInfo> parts = td.partitions();
+                            if (parts.size() != PARTITIONS) {
+                                // Not transient: an existing topic with another layout.
+                                fail("topic " + t + " has " + parts.size() + " partitions, expected " + PARTITIONS
+                                    + " (delete it or purge the broker data)");
+                            }
+                            for (TopicPartitionInfo tp : parts) {
+                                if (tp.leader() == null || tp.leader().isEmpty()) {
+                                    problem = t + "-" + tp.partition() + ": no leader yet";
+                                    break;
+                                }
+                            }
+                            if (problem != null) break;
+                        }
+                        if (problem == null) break;
+                        last = problem;
+                    } catch (Exception e) {
+                        last = reason(e);
+                    }
+                    sleep();
+                }
+            }
+
+            double secs = (System.nanoTime() - t0) / 1e9;
+            System.err.printf("kafka-admin: cluster %s at %s ready; %d topics ok (%d created, %d existed), "
+                    + "%d partitions each, leaders elected (%.1f s)%n",
+                clusterId, bootstrap, topics.size(), created, topics.size() - created, PARTITIONS, secs);
+        } catch (Exception e) {
+            fail(reason(e));
+        }
+        System.exit(0);
+    }
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Stop the private PostgreSQL cluster started by pg-up.sh (fast shutdown).
+# Data and port are kept unless --purge is given, which removes .run/pg (and
+# the /tmp directory it points to, see pg-up.sh). Safe when nothing runs.
+set -euo pipefail
+
+purge=0
+for arg in "$@"; do
+  case "$arg" in
+    --purge) purge=1 ;;
+    *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
+  esac
+done
+
+script_dir=$(cd "$(dirname "$0")" && pwd)
+REPO=$(git -C "$script_dir/../.." rev-parse --show-toplevel 2>/dev/null || (cd "$script_dir/../.." && pwd))
+link="$REPO/.run/pg"
+
+say() { echo "pg-down: $*" >&2; }
+
+# Run a server-side tool as the cluster owner (PostgreSQL refuses root).
+as_pg() {
+  if [[ "$(id -u)" == 0 ]]; then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+run=""
+[[ -L "$link" || -d "$link" ]] && run=$(readlink -f "$link")
+data="${run:+$run/data}"
+PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
+
+if [[ -n "$data" && -f "$data/PG_VERSION" && -n "$PGBIN" ]] \
+  && as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  say "stopping PostgreSQL ($data)"
+  as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >&2
+else
+  say "not running"
+fi
+
+if ((purge)); then
+  [[ -n "$run" && "$run" != "$link" ]] && rm -rf "$run"   # the /tmp fallback dir
+  rm -rf "$link"
+  say "purged $link"
+fi

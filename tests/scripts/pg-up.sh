@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Start a private PostgreSQL cluster for sipdrain tests on a free loopback
+# port, create database `sipdrain`, and apply the migrations with
+# build/bin/sipdrain-migrate (when built).
+#
+# State lives in $REPO/.run/pg/: data/ (the cluster), log (server log),
+# port, env, and the unix socket. Data and port are reused on the next start.
+#
+# Running as root: PostgreSQL refuses to run as root, so initdb/pg_ctl run as
+# the `postgres` system user (runuser) and .run/pg is owned by it. If that user
+# cannot reach $REPO/.run/pg (e.g. the repo is under a 0700 mktemp dir), or the
+# socket path would exceed the 107-byte unix socket limit, the state lives in
+# /tmp/sipdrain-pg-<hash of repo path>/ instead and $REPO/.run/pg is a symlink
+# to it (the server itself is only ever given the real /tmp path).
+#
+# stdout: exactly one line, `export SIPDRAIN_PG_DSN=postgresql://postgres@127.0.0.1:<port>/sipdrain`
+# (also written to .run/pg/env); progress goes to stderr.
+# Safe to call twice: a running cluster is reused (migrations still applied).
+set -euo pipefail
+
+DB=sipdrain
+
+script_dir=$(cd "$(dirname "$0")" && pwd)
+REPO=$(git -C "$script_dir/../.." rev-parse --show-toplevel 2>/dev/null || (cd "$script_dir/../.." && pwd))
+link="$REPO/.run/pg"
+
+say() { echo "pg-up: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# Newest installed server major version.
+PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -1)
+[[ -n "$PGBIN" && -x "$PGBIN/pg_ctl" ]] || die "PostgreSQL server binaries not found under /usr/lib/postgresql (run tools/deps.sh)"
+pg_major=$(basename "$(dirname "$PGBIN")")
+
+is_root=0
+[[ "$(id -u)" == 0 ]] && is_root=1
+if ((is_root)) && ! getent passwd postgres >/dev/null; then
+  die "running as root but there is no 'postgres' user (install the postgresql package)"
+fi
+
+# Run a server-side tool as the cluster owner (from / so an unreadable cwd
+# does not matter).
+as_pg() {
+  if ((is_root)); then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_busy() {
+  # shellcheck disable=SC2016  # $1 is expanded by the inner bash
+  timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null && return 0
+  if command -v ss >/dev/null; then
+    [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]] && return 0
+  fi
+  return 1
+}
+
+# Pick a random free loopback port in 20000-40000, avoiding Kafka's ports.
+pick_port() {
+  local p i reserved
+  reserved=" $(tr '\n' ' ' 2>/dev/null <"$REPO/.run/kafka/ports" || true) "
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 20001))
+    [[ "$reserved" == *" $p "* ]] && continue
+    port_busy "$p" || { echo "$p"; return 0; }
+  done
+  die "no free loopback port found in 20000-40000"
+}
+
+# Unix socket paths are limited to 107 bytes: "<dir>/.s.PGSQL.<port>".
+socket_ok() { (($(printf '%s' "$1/.s.PGSQL.40000" | wc -c) <= 107)); }
+
+# True if the cluster owner can create files in $1 (this needs search
+# permission on every parent directory too).
+owner_can_use() {
+  if ((is_root)); then
+    runuser -u postgres -- test -w "$1" -a -x "$1"
+  else
+    [[ -w "$1" && -x "$1" ]]
+  fi
+}
+
+# --- choose the state directory ($run) ----------------------------------
+mkdir -p "$REPO/.run"
+if [[ -L "$link" || -d "$link" ]]; then
+  run=$(readlink -f "$link")
+  mkdir -p "$run"
+else
+  run="$link"
+  mkdir -p "$run"
+  chmod 700 "$run"
+  ((is_root)) && chown postgres: "$run"
+  if ! owner_can_use "$run" || ! socket_ok "$run"; then
+    run="/tmp/sipdrain-pg-$(printf '%s' "$REPO" | sha256sum | cut -c1-12)"
+    say "$link is not usable by the server (permissions or socket path length); using $run (symlinked)"
+    rmdir "$link"
+    mkdir -p "$run"
+    chmod 700 "$run"
+    ((is_root)) && chown postgres: "$run"
+    ln -s "$run" "$link"
+  fi
+fi
+if ((is_root)) && [[ "$(stat -c %U "$run")" != postgres ]]; then
+  die "$run is not owned by the postgres user; remove it (pg-down.sh --purge) and retry"
+fi
+owner_can_use "$run" || die "the server user cannot write to $run; remove it (pg-down.sh --purge) and retry"
+
+data="$run/data"
+logf="$run/log"
+
+# --- initdb once ---------------------------------------------------------
+if [[ ! -f "$data/PG_VERSION" ]]; then
+  rm -rf "$data"                   # a half-made data dir from an aborted initdb
+  locale=C
+  if locale -a 2>/dev/null | grep -ix 'c\.utf-\?8' >/dev/null; then locale=C.UTF-8; fi
+  say "initdb $data (PostgreSQL $pg_major, locale $locale)"
+  # initdb is chatty: keep its output in .run/pg/initdb.log, show it on failure.
+  if ! as_pg "$PGBIN/initdb" -D "$data" --nosync -A trust -U postgres --no-instructions \
+    -E UTF8 --locale="$locale" >"$run/initdb.log" 2>&1; then
+    cat "$run/initdb.log" >&2
+    die "initdb failed"
+  fi
+  # Our settings live in sipdrain.conf (rewritten on every start).
+  echo "include_if_exists = 'sipdrain.conf'" >>"$data/postgresql.conf"
+fi
+[[ "$(<"$data/PG_VERSION")" == "$pg_major" ]] \
+  || die "$data was made by PostgreSQL $(<"$data/PG_VERSION"), server is $pg_major; run pg-down.sh --purge"
+
+# --- start unless running ------------------------------------------------
+if as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  port=$(sed -n 4p "$data/postmaster.pid")
+  say "already running on 127.0.0.1:$port"
+else
+  port=""
+  if [[ -f "$run/port" ]]; then
+    port=$(<"$run/port")
+    if [[ ! "$port" =~ ^[0-9]+$ ]] || port_busy "$port"; then
+      say "recorded port ${port:-?} is taken; picking a new one"
+      port=""
+    fi
+  fi
+  [[ -n "$port" ]] || port=$(pick_port)
+  echo "$port" >"$run/port"
+
+  cat >"$data/sipdrain.conf" <<EOF
+# Generated by tests/scripts/pg-up.sh: throwaway test cluster, speed over safety.
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$run'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  ((is_root)) && chown postgres: "$data/sipdrain.conf"
+
+  say "starting PostgreSQL $pg_major on 127.0.0.1:$port (data $data, log $logf)"
+  if ! as_pg "$PGBIN/pg_ctl" -D "$data" -w -t 60 -l "$logf" start >&2; then
+    echo "---- last 30 lines of $logf ----" >&2
+    tail -n 30 "$logf" >&2 || true
+    echo "----" >&2
+    die "PostgreSQL failed to start"
+  fi
+fi
+
+# --- database + migrations -------------------------------------------------
+psql_() { PGCONNECT_TIMEOUT=10 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+exists=$(psql_ -d postgres -tAc "select 1 from pg_database where datname = '$DB'") \
+  || die "cannot connect to 127.0.0.1:$port as postgres"
+if [[ "$exists" != 1 ]]; then
+  say "creating database $DB"
+  # A concurrent pg-up may win the race; only fail if it is still missing.
+  psql_ -d postgres -c "create database $DB" >&2 \
+    || [[ "$(psql_ -d postgres -tAc "select 1 from pg_database where datname = '$DB'")" == 1 ]] \
+    || die "could not create database $DB"
+fi
+
+dsn="postgresql://postgres@127.0.0.1:$port/$DB"
+migrate="$REPO/build/bin/sipdrain-migrate"
+if [[ -x "$migrate" ]]; then
+  say "applying migrations with build/bin/sipdrain-migrate"
+  (cd "$REPO" && SIPDRAIN_PG_DSN="$dsn" "$migrate") >&2 || die "sipdrain-migrate failed"
+else
+  say "build/bin/sipdrain-migrate not built; migrations not applied (run make)"
+fi
+
+line="export SIPDRAIN_PG_DSN=$dsn"
+echo "$line" >"$run/env"
+echo "$line"
