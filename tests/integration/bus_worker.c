@@ -1,0 +1,266 @@
+/* bus_worker - the producing / consuming process of the bus integration
+ * tests and of bench/bus.sh. It is built from libcommon exactly as a service
+ * is: outbox rows written in transactions and relayed; an inbox consumer
+ * whose effect is a row in test_effects.
+ *
+ *   bus_worker produce DSN BROKERS TOPIC N    N events through the outbox, then relay
+ *   bus_worker relay   DSN BROKERS            relay until nothing is unsent
+ *   bus_worker consume DSN BROKERS TOPIC GROUP N [DEADLETTER_TOPIC]
+ *                                             apply until N distinct effects (and
+ *                                             $SIPDRAIN_TEST_EXPECT_DLQ dead letters)
+ *
+ * SIPDRAIN_CRASHPOINT picks a point to die at (sipdrain/fault.h);
+ * SIPDRAIN_TEST_PACE_MS slows produce down so a server can be restarted
+ * in the middle. Prints one summary line on stdout. Exit 0 done, 3 timeout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sipdrain/event.h"
+#include "sipdrain/fault.h"
+#include "sipdrain/inbox.h"
+#include "sipdrain/kafka.h"
+#include "sipdrain/log.h"
+#include "sipdrain/loop.h"
+#include "sipdrain/outbox.h"
+#include "sipdrain/pg.h"
+
+#define WORKER_TIMEOUT_MS 120000
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long env_long(const char *name, long def)
+{
+    const char *v = getenv(name);
+    return v ? strtol(v, NULL, 10) : def;
+}
+
+/* Counts rows not yet sent; -1 when the database is away. */
+static long unsent(struct sd_pg *pg)
+{
+    struct sd_err err;
+    PGresult *res =
+        sd_pg_query(pg, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0, NULL, NULL, NULL,
+                    &err);
+    long n;
+
+    if (res == NULL)
+        return -1;
+    n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}
+
+/* Runs the relay until every row is sent and acknowledged. */
+static int relay_until_empty(struct sd_pg *pg, struct sd_outbox_relay *relay, int64_t deadline)
+{
+    struct sd_err err;
+
+    while (sd_mono_ms() < deadline) {
+        int more = sd_outbox_relay_run(relay, &err);
+        if (more == 0 && sd_outbox_relay_inflight(relay) == 0 && unsent(pg) == 0)
+            return 0;
+        sleep_ms(more == 1 ? 0 : 5);
+    }
+    return -1;
+}
+
+static int do_produce(const char *dsn, const char *brokers, const char *topic, long n)
+{
+    struct sd_pg *pg = sd_pg_new(dsn, "bus-worker"), *rpg = sd_pg_new(dsn, "bus-worker-relay");
+    int64_t deadline = sd_mono_ms() + WORKER_TIMEOUT_MS;
+    long pace = env_long("SIPDRAIN_TEST_PACE_MS", 0), retries = 0;
+    struct sd_outbox_relay *relay;
+    struct sd_err err = {0};
+    char key[32];
+    int rc = 3;
+
+    relay = sd_outbox_relay_new(rpg, brokers, "bus-worker", &err);
+    if (relay == NULL) {
+        fprintf(stderr, "relay: %s\n", err.text);
+        return 1;
+    }
+    for (long i = 0; i < n;) {
+        struct sd_event ev;
+        if (sd_mono_ms() > deadline)
+            goto out;
+        if (sd_event_init(&ev, "test/bus-worker", "test.ping", json_pack("{s:I}", "seq", (json_int_t)i),
+                          &err) < 0)
+            goto out;
+        snprintf(key, sizeof(key), "agent-%ld", i % 97);
+        if (sd_pg_begin(pg, &err) < 0 || sd_outbox_add(pg, topic, key, &ev, &err) < 0 ||
+            sd_pg_commit(pg, &err) < 0) {
+            /* The database went away: the transaction is gone, write it again. */
+            sd_pg_rollback(pg);
+            sd_event_clear(&ev);
+            retries++;
+            sleep_ms(50);
+            continue;
+        }
+        sd_event_clear(&ev);
+        sd_crashpoint("after_commit_before_publish");
+        sd_outbox_relay_run(relay, &err);
+        i++;
+        if (pace > 0)
+            sleep_ms(pace);
+    }
+    if (relay_until_empty(rpg, relay, deadline) == 0)
+        rc = 0;
+out:
+    printf("produced=%ld sent=%lu retries=%ld\n", n, sd_outbox_relay_sent(relay), retries);
+    fflush(stdout);
+    sd_outbox_relay_free(relay);
+    sd_pg_free(pg);
+    sd_pg_free(rpg);
+    return rc;
+}
+
+static int do_relay(const char *dsn, const char *brokers)
+{
+    struct sd_pg *pg = sd_pg_new(dsn, "bus-worker-relay");
+    struct sd_err err = {0};
+    struct sd_outbox_relay *relay = sd_outbox_relay_new(pg, brokers, "bus-worker", &err);
+    int rc;
+
+    if (relay == NULL) {
+        fprintf(stderr, "relay: %s\n", err.text);
+        return 1;
+    }
+    rc = relay_until_empty(pg, relay, sd_mono_ms() + WORKER_TIMEOUT_MS) == 0 ? 0 : 3;
+    printf("sent=%lu\n", sd_outbox_relay_sent(relay));
+    fflush(stdout);
+    sd_outbox_relay_free(relay);
+    sd_pg_free(pg);
+    return rc;
+}
+
+/* The effect: one row per applied event. No unique constraint on purpose:
+ * a duplicate application would show as a second row. */
+static int apply_ping(struct sd_pg *pg, const struct sd_event *ev, const rd_kafka_message_t *m,
+                      void *arg, struct sd_err *err)
+{
+    json_t *seq = json_object_get(ev->data, "seq"); /* borrowed */
+    json_t *fail = json_object_get(ev->data, "fail");
+    char seqtext[32];
+    const char *values[2] = {ev->id, seqtext};
+
+    (void)m;
+    (void)arg;
+    if (json_is_string(fail))
+        return sd_err_set(err, SD_ERR_INVALID, "handler refused: %s", json_string_value(fail));
+    if (!json_is_integer(seq))
+        return sd_err_set(err, SD_ERR_INVALID, "data.seq must be an integer");
+    snprintf(seqtext, sizeof(seqtext), "%lld", (long long)json_integer_value(seq));
+    if (sd_pg_exec(pg, "INSERT INTO test_effects (event_id, seq) VALUES ($1, $2)", 2, values,
+                   err) < 0)
+        return -1;
+    return 0;
+}
+
+struct consume_ctx {
+    struct sd_pg *pg;
+    struct sd_inbox_consumer *ic;
+    long want, want_dlq;
+    int64_t deadline;
+    int rc;
+};
+
+static int64_t check_done(struct sd_loop *loop, void *arg)
+{
+    struct consume_ctx *c = arg;
+    struct sd_err err;
+    PGresult *res;
+    long have;
+
+    if (sd_mono_ms() > c->deadline) {
+        c->rc = 3;
+        sd_loop_stop(loop);
+        return -1;
+    }
+    res = sd_pg_query(c->pg, "SELECT count(DISTINCT event_id) FROM test_effects", 0, NULL, NULL,
+                      NULL, &err);
+    if (res == NULL)
+        return 100;
+    have = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (have >= c->want && (long)sd_inbox_consumer_stats(c->ic)->deadlettered >= c->want_dlq &&
+        unsent(c->pg) == 0) {
+        c->rc = 0;
+        sd_loop_stop(loop);
+        return -1;
+    }
+    return 100;
+}
+
+static int do_consume(const char *dsn, const char *brokers, const char *topic, const char *group,
+                      long n, const char *dlq)
+{
+    struct sd_pg *pg = sd_pg_new(dsn, "bus-worker"), *rpg = sd_pg_new(dsn, "bus-worker-relay"),
+                 *cpg = sd_pg_new(dsn, "bus-worker-check");
+    struct consume_ctx ctx = {cpg, NULL, n, env_long("SIPDRAIN_TEST_EXPECT_DLQ", 0),
+                              sd_mono_ms() + WORKER_TIMEOUT_MS, 3};
+    const char *topics[1] = {topic};
+    struct sd_loop *loop = sd_loop_new();
+    struct sd_kafka_consumer *kc = NULL;
+    struct sd_outbox_relay *relay = NULL;
+    struct sd_err err = {0};
+    const struct sd_inbox_stats *st;
+
+    if (sd_pg_connect_wait(pg, 30000, &err) < 0 ||
+        sd_pg_exec(pg,
+                   "CREATE TABLE IF NOT EXISTS test_effects (event_id text NOT NULL,"
+                   " seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+                   0, NULL, &err) < 0)
+        goto fail;
+    kc = sd_kafka_consumer_new(brokers, group, "bus-worker", topics, 1, &err);
+    if (kc == NULL)
+        goto fail;
+    relay = sd_outbox_relay_new(rpg, brokers, "bus-worker", &err);
+    if (relay == NULL)
+        goto fail;
+    ctx.ic = sd_inbox_consumer_new(pg, kc, group, dlq, apply_ping, NULL);
+    if (sd_inbox_consumer_attach(ctx.ic, loop) < 0 || sd_outbox_relay_attach(relay, loop) < 0 ||
+        sd_loop_add_timer(loop, 100, check_done, &ctx) < 0) {
+        sd_err_set(&err, SD_ERR_INTERNAL, "loop registration failed");
+        goto fail;
+    }
+    sd_loop_run(loop);
+    st = sd_inbox_consumer_stats(ctx.ic);
+    printf("applied=%lu duplicates=%lu deadlettered=%lu retries=%lu\n", st->applied,
+           st->duplicates, st->deadlettered, st->retries);
+    fflush(stdout);
+    goto out;
+fail:
+    fprintf(stderr, "consume: %s\n", err.text);
+    ctx.rc = 1;
+out:
+    sd_inbox_consumer_free(ctx.ic);
+    sd_outbox_relay_free(relay);
+    sd_kafka_consumer_free(kc);
+    sd_loop_free(loop);
+    sd_pg_free(pg);
+    sd_pg_free(rpg);
+    sd_pg_free(cpg);
+    return ctx.rc;
+}
+
+int main(int argc, char **argv)
+{
+    sd_log_init("bus-worker", NULL, SD_LOG_INFO);
+    if (argc == 6 && !strcmp(argv[1], "produce"))
+        return do_produce(argv[2], argv[3], argv[4], strtol(argv[5], NULL, 10));
+    if (argc == 4 && !strcmp(argv[1], "relay"))
+        return do_relay(argv[2], argv[3]);
+    if ((argc == 7 || argc == 8) && !strcmp(argv[1], "consume"))
+        return do_consume(argv[2], argv[3], argv[4], argv[5], strtol(argv[6], NULL, 10),
+                          argc == 8 ? argv[7] : NULL);
+    fprintf(stderr, "usage: bus_worker produce|relay|consume ... (see the source)\n");
+    return 2;
+}

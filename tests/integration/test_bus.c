@@ -1,0 +1,331 @@
+/* The bus against the real servers: Kafka round trip, migrations, malformed
+ * events dead-lettered, outbox and inbox across SIGKILL. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sipdrain/event.h"
+#include "sipdrain/kafka.h"
+#include "sipdrain/pg.h"
+#include "support.h"
+
+static void dr_count(void *opaque, const struct sd_err *err, void *arg)
+{
+    int *counts = arg;
+
+    counts[err ? 1 : 0]++;
+    counts[2] += (int)(intptr_t)opaque;
+}
+
+Test(kafka, round_trip_through_the_broker_keeps_key_value_headers)
+{
+    char topic[128], value[64], hv[64];
+    int counts[3] = {0, 0, 0};
+    struct sd_err err = {0};
+    struct sd_kafka_header h[1] = {{"sipdrain.test", "yes"}};
+    struct sd_kafka_producer *p;
+    struct sdt_msgs got;
+    int seen[100] = {0};
+
+    sdt_topic_create(topic, sizeof(topic), "roundtrip", 3);
+    p = sd_kafka_producer_new(sdt_brokers(), "test-roundtrip", dr_count, counts, &err);
+    cr_assert_not_null(p, "%s", err.text);
+    for (int i = 0; i < 100; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "agent-%d", i % 7);
+        snprintf(value, sizeof(value), "value-%d", i);
+        cr_assert_eq(sd_kafka_produce(p, topic, key, strlen(key), value, strlen(value), h, 1,
+                                      (void *)(intptr_t)1, &err),
+                     0, "%s", err.text);
+    }
+    cr_assert_eq(sd_kafka_producer_flush(p, 30000), 0);
+    sd_kafka_producer_poll(p);
+    cr_expect_eq(counts[0], 100, "delivery reports ok");
+    cr_expect_eq(counts[1], 0, "delivery reports failed");
+    cr_expect_eq(counts[2], 100, "msg opaque passed through");
+    sd_kafka_producer_free(p);
+
+    got = sdt_consume(topic, 100, 30000);
+    cr_assert_eq(got.n, 100);
+    for (size_t i = 0; i < got.n; i++) {
+        int n = atoi(got.m[i].value + strlen("value-"));
+        cr_assert(n >= 0 && n < 100);
+        seen[n]++;
+        cr_expect_eq(strncmp(got.m[i].key, "agent-", 6), 0);
+        cr_expect_eq(atoi(got.m[i].key + 6), n % 7, "key travels with its value");
+        cr_expect_eq(sdt_header(&got.m[i], "sipdrain.test", hv, sizeof(hv)), 0);
+        cr_expect_str_eq(hv, "yes");
+    }
+    for (int i = 0; i < 100; i++)
+        cr_expect_eq(seen[i], 1, "value-%d seen %d times", i, seen[i]);
+    sdt_msgs_free(&got);
+}
+
+Test(pg, migrations_apply_once_in_order_and_an_edited_one_is_an_error)
+{
+    char dsn[512], dir[] = "/tmp/sd-mig-XXXXXX", path[600], cmd[1024];
+    struct sd_err err = {0};
+    struct sd_pg *pg;
+    FILE *f;
+
+    sdt_db_create(dsn, sizeof(dsn)); /* applies schemas/sql */
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM schema_migrations"), 1);
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "cp '%s'/schemas/sql/*.sql %s/", sdt_source_dir(), dir);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(path, sizeof(path), "%s/0002_extra.sql", dir);
+    f = fopen(path, "w");
+    fputs("CREATE TABLE extra (id int);\nINSERT INTO extra VALUES (1), (2);\n", f);
+    fclose(f);
+
+    pg = sd_pg_new(dsn, "test");
+    cr_expect_eq(sd_pg_migrate(pg, dir, &err), 1, "only the new one: %s", err.text);
+    cr_expect_eq(sd_pg_migrate(pg, dir, &err), 0, "nothing the second time: %s", err.text);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM extra"), 2, "applied exactly once");
+    f = fopen(path, "a");
+    fputs("-- edited\n", f);
+    fclose(f);
+    cr_expect_eq(sd_pg_migrate(pg, dir, &err), -1);
+    cr_expect(strstr(err.text, "0002_extra.sql was edited after it was applied") != NULL, "%s",
+              err.text);
+    sd_pg_free(pg);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+Test(pg, sql_errors_are_invalid_not_transient_and_params_are_bound)
+{
+    char dsn[512];
+    struct sd_err err = {0};
+    struct sd_pg *pg;
+    const char *evil[1] = {"x'); DROP TABLE agents; --"};
+    PGresult *res;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    pg = sd_pg_new(dsn, "test");
+    cr_expect_null(sd_pg_query(pg, "SELECT nonsense FROM nowhere", 0, NULL, NULL, NULL, &err));
+    cr_expect_eq(err.code, SD_ERR_INVALID, "%s", err.text);
+    cr_expect(strstr(err.text, "42P01") != NULL, "%s", err.text);
+    res = sd_pg_query(pg, "SELECT $1::text", 1, evil, NULL, NULL, &err);
+    cr_assert_not_null(res, "%s", err.text);
+    cr_expect_str_eq(PQgetvalue(res, 0, 0), evil[0]);
+    PQclear(res);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'agents'"),
+                 1);
+    sd_pg_free(pg);
+}
+
+Test(pg, unreachable_server_is_transient_and_backs_off)
+{
+    struct sd_err err = {0};
+    struct sd_pg *pg = sd_pg_new("postgresql://postgres@127.0.0.1:1/none", "test");
+
+    cr_expect_eq(sd_pg_ensure(pg, &err), -1);
+    cr_expect_eq(err.code, SD_ERR_TRANSIENT);
+    cr_expect(strstr(err.text, "cannot connect") != NULL, "%s", err.text);
+    cr_expect_eq(sd_pg_ensure(pg, &err), -1);
+    cr_expect(strstr(err.text, "retrying") != NULL, "second try waits for the back-off: %s",
+              err.text);
+    sd_pg_free(pg);
+}
+
+/* Reads a worker's one-line summary "k=v k=v". */
+static long summary_value(const char *path, const char *key)
+{
+    char buf[512] = "", pat[64];
+    FILE *f = fopen(path, "r");
+    const char *p;
+
+    cr_assert_not_null(f, "%s", path);
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    snprintf(pat, sizeof(pat), "%s=", key);
+    p = strstr(buf, pat);
+    cr_assert_not_null(p, "%s not in \"%s\"", key, buf);
+    return strtol(p + strlen(pat), NULL, 10);
+}
+
+Test(inbox, malformed_events_are_deadlettered_with_reason_and_the_consumer_carries_on)
+{
+    char dsn[512], topic[128], dlq[128], group[160], reason[512], src[160];
+    size_t big_len = 1024 * 1024;
+    char *big = malloc(big_len);
+    struct sd_event ev;
+    struct sd_err err = {0};
+    char *valid[3];
+    size_t valid_len[3];
+    const void *values[9];
+    size_t lens[9];
+    struct sdt_msgs dead;
+    int status;
+    pid_t pid;
+    /* What each bad message must be dead-lettered for. */
+    static const char *const want[6] = {
+        "invalid JSON",          "data must be a JSON object", "missing specversion",
+        "invalid JSON",          "larger than the 262144-byte limit",
+        "handler refused: poison",
+    };
+    int found[6] = {0};
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "in", 3);
+    sdt_topic_create(dlq, sizeof(dlq), "deadletter", 1);
+    snprintf(group, sizeof(group), "%s.group", topic);
+    for (int i = 0; i < 3; i++) {
+        json_t *data = i == 2 ? json_pack("{s:I, s:s}", "seq", (json_int_t)i, "fail", "poison")
+                              : json_pack("{s:I}", "seq", (json_int_t)i);
+        cr_assert_eq(sd_event_init(&ev, "test/src", "test.ping", data, &err), 0);
+        valid[i] = sd_event_encode(&ev, &valid_len[i], &err);
+        sd_event_clear(&ev);
+    }
+    memset(big, 'x', big_len);
+    values[0] = valid[0];
+    lens[0] = valid_len[0];
+    values[1] = valid[1];
+    lens[1] = valid_len[1] / 2; /* truncated JSON */
+    values[2] = "{\"specversion\":\"1.0\",\"id\":\"3f1c6a9e-2b7d-4c1e-9a55-0d6f1e2a7b90\","
+                "\"source\":\"s\",\"type\":\"test.ping\",\"time\":\"2026-11-26T06:40:00.000Z\","
+                "\"data\":[1]}"; /* wrong type for data */
+    values[3] = "{\"id\":\"3f1c6a9e-2b7d-4c1e-9a55-0d6f1e2a7b91\",\"source\":\"s\","
+                "\"type\":\"test.ping\",\"time\":\"2026-11-26T06:40:00.000Z\",\"data\":{}}";
+    values[4] = "{\"specversion\":\"1.0\",\"id\":\"\xc3\x28\"}"; /* invalid UTF-8 */
+    values[5] = big;                                              /* 1 MiB */
+    values[6] = valid[2];                                         /* handler refuses it */
+    values[7] = valid[1];                                         /* valid, after the bad ones */
+    lens[2] = strlen(values[2]);
+    lens[3] = strlen(values[3]);
+    lens[4] = strlen(values[4]);
+    lens[5] = big_len;
+    lens[6] = valid_len[2];
+    lens[7] = valid_len[1];
+    sdt_produce_raw(topic, values, lens, 8);
+
+    {
+        const char *args[] = {"consume", dsn, sdt_brokers(), topic, group, "2", dlq, NULL};
+        const char *env[] = {"SIPDRAIN_TEST_EXPECT_DLQ=6", NULL};
+        pid = sdt_worker_start(args, env, "/tmp/sd-dlq-worker.out");
+    }
+    status = sdt_wait(pid, 120000);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status %d", status);
+    cr_expect_eq(summary_value("/tmp/sd-dlq-worker.out", "applied"), 2);
+    cr_expect_eq(summary_value("/tmp/sd-dlq-worker.out", "deadlettered"), 6);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), 2,
+                 "both valid events applied, once each");
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(DISTINCT seq) FROM test_effects WHERE seq IN (0, 1)"),
+                 2);
+
+    dead = sdt_consume(dlq, 6, 60000);
+    cr_assert_eq(dead.n, 6, "dead-letter records: %zu", dead.n);
+    for (size_t i = 0; i < dead.n; i++) {
+        cr_assert_eq(sdt_header(&dead.m[i], "sipdrain.reason", reason, sizeof(reason)), 0);
+        cr_expect_eq(sdt_header(&dead.m[i], "sipdrain.source_topic", src, sizeof(src)), 0);
+        cr_expect_str_eq(src, topic);
+        cr_expect_eq(sdt_header(&dead.m[i], "sipdrain.consumer", src, sizeof(src)), 0);
+        cr_expect_str_eq(src, group);
+        for (int w = 0; w < 6; w++) {
+            if (!found[w] && strstr(reason, want[w]) != NULL) {
+                found[w] = 1;
+                break;
+            }
+        }
+        if (dead.m[i].len == big_len)
+            cr_expect_eq(memcmp(dead.m[i].value, big, big_len), 0, "raw 1 MiB kept unchanged");
+        if (dead.m[i].len == lens[4])
+            cr_expect_eq(memcmp(dead.m[i].value, values[4], lens[4]), 0, "raw bytes unchanged");
+    }
+    for (int w = 0; w < 6; w++)
+        cr_expect(found[w], "no dead letter with reason \"%s\"", want[w]);
+    sdt_msgs_free(&dead);
+    for (int i = 0; i < 3; i++)
+        free(valid[i]);
+    free(big);
+}
+
+Test(outbox, rows_committed_before_a_sigkill_are_all_published_after_restart)
+{
+    char dsn[512], topic[128];
+    long committed, unsent_before;
+    struct sdt_msgs got;
+    int status;
+    pid_t pid;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "outbox", 6);
+    {
+        const char *args[] = {"produce", dsn, sdt_brokers(), topic, "300", NULL};
+        const char *env[] = {"SIPDRAIN_CRASHPOINT=after_commit_before_publish:150", NULL};
+        pid = sdt_worker_start(args, env, NULL);
+    }
+    status = sdt_wait(pid, 120000);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "worker status %d", status);
+    committed = sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox");
+    unsent_before = sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL");
+    cr_expect_eq(committed, 150, "killed right after the 150th COMMIT");
+    cr_expect_geq(unsent_before, 1, "the last committed row was never published");
+
+    {
+        const char *args[] = {"relay", dsn, sdt_brokers(), NULL};
+        pid = sdt_worker_start(args, NULL, NULL);
+    }
+    status = sdt_wait(pid, 120000);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "relay status %d", status);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"), 0);
+
+    /* Every committed row is on the topic (at least once; ids say which). */
+    got = sdt_consume(topic, 1000, 15000);
+    cr_expect_geq(got.n, 150);
+    {
+        int seen[150] = {0}, distinct = 0;
+        for (size_t i = 0; i < got.n; i++) {
+            struct sd_event ev;
+            struct sd_err err = {0};
+            cr_assert_eq(sd_event_parse(got.m[i].value, got.m[i].len, &ev, &err), 0, "%s",
+                         err.text);
+            json_int_t seq = json_integer_value(json_object_get(ev.data, "seq"));
+            cr_assert(seq >= 0 && seq < 150, "seq %lld was never committed", (long long)seq);
+            if (seen[seq]++ == 0)
+                distinct++;
+            sd_event_clear(&ev);
+        }
+        cr_expect_eq(distinct, 150, "every committed row published");
+    }
+    sdt_msgs_free(&got);
+}
+
+Test(inbox, events_are_applied_exactly_once_across_a_sigkill_before_offset_store)
+{
+    char dsn[512], topic[128], group[160];
+    int status;
+    pid_t pid;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "inbox", 3);
+    snprintf(group, sizeof(group), "%s.group", topic);
+    sdt_produce_pings(topic, 500, 0);
+    {
+        const char *args[] = {"consume", dsn, sdt_brokers(), topic, group, "500", NULL};
+        const char *env[] = {"SIPDRAIN_CRASHPOINT=after_commit_before_store:200", NULL};
+        pid = sdt_worker_start(args, env, NULL);
+    }
+    status = sdt_wait(pid, 120000);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "worker status %d", status);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), 200,
+                 "200 effects committed before the kill");
+    {
+        const char *args[] = {"consume", dsn, sdt_brokers(), topic, group, "500", NULL};
+        pid = sdt_worker_start(args, NULL, "/tmp/sd-inbox-worker.out");
+    }
+    status = sdt_wait(pid, 120000);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status %d", status);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), 500,
+                 "each of the 500 events applied exactly once");
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(DISTINCT seq) FROM test_effects"), 500);
+    cr_expect_geq(summary_value("/tmp/sd-inbox-worker.out", "duplicates"), 1,
+                  "the event whose offset was not stored came again and was skipped");
+}

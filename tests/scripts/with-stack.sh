@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs a command with the addresses of the private PostgreSQL and Kafka that
+# tests/scripts/stack-up.sh started (from .run/pg/env and .run/kafka/env).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+for f in "$repo/.run/pg/env" "$repo/.run/kafka/env"; do
+    if [ ! -f "$f" ]; then
+        echo "with-stack: $f missing: start the servers with tests/scripts/stack-up.sh" >&2
+        exit 1
+    fi
+    # shellcheck disable=SC1090
+    . "$f"
+done
+exec "$@"

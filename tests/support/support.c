@@ -1,0 +1,295 @@
+/* support.c - see support.h. Assertions here fail the calling test. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sipdrain/event.h"
+#include "sipdrain/kafka.h"
+#include "support.h"
+
+const char *sdt_pg_dsn(void)
+{
+    const char *v = getenv("SIPDRAIN_PG_DSN");
+    cr_assert(v != NULL, "SIPDRAIN_PG_DSN unset: run through tests/scripts/with-stack.sh");
+    return v;
+}
+
+const char *sdt_brokers(void)
+{
+    const char *v = getenv("SIPDRAIN_KAFKA_BROKERS");
+    cr_assert(v != NULL, "SIPDRAIN_KAFKA_BROKERS unset: run through tests/scripts/with-stack.sh");
+    return v;
+}
+
+const char *sdt_source_dir(void)
+{
+    const char *v = getenv("SIPDRAIN_SOURCE_DIR");
+    cr_assert(v != NULL, "SIPDRAIN_SOURCE_DIR unset (set by CTest)");
+    return v;
+}
+
+static void random_suffix(char *buf, size_t size)
+{
+    char id[SD_EVENT_ID_LEN + 1];
+
+    sd_uuid_v4(id);
+    snprintf(buf, size, "%.8s%.4s", id, id + 9);
+}
+
+void sdt_db_create(char *dsn, size_t size)
+{
+    const char *admin = sdt_pg_dsn();
+    char name[32], sql[128], dir[1024];
+    const char *slash = strrchr(admin, '/');
+    struct sd_err err = {0};
+    struct sd_pg *pg;
+
+    random_suffix(name + 2, sizeof(name) - 2);
+    name[0] = 't';
+    name[1] = '_';
+    pg = sd_pg_new(admin, "sipdrain-test");
+    cr_assert_eq(sd_pg_connect_wait(pg, 30000, &err), 0, "%s", err.text);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    cr_assert_geq(sd_pg_exec(pg, sql, 0, NULL, &err), 0, "%s", err.text);
+    sd_pg_free(pg);
+    cr_assert(slash != NULL && strncmp(admin, "postgresql://", 13) == 0, "DSN %s", admin);
+    snprintf(dsn, size, "%.*s/%s", (int)(slash - admin), admin, name);
+    pg = sd_pg_new(dsn, "sipdrain-test");
+    snprintf(dir, sizeof(dir), "%s/schemas/sql", sdt_source_dir());
+    cr_assert_geq(sd_pg_migrate(pg, dir, &err), 1, "%s", err.text);
+    sd_pg_free(pg);
+}
+
+void sdt_topic_create(char *name, size_t size, const char *base, int partitions)
+{
+    char suffix[16];
+    struct sd_err err = {0};
+    const char *topics[1];
+
+    random_suffix(suffix, sizeof(suffix));
+    snprintf(name, size, "t.%s.%s", suffix, base);
+    topics[0] = name;
+    cr_assert_eq(sd_kafka_topics_create(sdt_brokers(), topics, 1, partitions, 30000, &err), 0,
+                 "%s", err.text);
+}
+
+struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *subs;
+    struct sdt_msgs out = {0, calloc(want + 1, sizeof(struct sdt_msg))};
+    char group[64], errstr[256];
+    int64_t deadline = sd_mono_ms() + timeout_ms;
+    rd_kafka_t *rk;
+
+    snprintf(group, sizeof(group), "sdt-reader-");
+    random_suffix(group + strlen(group), sizeof(group) - strlen(group));
+    rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    cr_assert_not_null(rk, "%s", errstr);
+    rd_kafka_poll_set_consumer(rk);
+    subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, topic, RD_KAFKA_PARTITION_UA);
+    cr_assert_eq(rd_kafka_subscribe(rk, subs), 0);
+    rd_kafka_topic_partition_list_destroy(subs);
+    while (out.n < want && sd_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m == NULL)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        /* Keep the message past rd_kafka_destroy: copy it into our own. */
+        struct sdt_msg *copy = &out.m[out.n++];
+        copy->len = m->len;
+        copy->value = malloc(m->len + 1);
+        memcpy(copy->value, m->payload, m->len);
+        copy->value[m->len] = '\0';
+        copy->key_len = m->key_len;
+        copy->key = malloc(m->key_len + 1);
+        if (m->key_len)
+            memcpy(copy->key, m->key, m->key_len);
+        copy->key[m->key_len] = '\0';
+        copy->partition = m->partition;
+        copy->offset = m->offset;
+        if (rd_kafka_message_detach_headers(m, &copy->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            copy->headers = NULL;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return out;
+}
+
+void sdt_msgs_free(struct sdt_msgs *msgs)
+{
+    for (size_t i = 0; i < msgs->n; i++) {
+        if (msgs->m[i].headers != NULL)
+            rd_kafka_headers_destroy(msgs->m[i].headers);
+        free(msgs->m[i].value);
+        free(msgs->m[i].key);
+    }
+    free(msgs->m);
+    msgs->m = NULL;
+    msgs->n = 0;
+}
+
+int sdt_header(const struct sdt_msg *msg, const char *name, char *buf, size_t size)
+{
+    const void *val;
+    size_t len;
+
+    if (msg->headers == NULL ||
+        rd_kafka_header_get_last(msg->headers, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, val, len);
+    buf[len] = '\0';
+    return 0;
+}
+
+struct dr_count {
+    int ok, failed;
+};
+
+static void count_dr(void *opaque, const struct sd_err *err, void *arg)
+{
+    struct dr_count *c = arg;
+
+    (void)opaque;
+    if (err)
+        c->failed++;
+    else
+        c->ok++;
+}
+
+void sdt_produce_raw(const char *topic, const void *const *values, const size_t *lens, size_t n)
+{
+    struct dr_count c = {0, 0};
+    struct sd_err err = {0};
+    struct sd_kafka_producer *p =
+        sd_kafka_producer_new(sdt_brokers(), "sdt-producer", count_dr, &c, &err);
+    char key[32];
+
+    cr_assert_not_null(p, "%s", err.text);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "k%zu", i);
+        cr_assert_eq(sd_kafka_produce(p, topic, key, strlen(key), values[i], lens[i], NULL, 0,
+                                      NULL, &err),
+                     0, "%s", err.text);
+    }
+    cr_assert_eq(sd_kafka_producer_flush(p, 30000), 0, "flush timed out");
+    sd_kafka_producer_poll(p);
+    cr_assert_eq(c.ok, (int)n, "delivered %d of %zu (failed %d)", c.ok, n, c.failed);
+    sd_kafka_producer_free(p);
+}
+
+void sdt_produce_pings(const char *topic, size_t n, size_t first_seq)
+{
+    const void **values = calloc(n, sizeof(*values));
+    size_t *lens = calloc(n, sizeof(*lens));
+    struct sd_err err = {0};
+
+    for (size_t i = 0; i < n; i++) {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_init(&ev, "test/producer", "test.ping",
+                                   json_pack("{s:I}", "seq", (json_int_t)(first_seq + i)), &err),
+                     0);
+        values[i] = sd_event_encode(&ev, &lens[i], &err);
+        cr_assert_not_null(values[i]);
+        sd_event_clear(&ev);
+    }
+    sdt_produce_raw(topic, values, lens, n);
+    for (size_t i = 0; i < n; i++)
+        free((void *)values[i]);
+    free(values);
+    free(lens);
+}
+
+pid_t sdt_worker_start(const char *const *args, const char *const *env, const char *out_path)
+{
+    char worker[1024];
+    const char *dir = getenv("SIPDRAIN_TEST_BIN_DIR");
+    const char *argv[16];
+    size_t n = 0;
+    pid_t pid;
+
+    cr_assert(dir != NULL, "SIPDRAIN_TEST_BIN_DIR unset (set by CTest)");
+    snprintf(worker, sizeof(worker), "%s/bus_worker", dir);
+    argv[n++] = worker;
+    for (; args[n - 1] != NULL && n < 15; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+            putenv((char *)env[i]);
+        if (out_path != NULL) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0)
+                dup2(fd, 1);
+        }
+        execv(worker, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int sdt_wait(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = sd_mono_ms() + timeout_ms;
+    int status = 0;
+
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        cr_assert(r == 0, "waitpid: %s", strerror(errno));
+        if (sd_mono_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            cr_assert_fail("worker %d did not finish in %d ms", (int)pid, timeout_ms);
+        }
+        usleep(20000);
+    }
+}
+
+long sdt_pg_scalar(const char *dsn, const char *sql)
+{
+    struct sd_err err = {0};
+    struct sd_pg *pg = sd_pg_new(dsn, "sipdrain-test");
+    PGresult *res;
+    long v;
+
+    cr_assert_eq(sd_pg_connect_wait(pg, 30000, &err), 0, "%s", err.text);
+    res = sd_pg_query(pg, sql, 0, NULL, NULL, NULL, &err);
+    cr_assert_not_null(res, "%s: %s", sql, err.text);
+    cr_assert_eq(PQntuples(res), 1);
+    v = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    sd_pg_free(pg);
+    return v;
+}
+
+int sdt_script(const char *cmd)
+{
+    char line[2048];
+    int status;
+
+    snprintf(line, sizeof(line), "cd '%s' && %s >&2", sdt_source_dir(), cmd);
+    status = system(line);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -1,0 +1,58 @@
+/* support.h - helpers for the integration tests: a private database and
+ * private topics per test, reading a topic back, running the bus worker.
+ * The servers themselves are the real ones started by tests/scripts. */
+#ifndef SIPDRAIN_TEST_SUPPORT_H
+#define SIPDRAIN_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "sipdrain/pg.h"
+
+/* SIPDRAIN_PG_DSN / SIPDRAIN_KAFKA_BROKERS (from tests/scripts/with-stack.sh). */
+const char *sdt_pg_dsn(void);
+const char *sdt_brokers(void);
+const char *sdt_source_dir(void);
+
+/* Creates a fresh database with every migration applied; its DSN in dsn. */
+void sdt_db_create(char *dsn, size_t size);
+/* A topic named "t.<random>.<base>" with `partitions` partitions. */
+void sdt_topic_create(char *name, size_t size, const char *base, int partitions);
+
+/* Reads topic from the beginning until `want` messages arrived or
+ * timeout_ms passed; returns the messages (caller frees with sdt_msgs_free). */
+struct sdt_msg {
+    char *key, *value; /* NUL-terminated copies */
+    size_t key_len, len;
+    int32_t partition;
+    int64_t offset;
+    rd_kafka_headers_t *headers; /* detached from the message, may be NULL */
+};
+struct sdt_msgs {
+    size_t n;
+    struct sdt_msg *m;
+};
+/* A header of msg copied into buf; -1 when absent. */
+int sdt_header(const struct sdt_msg *msg, const char *name, char *buf, size_t size);
+struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms);
+void sdt_msgs_free(struct sdt_msgs *msgs);
+
+/* Produces raw values (key = "k<i>") and waits for every delivery report. */
+void sdt_produce_raw(const char *topic, const void *const *values, const size_t *lens, size_t n);
+/* Produces n valid CloudEvents of type test.ping with data {"seq": i}. */
+void sdt_produce_pings(const char *topic, size_t n, size_t first_seq);
+
+/* Runs the bus worker with args; env entries "K=V" are added. Returns the pid. */
+pid_t sdt_worker_start(const char *const *args, const char *const *env, const char *out_path);
+/* Waits for pid; returns its wait status. */
+int sdt_wait(pid_t pid, int timeout_ms);
+
+/* One integer from a query on dsn (e.g. "SELECT count(*) FROM outbox"). */
+long sdt_pg_scalar(const char *dsn, const char *sql);
+
+/* Runs a shell command from the source tree (tests/scripts/...); returns exit code. */
+int sdt_script(const char *cmd);
+
+#endif
