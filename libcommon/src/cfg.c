@@ -105,8 +105,8 @@ static int set_value(const struct sd_cfg_item *it, void *dst, const char *value,
             *(bool *)field = true;
             return 0;
         }
-        if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
-            !strcasecmp(value, "off") || !strcmp(value, "0")) {
+        if (!strcasecmp(value, "false") || !strcasecmp(value, "no") || !strcasecmp(value, "off") ||
+            !strcmp(value, "0")) {
             *(bool *)field = false;
             return 0;
         }
@@ -246,8 +246,7 @@ int sd_cfg_load(const struct sd_cfg_item *items, size_t n, void *dst, const char
     return 0;
 }
 
-void sd_cfg_load_or_exit(const char *service, const struct sd_cfg_item *items, size_t n,
-                         void *dst)
+void sd_cfg_load_or_exit(const char *service, const struct sd_cfg_item *items, size_t n, void *dst)
 {
     struct sd_err err = {0};
     const char *file = getenv("SIPDRAIN_CONFIG");

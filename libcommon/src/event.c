@@ -56,9 +56,8 @@ void sd_time_format_ms(int64_t ms, char out[SD_EVENT_TIME_LEN + 1])
     char tmp[96];
 
     gmtime_r(&secs, &tm);
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-             tm.tm_sec, (int)(ms % 1000));
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
     memcpy(out, tmp, SD_EVENT_TIME_LEN);
     out[SD_EVENT_TIME_LEN] = '\0';
 }

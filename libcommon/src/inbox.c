@@ -9,8 +9,8 @@
 #include "sipdrain/log.h"
 #include "sipdrain/outbox.h"
 
-#define INBOX_BATCH 500
-#define INBOX_TICK_MS 100
+#define INBOX_BATCH        500
+#define INBOX_TICK_MS      100
 #define INBOX_RETRY_MIN_MS 100
 #define INBOX_RETRY_MAX_MS 2000
 
@@ -28,8 +28,7 @@ struct sd_inbox_consumer {
     int timer;
 };
 
-int sd_inbox_claim(struct sd_pg *pg, const char *consumer, const char *event_id,
-                   struct sd_err *err)
+int sd_inbox_claim(struct sd_pg *pg, const char *consumer, const char *event_id, struct sd_err *err)
 {
     const char *values[2] = {consumer, event_id};
     int n = sd_pg_exec(pg,
@@ -61,8 +60,8 @@ struct sd_inbox_consumer *sd_inbox_consumer_new(struct sd_pg *pg, struct sd_kafk
 /* Writes the raw message and the reason to the dead-letter topic through the
  * outbox, so it is as durable as any effect. With an event id, the inbox row
  * is claimed in the same transaction: the same bad event is recorded once. */
-static int deadletter(struct sd_inbox_consumer *ic, const rd_kafka_message_t *m,
-                      const char *reason, const char *event_id, struct sd_err *err)
+static int deadletter(struct sd_inbox_consumer *ic, const rd_kafka_message_t *m, const char *reason,
+                      const char *event_id, struct sd_err *err)
 {
     char partition[16], offset[32];
     const char *topic = rd_kafka_topic_name(m->rkt);
@@ -81,15 +80,15 @@ static int deadletter(struct sd_inbox_consumer *ic, const rd_kafka_message_t *m,
         return -1;
     if (event_id != NULL && (claimed = sd_inbox_claim(ic->pg, ic->name, event_id, err)) < 0)
         goto fail;
-    if (claimed &&
-        sd_outbox_add_raw(ic->pg, ic->deadletter, m->key, m->key_len, m->payload ? m->payload : "",
-                          m->len, hdrs, 5, err) < 0)
+    if (claimed && sd_outbox_add_raw(ic->pg, ic->deadletter, m->key, m->key_len,
+                                     m->payload ? m->payload : "", m->len, hdrs, 5, err) < 0)
         goto fail;
     if (sd_pg_commit(ic->pg, err) < 0)
         goto fail;
     if (claimed) {
         ic->stats.deadlettered++;
-        sd_log_warn("message dead-lettered", "consumer=%s topic=%s partition=%d offset=%lld "
+        sd_log_warn("message dead-lettered",
+                    "consumer=%s topic=%s partition=%d offset=%lld "
                     "reason=\"%s\"",
                     ic->name, topic, (int)m->partition, (long long)m->offset, reason);
     } else {

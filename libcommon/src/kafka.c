@@ -34,8 +34,7 @@ struct sd_kafka_consumer {
 
 /* --- shared ------------------------------------------------------------ */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                    struct sd_err *err)
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, struct sd_err *err)
 {
     char errstr[512];
 
@@ -98,8 +97,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (p->cb == NULL)
         return;
     if (m->err) {
-        sd_err_set(&err, SD_ERR_TRANSIENT, "delivery to %s failed: %s",
-                   rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        sd_err_set(&err, SD_ERR_TRANSIENT, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                   rd_kafka_err2str(m->err));
         p->cb(m->_private, &err, p->cb_arg);
     } else {
         p->cb(m->_private, NULL, p->cb_arg);
@@ -124,8 +123,7 @@ struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char 
     if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
         conf_set(conf, "client.id", client_id, err) < 0 ||
         conf_set(conf, "enable.idempotence", "true", err) < 0 ||
-        conf_set(conf, "acks", "all", err) < 0 ||
-        conf_set(conf, "linger.ms", "2", err) < 0 ||
+        conf_set(conf, "acks", "all", err) < 0 || conf_set(conf, "linger.ms", "2", err) < 0 ||
         /* A dead-letter record keeps the raw message, up to the broker's 4 MiB. */
         conf_set(conf, "message.max.bytes", "4194304", err) < 0 ||
         /* Keep trying through a broker restart; the outbox retries after that. */
@@ -172,14 +170,13 @@ int sd_kafka_produce(struct sd_kafka_producer *p, const char *topic, const void 
     }
     e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
                           RD_KAFKA_V_VALUE((void *)value, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_OPAQUE(msg_opaque),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(msg_opaque),
                           hdrs ? RD_KAFKA_V_HEADERS(hdrs) : RD_KAFKA_V_END, RD_KAFKA_V_END);
     if (e) {
         if (hdrs != NULL)
             rd_kafka_headers_destroy(hdrs); /* still ours on failure */
-        return sd_err_set(err, e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? SD_ERR_TRANSIENT
-                                                                  : SD_ERR_INVALID,
+        return sd_err_set(err,
+                          e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? SD_ERR_TRANSIENT : SD_ERR_INVALID,
                           "produce to %s: %s", topic, rd_kafka_err2str(e));
     }
     return 0;
@@ -245,9 +242,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 }
 
 struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
-                                                const char *client_id,
-                                                const char *const *topics, size_t n_topics,
-                                                struct sd_err *err)
+                                                const char *client_id, const char *const *topics,
+                                                size_t n_topics, struct sd_err *err)
 {
     struct sd_kafka_consumer *c = calloc(1, sizeof(*c));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -384,8 +380,8 @@ int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf
 
 /* --- admin ------------------------------------------------------------- */
 
-int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n,
-                           int partitions, int timeout_ms, struct sd_err *err)
+int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
+                           int timeout_ms, struct sd_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof(*nt));

@@ -14,7 +14,7 @@
 #include "sipdrain/event.h"
 #include "sipdrain/loop.h"
 
-#define LOOP_MAX_FDS 32
+#define LOOP_MAX_FDS    32
 #define LOOP_MAX_TIMERS 64
 
 struct loop_fd {

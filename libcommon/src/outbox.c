@@ -17,12 +17,12 @@
 #include "sipdrain/log.h"
 #include "sipdrain/outbox.h"
 
-#define RELAY_BATCH 500
+#define RELAY_BATCH        500
 #define RELAY_MAX_INFLIGHT 20000
-#define RELAY_TICK_MS 100
-#define RELAY_RESCAN_MS 1000
-#define RELAY_CLEANUP_MS 60000
-#define RELAY_MAX_HEADERS 16
+#define RELAY_TICK_MS      100
+#define RELAY_RESCAN_MS    1000
+#define RELAY_CLEANUP_MS   60000
+#define RELAY_MAX_HEADERS  16
 
 struct sd_outbox_relay {
     struct sd_pg *pg;
@@ -90,8 +90,8 @@ out:
     return rc;
 }
 
-int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key,
-                  const struct sd_event *ev, struct sd_err *err)
+int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key, const struct sd_event *ev,
+                  struct sd_err *err)
 {
     size_t len = 0;
     char *text = sd_event_encode(ev, &len, err);
@@ -217,13 +217,14 @@ static int mark_sent(struct sd_outbox_relay *r, struct sd_err *err)
         return sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
     arr[pos++] = '{';
     for (size_t i = 0; i < r->nacked; i++)
-        pos += (size_t)snprintf(arr + pos, cap - pos, "%s%lld", i ? "," : "",
-                                (long long)r->acked[i]);
+        pos +=
+            (size_t)snprintf(arr + pos, cap - pos, "%s%lld", i ? "," : "", (long long)r->acked[i]);
     arr[pos++] = '}';
     arr[pos] = '\0';
     values[0] = arr;
-    n = sd_pg_exec(r->pg, "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-                   1, values, err);
+    n = sd_pg_exec(r->pg,
+                   "UPDATE outbox SET sent_at = clock_timestamp() WHERE id = ANY($1::bigint[])", 1,
+                   values, err);
     free(arr);
     if (n < 0)
         return -1;
@@ -377,9 +378,8 @@ int sd_outbox_relay_run(struct sd_outbox_relay *r, struct sd_err *err)
     if (now - r->last_cleanup_ms >= RELAY_CLEANUP_MS) {
         r->last_cleanup_ms = now;
         /* Sent rows are kept an hour for whoever investigates an incident. */
-        if (sd_pg_exec(r->pg,
-                       "DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'", 0, NULL,
-                       err) < 0)
+        if (sd_pg_exec(r->pg, "DELETE FROM outbox WHERE sent_at < now() - interval '1 hour'", 0,
+                       NULL, err) < 0)
             return -1;
     }
     return more;

@@ -71,8 +71,8 @@ static void pg_mark_down(struct sd_pg *pg, const char *why)
         pg->conn = NULL;
     }
     pg->next_attempt_ms = sd_mono_ms() + pg->backoff_ms;
-    pg->backoff_ms = pg->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
-                                                             : pg->backoff_ms * 2;
+    pg->backoff_ms =
+        pg->backoff_ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : pg->backoff_ms * 2;
 }
 
 static void strip_newlines(char *s)
@@ -98,8 +98,7 @@ int sd_pg_ensure(struct sd_pg *pg, struct sd_err *err)
     /* expand_dbname=1: "dbname" may hold a whole DSN or URI. */
     pg->conn = PQconnectdbParams(keys, vals, 1);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK) {
-        snprintf(why, sizeof(why), "%s",
-                 pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
+        snprintf(why, sizeof(why), "%s", pg->conn ? PQerrorMessage(pg->conn) : "out of memory");
         strip_newlines(why);
         pg_mark_down(pg, why);
         return sd_err_set(err, SD_ERR_TRANSIENT, "cannot connect to postgresql: %s", why);
@@ -153,8 +152,7 @@ PGresult *sd_pg_query(struct sd_pg *pg, const char *sql, int n, const char *cons
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(msg, sizeof(msg), "%s",
-             res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
+    snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
     strip_newlines(msg);
     if (PQstatus(pg->conn) != CONNECTION_OK || sqlstate_transient(state)) {
         sd_err_set(err, SD_ERR_TRANSIENT, "postgresql: %s", msg);

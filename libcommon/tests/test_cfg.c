@@ -21,14 +21,14 @@ struct tcfg {
 static const struct sd_cfg_item items[] = {
     {"SIPDRAIN_SITE", SD_CFG_STRING, offsetof(struct tcfg, site), 0, 0, NULL, NULL, true,
      "site id"},
-    {"SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE", SD_CFG_INT, offsetof(struct tcfg, reject_code), 300,
-     699, NULL, "503", false, "reject code"},
-    {"SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT", SD_CFG_INT, offsetof(struct tcfg, timeout), 0,
-     3600, NULL, "32", false, "seconds"},
-    {"SIPDRAIN_TEST_WORKSPACE", SD_CFG_BOOL, offsetof(struct tcfg, workspace), 0, 0, NULL,
-     "false", false, "flag"},
-    {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, offsetof(struct tcfg, level), 0, 0,
-     "debug|info|warn|error", "info", false, "level"},
+    {"SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE", SD_CFG_INT, offsetof(struct tcfg, reject_code), 300, 699,
+     NULL, "503", false, "reject code"},
+    {"SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT", SD_CFG_INT, offsetof(struct tcfg, timeout), 0, 3600,
+     NULL, "32", false, "seconds"},
+    {"SIPDRAIN_TEST_WORKSPACE", SD_CFG_BOOL, offsetof(struct tcfg, workspace), 0, 0, NULL, "false",
+     false, "flag"},
+    {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, offsetof(struct tcfg, level), 0, 0, "debug|info|warn|error",
+     "info", false, "level"},
 };
 #define N (sizeof(items) / sizeof(items[0]))
 

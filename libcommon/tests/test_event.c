@@ -88,7 +88,8 @@ ParameterizedTestParameters(event, malformed_events_give_their_reason)
         {"{\"specversion\":1.0,\"id\":\"" VALID_ID "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
          "\"2026-11-26T04:00:00.000Z\",\"data\":{}}",
          "specversion must be a string"},
-        {"{\"specversion\":\"0.3\",\"id\":\"" VALID_ID "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
+        {"{\"specversion\":\"0.3\",\"id\":\"" VALID_ID
+         "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
          "\"2026-11-26T04:00:00.000Z\",\"data\":{}}",
          "unsupported specversion \"0.3\""},
         {"{\"specversion\":\"1.0\",\"id\":\"42\",\"source\":\"s\",\"type\":\"t\",\"time\":"
@@ -100,16 +101,20 @@ ParameterizedTestParameters(event, malformed_events_give_their_reason)
         {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID "\",\"source\":\"\",\"type\":\"t\",\"time\":"
          "\"2026-11-26T04:00:00.000Z\",\"data\":{}}",
          "source is empty"},
-        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
+        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID
+         "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
          "\"yesterday\",\"data\":{}}",
          "time \"yesterday\" is not an RFC 3339 date-time"},
-        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
+        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID
+         "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
          "\"2026-11-26T04:00:00.000Z\",\"data\":\"x\"}",
          "data must be a JSON object"},
-        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
+        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID
+         "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
          "\"2026-11-26T04:00:00.000Z\"}",
          "missing data"},
-        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
+        {"{\"specversion\":\"1.0\",\"id\":\"" VALID_ID
+         "\",\"source\":\"s\",\"type\":\"t\",\"time\":"
          "\"2026-11-26T04:00:00.000Z\",\"datacontenttype\":\"text/xml\",\"data\":{}}",
          "datacontenttype \"text/xml\" is not application/json"},
         {"{\"specversion\":\"1.0\",\"specversion\":\"1.0\"}", "duplicate object key"},

@@ -20,8 +20,8 @@ struct migrate_cfg {
 };
 
 static const struct sd_cfg_item items[] = {
-    {"SIPDRAIN_PG_DSN", SD_CFG_STRING, offsetof(struct migrate_cfg, pg_dsn), 0, 0, NULL, NULL,
-     true, "PostgreSQL connection string"},
+    {"SIPDRAIN_PG_DSN", SD_CFG_STRING, offsetof(struct migrate_cfg, pg_dsn), 0, 0, NULL, NULL, true,
+     "PostgreSQL connection string"},
     {"SIPDRAIN_MIGRATIONS_DIR", SD_CFG_STRING, offsetof(struct migrate_cfg, dir), 0, 0, NULL,
      SIPDRAIN_DEFAULT_MIGRATIONS_DIR, false, "folder of NNNN_*.sql migrations"},
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, offsetof(struct migrate_cfg, log_level), 0, 0,

@@ -46,9 +46,8 @@ static long env_long(const char *name, long def)
 static long unsent(struct sd_pg *pg)
 {
     struct sd_err err;
-    PGresult *res =
-        sd_pg_query(pg, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0, NULL, NULL, NULL,
-                    &err);
+    PGresult *res = sd_pg_query(pg, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0, NULL,
+                                NULL, NULL, &err);
     long n;
 
     if (res == NULL)
@@ -91,8 +90,8 @@ static int do_produce(const char *dsn, const char *brokers, const char *topic, l
         struct sd_event ev;
         if (sd_mono_ms() > deadline)
             goto out;
-        if (sd_event_init(&ev, "test/bus-worker", "test.ping", json_pack("{s:I}", "seq", (json_int_t)i),
-                          &err) < 0)
+        if (sd_event_init(&ev, "test/bus-worker", "test.ping",
+                          json_pack("{s:I}", "seq", (json_int_t)i), &err) < 0)
             goto out;
         snprintf(key, sizeof(key), "agent-%ld", i % 97);
         if (sd_pg_begin(pg, &err) < 0 || sd_outbox_add(pg, topic, key, &ev, &err) < 0 ||
@@ -158,8 +157,8 @@ static int apply_ping(struct sd_pg *pg, const struct sd_event *ev, const rd_kafk
     if (!json_is_integer(seq))
         return sd_err_set(err, SD_ERR_INVALID, "data.seq must be an integer");
     snprintf(seqtext, sizeof(seqtext), "%lld", (long long)json_integer_value(seq));
-    if (sd_pg_exec(pg, "INSERT INTO test_effects (event_id, seq) VALUES ($1, $2)", 2, values,
-                   err) < 0)
+    if (sd_pg_exec(pg, "INSERT INTO test_effects (event_id, seq) VALUES ($1, $2)", 2, values, err) <
+        0)
         return -1;
     return 0;
 }
@@ -204,8 +203,8 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
 {
     struct sd_pg *pg = sd_pg_new(dsn, "bus-worker"), *rpg = sd_pg_new(dsn, "bus-worker-relay"),
                  *cpg = sd_pg_new(dsn, "bus-worker-check");
-    struct consume_ctx ctx = {cpg, NULL, n, env_long("SIPDRAIN_TEST_EXPECT_DLQ", 0),
-                              sd_mono_ms() + WORKER_TIMEOUT_MS, 3};
+    struct consume_ctx ctx = {
+        cpg, NULL, n, env_long("SIPDRAIN_TEST_EXPECT_DLQ", 0), sd_mono_ms() + WORKER_TIMEOUT_MS, 3};
     const char *topics[1] = {topic};
     struct sd_loop *loop = sd_loop_new();
     struct sd_kafka_consumer *kc = NULL;
@@ -214,10 +213,11 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
     const struct sd_inbox_stats *st;
 
     if (sd_pg_connect_wait(pg, 30000, &err) < 0 ||
-        sd_pg_exec(pg,
-                   "CREATE TABLE IF NOT EXISTS test_effects (event_id text NOT NULL,"
-                   " seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-                   0, NULL, &err) < 0)
+        sd_pg_exec(
+            pg,
+            "CREATE TABLE IF NOT EXISTS test_effects (event_id text NOT NULL,"
+            " seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            0, NULL, &err) < 0)
         goto fail;
     kc = sd_kafka_consumer_new(brokers, group, "bus-worker", topics, 1, &err);
     if (kc == NULL)
@@ -233,8 +233,8 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
     }
     sd_loop_run(loop);
     st = sd_inbox_consumer_stats(ctx.ic);
-    printf("applied=%lu duplicates=%lu deadlettered=%lu retries=%lu\n", st->applied,
-           st->duplicates, st->deadlettered, st->retries);
+    printf("applied=%lu duplicates=%lu deadlettered=%lu retries=%lu\n", st->applied, st->duplicates,
+           st->deadlettered, st->retries);
     fflush(stdout);
     goto out;
 fail:

@@ -167,9 +167,8 @@ Test(inbox, malformed_events_are_deadlettered_with_reason_and_the_consumer_carri
     pid_t pid;
     /* What each bad message must be dead-lettered for. */
     static const char *const want[6] = {
-        "invalid JSON",          "data must be a JSON object", "missing specversion",
-        "invalid JSON",          "larger than the 262144-byte limit",
-        "handler refused: poison",
+        "invalid JSON", "data must be a JSON object",        "missing specversion",
+        "invalid JSON", "larger than the 262144-byte limit", "handler refused: poison",
     };
     int found[6] = {0};
 
@@ -195,9 +194,9 @@ Test(inbox, malformed_events_are_deadlettered_with_reason_and_the_consumer_carri
     values[3] = "{\"id\":\"3f1c6a9e-2b7d-4c1e-9a55-0d6f1e2a7b91\",\"source\":\"s\","
                 "\"type\":\"test.ping\",\"time\":\"2026-11-26T06:40:00.000Z\",\"data\":{}}";
     values[4] = "{\"specversion\":\"1.0\",\"id\":\"\xc3\x28\"}"; /* invalid UTF-8 */
-    values[5] = big;                                              /* 1 MiB */
-    values[6] = valid[2];                                         /* handler refuses it */
-    values[7] = valid[1];                                         /* valid, after the bad ones */
+    values[5] = big;                                             /* 1 MiB */
+    values[6] = valid[2];                                        /* handler refuses it */
+    values[7] = valid[1];                                        /* valid, after the bad ones */
     lens[2] = strlen(values[2]);
     lens[3] = strlen(values[3]);
     lens[4] = strlen(values[4]);
@@ -217,8 +216,8 @@ Test(inbox, malformed_events_are_deadlettered_with_reason_and_the_consumer_carri
     cr_expect_eq(summary_value("/tmp/sd-dlq-worker.out", "deadlettered"), 6);
     cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), 2,
                  "both valid events applied, once each");
-    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(DISTINCT seq) FROM test_effects WHERE seq IN (0, 1)"),
-                 2);
+    cr_expect_eq(
+        sdt_pg_scalar(dsn, "SELECT count(DISTINCT seq) FROM test_effects WHERE seq IN (0, 1)"), 2);
 
     dead = sdt_consume(dlq, 6, 60000);
     cr_assert_eq(dead.n, 6, "dead-letter records: %zu", dead.n);

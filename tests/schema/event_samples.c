@@ -33,25 +33,24 @@ int main(void)
     sd_uuid_v4(drain);
     sd_uuid_v4(req);
     emit("drainctl/ops", "drain.start",
-         json_pack("{s:s, s:i, s:i, s:s}", "site", "site2", "reject_code", 503, "sip_timeout_s",
-                   32, "requested_by", "ops"));
+         json_pack("{s:s, s:i, s:i, s:s}", "site", "site2", "reject_code", 503, "sip_timeout_s", 32,
+                   "requested_by", "ops"));
     emit("drainctl/ops", "drain.start", json_pack("{s:s}", "edge", "edge-2a"));
     emit("drain-orchestrator/orch-1", "edge.drain",
          json_pack("{s:s, s:s, s:s, s:s, s:i}", "edge", "edge-2a", "site", "site2", "drain_id",
                    drain, "scope", "site", "reject_code", 503));
     emit("agent-state/agent-state-0", "agent.login",
-         json_pack("{s:s, s:s, s:s, s:s, s:n, s:b, s:b}", "agent_id", "a2017", "dn", "2017",
-                   "site", "site2", "work_mode", "acw", "acw_timeout_s", "workspace", 1,
-                   "nailed_up", 0));
+         json_pack("{s:s, s:s, s:s, s:s, s:n, s:b, s:b}", "agent_id", "a2017", "dn", "2017", "site",
+                   "site2", "work_mode", "acw", "acw_timeout_s", "workspace", 1, "nailed_up", 0));
     emit("drain-orchestrator/orch-1", "agent.logout",
          json_pack("{s:s, s:s, s:s}", "agent_id", "a2017", "reason", "graceful_shutdown_logout",
                    "drain_id", drain));
     emit("agent-state/agent-state-0", "EventAgentLogout",
-         json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "agent_id", "a2017", "dn", "2017",
-                   "site", "site2", "state", "logged_out", "work_mode", "acw", "extensions",
-                   "ReasonCode", "graceful_shutdown_logout"));
+         json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}}", "agent_id", "a2017", "dn", "2017", "site",
+                   "site2", "state", "logged_out", "work_mode", "acw", "extensions", "ReasonCode",
+                   "graceful_shutdown_logout"));
     emit("agent-state/agent-state-0", "EventError",
-         json_pack("{s:s, s:s, s:s, s:s, s:{}}", "agent_id", "a2017", "request_id", req,
-                   "command", "agent.make_call", "reason", "graceful_shutdown", "extensions"));
+         json_pack("{s:s, s:s, s:s, s:s, s:{}}", "agent_id", "a2017", "request_id", req, "command",
+                   "agent.make_call", "reason", "graceful_shutdown", "extensions"));
     return 0;
 }

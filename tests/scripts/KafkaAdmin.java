@@ -10,7 +10,8 @@
 //    topics that already exist are fine;
 // 3. waits until every topic is visible with 6 partitions, each with a leader.
 // One summary line goes to stderr. Exit 0 on success, 1 on timeout/failure
-// (with the reason), 2 on bad usage. Used by tests/scripts/kafka-up.sh.
+// (with the reason), 2 on bad usage. Client logging: as -Dlog4j.configuration
+// says, else errors only, to stderr. Used by tests/scripts/kafka-up.sh.
 
 import java.util.ArrayList;
 import java.util.Collection;
@@ -52,7 +53,8 @@ public class KafkaAdmin {
 
     static String reason(Throwable t) {
         Throwable c = (t instanceof ExecutionException && t.getCause() != null) ? t.getCause() : t;
-        return c.getClass().getSimpleName() + ": " + c.getMessage();
+        String m = c.getMessage();
+        return c.getClass().getSimpleName() + ": " + (m == null ? "no response" : m);
     }
 
     static void fail(String msg) {
@@ -84,6 +86,14 @@ public class KafkaAdmin {
             return;
         }
         Set<String> topics = new LinkedHashSet<>(List.of(args).subList(2, args.length));
+        if (System.getProperty("log4j.configuration") == null) {
+            // No log4j config given: client errors only, to stderr (instead of
+            // log4j's "no appenders" warnings).
+            org.apache.log4j.Logger root = org.apache.log4j.Logger.getRootLogger();
+            root.setLevel(org.apache.log4j.Level.ERROR);
+            root.addAppender(new org.apache.log4j.ConsoleAppender(
+                new org.apache.log4j.PatternLayout("[%d] %p %m (%c)%n"), "System.err"));
+        }
         long t0 = System.nanoTime();
         deadlineNanos = t0 + TimeUnit.SECONDS.toNanos(timeoutS);
 

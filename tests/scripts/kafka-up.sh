@@ -220,6 +220,6 @@ if ! ensure_topics "127.0.0.1:$bport" "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$run/pid"
-  die "Kafka did not come up within $START_TIMEOUT_S s"
+  die "Kafka failed to start (see above; full log in $log)"
 fi
 emit_env "$bport"

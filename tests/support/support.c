@@ -76,8 +76,8 @@ void sdt_topic_create(char *name, size_t size, const char *base, int partitions)
     random_suffix(suffix, sizeof(suffix));
     snprintf(name, size, "t.%s.%s", suffix, base);
     topics[0] = name;
-    cr_assert_eq(sd_kafka_topics_create(sdt_brokers(), topics, 1, partitions, 30000, &err), 0,
-                 "%s", err.text);
+    cr_assert_eq(sd_kafka_topics_create(sdt_brokers(), topics, 1, partitions, 30000, &err), 0, "%s",
+                 err.text);
 }
 
 struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms)
@@ -186,9 +186,9 @@ void sdt_produce_raw(const char *topic, const void *const *values, const size_t 
     cr_assert_not_null(p, "%s", err.text);
     for (size_t i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "k%zu", i);
-        cr_assert_eq(sd_kafka_produce(p, topic, key, strlen(key), values[i], lens[i], NULL, 0,
-                                      NULL, &err),
-                     0, "%s", err.text);
+        cr_assert_eq(
+            sd_kafka_produce(p, topic, key, strlen(key), values[i], lens[i], NULL, 0, NULL, &err),
+            0, "%s", err.text);
     }
     cr_assert_eq(sd_kafka_producer_flush(p, 30000), 0, "flush timed out");
     sd_kafka_producer_poll(p);

@@ -33,8 +33,8 @@ enum sd_cfg_type {
 struct sd_cfg_item {
     const char *name; /* environment variable, e.g. "SIPDRAIN_RETRY_AFTER" */
     enum sd_cfg_type type;
-    size_t offset; /* offsetof(struct your_cfg, field) */
-    long min, max; /* SD_CFG_INT only */
+    size_t offset;       /* offsetof(struct your_cfg, field) */
+    long min, max;       /* SD_CFG_INT only */
     const char *choices; /* SD_CFG_ENUM only, e.g. "debug|info|warn|error" */
     const char *def;     /* default as text; NULL = no default */
     bool required;       /* must be set (file or environment) when there is no default */
@@ -49,8 +49,7 @@ int sd_cfg_load(const struct sd_cfg_item *items, size_t n, void *dst, const char
 
 /* As sd_cfg_load with file = $SIPDRAIN_CONFIG; prints the error to stderr and
  * exits 2 on failure. For a service's start-up. */
-void sd_cfg_load_or_exit(const char *service, const struct sd_cfg_item *items, size_t n,
-                         void *dst);
+void sd_cfg_load_or_exit(const char *service, const struct sd_cfg_item *items, size_t n, void *dst);
 
 void sd_cfg_free(const struct sd_cfg_item *items, size_t n, void *dst);
 

@@ -23,7 +23,7 @@ struct sd_err {
     char text[SD_ERR_TEXT_MAX];
 };
 
-#define SD_MUST_CHECK __attribute__((warn_unused_result))
+#define SD_MUST_CHECK   __attribute__((warn_unused_result))
 #define SD_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 /* Set code and text; returns -1 so callers can `return sd_err_set(...)`. */

@@ -18,10 +18,10 @@
 
 #include "sipdrain/err.h"
 
-#define SD_EVENT_ID_LEN 36
+#define SD_EVENT_ID_LEN     36
 #define SD_EVENT_SOURCE_MAX 128
-#define SD_EVENT_TYPE_MAX 64
-#define SD_EVENT_TIME_LEN 24 /* 2026-11-26T06:40:00.123Z */
+#define SD_EVENT_TYPE_MAX   64
+#define SD_EVENT_TIME_LEN   24 /* 2026-11-26T06:40:00.123Z */
 /* Larger messages are refused (dead-lettered): no event of ours comes close. */
 #define SD_EVENT_MAX_BYTES (256 * 1024)
 
@@ -36,8 +36,8 @@ struct sd_event {
 
 /* Fills ev with a fresh UUID id, the current time, source and type. Takes
  * ownership of data (a JSON object; NULL means {}). */
-int sd_event_init(struct sd_event *ev, const char *source, const char *type,
-                  json_t *data, struct sd_err *err) SD_MUST_CHECK;
+int sd_event_init(struct sd_event *ev, const char *source, const char *type, json_t *data,
+                  struct sd_err *err) SD_MUST_CHECK;
 
 /* Encodes ev as compact JSON; returns a malloc'ed, NUL-terminated string
  * (free() it) and its length in *len, or NULL with err set. */

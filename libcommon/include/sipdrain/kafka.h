@@ -57,9 +57,8 @@ void sd_kafka_producer_free(struct sd_kafka_producer *p);
 /* Subscribes group_id to topics. Starts at the earliest offset when the
  * group has none. */
 struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
-                                                const char *client_id,
-                                                const char *const *topics, size_t n_topics,
-                                                struct sd_err *err) SD_MUST_CHECK;
+                                                const char *client_id, const char *const *topics,
+                                                size_t n_topics, struct sd_err *err) SD_MUST_CHECK;
 int sd_kafka_consumer_fd(const struct sd_kafka_consumer *c);
 /* The next message, without blocking, or NULL when none is ready. Errors and
  * rebalances are logged and handled inside. rd_kafka_message_destroy() it. */
@@ -75,8 +74,8 @@ void sd_kafka_consumer_free(struct sd_kafka_consumer *c);
 
 /* Creates topics that do not exist yet (admin API; waits up to timeout_ms).
  * For tests and tools; kafka-up.sh creates the real topics. */
-int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n,
-                           int partitions, int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
+int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
+                           int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
 
 /* A header value of m, copied into buf (NUL-terminated); -1 when absent. */
 int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf, size_t size);

@@ -30,8 +30,8 @@ size_t sd_log_format(char *buf, size_t size, enum sd_log_level level, const char
                      const char *kv);
 
 #define sd_log_debug(msg, ...) sd_log(SD_LOG_DEBUG, msg, __VA_ARGS__)
-#define sd_log_info(msg, ...) sd_log(SD_LOG_INFO, msg, __VA_ARGS__)
-#define sd_log_warn(msg, ...) sd_log(SD_LOG_WARN, msg, __VA_ARGS__)
+#define sd_log_info(msg, ...)  sd_log(SD_LOG_INFO, msg, __VA_ARGS__)
+#define sd_log_warn(msg, ...)  sd_log(SD_LOG_WARN, msg, __VA_ARGS__)
 #define sd_log_error(msg, ...) sd_log(SD_LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

@@ -23,8 +23,8 @@
 struct sd_outbox_relay;
 
 /* Adds ev for topic/key to the caller's open transaction. */
-int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key,
-                  const struct sd_event *ev, struct sd_err *err) SD_MUST_CHECK;
+int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key, const struct sd_event *ev,
+                  struct sd_err *err) SD_MUST_CHECK;
 /* Adds raw bytes with Kafka headers (dead-letter records). */
 int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size_t key_len,
                       const void *value, size_t len, const struct sd_kafka_header *headers,
