@@ -168,10 +168,17 @@ int sd_kafka_produce(struct sd_kafka_producer *p, const char *topic, const void 
         for (size_t i = 0; i < n_headers; i++)
             rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, -1);
     }
-    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE((void *)value, len),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(msg_opaque),
-                          hdrs ? RD_KAFKA_V_HEADERS(hdrs) : RD_KAFKA_V_END, RD_KAFKA_V_END);
+    /* RD_KAFKA_V_HEADERS is a (type, value) pair: no conditional inside the list. */
+    if (hdrs != NULL)
+        e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    else
+        e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                              RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_OPAQUE(msg_opaque), RD_KAFKA_V_END);
     if (e) {
         if (hdrs != NULL)
             rd_kafka_headers_destroy(hdrs); /* still ours on failure */

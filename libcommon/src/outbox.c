@@ -295,7 +295,21 @@ static size_t parse_headers(const char *text, json_t **root, struct sd_kafka_hea
     return n;
 }
 
-/* Produces unsent rows that are not in flight; 1 if more are waiting. */
+/* Marks a row Kafka refused for good (sent_at + error), keeping it for an operator. */
+static int set_aside(struct sd_outbox_relay *r, int64_t id, const char *why, struct sd_err *err)
+{
+    char idtext[32];
+    const char *values[2] = {idtext, why};
+
+    snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+    return sd_pg_exec(r->pg,
+                      "UPDATE outbox SET sent_at = clock_timestamp(), error = $2 WHERE id = $1", 2,
+                      values, err) < 0
+               ? -1
+               : 0;
+}
+
+/* Produces unsent rows that are not in flight; 1 if more are waiting, -1 on error. */
 static int publish(struct sd_outbox_relay *r, struct sd_err *err)
 {
     char limit[32];
@@ -305,7 +319,9 @@ static int publish(struct sd_outbox_relay *r, struct sd_err *err)
 
     if (r->inflight >= RELAY_MAX_INFLIGHT)
         return 1;
-    snprintf(limit, sizeof(limit), "%zu", r->inflight + RELAY_BATCH);
+    size_t limit_n = r->inflight + RELAY_BATCH;
+
+    snprintf(limit, sizeof(limit), "%zu", limit_n);
     res = sd_pg_query(r->pg,
                       "SELECT id, topic, key, payload, headers::text FROM outbox"
                       " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
@@ -335,17 +351,24 @@ static int publish(struct sd_outbox_relay *r, struct sd_err *err)
                               len, hdrs, nh, (void *)(intptr_t)id, &perr);
         PQfreemem(payload);
         json_decref(hroot);
-        if (rc < 0) {
-            if (perr.code != SD_ERR_TRANSIENT)
-                sd_log_error("outbox row cannot be produced", "outbox_id=%lld reason=\"%s\"",
-                             (long long)id, perr.text);
+        if (rc < 0 && perr.code == SD_ERR_TRANSIENT) {
             more = 1; /* queue full: serve delivery reports, then go on */
             break;
+        }
+        if (rc < 0) {
+            /* Kafka will never take it: set it aside so it does not block the rest. */
+            sd_log_error("outbox row refused by kafka, set aside", "outbox_id=%lld reason=\"%s\"",
+                         (long long)id, perr.text);
+            if (set_aside(r, id, perr.text, err) < 0) {
+                more = -1;
+                break;
+            }
+            continue;
         }
         inflight_add(r, id);
         produced++;
     }
-    if (produced >= RELAY_BATCH || (rows > 0 && (size_t)rows == r->inflight + RELAY_BATCH))
+    if (more == 0 && (produced >= RELAY_BATCH || (size_t)rows == limit_n))
         more = 1;
     PQclear(res);
     return more;

@@ -96,7 +96,10 @@ CREATE TABLE outbox (
     payload     bytea NOT NULL,
     headers     jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    sent_at     timestamptz
+    sent_at     timestamptz,
+    -- set (with sent_at) when Kafka refuses the row for good, e.g. too large:
+    -- the row is kept for an operator and no longer blocks the relay
+    error       text
 );
 CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
 

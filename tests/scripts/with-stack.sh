@@ -11,4 +11,7 @@ for f in "$repo/.run/pg/env" "$repo/.run/kafka/env"; do
     # shellcheck disable=SC1090
     . "$f"
 done
+# CTest sets these; defaults let you run a test binary by hand.
+export SIPDRAIN_SOURCE_DIR=${SIPDRAIN_SOURCE_DIR:-$repo}
+export SIPDRAIN_TEST_BIN_DIR=${SIPDRAIN_TEST_BIN_DIR:-$repo/build/tests}
 exec "$@"
