@@ -13,6 +13,9 @@
 #define INBOX_TICK_MS      100
 #define INBOX_RETRY_MIN_MS 100
 #define INBOX_RETRY_MAX_MS 2000
+/* Messages applied in one transaction at most: only what is already queued
+ * is batched, so at low rates a batch is one message and adds no latency. */
+#define INBOX_TX_MAX 64
 
 struct sd_inbox_consumer {
     struct sd_pg *pg;
@@ -21,7 +24,9 @@ struct sd_inbox_consumer {
     char deadletter[128];
     sd_inbox_handler *handler;
     void *arg;
-    rd_kafka_message_t *pending; /* held back by a transient error */
+    /* taken from Kafka, not yet finished; held back by a transient error */
+    rd_kafka_message_t *batch[INBOX_TX_MAX];
+    int nbatch;
     int retry_ms;
     struct sd_inbox_stats stats;
     struct sd_loop *loop;
@@ -145,6 +150,96 @@ out:
     return rc;
 }
 
+/* One by one, each in its own transaction: the slow path for a batch with
+ * bad input or a failing handler. Returns how many finished from the front. */
+static int apply_each(struct sd_inbox_consumer *ic, struct sd_err *err)
+{
+    for (int i = 0; i < ic->nbatch; i++) {
+        if (process(ic, ic->batch[i], err) < 0)
+            return i;
+    }
+    return ic->nbatch;
+}
+
+/* Applies the whole batch in one transaction: one statement claims every
+ * event id, then each new event's handler runs. Anything unusual (an event
+ * that does not parse, a handler error) rolls back and takes the one by one
+ * path, which dead-letters or holds back precisely. Returns how many
+ * messages finished from the front of the batch. */
+static int apply_batch(struct sd_inbox_consumer *ic, struct sd_err *err)
+{
+    struct sd_event evs[INBOX_TX_MAX];
+    char ids[INBOX_TX_MAX * (SD_EVENT_ID_LEN + 1) + 3];
+    const char *values[2] = {ic->name, ids};
+    int fresh[INBOX_TX_MAX] = {0};
+    int n = ic->nbatch, parsed = 0, applied = 0, rc = -1;
+    struct sd_err herr = {0};
+    PGresult *res = NULL;
+    size_t pos = 0;
+
+    if (n == 1)
+        return process(ic, ic->batch[0], err) < 0 ? 0 : 1;
+    for (; parsed < n; parsed++) {
+        const rd_kafka_message_t *m = ic->batch[parsed];
+        if (sd_event_parse(m->payload, m->len, &evs[parsed], err) < 0)
+            goto slow;
+    }
+    ids[pos++] = '{';
+    for (int i = 0; i < n; i++)
+        pos += (size_t)snprintf(ids + pos, sizeof(ids) - pos, "%s%s", i ? "," : "", evs[i].id);
+    ids[pos++] = '}';
+    ids[pos] = '\0';
+    if (sd_pg_begin(ic->pg, err) < 0)
+        goto out;
+    res = sd_pg_query(ic->pg,
+                      "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[])"
+                      " ON CONFLICT DO NOTHING RETURNING event_id",
+                      2, values, NULL, NULL, err);
+    if (res == NULL)
+        goto rollback;
+    /* Mark the first message of each newly claimed id. */
+    for (int r = 0; r < PQntuples(res); r++) {
+        for (int i = 0; i < n; i++) {
+            if (strcmp(evs[i].id, PQgetvalue(res, r, 0)) == 0) {
+                fresh[i] = 1;
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!fresh[i])
+            continue;
+        if (ic->handler(ic->pg, &evs[i], ic->batch[i], ic->arg, &herr) < 0) {
+            sd_pg_rollback(ic->pg);
+            goto slow;
+        }
+        applied++;
+    }
+    if (sd_pg_commit(ic->pg, err) < 0)
+        goto rollback;
+    for (int i = 0; i < applied; i++)
+        sd_crashpoint("after_commit_before_store");
+    ic->stats.applied += (unsigned long)applied;
+    ic->stats.duplicates += (unsigned long)(n - applied);
+    rc = n;
+    goto out;
+rollback:
+    sd_pg_rollback(ic->pg);
+    rc = 0;
+    goto out;
+slow:
+    for (int i = 0; i < parsed; i++)
+        sd_event_clear(&evs[i]);
+    parsed = 0;
+    PQclear(res);
+    return apply_each(ic, err);
+out:
+    for (int i = 0; i < parsed; i++)
+        sd_event_clear(&evs[i]);
+    PQclear(res);
+    return rc;
+}
+
 int sd_inbox_consumer_run(struct sd_inbox_consumer *ic, int max, int *retry_ms)
 {
     struct sd_err err = {0};
@@ -152,26 +247,36 @@ int sd_inbox_consumer_run(struct sd_inbox_consumer *ic, int max, int *retry_ms)
 
     *retry_ms = 0;
     while (done < max) {
-        rd_kafka_message_t *m = ic->pending ? ic->pending : sd_kafka_consumer_poll(ic->kc);
-        if (m == NULL)
+        rd_kafka_message_t *m;
+        int finished;
+
+        while (ic->nbatch < INBOX_TX_MAX && (m = sd_kafka_consumer_poll(ic->kc)) != NULL)
+            ic->batch[ic->nbatch++] = m;
+        if (ic->nbatch == 0)
             break;
-        ic->pending = NULL;
-        if (process(ic, m, &err) < 0) {
-            ic->pending = m;
+        finished = apply_batch(ic, &err);
+        for (int i = 0; i < finished; i++) {
+            struct sd_err serr;
+            if (sd_kafka_consumer_store(ic->kc, ic->batch[i], &serr) < 0)
+                sd_log_info("offset not stored", "consumer=%s reason=\"%s\"", ic->name, serr.text);
+            rd_kafka_message_destroy(ic->batch[i]);
+        }
+        memmove(ic->batch, ic->batch + finished,
+                (size_t)(ic->nbatch - finished) * sizeof(ic->batch[0]));
+        ic->nbatch -= finished;
+        done += finished;
+        if (ic->nbatch > 0) {
             ic->stats.retries++;
             ic->retry_ms = ic->retry_ms ? ic->retry_ms * 2 : INBOX_RETRY_MIN_MS;
             if (ic->retry_ms > INBOX_RETRY_MAX_MS)
                 ic->retry_ms = INBOX_RETRY_MAX_MS;
             *retry_ms = ic->retry_ms;
-            sd_log_warn("message held back, will retry", "consumer=%s retry_ms=%d reason=\"%s\"",
-                        ic->name, ic->retry_ms, err.text);
+            sd_log_warn("messages held back, will retry",
+                        "consumer=%s count=%d retry_ms=%d reason=\"%s\"", ic->name, ic->nbatch,
+                        ic->retry_ms, err.text);
             break;
         }
         ic->retry_ms = 0;
-        if (sd_kafka_consumer_store(ic->kc, m, &err) < 0)
-            sd_log_info("offset not stored", "consumer=%s reason=\"%s\"", ic->name, err.text);
-        rd_kafka_message_destroy(m);
-        done++;
     }
     return done;
 }
@@ -198,8 +303,8 @@ static void on_readable(struct sd_loop *loop, int fd, short revents, void *arg)
 
     (void)fd;
     (void)revents;
-    if (ic->pending != NULL)
-        return; /* the retry timer owns it */
+    if (ic->retry_ms > 0)
+        return; /* held back: the retry timer owns the batch */
     if (run_from_loop(ic) == 0) {
         sd_loop_del_timer(loop, ic->timer);
         ic->timer = sd_loop_add_timer(loop, 0, on_tick, ic);
@@ -228,7 +333,7 @@ void sd_inbox_consumer_free(struct sd_inbox_consumer *ic)
         sd_loop_del_fd(ic->loop, sd_kafka_consumer_fd(ic->kc));
         sd_loop_del_timer(ic->loop, ic->timer);
     }
-    if (ic->pending != NULL)
-        rd_kafka_message_destroy(ic->pending);
+    for (int i = 0; i < ic->nbatch; i++)
+        rd_kafka_message_destroy(ic->batch[i]);
     free(ic);
 }

@@ -35,13 +35,37 @@ struct sd_outbox_relay {
     int64_t *acked;
     size_t nacked, acked_cap;
     unsigned long sent;
-    int scan_wanted;
-    int64_t last_scan_ms, last_cleanup_ms;
+    int scan_wanted, full_scan_wanted;
+    int64_t hwm; /* highest id produced */
+    int64_t last_full_scan_ms, last_cleanup_ms;
     struct sd_loop *loop;
     int pg_fd, timer;
 };
 
 /* --- writing rows ------------------------------------------------------ */
+
+static char outbox_owner[SD_OUTBOX_OWNER_MAX + 1] = "sipdrain";
+/* "sipdrain_outbox:<owner>": each relay is woken by its own owner's rows only. */
+static char outbox_channel[SD_OUTBOX_OWNER_MAX + 17] = "sipdrain_outbox:sipdrain";
+
+void sd_outbox_set_owner(const char *owner)
+{
+    if (owner == NULL || owner[0] == '\0')
+        owner = "sipdrain";
+    if (strlen(owner) > SD_OUTBOX_OWNER_MAX || strchr(owner, '"') != NULL)
+        sd_log_warn("outbox owner shortened", "owner=\"%s\" max=%d", owner, SD_OUTBOX_OWNER_MAX);
+    snprintf(outbox_owner, sizeof(outbox_owner), "%s", owner);
+    for (char *p = outbox_owner; *p != '\0'; p++) {
+        if (*p == '"')
+            *p = '_';
+    }
+    snprintf(outbox_channel, sizeof(outbox_channel), "sipdrain_outbox:%s", outbox_owner);
+}
+
+const char *sd_outbox_owner(void)
+{
+    return outbox_owner;
+}
 
 int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size_t key_len,
                       const void *value, size_t len, const struct sd_kafka_header *headers,
@@ -49,9 +73,9 @@ int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size
 {
     json_t *hdrs = json_object(); /* new */
     char *hdrs_text = NULL, *key_text = NULL;
-    const char *values[4];
-    int lengths[4] = {0, 0, (int)len, 0};
-    int formats[4] = {0, 0, 1, 0};
+    const char *values[6];
+    int lengths[6] = {0, 0, (int)len, 0, 0, 0};
+    int formats[6] = {0, 0, 1, 0, 0, 0};
     PGresult *res;
     int rc = -1;
 
@@ -73,12 +97,14 @@ int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size
     values[1] = key_text;
     values[2] = value;
     values[3] = hdrs_text;
+    values[4] = outbox_owner;
+    values[5] = outbox_channel;
     /* One round trip: the row, and a wake-up for the relay at COMMIT. */
     res = sd_pg_query(pg,
-                      "WITH ins AS (INSERT INTO outbox (topic, key, payload, headers)"
-                      " VALUES ($1, $2, $3, $4::jsonb) RETURNING id)"
-                      " SELECT pg_notify('sipdrain_outbox', '') FROM ins",
-                      4, values, lengths, formats, err);
+                      "WITH ins AS (INSERT INTO outbox (topic, key, payload, headers, owner)"
+                      " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id)"
+                      " SELECT pg_notify($6, '') FROM ins",
+                      6, values, lengths, formats, err);
     if (res == NULL)
         goto out;
     PQclear(res);
@@ -159,7 +185,7 @@ static void on_delivery(void *msg_opaque, const struct sd_err *derr, void *arg)
     if (derr != NULL) {
         sd_log_warn("outbox row not delivered, will publish again", "outbox_id=%lld reason=\"%s\"",
                     (long long)id, derr->text);
-        r->scan_wanted = 1;
+        r->full_scan_wanted = 1;
         return;
     }
     if (r->nacked == r->acked_cap) {
@@ -187,6 +213,7 @@ struct sd_outbox_relay *sd_outbox_relay_new(struct sd_pg *pg, const char *broker
     r->pg = pg;
     r->pg_fd = -1;
     r->scan_wanted = 1;
+    r->full_scan_wanted = 1;
     r->nslots = 65536; /* power of two, > 2 x RELAY_MAX_INFLIGHT */
     r->slots = calloc(r->nslots, sizeof(*r->slots));
     if (r->slots == NULL) {
@@ -245,10 +272,13 @@ static int ensure_listen(struct sd_outbox_relay *r, struct sd_err *err)
         return -1;
     if (r->listen_generation == sd_pg_generation(r->pg))
         return 0;
-    if (sd_pg_exec(r->pg, "LISTEN sipdrain_outbox", 0, NULL, err) < 0)
+    char listen[sizeof(outbox_channel) + 16];
+
+    snprintf(listen, sizeof(listen), "LISTEN \"%s\"", outbox_channel);
+    if (sd_pg_exec(r->pg, listen, 0, NULL, err) < 0)
         return -1;
     r->listen_generation = sd_pg_generation(r->pg);
-    r->scan_wanted = 1; /* notifications may have been missed while away */
+    r->full_scan_wanted = 1; /* notifications may have been missed while away */
     conn = sd_pg_conn(r->pg);
     if (r->loop != NULL) {
         if (r->pg_fd >= 0)
@@ -309,23 +339,62 @@ static int set_aside(struct sd_outbox_relay *r, int64_t id, const char *why, str
                : 0;
 }
 
-/* Produces unsent rows that are not in flight; 1 if more are waiting, -1 on error. */
-static int publish(struct sd_outbox_relay *r, struct sd_err *err)
+/* The in-flight ids as a PostgreSQL array literal (malloc'ed). */
+static char *inflight_array(const struct sd_outbox_relay *r)
 {
-    char limit[32];
-    const char *values[1] = {limit};
+    size_t cap = r->inflight * 21 + 3, pos = 0;
+    char *arr = malloc(cap);
+
+    if (arr == NULL)
+        return NULL;
+    arr[pos++] = '{';
+    for (size_t i = 0; i < r->nslots; i++) {
+        if (r->slots[i] > 0)
+            pos += (size_t)snprintf(arr + pos, cap - pos, "%s%lld", pos > 1 ? "," : "",
+                                    (long long)r->slots[i]);
+    }
+    arr[pos++] = '}';
+    arr[pos] = '\0';
+    return arr;
+}
+
+/* Produces unsent rows. The quick scan (every wake-up) takes this owner's
+ * rows above the highest id produced so far, so it never rereads what is
+ * in flight. The full scan (every second, and after a failed delivery)
+ * takes every unsent row not in flight: a row whose transaction committed
+ * after a higher id's did, a row to send again, an orphan. Returns 1 if
+ * more rows are waiting, 0 if not, -1 on error. */
+static int publish(struct sd_outbox_relay *r, int full, struct sd_err *err)
+{
+    char limit[32], orphan_s[16], hwm[32];
+    const char *values[4] = {limit, outbox_owner, orphan_s, hwm};
+    char *arr = NULL;
     PGresult *res;
     int rows, produced = 0, more = 0;
 
     if (r->inflight >= RELAY_MAX_INFLIGHT)
         return 1;
-    size_t limit_n = r->inflight + RELAY_BATCH;
-
-    snprintf(limit, sizeof(limit), "%zu", limit_n);
-    res = sd_pg_query(r->pg,
-                      "SELECT id, topic, key, payload, headers::text FROM outbox"
-                      " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-                      1, values, NULL, NULL, err);
+    snprintf(limit, sizeof(limit), "%d", RELAY_BATCH);
+    snprintf(orphan_s, sizeof(orphan_s), "%d", SD_OUTBOX_ORPHAN_S);
+    snprintf(hwm, sizeof(hwm), "%lld", (long long)r->hwm);
+    if (full) {
+        arr = inflight_array(r);
+        if (arr == NULL)
+            return sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        values[3] = arr;
+        res = sd_pg_query(r->pg,
+                          "SELECT id, topic, key, payload, headers::text FROM outbox"
+                          " WHERE sent_at IS NULL AND (owner = $2 OR created_at <"
+                          " clock_timestamp() - make_interval(secs => $3))"
+                          " AND NOT (id = ANY($4::bigint[])) ORDER BY id LIMIT $1",
+                          4, values, NULL, NULL, err);
+        free(arr);
+    } else {
+        res = sd_pg_query(r->pg,
+                          "SELECT id, topic, key, payload, headers::text FROM outbox"
+                          " WHERE sent_at IS NULL AND owner = $2 AND id > $3 ORDER BY id LIMIT $1",
+                          3, (const char *const[]){limit, outbox_owner, hwm}, NULL, NULL, err);
+    }
     if (res == NULL)
         return -1;
     rows = PQntuples(res);
@@ -366,9 +435,11 @@ static int publish(struct sd_outbox_relay *r, struct sd_err *err)
             continue;
         }
         inflight_add(r, id);
+        if (id > r->hwm)
+            r->hwm = id;
         produced++;
     }
-    if (more == 0 && (produced >= RELAY_BATCH || (size_t)rows == limit_n))
+    if (more == 0 && rows == RELAY_BATCH)
         more = 1;
     PQclear(res);
     return more;
@@ -385,14 +456,16 @@ int sd_outbox_relay_run(struct sd_outbox_relay *r, struct sd_err *err)
     if (mark_sent(r, err) < 0)
         return -1;
     consume_notifies(r);
-    if (now - r->last_scan_ms >= RELAY_RESCAN_MS)
-        r->scan_wanted = 1;
-    if (r->scan_wanted) {
-        r->scan_wanted = 0;
-        r->last_scan_ms = now;
-        more = publish(r, err);
+    if (now - r->last_full_scan_ms >= RELAY_RESCAN_MS)
+        r->full_scan_wanted = 1;
+    if (r->scan_wanted || r->full_scan_wanted) {
+        int full = r->full_scan_wanted;
+        r->scan_wanted = r->full_scan_wanted = 0;
+        if (full)
+            r->last_full_scan_ms = now;
+        more = publish(r, full, err);
         if (more < 0) {
-            r->scan_wanted = 1;
+            r->full_scan_wanted = 1;
             return -1;
         }
         if (more)

@@ -12,6 +12,7 @@
 
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
+#define PG_PREPARED_MAX   64
 
 struct sd_pg {
     char *dsn;
@@ -21,6 +22,11 @@ struct sd_pg {
     int backoff_ms;
     unsigned generation;
     int was_up; /* for logging "lost" once */
+    /* Statements prepared on this connection (cleared on reconnect): the
+     * server parses and plans each one once, not on every call. */
+    char *prepared[PG_PREPARED_MAX];
+    int nprepared;
+    unsigned prepared_generation;
 };
 
 struct sd_pg *sd_pg_new(const char *dsn, const char *application_name)
@@ -39,10 +45,18 @@ struct sd_pg *sd_pg_new(const char *dsn, const char *application_name)
     return pg;
 }
 
+static void prepared_clear(struct sd_pg *pg)
+{
+    for (int i = 0; i < pg->nprepared; i++)
+        free(pg->prepared[i]);
+    pg->nprepared = 0;
+}
+
 void sd_pg_free(struct sd_pg *pg)
 {
     if (pg == NULL)
         return;
+    prepared_clear(pg);
     if (pg->conn != NULL)
         PQfinish(pg->conn);
     free(pg->dsn);
@@ -137,17 +151,63 @@ static int sqlstate_transient(const char *state)
            strcmp(state, "40P01") == 0;
 }
 
+/* Only plain DML is prepared; everything else (DDL, LISTEN, BEGIN) goes
+ * through PQexecParams as it is. */
+static int preparable(const char *sql)
+{
+    return !strncmp(sql, "SELECT", 6) || !strncmp(sql, "INSERT", 6) || !strncmp(sql, "UPDATE", 6) ||
+           !strncmp(sql, "DELETE", 6) || !strncmp(sql, "WITH", 4);
+}
+
+/* Returns the name of sql's prepared statement ("sd<N>"), preparing it on
+ * first use, or NULL to run it unprepared (cache full, not DML). *res is
+ * set when PQprepare itself failed (the caller reports it). */
+static const char *prepared_name(struct sd_pg *pg, const char *sql, int n, char *name, size_t size,
+                                 PGresult **res)
+{
+    *res = NULL;
+    if (pg->prepared_generation != pg->generation) {
+        prepared_clear(pg);
+        pg->prepared_generation = pg->generation;
+    }
+    if (!preparable(sql))
+        return NULL;
+    for (int i = 0; i < pg->nprepared; i++) {
+        if (strcmp(pg->prepared[i], sql) == 0) {
+            snprintf(name, size, "sd%d", i);
+            return name;
+        }
+    }
+    if (pg->nprepared == PG_PREPARED_MAX)
+        return NULL;
+    snprintf(name, size, "sd%d", pg->nprepared);
+    *res = PQprepare(pg->conn, name, sql, n, NULL);
+    if (*res == NULL || PQresultStatus(*res) != PGRES_COMMAND_OK)
+        return NULL;
+    PQclear(*res);
+    *res = NULL;
+    if ((pg->prepared[pg->nprepared] = strdup(sql)) == NULL)
+        return NULL; /* prepared, but unnamed to us: harmless */
+    pg->nprepared++;
+    return name;
+}
+
 PGresult *sd_pg_query(struct sd_pg *pg, const char *sql, int n, const char *const *values,
                       const int *lengths, const int *formats, struct sd_err *err)
 {
     PGresult *res;
     ExecStatusType st;
     const char *state;
-    char msg[SD_ERR_TEXT_MAX];
+    char msg[SD_ERR_TEXT_MAX], name[16];
+    const char *stmt;
 
     if (sd_pg_ensure(pg, err) < 0)
         return NULL;
-    res = PQexecParams(pg->conn, sql, n, NULL, values, lengths, formats, 0);
+    stmt = prepared_name(pg, sql, n, name, sizeof(name), &res);
+    if (stmt != NULL)
+        res = PQexecPrepared(pg->conn, stmt, n, values, lengths, formats, 0);
+    else if (res == NULL)
+        res = PQexecParams(pg->conn, sql, n, NULL, values, lengths, formats, 0);
     st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;

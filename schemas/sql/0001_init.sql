@@ -86,11 +86,14 @@ CREATE TABLE drains (
 CREATE UNIQUE INDEX drains_one_open ON drains (scope, target) WHERE ended_at IS NULL;
 
 -- Transactional outbox: rows are written in the producer's own transaction and
--- published by the relay (sd_outbox_relay), which sets sent_at from Kafka's
--- delivery report. payload is bytea because dead-letter records keep the raw
+-- published by the relay (sd_outbox_relay) of the same owner (the writing
+-- service instance), which sets sent_at from Kafka's delivery report. One
+-- relay per owner keeps each instance's events in order; rows left unsent for
+-- over a minute (an owner gone for good) are taken by any relay. payload is bytea because dead-letter records keep the raw
 -- message, which need not be valid UTF-8.
 CREATE TABLE outbox (
     id          bigserial PRIMARY KEY,
+    owner       text NOT NULL,
     topic       text NOT NULL,
     key         text,
     payload     bytea NOT NULL,

@@ -314,8 +314,11 @@ Test(inbox, events_are_applied_exactly_once_across_a_sigkill_before_offset_store
     }
     status = sdt_wait(pid, 120000);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "worker status %d", status);
-    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), 200,
-                 "200 effects committed before the kill");
+    {
+        /* Killed at the 200th effect's pass, after its batch's COMMIT. */
+        long before = sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects");
+        cr_expect(before >= 200 && before < 500, "%ld effects committed before the kill", before);
+    }
     {
         const char *args[] = {"consume", dsn, sdt_brokers(), topic, group, "500", NULL};
         pid = sdt_worker_start(args, NULL, "/tmp/sd-inbox-worker.out");

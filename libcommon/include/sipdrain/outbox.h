@@ -6,8 +6,9 @@
  * delivery report, so a crash between COMMIT and publish loses nothing
  * (rows are published again after a restart: consumers dedupe by event id).
  *
- * The relay has its own PostgreSQL connection, LISTENs on "sipdrain_outbox"
- * (sd_outbox_add NOTIFYs it at COMMIT) and rescans every second as well.
+ * The relay has its own PostgreSQL connection, LISTENs on
+ * "sipdrain_outbox:<owner>" (sd_outbox_add NOTIFYs it at COMMIT) and
+ * rescans every second as well.
  */
 #ifndef SIPDRAIN_OUTBOX_H
 #define SIPDRAIN_OUTBOX_H
@@ -21,6 +22,19 @@
 #include "sipdrain/pg.h"
 
 struct sd_outbox_relay;
+
+/* The owner of the rows this process writes: its service instance, stable
+ * across restarts (e.g. "sip-edge/edge-2a"), so a restarted instance's relay
+ * publishes what it left behind. Call once at start; default "sipdrain".
+ * A relay publishes its owner's rows in id order, and any row left unsent
+ * for SD_OUTBOX_ORPHAN_S seconds whatever its owner (an instance gone for
+ * good; with Kafka away that long a row may be published twice: consumers
+ * dedupe by event id). */
+#define SD_OUTBOX_ORPHAN_S 60
+/* PostgreSQL channel names stop at 63 bytes: "sipdrain_outbox:" + owner. */
+#define SD_OUTBOX_OWNER_MAX 47
+void sd_outbox_set_owner(const char *owner);
+const char *sd_outbox_owner(void);
 
 /* Adds ev for topic/key to the caller's open transaction. */
 int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key, const struct sd_event *ev,

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench/bus.sh - the event bus end to end, on the real servers:
+#
+#   outbox row COMMITted -> relay -> Kafka -> consumer (inbox + effect) -> COMMIT
+#
+# Two runs, each in a fresh database and topic (6 partitions):
+#   max     N events as fast as the producer can write them (BATCH per transaction)
+#   steady  RATE events/s on a fixed schedule for SECONDS seconds, one per transaction
+# Latency is measured inside PostgreSQL, on one clock: the effect row's
+# clock_timestamp() minus the outbox row's created_at, joined on the event id.
+# Throughput is events / (last effect - first outbox row).
+# Goal (issue #2, 2 cores): >= 5,000 events/s sustained; p99 < 50 ms at 1,000 events/s.
+# It prints numbers; it is a benchmark, not a test.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+N=${N:-20000}
+BATCH=${BATCH:-10}
+RATE=${RATE:-1000}
+SECONDS_STEADY=${SECONDS_STEADY:-10}
+worker=build/tests/bus_worker
+[ -x "$worker" ] || { echo "bench: $worker missing: run make" >&2; exit 1; }
+eval "$(tests/scripts/stack-up.sh)"
+psql_admin() { psql "$SIPDRAIN_PG_DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
+
+# run NAME EVENTS RATE BATCH -> prints one result line
+run() {
+    local name=$1 n=$2 rate=$3 batch=$4 id db dsn topic cpid ppid
+    id=$(date +%s%N | tail -c 9)
+    db="bench_${name}_$id"
+    topic="bench.$id.$name"
+    psql_admin -c "CREATE DATABASE $db" >/dev/null
+    dsn="${SIPDRAIN_PG_DSN%/*}/$db"
+    SIPDRAIN_PG_DSN=$dsn SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-migrate >/dev/null
+    "$worker" topic "$SIPDRAIN_KAFKA_BROKERS" "$topic" 6
+    # Consumer first; the producer sends one warm-up event (seq -1) through
+    # the whole path and waits for its effect before it starts measuring.
+    "$worker" consume "$dsn" "$SIPDRAIN_KAFKA_BROKERS" "$topic" "$topic.g" $((n + 1)) \
+        >".run/bench-$name-consumer.out" 2>".run/bench-$name-consumer.log" &
+    cpid=$!
+    until psql "$dsn" -qAt -c "SELECT 1 FROM test_effects LIMIT 0" >/dev/null 2>&1; do sleep 0.1; done
+    SIPDRAIN_TEST_WARMUP=1 SIPDRAIN_TEST_RATE=$rate SIPDRAIN_TEST_BATCH=$batch \
+        "$worker" produce "$dsn" "$SIPDRAIN_KAFKA_BROKERS" "$topic" "$n" \
+        >".run/bench-$name-producer.out" 2>".run/bench-$name-producer.log" &
+    ppid=$!
+    wait "$ppid" || { echo "bench: producer failed, see .run/bench-$name-producer.log" >&2; return 1; }
+    wait "$cpid" || { echo "bench: consumer failed, see .run/bench-$name-consumer.log" >&2; return 1; }
+    psql "$dsn" -qAt -F ' ' -c "
+      WITH lat AS (
+        SELECT extract(epoch FROM e.applied_at - o.created_at) * 1000 AS ms,
+               o.created_at, e.applied_at
+        FROM outbox o
+        JOIN test_effects e ON e.event_id = convert_from(o.payload, 'UTF8')::jsonb->>'id'
+        WHERE e.seq >= 0)
+      SELECT count(*),
+             round((count(*) / extract(epoch FROM max(applied_at) - min(created_at)))::numeric, 0),
+             round(percentile_cont(0.50) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+             round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+             round(max(ms)::numeric, 1)
+      FROM lat" | {
+        read -r count eps p50 p99 max
+        printf '%-8s %8s %10s %12s %10s %10s %10s\n' "$name" "$count" "$eps" \
+            "$([ "$rate" = 0 ] && echo unlimited || echo "$rate/s")" "$p50" "$p99" "$max"
+    }
+    [ -n "${KEEP:-}" ] && echo "kept database $db" || psql_admin -c "DROP DATABASE $db" >/dev/null
+}
+
+echo "bus benchmark: $(nproc) cores, kafka $(basename "$(ls -d "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}"/kafka-* | head -1)"), $(psql --version | head -1)"
+printf '%-8s %8s %10s %12s %10s %10s %10s\n' run events events/s offered p50_ms p99_ms max_ms
+run max "$N" 0 "$BATCH"
+run steady $((RATE * SECONDS_STEADY)) "$RATE" 1
+echo "goal: max >= 5000 events/s; steady p99 < 50 ms at 1000 events/s"
