@@ -172,7 +172,7 @@ static int apply_batch(struct sd_inbox_consumer *ic, struct sd_err *err)
     char ids[INBOX_TX_MAX * (SD_EVENT_ID_LEN + 1) + 3];
     const char *values[2] = {ic->name, ids};
     int fresh[INBOX_TX_MAX] = {0};
-    int n = ic->nbatch, parsed = 0, applied = 0, rc = -1;
+    int n = ic->nbatch, parsed = 0, applied = 0, rc = 0;
     struct sd_err herr = {0};
     PGresult *res = NULL;
     size_t pos = 0;
