@@ -13,7 +13,7 @@ ASAN_BUILD ?= build-asan
 # CI sets CI=true: warnings are errors there (and here too by default).
 CMAKE_FLAGS ?= -DSIPDRAIN_WERROR=ON
 CTEST = ctest --output-on-failure --no-tests=error
-SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 all: build
 

@@ -31,8 +31,8 @@ static void on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
     w->cb(w->arg);
 }
 
-struct sd_suroot_watch *sd_suroot_watch_new(su_root_t *root, int fd, int tick_ms,
-                                            sd_suroot_cb *cb, void *arg)
+struct sd_suroot_watch *sd_suroot_watch_new(su_root_t *root, int fd, int tick_ms, sd_suroot_cb *cb,
+                                            void *arg)
 {
     struct sd_suroot_watch *w = calloc(1, sizeof(*w));
 

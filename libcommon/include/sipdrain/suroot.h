@@ -17,8 +17,8 @@ struct sd_suroot_watch;
 
 typedef void sd_suroot_cb(void *arg);
 
-struct sd_suroot_watch *sd_suroot_watch_new(su_root_t *root, int fd, int tick_ms,
-                                            sd_suroot_cb *cb, void *arg);
+struct sd_suroot_watch *sd_suroot_watch_new(su_root_t *root, int fd, int tick_ms, sd_suroot_cb *cb,
+                                            void *arg);
 void sd_suroot_watch_free(struct sd_suroot_watch *w);
 
 #endif
