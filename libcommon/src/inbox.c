@@ -144,6 +144,7 @@ static int process(struct sd_inbox_consumer *ic, const rd_kafka_message_t *m, st
         goto out;
     sd_crashpoint("after_commit_before_store");
     ic->stats.applied++;
+    ic->stats.batches++;
     rc = 0;
 out:
     sd_event_clear(&ev);
@@ -221,6 +222,7 @@ static int apply_batch(struct sd_inbox_consumer *ic, struct sd_err *err)
         sd_crashpoint("after_commit_before_store");
     ic->stats.applied += (unsigned long)applied;
     ic->stats.duplicates += (unsigned long)(n - applied);
+    ic->stats.batches++;
     rc = n;
     goto out;
 rollback:
@@ -288,7 +290,7 @@ static int64_t run_from_loop(struct sd_inbox_consumer *ic)
 
     if (retry_ms > 0)
         return retry_ms;
-    return n == INBOX_BATCH ? 0 : INBOX_TICK_MS;
+    return n >= INBOX_BATCH ? 0 : INBOX_TICK_MS; /* batches may overshoot max */
 }
 
 static int64_t on_tick(struct sd_loop *loop, void *arg)

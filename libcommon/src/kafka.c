@@ -47,6 +47,10 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     enum sd_log_level lvl = level <= 3 ? SD_LOG_ERROR : level <= 4 ? SD_LOG_WARN : SD_LOG_DEBUG;
 
+    /* Connection failures reach on_error too: say them once. */
+    if (strcmp(fac, "FAIL") == 0)
+        lvl = SD_LOG_DEBUG;
+
     sd_log(lvl, buf, "kafka=%s facility=%s", rd_kafka_name(rk), fac);
 }
 
@@ -274,6 +278,9 @@ struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char 
         conf_set(conf, "session.timeout.ms", "10000", err) < 0 ||
         conf_set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
         conf_set(conf, "fetch.wait.max.ms", "100", err) < 0 ||
+        /* librdkafka's own debug contexts, e.g. "fetch,cgrp" (logged at debug) */
+        (getenv("SIPDRAIN_KAFKA_DEBUG") &&
+         conf_set(conf, "debug", getenv("SIPDRAIN_KAFKA_DEBUG"), err) < 0) ||
         conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0)
         goto fail;
     rd_kafka_conf_set_log_cb(conf, on_log);

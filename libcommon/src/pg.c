@@ -27,6 +27,7 @@ struct sd_pg {
     char *prepared[PG_PREPARED_MAX];
     int nprepared;
     unsigned prepared_generation;
+    unsigned long txn; /* BEGINs so far */
 };
 
 struct sd_pg *sd_pg_new(const char *dsn, const char *application_name)
@@ -242,7 +243,17 @@ int sd_pg_exec(struct sd_pg *pg, const char *sql, int n, const char *const *valu
 
 int sd_pg_begin(struct sd_pg *pg, struct sd_err *err)
 {
-    return sd_pg_exec(pg, "BEGIN", 0, NULL, err) < 0 ? -1 : 0;
+    if (sd_pg_exec(pg, "BEGIN", 0, NULL, err) < 0)
+        return -1;
+    pg->txn++;
+    return 0;
+}
+
+unsigned long sd_pg_txn(const struct sd_pg *pg)
+{
+    if (pg->conn == NULL || PQtransactionStatus(pg->conn) != PQTRANS_INTRANS)
+        return 0;
+    return pg->txn;
 }
 
 int sd_pg_commit(struct sd_pg *pg, struct sd_err *err)

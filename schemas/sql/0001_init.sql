@@ -87,10 +87,11 @@ CREATE UNIQUE INDEX drains_one_open ON drains (scope, target) WHERE ended_at IS 
 
 -- Transactional outbox: rows are written in the producer's own transaction and
 -- published by the relay (sd_outbox_relay) of the same owner (the writing
--- service instance), which sets sent_at from Kafka's delivery report. One
--- relay per owner keeps each instance's events in order; rows left unsent for
--- over a minute (an owner gone for good) are taken by any relay. payload is bytea because dead-letter records keep the raw
--- message, which need not be valid UTF-8.
+-- service instance), which deletes each row once Kafka has acknowledged it.
+-- One relay per owner keeps each instance's events in order; rows left
+-- pending for over a minute (an owner gone for good) are taken by any relay.
+-- payload is bytea because dead-letter records keep the raw message, which
+-- need not be valid UTF-8.
 CREATE TABLE outbox (
     id          bigserial PRIMARY KEY,
     owner       text NOT NULL,
@@ -99,12 +100,12 @@ CREATE TABLE outbox (
     payload     bytea NOT NULL,
     headers     jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    sent_at     timestamptz,
-    -- set (with sent_at) when Kafka refuses the row for good, e.g. too large:
-    -- the row is kept for an operator and no longer blocks the relay
+    -- set when Kafka refuses the row for good (e.g. too large): the row is
+    -- kept for an operator, with the reason, and no longer blocks the relay
+    failed_at   timestamptz,
     error       text
 );
-CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+CREATE INDEX outbox_pending ON outbox (id) WHERE failed_at IS NULL;
 
 -- Inbox: one row per (consumer, event id) applied, inserted in the same
 -- transaction as the effect; ON CONFLICT DO NOTHING detects a duplicate.

@@ -48,7 +48,7 @@ static long env_long(const char *name, long def)
 static long unsent(struct sd_pg *pg)
 {
     struct sd_err err;
-    PGresult *res = sd_pg_query(pg, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0, NULL,
+    PGresult *res = sd_pg_query(pg, "SELECT count(*) FROM outbox WHERE failed_at IS NULL", 0, NULL,
                                 NULL, NULL, &err);
     long n;
 
@@ -208,8 +208,8 @@ static int apply_ping(struct sd_pg *pg, const struct sd_event *ev, const rd_kafk
 {
     json_t *seq = json_object_get(ev->data, "seq"); /* borrowed */
     json_t *fail = json_object_get(ev->data, "fail");
-    char seqtext[32];
-    const char *values[2] = {ev->id, seqtext};
+    char seqtext[32], created[32];
+    const char *values[3] = {ev->id, seqtext, created};
 
     (void)m;
     (void)arg;
@@ -218,8 +218,11 @@ static int apply_ping(struct sd_pg *pg, const struct sd_event *ev, const rd_kafk
     if (!json_is_integer(seq))
         return sd_err_set(err, SD_ERR_INVALID, "data.seq must be an integer");
     snprintf(seqtext, sizeof(seqtext), "%lld", (long long)json_integer_value(seq));
-    if (sd_pg_exec(pg, "INSERT INTO test_effects (event_id, seq) VALUES ($1, $2)", 2, values, err) <
-        0)
+    snprintf(created, sizeof(created), "%.3f", (double)ev->time_ms / 1000.0);
+    if (sd_pg_exec(pg,
+                   "INSERT INTO test_effects (event_id, seq, created_at)"
+                   " VALUES ($1, $2, to_timestamp($3))",
+                   3, values, err) < 0)
         return -1;
     return 0;
 }
@@ -273,11 +276,11 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
     const struct sd_inbox_stats *st;
 
     if (sd_pg_connect_wait(pg, 30000, &err) < 0 ||
-        sd_pg_exec(
-            pg,
-            "CREATE TABLE IF NOT EXISTS test_effects (event_id text NOT NULL,"
-            " seq bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-            0, NULL, &err) < 0)
+        sd_pg_exec(pg,
+                   "CREATE TABLE IF NOT EXISTS test_effects (event_id text NOT NULL,"
+                   " seq bigint NOT NULL, created_at timestamptz NOT NULL,"
+                   " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+                   0, NULL, &err) < 0)
         goto fail;
     res = sd_pg_query(pg, "SELECT count(DISTINCT event_id) FROM test_effects", 0, NULL, NULL, NULL,
                       &err);
@@ -299,8 +302,8 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
     }
     sd_loop_run(loop);
     st = sd_inbox_consumer_stats(ctx.ic);
-    printf("applied=%lu duplicates=%lu deadlettered=%lu retries=%lu\n", st->applied, st->duplicates,
-           st->deadlettered, st->retries);
+    printf("applied=%lu duplicates=%lu deadlettered=%lu retries=%lu batches=%lu\n", st->applied,
+           st->duplicates, st->deadlettered, st->retries, st->batches);
     fflush(stdout);
     goto out;
 fail:
@@ -319,7 +322,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    sd_log_init("bus-worker", NULL, SD_LOG_INFO);
+    sd_log_init("bus-worker", NULL, getenv("SIPDRAIN_KAFKA_DEBUG") ? SD_LOG_DEBUG : SD_LOG_INFO);
     /* produce and relay are one instance across a crash; consume another. */
     sd_outbox_set_owner(argc > 1 && !strcmp(argv[1], "consume") ? "bus-worker/consumer"
                                                                 : "bus-worker/producer");

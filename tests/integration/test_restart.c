@@ -52,7 +52,7 @@ static void run_with_restart(const char *restart_script)
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "producer status %d", status);
     status = sdt_wait(consumer, 240000);
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "consumer status %d", status);
-    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"), 0,
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE failed_at IS NULL"), 0,
                  "every outbox row published");
     cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), EVENTS,
                  "every event applied exactly once");

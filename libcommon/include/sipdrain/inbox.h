@@ -29,6 +29,7 @@ typedef int sd_inbox_handler(struct sd_pg *pg, const struct sd_event *ev,
 
 struct sd_inbox_stats {
     unsigned long applied, duplicates, deadlettered, retries;
+    unsigned long batches; /* transactions that applied a batch of messages */
 };
 
 /* 1: first time this consumer sees event_id; 0: a duplicate; -1: error. */

@@ -2,7 +2,7 @@
  *
  * A service writes the events its state change causes with sd_outbox_add()
  * inside its own transaction: they commit or roll back with the change. The
- * relay publishes committed rows to Kafka and marks each one sent from its
+ * relay publishes committed rows to Kafka and deletes each one on its
  * delivery report, so a crash between COMMIT and publish loses nothing
  * (rows are published again after a restart: consumers dedupe by event id).
  *

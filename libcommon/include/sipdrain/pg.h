@@ -40,6 +40,9 @@ int sd_pg_exec(struct sd_pg *pg, const char *sql, int n, const char *const *valu
 
 int sd_pg_begin(struct sd_pg *pg, struct sd_err *err) SD_MUST_CHECK;
 int sd_pg_commit(struct sd_pg *pg, struct sd_err *err) SD_MUST_CHECK;
+/* Identifies the open transaction (changes at every sd_pg_begin); 0 when
+ * no transaction block is open. */
+unsigned long sd_pg_txn(const struct sd_pg *pg);
 /* Never fails from the caller's view: a broken connection has no transaction. */
 void sd_pg_rollback(struct sd_pg *pg);
 
