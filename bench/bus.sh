@@ -4,7 +4,9 @@
 #   outbox row COMMITted -> relay -> Kafka -> consumer (inbox + effect) -> COMMIT
 #
 # Two runs, each in a fresh database and topic (6 partitions):
-#   max     N events as fast as the producer can write them (BATCH per transaction)
+#   max     N events as fast as PRODUCERS producers (each its own service instance,
+#           outbox owner and relay) can write them, BATCH events per transaction,
+#           applied by CONSUMERS consumers sharing the topic's partitions (one group)
 #   steady  RATE events/s on a fixed schedule for SECONDS seconds, one per transaction
 # Latency is the effect row's clock_timestamp() (PostgreSQL, at the consumer's
 # INSERT, just before its COMMIT) minus the event's own CloudEvents `time`
@@ -16,8 +18,10 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-N=${N:-20000}
+N=${N:-60000}
 BATCH=${BATCH:-10}
+PRODUCERS=${PRODUCERS:-2}
+CONSUMERS=${CONSUMERS:-2}
 RATE=${RATE:-1000}
 SECONDS_STEADY=${SECONDS_STEADY:-10}
 worker=build/tests/bus_worker
@@ -27,9 +31,9 @@ psql_admin() { psql "$SIPDRAIN_PG_DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
 # Never leave a worker behind, whatever happens to this script.
 trap 'jobs -p | xargs -r kill 2>/dev/null' EXIT
 
-# run NAME EVENTS RATE BATCH -> prints one result line
+# run NAME EVENTS RATE BATCH PRODUCERS CONSUMERS -> prints one result line
 run() {
-    local name=$1 n=$2 rate=$3 batch=$4 id db dsn topic cpid ppid
+    local name=$1 n=$2 rate=$3 batch=$4 np=$5 nc=$6 id db dsn topic cpids=() pids=() k
     id=$(date +%s%N | tail -c 9)
     db="bench_${name}_$id"
     topic="bench.$id.$name"
@@ -39,16 +43,33 @@ run() {
     "$worker" topic "$SIPDRAIN_KAFKA_BROKERS" "$topic" 6
     # Consumer first; the producer sends one warm-up event (seq -1) through
     # the whole path and waits for its effect before it starts measuring.
-    "$worker" consume "$dsn" "$SIPDRAIN_KAFKA_BROKERS" "$topic" "$topic.g" $((n + 1)) \
-        >".run/bench-$name-consumer.out" 2>".run/bench-$name-consumer.log" &
-    cpid=$!
+    # The consumers share the partitions; this script stops them (SIGTERM)
+    # once the table holds every effect.
+    for k in $(seq 1 "$nc"); do
+        SIPDRAIN_TEST_OWNER="bench/consumer-$k" \
+            "$worker" consume "$dsn" "$SIPDRAIN_KAFKA_BROKERS" "$topic" "$topic.g" $((n + np)) \
+            >".run/bench-$name-consumer-$k.out" 2>".run/bench-$name-consumer-$k.log" &
+        cpids+=($!)
+    done
     until psql "$dsn" -qAt -c "SELECT 1 FROM test_effects LIMIT 0" >/dev/null 2>&1; do sleep 0.1; done
-    SIPDRAIN_TEST_WARMUP=1 SIPDRAIN_TEST_RATE=$rate SIPDRAIN_TEST_BATCH=$batch \
-        "$worker" produce "$dsn" "$SIPDRAIN_KAFKA_BROKERS" "$topic" "$n" \
-        >".run/bench-$name-producer.out" 2>".run/bench-$name-producer.log" &
-    ppid=$!
-    wait "$ppid" || { echo "bench: producer failed, see .run/bench-$name-producer.log" >&2; return 1; }
-    wait "$cpid" || { echo "bench: consumer failed, see .run/bench-$name-consumer.log" >&2; return 1; }
+    for k in $(seq 1 "$np"); do
+        SIPDRAIN_TEST_OWNER="bench/producer-$k" SIPDRAIN_TEST_WARMUP=1 \
+        SIPDRAIN_TEST_RATE=$((rate / np)) SIPDRAIN_TEST_BATCH=$batch \
+            "$worker" produce "$dsn" "$SIPDRAIN_KAFKA_BROKERS" "$topic" $((n / np)) \
+            >".run/bench-$name-producer-$k.out" 2>".run/bench-$name-producer-$k.log" &
+        pids+=($!)
+    done
+    for k in "${pids[@]}"; do
+        wait "$k" || { echo "bench: a producer failed, see .run/bench-$name-producer-*.log" >&2; return 1; }
+    done
+    for _ in $(seq 1 600); do
+        [ "$(psql "$dsn" -qAt -c "SELECT count(*) FROM test_effects WHERE seq >= 0")" -ge "$n" ] && break
+        sleep 1
+    done
+    kill "${cpids[@]}" 2>/dev/null || true
+    for k in "${cpids[@]}"; do
+        wait "$k" || { echo "bench: a consumer failed, see .run/bench-$name-consumer-*.log" >&2; return 1; }
+    done
     psql "$dsn" -qAt -F ' ' -c "
       WITH lat AS (
         SELECT extract(epoch FROM applied_at - created_at) * 1000 AS ms, created_at, applied_at
@@ -68,6 +89,6 @@ run() {
 
 echo "bus benchmark: $(nproc) cores, kafka $(basename "$(ls -d "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}"/kafka-* | head -1)"), $(psql --version | head -1)"
 printf '%-8s %8s %10s %12s %10s %10s %10s\n' run events events/s offered p50_ms p99_ms max_ms
-run max "$N" 0 "$BATCH"
-run steady $((RATE * SECONDS_STEADY)) "$RATE" 1
+run max "$N" 0 "$BATCH" "$PRODUCERS" "$CONSUMERS"
+run steady $((RATE * SECONDS_STEADY)) "$RATE" 1 1 1
 echo "goal: max >= 5000 events/s; steady p99 < 50 ms at 1000 events/s"

@@ -12,8 +12,9 @@
  *
  * SIPDRAIN_CRASHPOINT picks a point to die at (sipdrain/fault.h);
  * SIPDRAIN_TEST_PACE_MS slows produce down so a server can be restarted
- * in the middle; SIPDRAIN_TEST_RATE (events/s, on a fixed schedule) and
- * SIPDRAIN_TEST_BATCH (events per transaction) shape it for bench/bus.sh. Prints one summary line on stdout. Exit 0 done, 3 timeout.
+ * in the middle; SIPDRAIN_TEST_RATE (events/s, on a fixed schedule),
+ * SIPDRAIN_TEST_BATCH (events per transaction), SIPDRAIN_TEST_WARMUP and
+ * SIPDRAIN_TEST_OWNER shape it for bench/bus.sh. Prints one summary line on stdout. Exit 0 done, 3 timeout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,13 +249,26 @@ static int64_t check_done(struct sd_loop *loop, void *arg)
         sd_loop_stop(loop);
         return -1;
     }
-    if (c->before + (long)st->applied >= c->want && (long)st->deadlettered >= c->want_dlq &&
-        unsent(c->pg) == 0) {
+    long have = c->before + (long)st->applied;
+
+    if (have >= c->want && (long)st->deadlettered >= c->want_dlq && unsent(c->pg) == 0) {
         c->rc = 0;
         sd_loop_stop(loop);
         return -1;
     }
     return 100;
+}
+
+/* SIGTERM/SIGINT: stop and print the summary (bench/bus.sh ends its
+ * consumers this way once the table holds every effect). */
+static void on_signal(struct sd_loop *loop, int signo, int count, void *arg)
+{
+    struct consume_ctx *c = arg;
+
+    (void)signo;
+    (void)count;
+    c->rc = 0;
+    sd_loop_stop(loop);
 }
 
 static int do_consume(const char *dsn, const char *brokers, const char *topic, const char *group,
@@ -275,12 +289,15 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
     struct sd_err err = {0};
     const struct sd_inbox_stats *st;
 
-    if (sd_pg_connect_wait(pg, 30000, &err) < 0 ||
+    /* Several consumers may start together: one creates the table. */
+    if (sd_pg_connect_wait(pg, 30000, &err) < 0 || sd_pg_begin(pg, &err) < 0 ||
+        sd_pg_exec(pg, "SELECT pg_advisory_xact_lock(4242)", 0, NULL, &err) < 0 ||
         sd_pg_exec(pg,
                    "CREATE TABLE IF NOT EXISTS test_effects (event_id text NOT NULL,"
                    " seq bigint NOT NULL, created_at timestamptz NOT NULL,"
                    " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-                   0, NULL, &err) < 0)
+                   0, NULL, &err) < 0 ||
+        sd_pg_commit(pg, &err) < 0)
         goto fail;
     res = sd_pg_query(pg, "SELECT count(DISTINCT event_id) FROM test_effects", 0, NULL, NULL, NULL,
                       &err);
@@ -296,7 +313,8 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
         goto fail;
     ctx.ic = sd_inbox_consumer_new(pg, kc, group, dlq, apply_ping, NULL);
     if (sd_inbox_consumer_attach(ctx.ic, loop) < 0 || sd_outbox_relay_attach(relay, loop) < 0 ||
-        sd_loop_add_timer(loop, 100, check_done, &ctx) < 0) {
+        sd_loop_add_timer(loop, 100, check_done, &ctx) < 0 ||
+        sd_loop_watch_signals(loop, on_signal, &ctx) < 0) {
         sd_err_set(&err, SD_ERR_INTERNAL, "loop registration failed");
         goto fail;
     }
@@ -323,9 +341,13 @@ out:
 int main(int argc, char **argv)
 {
     sd_log_init("bus-worker", NULL, getenv("SIPDRAIN_KAFKA_DEBUG") ? SD_LOG_DEBUG : SD_LOG_INFO);
-    /* produce and relay are one instance across a crash; consume another. */
-    sd_outbox_set_owner(argc > 1 && !strcmp(argv[1], "consume") ? "bus-worker/consumer"
-                                                                : "bus-worker/producer");
+    /* produce and relay are one instance across a crash; consume another.
+     * SIPDRAIN_TEST_OWNER names more producers apart (bench/bus.sh). */
+    if (getenv("SIPDRAIN_TEST_OWNER") != NULL)
+        sd_outbox_set_owner(getenv("SIPDRAIN_TEST_OWNER"));
+    else
+        sd_outbox_set_owner(argc > 1 && !strcmp(argv[1], "consume") ? "bus-worker/consumer"
+                                                                    : "bus-worker/producer");
     if (argc == 6 && !strcmp(argv[1], "produce"))
         return do_produce(argv[2], argv[3], argv[4], strtol(argv[5], NULL, 10));
     if (argc == 5 && !strcmp(argv[1], "topic")) {
