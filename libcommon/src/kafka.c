@@ -373,23 +373,28 @@ void sd_kafka_consumer_free(struct sd_kafka_consumer *c)
     free(c);
 }
 
-int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+int sd_kafka_headers_get(const rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t size)
 {
-    rd_kafka_headers_t *hdrs = NULL;
     const void *val;
     size_t len;
 
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return -1;
-    if (rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return -1;
-    if (size == 0)
+    if (hdrs == NULL || size == 0 ||
+        rd_kafka_header_get_last(hdrs, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
     if (len >= size)
         len = size - 1;
     memcpy(buf, val, len);
     buf[len] = '\0';
     return 0;
+}
+
+int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    return sd_kafka_headers_get(hdrs, name, buf, size);
 }
 
 /* --- admin ------------------------------------------------------------- */

@@ -147,17 +147,7 @@ void sdt_msgs_free(struct sdt_msgs *msgs)
 
 int sdt_header(const struct sdt_msg *msg, const char *name, char *buf, size_t size)
 {
-    const void *val;
-    size_t len;
-
-    if (msg->headers == NULL ||
-        rd_kafka_header_get_last(msg->headers, name, &val, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return -1;
-    if (len >= size)
-        len = size - 1;
-    memcpy(buf, val, len);
-    buf[len] = '\0';
-    return 0;
+    return sd_kafka_headers_get(msg->headers, name, buf, size);
 }
 
 struct dr_count {

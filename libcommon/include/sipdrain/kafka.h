@@ -77,7 +77,9 @@ void sd_kafka_consumer_free(struct sd_kafka_consumer *c);
 int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
                            int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
 
-/* A header value of m, copied into buf (NUL-terminated); -1 when absent. */
+/* A header value of m (or of a header list), copied into buf
+ * (NUL-terminated, cut to size); -1 when absent. */
 int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf, size_t size);
+int sd_kafka_headers_get(const rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t size);
 
 #endif
