@@ -11,6 +11,7 @@
 
 #include "sipdrain/event.h"
 #include "sipdrain/kafka.h"
+#include "sipdrain/outbox.h"
 #include "sipdrain/pg.h"
 #include "support.h"
 
@@ -332,4 +333,98 @@ Test(inbox, events_are_applied_exactly_once_across_a_sigkill_before_offset_store
     cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(DISTINCT seq) FROM test_effects"), 500);
     cr_expect_geq(summary_value("/tmp/sd-inbox-worker.out", "duplicates"), 1,
                   "the event whose offset was not stored came again and was skipped");
+}
+
+/* Runs one relay of `owner` over dsn until `leave` rows are pending (or 60 s). */
+static void relay_until_idle(const char *dsn, const char *owner, long leave)
+{
+    struct sd_err err = {0};
+    struct sd_pg *pg = sd_pg_new(dsn, "test-relay");
+    struct sd_outbox_relay *r;
+    int64_t deadline = sd_mono_ms() + 60000;
+
+    sd_outbox_set_owner(owner);
+    r = sd_outbox_relay_new(pg, sdt_brokers(), "test-relay", &err);
+    cr_assert_not_null(r, "%s", err.text);
+    while (sd_mono_ms() < deadline) {
+        int more = sd_outbox_relay_run(r, &err);
+        if (more == 0 && sd_outbox_relay_inflight(r) == 0 &&
+            sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE failed_at IS NULL") == leave)
+            break;
+        usleep(5000);
+    }
+    sd_outbox_relay_free(r);
+    sd_pg_free(pg);
+}
+
+/* Writes one raw row for owner in its own transaction. */
+static void add_row(const char *dsn, const char *owner, const char *topic, const void *value,
+                    size_t len)
+{
+    struct sd_err err = {0};
+    struct sd_pg *pg = sd_pg_new(dsn, "test-writer");
+
+    sd_outbox_set_owner(owner);
+    cr_assert_eq(sd_pg_begin(pg, &err), 0, "%s", err.text);
+    cr_assert_eq(sd_outbox_add_raw(pg, topic, "k", 1, value, len, NULL, 0, &err), 0, "%s",
+                 err.text);
+    cr_assert_eq(sd_pg_commit(pg, &err), 0, "%s", err.text);
+    sd_pg_free(pg);
+}
+
+Test(outbox, a_row_kafka_refuses_for_good_is_set_aside_and_blocks_nothing)
+{
+    char dsn[512], topic[128];
+    size_t big_len = 5 * 1024 * 1024; /* over the 4 MiB the producer and broker allow */
+    char *big = malloc(big_len);
+    struct sdt_msgs got;
+
+    cr_assert_not_null(big);
+    memset(big, 'x', big_len);
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "refused", 1);
+    add_row(dsn, "test/refused", topic, "before", 6);
+    add_row(dsn, "test/refused", topic, big, big_len);
+    add_row(dsn, "test/refused", topic, "after", 5);
+    relay_until_idle(dsn, "test/refused", 0);
+
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox"), 1, "delivered rows deleted");
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL"
+                                    " AND error LIKE '%too large%' AND length(payload) = 5242880"),
+                 1, "the refused row is kept, with its reason");
+    got = sdt_consume(topic, 2, 30000);
+    cr_assert_eq(got.n, 2);
+    cr_expect_str_eq(got.m[0].value, "before");
+    cr_expect_str_eq(got.m[1].value, "after", "the row after it was not blocked");
+    sdt_msgs_free(&got);
+    free(big);
+}
+
+Test(outbox, rows_of_an_owner_gone_for_good_are_taken_over_after_a_minute)
+{
+    char dsn[512], topic[128], sql[512];
+    struct sdt_msgs got;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "orphans", 1);
+    add_row(dsn, "sip-edge/edge-gone", topic, "orphan", 6);
+    add_row(dsn, "sip-edge/edge-alive", topic, "recent", 6);
+    /* Age the first row past SD_OUTBOX_ORPHAN_S; the second is recent. */
+    snprintf(sql, sizeof(sql),
+             "WITH u AS (UPDATE outbox SET created_at = now() - interval '%d seconds'"
+             " WHERE owner = 'sip-edge/edge-gone' RETURNING 1) SELECT count(*) FROM u",
+             SD_OUTBOX_ORPHAN_S + 5);
+    cr_assert_eq(sdt_pg_scalar(dsn, sql), 1);
+
+    relay_until_idle(dsn, "drain-orchestrator/other", 1); /* neither row is its own */
+    cr_expect_eq(
+        sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE owner = 'sip-edge/edge-gone'"), 0,
+        "the orphan was published and deleted");
+    cr_expect_eq(
+        sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE owner = 'sip-edge/edge-alive'"), 1,
+        "a live owner's recent row is left to its own relay");
+    got = sdt_consume(topic, 1, 20000);
+    cr_assert_eq(got.n, 1);
+    cr_expect_str_eq(got.m[0].value, "orphan");
+    sdt_msgs_free(&got);
 }
