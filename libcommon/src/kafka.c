@@ -232,8 +232,10 @@ void sd_kafka_producer_free(struct sd_kafka_producer *p)
 
 /* --- consumer ---------------------------------------------------------- */
 
-/* Logs assignments; the assign/unassign itself is librdkafka's default (with
- * auto-commit on, it commits the stored offsets before a revoke). */
+/* Logs assignments and applies them. No commit here: with auto-commit on,
+ * librdkafka itself commits the stored offsets when partitions are revoked,
+ * and a synchronous commit would block the caller's loop (the SIP thread in
+ * sip-edge). Whatever it misses is redelivered and skipped by the inbox. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -245,8 +247,6 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         rd_kafka_assign(rk, parts);
     } else {
         sd_log_info("partitions revoked", "group=%s count=%d", c->group, parts->cnt);
-        /* Commit what was stored before giving the partitions away. */
-        rd_kafka_commit(rk, NULL, 0);
         rd_kafka_assign(rk, NULL);
         c->assigned = 0;
     }

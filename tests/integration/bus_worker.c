@@ -202,6 +202,8 @@ static int do_relay(const char *dsn, const char *brokers)
     return rc;
 }
 
+static long delay_us;
+
 /* The effect: one row per applied event. No unique constraint on purpose:
  * a duplicate application would show as a second row. */
 static int apply_ping(struct sd_pg *pg, const struct sd_event *ev, const rd_kafka_message_t *m,
@@ -214,6 +216,8 @@ static int apply_ping(struct sd_pg *pg, const struct sd_event *ev, const rd_kafk
 
     (void)m;
     (void)arg;
+    if (delay_us > 0) /* SIPDRAIN_TEST_APPLY_DELAY_US: an effect that takes time */
+        usleep((useconds_t)delay_us);
     if (json_is_string(fail))
         return sd_err_set(err, SD_ERR_INVALID, "handler refused: %s", json_string_value(fail));
     if (!json_is_integer(seq))
@@ -285,6 +289,8 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
     const char *topics[1] = {topic};
     struct sd_loop *loop = sd_loop_new();
     struct sd_kafka_consumer *kc = NULL;
+
+    delay_us = env_long("SIPDRAIN_TEST_APPLY_DELAY_US", 0);
     struct sd_outbox_relay *relay = NULL;
     struct sd_err err = {0};
     const struct sd_inbox_stats *st;

@@ -428,3 +428,51 @@ Test(outbox, rows_of_an_owner_gone_for_good_are_taken_over_after_a_minute)
     cr_expect_str_eq(got.m[0].value, "orphan");
     sdt_msgs_free(&got);
 }
+
+Test(inbox, a_second_consumer_joining_mid_burst_shares_the_work_and_nothing_is_lost_or_doubled,
+     .timeout = 240)
+{
+    char dsn[512], topic[128], group[160];
+    const long n = 3000;
+    int64_t deadline;
+    pid_t a, b;
+    int status;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "rebalance", 6);
+    snprintf(group, sizeof(group), "%s.group", topic);
+    sdt_produce_pings(topic, (size_t)n, 0);
+    {
+        /* Each consumer only stops on SIGTERM: neither sees all n itself. */
+        const char *args[] = {"consume", dsn, sdt_brokers(), topic, group, "1000000", NULL};
+        /* 2 ms per effect: the burst lasts long enough for b to join. */
+        const char *env_a[] = {"SIPDRAIN_TEST_OWNER=test/consumer-a",
+                               "SIPDRAIN_TEST_APPLY_DELAY_US=2000", NULL};
+        const char *env_b[] = {"SIPDRAIN_TEST_OWNER=test/consumer-b",
+                               "SIPDRAIN_TEST_APPLY_DELAY_US=2000", NULL};
+        a = sdt_worker_start(args, env_a, "/tmp/sd-rebalance-a.out");
+        deadline = sd_mono_ms() + 60000;
+        while (sdt_pg_scalar(
+                   dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'test_effects'") == 0 ||
+               sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects") < 200) {
+            cr_assert(sd_mono_ms() < deadline, "consumer a never got going");
+            usleep(20000);
+        }
+        b = sdt_worker_start(args, env_b, "/tmp/sd-rebalance-b.out");
+    }
+    deadline = sd_mono_ms() + 120000;
+    while (sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects") < n && sd_mono_ms() < deadline)
+        usleep(100000);
+    sleep(2); /* room for a late duplicate to show */
+    kill(a, SIGTERM);
+    kill(b, SIGTERM);
+    status = sdt_wait(a, 30000);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "consumer a status %d", status);
+    status = sdt_wait(b, 30000);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "consumer b status %d", status);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM test_effects"), n,
+                 "every event applied exactly once across the rebalance");
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(DISTINCT seq) FROM test_effects"), n);
+    cr_expect_gt(summary_value("/tmp/sd-rebalance-b.out", "applied"), 0,
+                 "the second consumer took partitions and applied some");
+}
