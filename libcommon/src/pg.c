@@ -27,7 +27,8 @@ struct sd_pg {
     char *prepared[PG_PREPARED_MAX];
     int nprepared;
     unsigned prepared_generation;
-    unsigned long txn; /* BEGINs so far */
+    unsigned prepared_epoch; /* part of every name: bumped when the cache is dropped */
+    unsigned long txn;       /* BEGINs so far */
 };
 
 struct sd_pg *sd_pg_new(const char *dsn, const char *application_name)
@@ -51,6 +52,7 @@ static void prepared_clear(struct sd_pg *pg)
     for (int i = 0; i < pg->nprepared; i++)
         free(pg->prepared[i]);
     pg->nprepared = 0;
+    pg->prepared_epoch++;
 }
 
 void sd_pg_free(struct sd_pg *pg)
@@ -160,7 +162,7 @@ static int preparable(const char *sql)
            !strncmp(sql, "DELETE", 6) || !strncmp(sql, "WITH", 4);
 }
 
-/* Returns the name of sql's prepared statement ("sd<N>"), preparing it on
+/* Returns the name of sql's prepared statement ("sd<epoch>_<N>"), preparing it on
  * first use, or NULL to run it unprepared (cache full, not DML). *res is
  * set when PQprepare itself failed (the caller reports it). */
 static const char *prepared_name(struct sd_pg *pg, const char *sql, int n, char *name, size_t size,
@@ -175,13 +177,13 @@ static const char *prepared_name(struct sd_pg *pg, const char *sql, int n, char 
         return NULL;
     for (int i = 0; i < pg->nprepared; i++) {
         if (strcmp(pg->prepared[i], sql) == 0) {
-            snprintf(name, size, "sd%d", i);
+            snprintf(name, size, "sd%u_%d", pg->prepared_epoch, i);
             return name;
         }
     }
     if (pg->nprepared == PG_PREPARED_MAX)
         return NULL;
-    snprintf(name, size, "sd%d", pg->nprepared);
+    snprintf(name, size, "sd%u_%d", pg->prepared_epoch, pg->nprepared);
     *res = PQprepare(pg->conn, name, sql, n, NULL);
     if (*res == NULL || PQresultStatus(*res) != PGRES_COMMAND_OK)
         return NULL;
@@ -199,16 +201,37 @@ PGresult *sd_pg_query(struct sd_pg *pg, const char *sql, int n, const char *cons
     PGresult *res;
     ExecStatusType st;
     const char *state;
-    char msg[SD_ERR_TEXT_MAX], name[16];
+    char msg[SD_ERR_TEXT_MAX], name[32];
     const char *stmt;
 
     if (sd_pg_ensure(pg, err) < 0)
         return NULL;
     stmt = prepared_name(pg, sql, n, name, sizeof(name), &res);
-    if (stmt != NULL)
+    if (stmt != NULL) {
         res = PQexecPrepared(pg->conn, stmt, n, values, lengths, formats, 0);
-    else if (res == NULL)
+        /* A migration applied while we run changed a table under a prepared
+         * statement ("cached plan must not change result type"): forget
+         * them all and run this one afresh. Outside a transaction only: in
+         * one, the error has already aborted it and the caller retries. */
+        if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR &&
+            PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL &&
+            strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "0A000") == 0) {
+            prepared_clear(pg); /* new names from now on: no clash with the old */
+            if (PQtransactionStatus(pg->conn) == PQTRANS_IDLE) {
+                PQclear(PQexec(pg->conn, "DEALLOCATE ALL"));
+                PQclear(res);
+                res = PQexecParams(pg->conn, sql, n, NULL, values, lengths, formats, 0);
+            } else {
+                PQclear(res);
+                return sd_err_set(err, SD_ERR_TRANSIENT,
+                                  "postgresql: prepared statements outdated by a schema change; "
+                                  "retry the transaction"),
+                       NULL;
+            }
+        }
+    } else if (res == NULL) {
         res = PQexecParams(pg->conn, sql, n, NULL, values, lengths, formats, 0);
+    }
     st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;

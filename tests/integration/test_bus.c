@@ -476,3 +476,48 @@ Test(inbox, a_second_consumer_joining_mid_burst_shares_the_work_and_nothing_is_l
     cr_expect_gt(summary_value("/tmp/sd-rebalance-b.out", "applied"), 0,
                  "the second consumer took partitions and applied some");
 }
+
+Test(pg, a_schema_change_under_a_prepared_statement_is_survived)
+{
+    char dsn[512];
+    struct sd_err err = {0};
+    struct sd_pg *pg, *admin;
+    PGresult *res;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    pg = sd_pg_new(dsn, "test");
+    admin = sd_pg_new(dsn, "test-admin");
+    cr_assert_geq(sd_pg_exec(admin, "CREATE TABLE shape (a int)", 0, NULL, &err), 0, "%s",
+                  err.text);
+    cr_assert_geq(sd_pg_exec(admin, "INSERT INTO shape VALUES (1)", 0, NULL, &err), 0, "%s",
+                  err.text);
+    res = sd_pg_query(pg, "SELECT * FROM shape", 0, NULL, NULL, NULL, &err);
+    cr_assert_not_null(res, "%s", err.text);
+    cr_expect_eq(PQnfields(res), 1);
+    PQclear(res);
+    /* A migration while the service runs: the prepared plan is outdated. */
+    cr_assert_geq(sd_pg_exec(admin, "ALTER TABLE shape ADD COLUMN b int", 0, NULL, &err), 0, "%s",
+                  err.text);
+    res = sd_pg_query(pg, "SELECT * FROM shape", 0, NULL, NULL, NULL, &err);
+    cr_assert_not_null(res, "outside a transaction it is run afresh: %s", err.text);
+    cr_expect_eq(PQnfields(res), 2);
+    PQclear(res);
+    res = sd_pg_query(pg, "SELECT * FROM shape", 0, NULL, NULL, NULL, &err); /* prepared again */
+    cr_assert_not_null(res, "%s", err.text);
+    PQclear(res);
+
+    cr_assert_geq(sd_pg_exec(admin, "ALTER TABLE shape ADD COLUMN c int", 0, NULL, &err), 0, "%s",
+                  err.text);
+    cr_assert_eq(sd_pg_begin(pg, &err), 0, "%s", err.text);
+    cr_expect_null(sd_pg_query(pg, "SELECT * FROM shape", 0, NULL, NULL, NULL, &err));
+    cr_expect_eq(err.code, SD_ERR_TRANSIENT, "inside a transaction: retry it (%s)", err.text);
+    sd_pg_rollback(pg);
+    cr_assert_eq(sd_pg_begin(pg, &err), 0, "%s", err.text);
+    res = sd_pg_query(pg, "SELECT * FROM shape", 0, NULL, NULL, NULL, &err);
+    cr_assert_not_null(res, "the retried transaction works: %s", err.text);
+    cr_expect_eq(PQnfields(res), 3);
+    PQclear(res);
+    sd_pg_rollback(pg);
+    sd_pg_free(admin);
+    sd_pg_free(pg);
+}
