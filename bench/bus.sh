@@ -13,6 +13,10 @@
 # (set by the producer just before its INSERT into the outbox): one machine,
 # one clock, millisecond resolution. Throughput is events / (last effect -
 # first event time).
+# The peer, in the same run and alternating with it: Kafka alone (the same
+# events produced straight to the topic and consumed with no database, no
+# outbox, no inbox), i.e. what the broker gives on this machine, so the price
+# of the transactional guarantees is visible side by side.
 # Goal (issue #2, 2 cores): >= 5,000 events/s sustained; p99 < 50 ms at 1,000 events/s.
 # It prints numbers; it is a benchmark, not a test.
 set -euo pipefail
@@ -89,16 +93,37 @@ run() {
 }
 
 echo "bus benchmark: $(nproc) cores, kafka $(basename "$(ls -d "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}"/kafka-* | head -1)"), $(psql --version | head -1)"
+echo "rows: max/steady = the bus (outbox -> relay -> Kafka -> inbox -> COMMIT); k-* = Kafka alone"
 printf '%-8s %8s %10s %12s %10s %10s %10s\n' run events events/s offered p50_ms p99_ms max_ms
 # An unmeasured run first: the broker's JVM compiles its hot paths (the first
 # run after a start is markedly slower) and PostgreSQL warms its caches.
 run warmup 10000 0 "$BATCH" "$PRODUCERS" "$CONSUMERS" >/dev/null
+# peer NAME EVENTS RATE -> one result line for Kafka alone
+peer() {
+    local name=$1 n=$2 rate=$3 topic ready line cpid
+    topic="bench.$(date +%s%N | tail -c 9).$name"
+    ready=$(mktemp -u)
+    "$worker" topic "$SIPDRAIN_KAFKA_BROKERS" "$topic" 6
+    SIPDRAIN_TEST_READY_FILE=$ready "$worker" rawconsume "$SIPDRAIN_KAFKA_BROKERS" "$topic" \
+        "$topic.g" "$n" >".run/bench-$name.out" 2>".run/bench-$name.log" &
+    cpid=$!
+    SIPDRAIN_TEST_READY_FILE=$ready SIPDRAIN_TEST_WARMUP=1 SIPDRAIN_TEST_RATE=$rate \
+        "$worker" rawproduce "$SIPDRAIN_KAFKA_BROKERS" "$topic" "$n" >/dev/null 2>>".run/bench-$name.log"
+    wait "$cpid" || { echo "bench: $name failed, see .run/bench-$name.log" >&2; return 1; }
+    rm -f "$ready"
+    read -r count eps p50 p99 max <".run/bench-$name.out"
+    printf '%-8s %8s %10s %12s %10s %10s %10s\n' "$name" "$count" "$eps" \
+        "$([ "$rate" = 0 ] && echo unlimited || echo "$rate/s")" "$p50" "$p99" "$max"
+}
+
 # Runs alternate (max, steady, max, ...) so drift on a shared machine hits both;
 # the summary gives the median and the spread.
 results=$(mktemp)
 for r in $(seq 1 "$REPEAT"); do
     run max "$N" 0 "$BATCH" "$PRODUCERS" "$CONSUMERS" | tee -a "$results"
     run steady $((RATE * SECONDS_STEADY)) "$RATE" 1 1 1 | tee -a "$results"
+    peer k-max "$N" 0 | tee -a "$results"
+    peer k-steady $((RATE * SECONDS_STEADY)) "$RATE" | tee -a "$results"
 done
 summary() { # NAME FIELD -> "median (median of n, min..max a..b)"
     local v n
@@ -107,8 +132,8 @@ summary() { # NAME FIELD -> "median (median of n, min..max a..b)"
     [ "$n" -gt 0 ] || return 0
     echo "$(echo "$v" | sed -n "$(( (n + 1) / 2 ))p") (median of $n, min..max $(echo "$v" | head -1)..$(echo "$v" | tail -1))"
 }
-echo "max events/s:      $(summary max 3)"
-echo "steady p99 ms:     $(summary steady 6)"
+echo "max events/s:      bus $(summary max 3); kafka alone $(summary k-max 3)"
+echo "steady p99 ms:     bus $(summary steady 6); kafka alone $(summary k-steady 6)"
 rm -f "$results"
 echo "goal:              max >= 5000 events/s; steady p99 < 50 ms at 1000 events/s"
 echo "setup: $PRODUCERS producers x $BATCH events per transaction, $CONSUMERS consumers (one group), 6 partitions"

@@ -6,6 +6,8 @@
  *   bus_worker produce DSN BROKERS TOPIC N    N events through the outbox, then relay
  *   bus_worker relay   DSN BROKERS            relay until nothing is unsent
  *   bus_worker topic   BROKERS NAME PARTITIONS create a topic (benchmarks)
+ *   bus_worker rawproduce BROKERS TOPIC N     the peer of bench/bus.sh: Kafka alone,
+ *   bus_worker rawconsume BROKERS TOPIC GROUP N  no outbox, no inbox, no database
  *   bus_worker consume DSN BROKERS TOPIC GROUP N [DEADLETTER_TOPIC]
  *                                             apply until N distinct effects (and
  *                                             $SIPDRAIN_TEST_EXPECT_DLQ dead letters)
@@ -16,6 +18,7 @@
  * SIPDRAIN_TEST_BATCH (events per transaction), SIPDRAIN_TEST_WARMUP and
  * SIPDRAIN_TEST_OWNER shape it for bench/bus.sh. Prints one summary line on stdout. Exit 0 done, 3 timeout.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +347,131 @@ out:
     return ctx.rc;
 }
 
+/* --- the peer: Kafka alone ---------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Produces n test.ping events straight to Kafka, at SIPDRAIN_TEST_RATE (0 =
+ * as fast as possible). With SIPDRAIN_TEST_WARMUP it first sends seq -1
+ * until SIPDRAIN_TEST_READY_FILE exists (the consumer has joined). */
+static int raw_send(struct sd_kafka_producer *p, const char *topic, long seq)
+{
+    struct sd_err err = {0};
+    struct sd_event ev;
+    char key[32], *text;
+    size_t len;
+
+    if (sd_event_init(&ev, "test/bus-worker", "test.ping",
+                      json_pack("{s:I}", "seq", (json_int_t)seq), &err) < 0)
+        return -1;
+    text = sd_event_encode(&ev, &len, &err);
+    sd_event_clear(&ev);
+    if (text == NULL)
+        return -1;
+    snprintf(key, sizeof(key), "agent-%ld", (seq < 0 ? 0 : seq) % 97);
+    while (sd_kafka_produce(p, topic, key, strlen(key), text, len, NULL, 0, NULL, &err) < 0) {
+        sd_kafka_producer_poll(p); /* local queue full: let deliveries drain */
+        sleep_ms(1);
+    }
+    free(text);
+    sd_kafka_producer_poll(p);
+    return 0;
+}
+
+static int do_rawproduce(const char *brokers, const char *topic, long n)
+{
+    struct sd_err err = {0};
+    struct sd_kafka_producer *p =
+        sd_kafka_producer_new(brokers, "bus-worker-raw", NULL, NULL, &err);
+    const char *ready = getenv("SIPDRAIN_TEST_READY_FILE");
+    long rate = env_long("SIPDRAIN_TEST_RATE", 0), i;
+    int64_t start, deadline = sd_mono_ms() + WORKER_TIMEOUT_MS;
+
+    if (p == NULL) {
+        fprintf(stderr, "rawproduce: %s\n", err.text);
+        return 1;
+    }
+    /* Warm-up: seq -1 until the consumer has joined and seen one. */
+    while (env_long("SIPDRAIN_TEST_WARMUP", 0) && ready != NULL && access(ready, F_OK) != 0 &&
+           sd_mono_ms() < deadline) {
+        raw_send(p, topic, -1);
+        sd_kafka_producer_flush(p, 5000);
+        sleep_ms(100);
+    }
+    start = sd_mono_ms();
+    for (i = 0; i < n && sd_mono_ms() < deadline; i++) {
+        if (raw_send(p, topic, i) < 0)
+            break;
+        while (rate > 0 && sd_mono_ms() < start + (int64_t)(i + 1) * 1000 / rate) {
+            sd_kafka_producer_poll(p);
+            sleep_ms(1);
+        }
+    }
+    sd_kafka_producer_free(p); /* flushes */
+    printf("produced=%ld\n", i);
+    return i == n ? 0 : 3;
+}
+
+/* Consumes until n events with seq >= 0 arrived; prints the same figures as
+ * bench/bus.sh computes for the bus: count, events/s (last arrival - first
+ * event time), and p50/p99/max of arrival - event time, in ms. */
+static int do_rawconsume(const char *brokers, const char *topic, const char *group, long n)
+{
+    struct sd_err err = {0};
+    const char *topics[1] = {topic};
+    const char *ready = getenv("SIPDRAIN_TEST_READY_FILE");
+    struct sd_kafka_consumer *c =
+        sd_kafka_consumer_new(brokers, group, "bus-worker-raw", topics, 1, &err);
+    int64_t *lat = calloc((size_t)n + 1, sizeof(*lat));
+    int64_t first = 0, last = 0, deadline = sd_mono_ms() + WORKER_TIMEOUT_MS;
+    long got = 0;
+
+    if (c == NULL || lat == NULL) {
+        fprintf(stderr, "rawconsume: %s\n", err.text);
+        return 1;
+    }
+    while (got < n && sd_mono_ms() < deadline) {
+        rd_kafka_message_t *m = sd_kafka_consumer_poll(c);
+        struct sd_event ev;
+        json_int_t seq;
+
+        if (m == NULL) {
+            struct pollfd pfd = {sd_kafka_consumer_fd(c), POLLIN, 0};
+            poll(&pfd, 1, 100);
+            continue;
+        }
+        if (sd_event_parse(m->payload, m->len, &ev, &err) == 0) {
+            int64_t now = sd_wall_ms();
+            seq = json_integer_value(json_object_get(ev.data, "seq"));
+            if (seq < 0 && ready != NULL) {
+                FILE *f = fopen(ready, "w");
+                if (f != NULL)
+                    fclose(f);
+            } else if (seq >= 0) {
+                if (got == 0 || ev.time_ms < first)
+                    first = ev.time_ms;
+                last = now;
+                lat[got++] = now - ev.time_ms;
+            }
+            sd_event_clear(&ev);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    qsort(lat, (size_t)got, sizeof(*lat), cmp_i64);
+    if (got > 0)
+        printf("%ld %.0f %lld %lld %lld\n", got,
+               (double)got * 1000.0 / (double)(last > first ? last - first : 1),
+               (long long)lat[(got - 1) / 2], (long long)lat[(got * 99 - 1) / 100],
+               (long long)lat[got - 1]);
+    free(lat);
+    sd_kafka_consumer_free(c);
+    return got == n ? 0 : 3;
+}
+
 int main(int argc, char **argv)
 {
     sd_log_init("bus-worker", NULL, getenv("SIPDRAIN_KAFKA_DEBUG") ? SD_LOG_DEBUG : SD_LOG_INFO);
@@ -366,6 +494,10 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (argc == 5 && !strcmp(argv[1], "rawproduce"))
+        return do_rawproduce(argv[2], argv[3], strtol(argv[4], NULL, 10));
+    if (argc == 6 && !strcmp(argv[1], "rawconsume"))
+        return do_rawconsume(argv[2], argv[3], argv[4], strtol(argv[5], NULL, 10));
     if (argc == 4 && !strcmp(argv[1], "relay"))
         return do_relay(argv[2], argv[3]);
     if ((argc == 7 || argc == 8) && !strcmp(argv[1], "consume"))
