@@ -143,6 +143,54 @@ int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key, const st
     return rc;
 }
 
+int sd_outbox_add_many(struct sd_pg *pg, const struct sd_outbox_item *items, size_t n,
+                       struct sd_err *err)
+{
+    /* 3 parameters a row ($topic, $key, $payload) + owner + channel. */
+    const char *values[SD_OUTBOX_MANY_MAX * 3 + 2];
+    int lengths[SD_OUTBOX_MANY_MAX * 3 + 2] = {0};
+    int formats[SD_OUTBOX_MANY_MAX * 3 + 2] = {0};
+    char *texts[SD_OUTBOX_MANY_MAX] = {NULL};
+    char sql[SD_OUTBOX_MANY_MAX * 40 + 256];
+    int owner_param = (int)n * 3 + 1, pos, rc = -1;
+    PGresult *res;
+
+    if (n == 0)
+        return 0;
+    if (n > SD_OUTBOX_MANY_MAX)
+        return sd_err_set(err, SD_ERR_INTERNAL, "sd_outbox_add_many: %zu rows, at most %d", n,
+                          SD_OUTBOX_MANY_MAX);
+    pos = snprintf(sql, sizeof(sql),
+                   "WITH ins AS (INSERT INTO outbox (topic, key, payload, owner) VALUES ");
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        texts[i] = sd_event_encode(items[i].ev, &len, err);
+        if (texts[i] == NULL)
+            goto out;
+        values[i * 3] = items[i].topic;
+        values[i * 3 + 1] = items[i].key;
+        values[i * 3 + 2] = texts[i];
+        lengths[i * 3 + 2] = (int)len;
+        formats[i * 3 + 2] = 1;
+        pos += snprintf(sql + pos, sizeof(sql) - (size_t)pos, "%s($%zu, $%zu, $%zu, $%d)",
+                        i ? ", " : "", i * 3 + 1, i * 3 + 2, i * 3 + 3, owner_param);
+    }
+    values[n * 3] = outbox_owner;
+    values[n * 3 + 1] = outbox_channel;
+    snprintf(sql + pos, sizeof(sql) - (size_t)pos,
+             " RETURNING 1) SELECT pg_notify($%d, '') WHERE EXISTS (SELECT 1 FROM ins)",
+             owner_param + 1);
+    res = sd_pg_query(pg, sql, (int)n * 3 + 2, values, lengths, formats, err);
+    if (res == NULL)
+        goto out;
+    PQclear(res);
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
+    return rc;
+}
+
 /* --- the in-flight set --------------------------------------------------- */
 
 static size_t slot_of(const struct sd_outbox_relay *r, int64_t id)

@@ -12,7 +12,7 @@
 
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
-#define PG_PREPARED_MAX   64
+#define PG_PREPARED_MAX   128
 
 struct sd_pg {
     char *dsn;

@@ -125,7 +125,6 @@ static int do_produce(const char *dsn, const char *brokers, const char *topic, l
         batch = 1;
     struct sd_outbox_relay *relay;
     struct sd_err err = {0};
-    char key[32];
     int rc = 3;
 
     relay = sd_outbox_relay_new(rpg, brokers, "bus-worker", &err);
@@ -142,14 +141,26 @@ static int do_produce(const char *dsn, const char *brokers, const char *topic, l
             goto out;
         if (sd_pg_begin(pg, &err) < 0)
             goto retry;
-        for (; in_tx < batch && i + in_tx < n; in_tx++) {
-            struct sd_event ev;
-            if (sd_event_init(&ev, "test/bus-worker", "test.ping",
-                              json_pack("{s:I}", "seq", (json_int_t)(i + in_tx)), &err) < 0)
-                goto out;
-            snprintf(key, sizeof(key), "agent-%ld", (i + in_tx) % 97);
-            int added = sd_outbox_add(pg, topic, key, &ev, &err);
-            sd_event_clear(&ev);
+        {
+            /* The transaction's events in one statement (sd_outbox_add_many). */
+            struct sd_event evs[SD_OUTBOX_MANY_MAX];
+            struct sd_outbox_item items[SD_OUTBOX_MANY_MAX];
+            char keys[SD_OUTBOX_MANY_MAX][32];
+            int added;
+
+            for (; in_tx < batch && in_tx < SD_OUTBOX_MANY_MAX && i + in_tx < n; in_tx++) {
+                if (sd_event_init(&evs[in_tx], "test/bus-worker", "test.ping",
+                                  json_pack("{s:I}", "seq", (json_int_t)(i + in_tx)), &err) < 0) {
+                    for (long k = 0; k < in_tx; k++)
+                        sd_event_clear(&evs[k]);
+                    goto out;
+                }
+                snprintf(keys[in_tx], sizeof(keys[in_tx]), "agent-%ld", (i + in_tx) % 97);
+                items[in_tx] = (struct sd_outbox_item){topic, keys[in_tx], &evs[in_tx]};
+            }
+            added = sd_outbox_add_many(pg, items, (size_t)in_tx, &err);
+            for (long k = 0; k < in_tx; k++)
+                sd_event_clear(&evs[k]);
             if (added < 0)
                 goto retry;
         }

@@ -521,3 +521,43 @@ Test(pg, a_schema_change_under_a_prepared_statement_is_survived)
     sd_pg_free(admin);
     sd_pg_free(pg);
 }
+
+Test(outbox, several_events_added_in_one_statement_are_published_in_order_with_their_keys)
+{
+    char dsn[512], topic[128];
+    struct sd_event evs[5];
+    struct sd_outbox_item items[5];
+    const char *keys[5] = {"a1", "a2", NULL, "a4", "a5"};
+    struct sd_err err = {0};
+    struct sd_pg *pg;
+    struct sdt_msgs got;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "many", 1);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(
+            sd_event_init(&evs[i], "test/many", "test.ping", json_pack("{s:i}", "seq", i), &err),
+            0);
+        items[i] = (struct sd_outbox_item){topic, keys[i], &evs[i]};
+    }
+    sd_outbox_set_owner("test/many");
+    pg = sd_pg_new(dsn, "test-writer");
+    cr_assert_eq(sd_pg_begin(pg, &err), 0, "%s", err.text);
+    cr_assert_eq(sd_outbox_add_many(pg, items, 5, &err), 0, "%s", err.text);
+    cr_assert_eq(sd_pg_commit(pg, &err), 0, "%s", err.text);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE owner = 'test/many'"), 5);
+    sd_pg_free(pg);
+    relay_until_idle(dsn, "test/many", 0);
+
+    got = sdt_consume(topic, 5, 30000);
+    cr_assert_eq(got.n, 5);
+    for (int i = 0; i < 5; i++) {
+        struct sd_event back;
+        cr_assert_eq(sd_event_parse(got.m[i].value, got.m[i].len, &back, &err), 0, "%s", err.text);
+        cr_expect_str_eq(back.id, evs[i].id, "row %d in the order written", i);
+        cr_expect_str_eq(got.m[i].key, keys[i] ? keys[i] : "", "row %d's key", i);
+        sd_event_clear(&back);
+        sd_event_clear(&evs[i]);
+    }
+    sdt_msgs_free(&got);
+}

@@ -39,6 +39,16 @@ const char *sd_outbox_owner(void);
 /* Adds ev for topic/key to the caller's open transaction. */
 int sd_outbox_add(struct sd_pg *pg, const char *topic, const char *key, const struct sd_event *ev,
                   struct sd_err *err) SD_MUST_CHECK;
+/* Adds several events in one statement (one round trip instead of n), to the
+ * caller's open transaction. Rows keep the order of items. */
+struct sd_outbox_item {
+    const char *topic;
+    const char *key; /* may be NULL */
+    const struct sd_event *ev;
+};
+#define SD_OUTBOX_MANY_MAX 64
+int sd_outbox_add_many(struct sd_pg *pg, const struct sd_outbox_item *items, size_t n,
+                       struct sd_err *err) SD_MUST_CHECK;
 /* Adds raw bytes with Kafka headers (dead-letter records). */
 int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size_t key_len,
                       const void *value, size_t len, const struct sd_kafka_header *headers,
