@@ -58,7 +58,7 @@ int sd_outbox_add_raw(struct sd_pg *pg, const char *topic, const void *key, size
 struct sd_outbox_relay *sd_outbox_relay_new(struct sd_pg *pg, const char *brokers,
                                             const char *client_id,
                                             struct sd_err *err) SD_MUST_CHECK;
-/* One pass: serve delivery reports, mark sent, publish unsent rows. Returns
+/* One pass: serve delivery reports, delete delivered rows, publish pending ones. Returns
  * 1 when more rows are waiting (call again soon), 0 when caught up, -1 on a
  * (transient) error, logged. */
 int sd_outbox_relay_run(struct sd_outbox_relay *r, struct sd_err *err);
