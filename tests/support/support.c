@@ -1,6 +1,7 @@
 /* support.c - see support.h. Assertions here fail the calling test. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -165,25 +166,129 @@ static void count_dr(void *opaque, const struct sd_err *err, void *arg)
         c->ok++;
 }
 
-void sdt_produce_raw(const char *topic, const void *const *values, const size_t *lens, size_t n)
+void sdt_produce_keyed(const char *topic, const char *const *keys, const void *const *values,
+                       const size_t *lens, size_t n)
 {
     struct dr_count c = {0, 0};
     struct sd_err err = {0};
     struct sd_kafka_producer *p =
         sd_kafka_producer_new(sdt_brokers(), "sdt-producer", count_dr, &c, &err);
-    char key[32];
 
     cr_assert_not_null(p, "%s", err.text);
     for (size_t i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "k%zu", i);
-        cr_assert_eq(
-            sd_kafka_produce(p, topic, key, strlen(key), values[i], lens[i], NULL, 0, NULL, &err),
-            0, "%s", err.text);
+        const char *key = keys ? keys[i] : NULL;
+        while (sd_kafka_produce(p, topic, key, key ? strlen(key) : 0, values[i], lens[i], NULL, 0,
+                                NULL, &err) < 0) {
+            cr_assert_eq(err.code, SD_ERR_TRANSIENT, "%s", err.text);
+            sd_kafka_producer_poll(p); /* local queue full: let deliveries drain */
+            usleep(1000);
+        }
     }
     cr_assert_eq(sd_kafka_producer_flush(p, 30000), 0, "flush timed out");
     sd_kafka_producer_poll(p);
     cr_assert_eq(c.ok, (int)n, "delivered %d of %zu (failed %d)", c.ok, n, c.failed);
     sd_kafka_producer_free(p);
+}
+
+void sdt_produce_raw(const char *topic, const void *const *values, const size_t *lens, size_t n)
+{
+    char **keys = calloc(n, sizeof(*keys));
+
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = malloc(32);
+        snprintf(keys[i], 32, "k%zu", i);
+    }
+    sdt_produce_keyed(topic, (const char *const *)keys, values, lens, n);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+}
+
+void sdt_prefix_create(char *prefix, size_t size)
+{
+    static const char *const bases[] = {"sipdrain.drain.commands", "sipdrain.drain.events",
+                                        "sipdrain.edge.control",   "sipdrain.edge.status",
+                                        "sipdrain.call.events",    "sipdrain.agent.commands",
+                                        "sipdrain.agent.events",   "sipdrain.deadletter"};
+    const size_t n = sizeof(bases) / sizeof(bases[0]);
+    char names[8][160], suffix[16];
+    const char *topics[8];
+    struct sd_err err = {0};
+
+    random_suffix(suffix, sizeof(suffix));
+    snprintf(prefix, size, "t.%s.", suffix);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s%s", prefix, bases[i]);
+        topics[i] = names[i];
+    }
+    cr_assert_eq(sd_kafka_topics_create(sdt_brokers(), topics, n, 6, 30000, &err), 0, "%s",
+                 err.text);
+}
+
+/* fork + exec of path with args; env entries added. stdout (and with
+ * both, stderr) to out_path: appended, or truncated first with truncate. */
+static pid_t spawn(const char *path, const char *const *args, const char *const *env,
+                   const char *out_path, bool both, bool truncate)
+{
+    const char *argv[32];
+    size_t n = 0;
+    pid_t pid;
+
+    argv[n++] = path;
+    for (; args != NULL && args[n - 1] != NULL && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+            putenv((char *)env[i]);
+        if (out_path != NULL) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | (truncate ? O_TRUNC : O_APPEND), 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                if (both)
+                    dup2(fd, 2);
+            }
+        }
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+pid_t sdt_spawn(const char *path, const char *const *args, const char *const *env,
+                const char *out_path)
+{
+    return spawn(path, args, env, out_path, true, false);
+}
+
+void sdt_pg_run(const char *dsn, const char *sql)
+{
+    struct sd_err err = {0};
+    struct sd_pg *pg = sd_pg_new(dsn, "sipdrain-test");
+
+    cr_assert_eq(sd_pg_connect_wait(pg, 30000, &err), 0, "%s", err.text);
+    cr_assert_geq(sd_pg_exec(pg, sql, 0, NULL, &err), 0, "%s: %s", sql, err.text);
+    sd_pg_free(pg);
+}
+
+int sdt_validate_events(const struct sdt_msgs *msgs)
+{
+    char path[] = "/tmp/sipdrain-events-XXXXXX", cmd[1024];
+    int fd = mkstemp(path), rc;
+    FILE *f;
+
+    cr_assert(fd >= 0);
+    f = fdopen(fd, "w");
+    for (size_t i = 0; i < msgs->n; i++)
+        fprintf(f, "%s\n", msgs->m[i].value);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 tests/schema/validate.py --schemas schemas/events --jsonl %s", path);
+    rc = sdt_script(cmd);
+    unlink(path);
+    return rc;
 }
 
 void sdt_produce_pings(const char *topic, size_t n, size_t first_seq)
@@ -210,32 +315,13 @@ void sdt_produce_pings(const char *topic, size_t n, size_t first_seq)
 
 pid_t sdt_worker_start(const char *const *args, const char *const *env, const char *out_path)
 {
-    char worker[1024];
+    static char worker[1024];
     const char *dir = getenv("SIPDRAIN_TEST_BIN_DIR");
-    const char *argv[16];
-    size_t n = 0;
-    pid_t pid;
 
     cr_assert(dir != NULL, "SIPDRAIN_TEST_BIN_DIR unset (set by CTest)");
     snprintf(worker, sizeof(worker), "%s/bus_worker", dir);
-    argv[n++] = worker;
-    for (; args[n - 1] != NULL && n < 15; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-            putenv((char *)env[i]);
-        if (out_path != NULL) {
-            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            if (fd >= 0)
-                dup2(fd, 1);
-        }
-        execv(worker, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    /* stdout only, truncated: the worker's summary line */
+    return spawn(worker, args, env, out_path, false, true);
 }
 
 int sdt_wait(pid_t pid, int timeout_ms)

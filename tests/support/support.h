@@ -44,6 +44,28 @@ void sdt_produce_raw(const char *topic, const void *const *values, const size_t 
 /* Produces n valid CloudEvents of type test.ping with data {"seq": i}. */
 void sdt_produce_pings(const char *topic, size_t n, size_t first_seq);
 
+/* Produces values with the given keys (keys[i] NULL = no key) and waits
+ * for every delivery report. */
+void sdt_produce_keyed(const char *topic, const char *const *keys, const void *const *values,
+                       const size_t *lens, size_t n);
+
+/* A fresh random topic prefix "t.<random>." with the topics of DESIGN.md §2
+ * and the dead-letter topic created under it (6 partitions each), for a
+ * service started with SIPDRAIN_TOPIC_PREFIX. */
+void sdt_prefix_create(char *prefix, size_t size);
+
+/* Runs path with args (argv[0] = path) and env entries "K=V" added; stdout
+ * and stderr go to out_path (NULL = inherited). Returns the pid. */
+pid_t sdt_spawn(const char *path, const char *const *args, const char *const *env,
+                const char *out_path);
+
+/* Runs sql (no result needed) on dsn; fails the test on error. */
+void sdt_pg_run(const char *dsn, const char *sql);
+
+/* Checks every message value against schemas/events with
+ * tests/schema/validate.py; returns its exit status (0 = all valid). */
+int sdt_validate_events(const struct sdt_msgs *msgs);
+
 /* Runs the bus worker with args; env entries "K=V" are added. Returns the pid. */
 pid_t sdt_worker_start(const char *const *args, const char *const *env, const char *out_path);
 /* Waits for pid; returns its wait status. */
