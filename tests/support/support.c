@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +134,34 @@ struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms)
     return out;
 }
 
+long sdt_topic_count(const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    char errstr[256];
+    rd_kafka_t *rk;
+    long total = 0;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr));
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    cr_assert_not_null(rk, "%s", errstr);
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    cr_assert_eq(rd_kafka_metadata(rk, 0, rkt, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    cr_assert_eq(md->topic_cnt, 1);
+    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+        int64_t lo = 0, hi = 0;
+        cr_assert_eq(rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
+                                                      &lo, &hi, 10000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        total += (long)(hi - lo);
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return total;
+}
+
 void sdt_msgs_free(struct sdt_msgs *msgs)
 {
     for (size_t i = 0; i < msgs->n; i++) {
@@ -241,6 +270,8 @@ static pid_t spawn(const char *path, const char *const *args, const char *const 
     pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* A test that fails half-way leaves no process behind. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (size_t i = 0; env != NULL && env[i] != NULL; i++)
             putenv((char *)env[i]);
         if (out_path != NULL) {

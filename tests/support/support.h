@@ -38,6 +38,9 @@ struct sdt_msgs {
 int sdt_header(const struct sdt_msg *msg, const char *name, char *buf, size_t size);
 struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms);
 void sdt_msgs_free(struct sdt_msgs *msgs);
+/* How many messages topic holds (sum over partitions of high - low
+ * watermark): "nothing more was published" without waiting out a read. */
+long sdt_topic_count(const char *topic);
 
 /* Produces raw values (key = "k<i>") and waits for every delivery report. */
 void sdt_produce_raw(const char *topic, const void *const *values, const size_t *lens, size_t n);
