@@ -8,7 +8,11 @@
 # build/tests/agent_load logs AGENTS agents in first (not measured), then
 # sends agent.ready / agent.not_ready in turn (agent j % AGENTS):
 #   max     N commands as fast as it can produce them
-#   steady  RATE commands/s on a fixed schedule for SECONDS_STEADY seconds
+#   steady  RATE commands/s on a fixed schedule for SECONDS_STEADY seconds,
+#           after 2 s on the same schedule that are not measured: the step from
+#           idle to load costs the first ~100 ms of answers 50-150 ms (Kafka
+#           alone shows a smaller step too), and p99 should describe the
+#           steady state
 # Latency = answer arrival - command send, both on the generator's clock.
 # Throughput = answers / (last answer - first send).
 # INSTANCES agent-state processes share the partitions (one consumer group).

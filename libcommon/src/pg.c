@@ -100,6 +100,18 @@ static void strip_newlines(char *s)
     }
 }
 
+/* The server's notices (e.g. "FATAL: terminating connection due to
+ * administrator command" at a restart) as our log lines, not raw stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    struct sd_pg *pg = arg;
+    char text[SD_ERR_TEXT_MAX];
+
+    snprintf(text, sizeof(text), "%s", message);
+    strip_newlines(text);
+    sd_log_info("postgresql notice", "app=%s text=\"%s\"", pg->app, text);
+}
+
 int sd_pg_ensure(struct sd_pg *pg, struct sd_err *err)
 {
     const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
@@ -120,6 +132,7 @@ int sd_pg_ensure(struct sd_pg *pg, struct sd_err *err)
         pg_mark_down(pg, why);
         return sd_err_set(err, SD_ERR_TRANSIENT, "cannot connect to postgresql: %s", why);
     }
+    PQsetNoticeProcessor(pg->conn, on_notice, pg);
     pg->backoff_ms = PG_BACKOFF_MIN_MS;
     pg->generation++;
     if (pg->generation > 1)

@@ -4,7 +4,8 @@
  *       logs AGENTS agents in (warm-up, not measured), then sends N commands
  *       (agent.ready / agent.not_ready in turn, agent i % AGENTS) to
  *       PREFIXsipdrain.agent.commands at RATE per second on a fixed schedule
- *       (0 = as fast as it can), and reads PREFIXsipdrain.agent.events until
+ *       (0 = as fast as it can; at a fixed rate WARM_S seconds more are sent
+ *       first, unmeasured), and reads PREFIXsipdrain.agent.events until
  *       every command is answered (matched by data.request_id). Prints one
  *       line: sent, answered, errors, commands/s (answered / (last answer -
  *       first send)) and command -> answer latency p50 / p99 / max in ms.
@@ -29,6 +30,7 @@
 #include "sipdrain/topic.h"
 
 #define TIMEOUT_MS 120000
+#define WARM_S     2 /* unmeasured seconds at the start of a fixed-rate run */
 
 struct pending {
     char id[SD_EVENT_ID_LEN + 1];
@@ -129,6 +131,10 @@ static void collect(rd_kafka_t *rk, struct tally *t, int wait_ms)
                 int64_t now = sd_wall_ms();
                 pd->answered = 1;
                 if (pd->sent_ms > 0) {
+                    if (getenv("AGENT_LOAD_TRACE") != NULL && now - pd->sent_ms > 50)
+                        fprintf(stderr, "slow answer: sent %lld ms into the run, %lld ms\n",
+                                (long long)(pd->sent_ms - t->first_sent),
+                                (long long)(now - pd->sent_ms));
                     t->lat[t->answered++] = now - pd->sent_ms;
                     t->last_answer = now;
                     if (strcmp(ev.type, "EventError") == 0)
@@ -191,14 +197,19 @@ static int do_load(const char *brokers, long agents, long n, long rate)
         fprintf(stderr, "agent_load: warm-up: %ld of %ld logins answered\n", warm, agents);
         return 3;
     }
-    /* The measured run. */
+    /* The run. At a fixed rate the first WARM_S seconds of commands are
+     * sent on the same schedule but not measured: the figures are those of
+     * the steady state, not of the step from idle to load. */
+    warm = rate > 0 ? rate * WARM_S : 0;
     start = sd_wall_ms();
     t.first_sent = start;
-    for (long j = 0; j < n; j++) {
+    for (long j = 0; j < warm + n; j++) {
         snprintf(agent, sizeof(agent), "load%05ld", j % agents);
         send_command(p, sd_topic(SD_TOPIC_AGENT_COMMANDS), agent,
                      (j / agents) % 2 == 0 ? "agent.ready" : "agent.not_ready", json_object(), id);
-        lookup(id, 1)->sent_ms = sd_wall_ms();
+        if (j == warm)
+            t.first_sent = sd_wall_ms();
+        lookup(id, 1)->sent_ms = j < warm ? 0 : sd_wall_ms();
         collect(rk, &t, 0);
         while (rate > 0 && sd_wall_ms() < start + (j + 1) * 1000 / rate) {
             sd_kafka_producer_poll(p);
@@ -212,9 +223,10 @@ static int do_load(const char *brokers, long agents, long n, long rate)
     printf("sent=%ld answered=%ld errors=%ld commands_per_s=%.0f p50_ms=%lld p99_ms=%lld "
            "max_ms=%lld\n",
            n, t.answered, t.errors,
-           t.answered ? (double)t.answered * 1000.0 /
-                            (double)(t.last_answer > start ? t.last_answer - start : 1)
-                      : 0.0,
+           t.answered
+               ? (double)t.answered * 1000.0 /
+                     (double)(t.last_answer > t.first_sent ? t.last_answer - t.first_sent : 1)
+               : 0.0,
            t.answered ? (long long)t.lat[(t.answered - 1) / 2] : -1LL,
            t.answered ? (long long)t.lat[(t.answered * 99 - 1) / 100] : -1LL,
            t.answered ? (long long)t.lat[t.answered - 1] : -1LL);

@@ -778,3 +778,56 @@ Test(agent_state, two_instances_share_10000_commands_through_a_rebalance_exactly
     free(values);
     free(lens);
 }
+
+Test(agent_state, postgresql_restart_mid_stream_loses_and_doubles_nothing, .timeout = 300)
+{
+    enum { AGENTS = 200, PER_AGENT = 3, N = AGENTS * PER_AGENT };
+    static const char *const types[PER_AGENT] = {"agent.login", "agent.ready", "agent.not_ready"};
+    struct as_env e;
+    pid_t as, sender;
+    int status;
+    int64_t deadline;
+
+    env_setup(&e);
+    as = as_start(&e, "as-0");
+    /* A paced sender (its own process): about 3 s of commands. */
+    sender = fork();
+    cr_assert(sender >= 0);
+    if (sender == 0) {
+        for (int k = 0; k < PER_AGENT; k++) {
+            for (int i = 0; i < AGENTS; i++) {
+                char agent[16], dn[16];
+                snprintf(agent, sizeof(agent), "p%03d", i);
+                snprintf(dn, sizeof(dn), "8%03d", i);
+                command(&e, agent, types[k],
+                        k == 0 ? json_pack("{s:s, s:s, s:s}", "dn", dn, "site", "site1",
+                                           "work_mode", "manual_in")
+                               : json_object(),
+                        NULL);
+                usleep(5000);
+            }
+        }
+        _exit(0);
+    }
+    deadline = sd_mono_ms() + 60000;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM inbox") < N / 6) {
+        cr_assert_lt(sd_mono_ms(), deadline, "commands are not being applied");
+        usleep(50000);
+    }
+    cr_assert_eq(sdt_script("tests/scripts/pg-restart.sh >/dev/null"), 0);
+    status = sdt_wait(sender, 120000);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    deadline = sd_mono_ms() + 120000;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM inbox") < N) {
+        cr_assert_lt(sd_mono_ms(), deadline, "not every command applied after the restart");
+        usleep(100000);
+    }
+    cr_expect_eq(waitpid(as, &status, WNOHANG), 0, "agent-state exited when PostgreSQL restarted");
+    as_stop(as);
+    cr_expect_eq(sdt_topic_count(e.events), N, "events: %ld for %d commands",
+                 sdt_topic_count(e.events), N);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents"
+                                      " WHERE state = 'not_ready' AND version = 3"),
+                 AGENTS);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM outbox"), 0);
+}
