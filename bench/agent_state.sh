@@ -25,6 +25,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+. bench/lib.sh
 AGENTS=${AGENTS:-2000}
 N=${N:-30000}
 RATE=${RATE:-1000}
@@ -108,15 +109,8 @@ for r in $(seq 1 "$REPEAT"); do
     peer k-max "$N" 0 | tee -a "$results"
     peer k-steady $((RATE * SECONDS_STEADY)) "$RATE" | tee -a "$results"
 done
-summary() { # NAME FIELD -> "median (median of n, min..max a..b)"
-    local v n
-    v=$(awk -v name="$1" -v f="$2" '$1 == name { print $f }' "$results" | sort -n)
-    n=$(echo "$v" | grep -c .)
-    [ "$n" -gt 0 ] || return 0
-    echo "$(echo "$v" | sed -n "$(( (n + 1) / 2 ))p") (median of $n, min..max $(echo "$v" | head -1)..$(echo "$v" | tail -1))"
-}
-echo "max commands/s:        agent-state $(summary max 3); kafka alone $(summary k-max 3)"
-echo "steady p50 ms:         agent-state $(summary steady 5); kafka alone $(summary k-steady 5)"
-echo "steady p99 ms:         agent-state $(summary steady 6); kafka alone $(summary k-steady 6)"
+echo "max commands/s:        agent-state $(summary "$results" max 3); kafka alone $(summary "$results" k-max 3)"
+echo "steady p50 ms:         agent-state $(summary "$results" steady 5); kafka alone $(summary "$results" k-steady 5)"
+echo "steady p99 ms:         agent-state $(summary "$results" steady 6); kafka alone $(summary "$results" k-steady 6)"
 rm -f "$results"
 echo "goal:                  max >= 3000 commands/s; steady p99 < 100 ms at $RATE commands/s"

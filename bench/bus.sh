@@ -22,6 +22,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+. bench/lib.sh
 N=${N:-60000}
 BATCH=${BATCH:-10}
 PRODUCERS=${PRODUCERS:-2}
@@ -125,15 +126,8 @@ for r in $(seq 1 "$REPEAT"); do
     peer k-max "$N" 0 | tee -a "$results"
     peer k-steady $((RATE * SECONDS_STEADY)) "$RATE" | tee -a "$results"
 done
-summary() { # NAME FIELD -> "median (median of n, min..max a..b)"
-    local v n
-    v=$(awk -v name="$1" -v f="$2" '$1 == name { print $f }' "$results" | sort -n)
-    n=$(echo "$v" | grep -c .)
-    [ "$n" -gt 0 ] || return 0
-    echo "$(echo "$v" | sed -n "$(( (n + 1) / 2 ))p") (median of $n, min..max $(echo "$v" | head -1)..$(echo "$v" | tail -1))"
-}
-echo "max events/s:      bus $(summary max 3); kafka alone $(summary k-max 3)"
-echo "steady p99 ms:     bus $(summary steady 6); kafka alone $(summary k-steady 6)"
+echo "max events/s:      bus $(summary "$results" max 3); kafka alone $(summary "$results" k-max 3)"
+echo "steady p99 ms:     bus $(summary "$results" steady 6); kafka alone $(summary "$results" k-steady 6)"
 rm -f "$results"
 echo "goal:              max >= 5000 events/s; steady p99 < 50 ms at 1000 events/s"
 echo "setup: $PRODUCERS producers x $BATCH events per transaction, $CONSUMERS consumers (one group), 6 partitions"

@@ -115,14 +115,25 @@ int agent_db_save(struct sd_pg *pg, const char *agent_id, const struct agent *a,
     return 0;
 }
 
+/* Serialises every decision about one DN until the transaction ends (a
+ * login there, a peer-site login), also between agent-state instances. */
+static int lock_dn(struct sd_pg *pg, const char *dn, struct sd_err *err)
+{
+    const char *values[1] = {dn};
+
+    return sd_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext('sipdrain.dn:' || $1))", 1, values,
+                      err) < 0
+               ? -1
+               : 0;
+}
+
 int agent_db_login_facts(struct sd_pg *pg, const char *agent_id, const char *site, const char *dn,
                          bool *site_known, bool *site_draining, bool *dn_in_use, struct sd_err *err)
 {
     const char *values[3] = {site, dn, agent_id};
     PGresult *res;
 
-    if (sd_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext('sipdrain.dn:' || $1))", 1,
-                   values + 1, err) < 0)
+    if (lock_dn(pg, dn, err) < 0)
         return -1;
     res = sd_pg_query(pg,
                       "SELECT EXISTS (SELECT 1 FROM sites WHERE site_id = $1),"
@@ -150,8 +161,7 @@ int agent_db_peer_facts(struct sd_pg *pg, const char *agent_id, const char *site
     peer[0] = '\0';
     *peer_draining = false;
     *dn_in_use = false;
-    if (sd_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtext('sipdrain.dn:' || $1))", 1,
-                   values + 1, err) < 0)
+    if (lock_dn(pg, dn, err) < 0)
         return -1;
     res = sd_pg_query(pg,
                       "SELECT s.peer,"

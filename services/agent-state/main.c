@@ -197,7 +197,7 @@ static int apply(struct svc *s, struct sd_pg *pg, const char *agent_id, const st
     struct sd_outbox_item items[AGENT_MAX_ACTIONS];
     char peer[AGENT_ID_SIZE] = "", edge[AGENT_ID_SIZE] = "", call_id[SD_EVENT_ID_LEN + 1] = "";
     char detail[256];
-    long long version = 0, v;
+    long long version = 0, next;
     bool draining;
     int changed, bumps = 0, rc = -1;
     size_t nev = 0;
@@ -219,15 +219,18 @@ static int apply(struct svc *s, struct sd_pg *pg, const char *agent_id, const st
     }
     if (changed && agent_db_save(pg, agent_id, &a, bumps ? bumps : 1, &version, err) < 0)
         return -1;
-    /* Each state event shows the version its snapshot had. */
-    v = changed ? version - (bumps ? bumps : 1) : version;
+    /* Each state event shows the version its snapshot had: with two of
+     * them (drain logout + peer login) the logout has the one before. An
+     * event that changed nothing (Ready when Ready, EventError) shows the
+     * row's version as it is. */
+    next = changed ? version - (bumps ? bumps : 1) : version;
     for (nev = 0; nev < out.n; nev++) {
         const struct agent_action *act = &out.a[nev];
         bool to_edge = act->kind == AGENT_ORIGINATE;
         long long ev_version = version;
 
-        if (act->kind != AGENT_EMIT_ERROR && act->kind != AGENT_ORIGINATE)
-            ev_version = ++v;
+        if (changed && act->kind != AGENT_EMIT_ERROR && act->kind != AGENT_ORIGINATE)
+            ev_version = ++next;
         error_detail(detail, sizeof(detail), act->error, agent_id, &act->snap, cmd);
         if (sd_event_init(&evs[nev], s->source, agent_bus_type(act),
                           agent_bus_data(agent_id, act, cmd, ev_version, edge, detail), err) < 0)

@@ -239,7 +239,7 @@ static void wait_events(struct as_env *e, size_t n)
 Test(agent_state, login_ready_not_ready_logout_each_answered_by_its_event, .timeout = 120)
 {
     struct as_env e;
-    char id_login[40], id_ready[40], id_nr[40], id_out[40];
+    char id_login[40], id_ready[40], id_again[40], id_nr[40], id_out[40];
     struct evs *r;
     pid_t pid;
     int i;
@@ -248,10 +248,11 @@ Test(agent_state, login_ready_not_ready_logout_each_answered_by_its_event, .time
     pid = as_start(&e, "as-0");
     login(&e, "a1", "2001", "site1", "manual_in", 30, false, id_login);
     command(&e, "a1", "agent.ready", json_object(), id_ready);
+    command(&e, "a1", "agent.ready", json_object(), id_again); /* answered, changes nothing */
     command(&e, "a1", "agent.not_ready", json_pack("{s:s}", "reason", "lunch"), id_nr);
     command(&e, "a1", "agent.logout", json_object(), id_out);
-    r = read_events(e.events, 4, WAIT_MS);
-    cr_assert_eq(r->n, 4, "got %zu events", r->n);
+    r = read_events(e.events, 5, WAIT_MS);
+    cr_assert_eq(r->n, 5, "got %zu events", r->n);
 
     i = find_answer(r, id_login);
     cr_assert_geq(i, 0);
@@ -266,6 +267,12 @@ Test(agent_state, login_ready_not_ready_logout_each_answered_by_its_event, .time
     cr_assert_geq(i, 0);
     cr_expect_str_eq(r->type[i], "EventAgentReady");
     cr_expect_str_eq(str(r->data[i], "cause"), "agent_request");
+    cr_expect_eq(json_integer_value(json_object_get(r->data[i], "version")), 2);
+    i = find_answer(r, id_again);
+    cr_assert_geq(i, 0);
+    cr_expect_str_eq(r->type[i], "EventAgentReady");
+    cr_expect_eq(json_integer_value(json_object_get(r->data[i], "version")), 2,
+                 "a Ready that changed nothing claims a new version");
 
     i = find_answer(r, id_nr);
     cr_assert_geq(i, 0);
