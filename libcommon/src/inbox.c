@@ -62,31 +62,55 @@ struct sd_inbox_consumer *sd_inbox_consumer_new(struct sd_pg *pg, struct sd_kafk
     return ic;
 }
 
+/* The dead-letter record of m (schemas/README.md): raw key and value, the
+ * reason and the origin in headers, through the outbox. Inside the caller's
+ * transaction. */
+static int add_deadletter(struct sd_pg *pg, const rd_kafka_message_t *m, const char *consumer,
+                          const char *topic, const char *reason, struct sd_err *err)
+{
+    char partition[16], offset[32];
+    struct sd_kafka_header hdrs[5] = {
+        {"sipdrain.reason", reason},
+        {"sipdrain.source_topic", rd_kafka_topic_name(m->rkt)},
+        {"sipdrain.source_partition", partition},
+        {"sipdrain.source_offset", offset},
+        {"sipdrain.consumer", consumer},
+    };
+
+    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
+    return sd_outbox_add_raw(pg, topic ? topic : SD_TOPIC_DEADLETTER, m->key, m->key_len,
+                             m->payload ? m->payload : "", m->len, hdrs, 5, err);
+}
+
+int sd_inbox_deadletter(struct sd_pg *pg, const rd_kafka_message_t *m, const char *consumer,
+                        const char *topic, const char *reason, struct sd_err *err)
+{
+    if (sd_pg_begin(pg, err) < 0)
+        return -1;
+    if (add_deadletter(pg, m, consumer, topic, reason, err) < 0 || sd_pg_commit(pg, err) < 0) {
+        sd_pg_rollback(pg);
+        return -1;
+    }
+    sd_log_warn("message dead-lettered",
+                "consumer=%s topic=%s partition=%d offset=%lld reason=\"%s\"", consumer,
+                rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, reason);
+    return 0;
+}
+
 /* Writes the raw message and the reason to the dead-letter topic through the
  * outbox, so it is as durable as any effect. With an event id, the inbox row
  * is claimed in the same transaction: the same bad event is recorded once. */
 static int deadletter(struct sd_inbox_consumer *ic, const rd_kafka_message_t *m, const char *reason,
                       const char *event_id, struct sd_err *err)
 {
-    char partition[16], offset[32];
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    struct sd_kafka_header hdrs[5] = {
-        {"sipdrain.reason", reason},
-        {"sipdrain.source_topic", topic},
-        {"sipdrain.source_partition", partition},
-        {"sipdrain.source_offset", offset},
-        {"sipdrain.consumer", ic->name},
-    };
     int claimed = 1;
 
-    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
-    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
     if (sd_pg_begin(ic->pg, err) < 0)
         return -1;
     if (event_id != NULL && (claimed = sd_inbox_claim(ic->pg, ic->name, event_id, err)) < 0)
         goto fail;
-    if (claimed && sd_outbox_add_raw(ic->pg, ic->deadletter, m->key, m->key_len,
-                                     m->payload ? m->payload : "", m->len, hdrs, 5, err) < 0)
+    if (claimed && add_deadletter(ic->pg, m, ic->name, ic->deadletter, reason, err) < 0)
         goto fail;
     if (sd_pg_commit(ic->pg, err) < 0)
         goto fail;
@@ -95,7 +119,8 @@ static int deadletter(struct sd_inbox_consumer *ic, const rd_kafka_message_t *m,
         sd_log_warn("message dead-lettered",
                     "consumer=%s topic=%s partition=%d offset=%lld "
                     "reason=\"%s\"",
-                    ic->name, topic, (int)m->partition, (long long)m->offset, reason);
+                    ic->name, rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                    reason);
     } else {
         ic->stats.duplicates++;
     }

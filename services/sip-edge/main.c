@@ -1,13 +1,178 @@
-/* sip-edge - placeholder main until issue #4 lands (see DESIGN.md §1). */
+/* sip-edge - one SIP edge of a site: agent phones register here, gateway
+ * calls come in here, and a drain refuses new calls here (DESIGN.md §1-§5,
+ * issue #4).
+ *
+ * Two threads, so the SIP thread never waits on PostgreSQL or Kafka:
+ *   SIP thread  su_root + sofia-sip NUA (edge_sip.c), the drain state
+ *               machine (edge_fsm.c), edge.status every second and on change
+ *   bus thread  sd_loop (edge_bus.c): PostgreSQL (blocking libpq on its own
+ *               connections), the outbox relay, the edge.control consumer
+ * They exchange messages through two queues with wake-up pipes
+ * (edge_queue.c). Chosen over libpq's async API inside su_root because the
+ * outbox relay and the inbox pieces of libcommon are blocking by design and
+ * already proven; the queue is the only shared state.
+ *
+ * Wiring only.
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "edge_bus.h"
+#include "edge_queue.h"
+#include "edge_sip.h"
+#include "sipdrain/cfg.h"
+#include "sipdrain/event.h"
+#include "sipdrain/log.h"
+#include "sipdrain/outbox.h"
+#include "sipdrain/topic.h"
+
+#define SERVICE     "sip-edge"
+#define EDGE_ID_MAX (SD_OUTBOX_OWNER_MAX - (int)sizeof(SERVICE "/") + 1)
+
+struct sip_edge_cfg {
+    char *site;
+    char *edge_id;
+    char *sip_url;
+    char *brokers;
+    char *pg_dsn;
+    long reject_code;
+    long sip_timeout_s;
+    long retry_after_s;
+    char *peer_site_uri;
+    char *route_points;
+    char *outbound_proxy;
+    char *topic_prefix;
+    int log_level;
+};
+
+#define F(field) offsetof(struct sip_edge_cfg, field)
+static const struct sd_cfg_item cfg_items[] = {
+    {"SIPDRAIN_SITE", SD_CFG_STRING, F(site), 0, 0, NULL, NULL, true,
+     "the site this edge belongs to (sites.site_id), e.g. site2"},
+    {"SIPDRAIN_EDGE_ID", SD_CFG_STRING, F(edge_id), 0, 0, NULL, NULL, true,
+     "this edge's id, unique and stable across restarts, e.g. edge-2a"},
+    {"SIPDRAIN_SIP_URL", SD_CFG_STRING, F(sip_url), 0, 0, NULL, "sip:127.0.0.1:5060", false,
+     "where the edge listens for SIP, UDP and TCP (sofia-sip URL)"},
+    {"SIPDRAIN_KAFKA_BROKERS", SD_CFG_STRING, F(brokers), 0, 0, NULL, NULL, true,
+     "Kafka bootstrap servers, e.g. 127.0.0.1:9092"},
+    {"SIPDRAIN_PG_DSN", SD_CFG_STRING, F(pg_dsn), 0, 0, NULL, NULL, true,
+     "PostgreSQL connection string (libpq)"},
+    {"SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE", SD_CFG_INT, F(reject_code), 300, 699, NULL, "503", false,
+     "status for new INVITEs while draining: 503 fails over; 300-302 redirect (302) to "
+     "SIPDRAIN_PEER_SITE_URI; 6xx (e.g. 603) stops failover"},
+    {"SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT", SD_CFG_INT, F(sip_timeout_s), 0, 3600, NULL, "32",
+     false, "seconds unconfirmed BYEs are sent again once no call is left (64 x T1)"},
+    {"SIPDRAIN_RETRY_AFTER", SD_CFG_INT, F(retry_after_s), 0, 86400, NULL, "30", false,
+     "Retry-After seconds on refusals while draining (0 = no header)"},
+    {"SIPDRAIN_PEER_SITE_URI", SD_CFG_STRING, F(peer_site_uri), 0, 0, NULL, NULL, false,
+     "SIP URI of the peer site, the Contact of a 302 while draining, e.g. sip:site1.example.com"},
+    {"SIPDRAIN_ROUTE_POINTS", SD_CFG_STRING, F(route_points), 0, 0, NULL, NULL, false,
+     "comma-separated DNs that go to the longest-idle Ready agent"},
+    {"SIPDRAIN_OUTBOUND_PROXY", SD_CFG_STRING, F(outbound_proxy), 0, 0, NULL, NULL, false,
+     "where agent-originated calls go (SIP URI)"},
+    {"SIPDRAIN_TOPIC_PREFIX", SD_CFG_STRING, F(topic_prefix), 0, 0, NULL, NULL, false,
+     "prefix of every topic and consumer group name; default: none"},
+    {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, F(log_level), 0, 0, "debug|info|warn|error", "info", false,
+     "least severe log level written"},
+};
+#undef F
+#define CFG_COUNT (sizeof(cfg_items) / sizeof(cfg_items[0]))
+
+static void usage(void)
+{
+    printf("sip-edge - a SIP edge of a sipdrain site (sofia-sip)\n\n"
+           "Listens on SIPDRAIN_SIP_URL (UDP and TCP): agent phones REGISTER, gateways send\n"
+           "calls, load balancers send OPTIONS (200 active, 503 draining). Drains on\n"
+           "edge.drain (sipdrain.edge.control) or SIGTERM; a second SIGTERM stops at once.\n\n"
+           "Settings (environment, or KEY=value lines in the file $SIPDRAIN_CONFIG):\n");
+    fflush(stdout);
+    sd_cfg_usage(cfg_items, CFG_COUNT, 1);
+}
+
+static void die_config(const char *name, const char *what)
+{
+    fprintf(stderr, "sip-edge: %s: %s\n", name, what);
+    exit(2);
+}
+
+/* Checks what the table cannot: ids, URIs, the redirect's target. */
+static void check_config(const struct sip_edge_cfg *c)
+{
+    struct sd_err err = {0};
+
+    if (strlen(c->edge_id) > (size_t)EDGE_ID_MAX || strpbrk(c->edge_id, " \t\"=/") != NULL)
+        die_config("SIPDRAIN_EDGE_ID", "must be 1-35 characters: letters, digits, '.', '_', '-'");
+    if (strncmp(c->sip_url, "sip:", 4) != 0)
+        die_config("SIPDRAIN_SIP_URL", "must be a sip: URL, e.g. sip:127.0.0.1:5060");
+    if (c->peer_site_uri != NULL && strncmp(c->peer_site_uri, "sip:", 4) != 0 &&
+        strncmp(c->peer_site_uri, "sips:", 5) != 0)
+        die_config("SIPDRAIN_PEER_SITE_URI", "must be a sip: or sips: URI");
+    if (c->reject_code >= 300 && c->reject_code <= 302 && c->peer_site_uri == NULL)
+        die_config("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE",
+                   "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
+    if (sd_topic_set_prefix(c->topic_prefix, &err) < 0)
+        die_config("SIPDRAIN_TOPIC_PREFIX", err.text);
+}
 
 int main(int argc, char **argv)
 {
+    struct sip_edge_cfg c;
+    struct edge_queue *to_bus = NULL, *to_sip = NULL;
+    struct edge_bus *bus = NULL;
+    struct edge_sip *sip = NULL;
+    struct sd_err err = {0};
+    char source[SD_EVENT_SOURCE_MAX];
+    int rc = 1;
+
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("sip-edge: not implemented yet (issue #4)\n");
+        usage();
         return 0;
     }
-    fprintf(stderr, "sip-edge: not implemented yet (issue #4)\n");
-    return 1;
+    if (argc > 1) {
+        fprintf(stderr, "sip-edge: unexpected argument %s (try --help)\n", argv[1]);
+        return 2;
+    }
+    memset(&c, 0, sizeof(c));
+    sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &c);
+    check_config(&c);
+    sd_log_init(SERVICE, c.edge_id, (enum sd_log_level)c.log_level);
+    snprintf(source, sizeof(source), SERVICE "/%s", c.edge_id);
+    sd_outbox_set_owner(source);
+    json_object_seed(0); /* before the second thread: jansson's hash seed */
+    to_bus = edge_queue_new();
+    to_sip = edge_queue_new();
+    if (to_bus == NULL || to_sip == NULL) {
+        sd_err_set(&err, SD_ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    {
+        struct edge_sip_config sc = {
+            .edge_id = c.edge_id,
+            .site = c.site,
+            .sip_url = c.sip_url,
+            .peer_site_uri = c.peer_site_uri,
+            .source = source,
+            .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
+        };
+        struct edge_bus_config bc = {c.pg_dsn, c.brokers, c.edge_id, c.site, source};
+
+        sip = edge_sip_new(&sc, to_bus, to_sip, &err);
+        if (sip == NULL)
+            goto out;
+        bus = edge_bus_start(&bc, to_bus, to_sip, &err);
+        if (bus == NULL)
+            goto out;
+    }
+    rc = edge_sip_run(sip);
+    sd_log_info("stopped", "exit=%d", rc);
+out:
+    if (err.text[0] != '\0')
+        sd_log_error("cannot start", "reason=\"%s\"", err.text);
+    edge_bus_stop(bus, 5000); /* publishes the last edge.status */
+    edge_sip_free(sip);
+    edge_queue_free(to_bus);
+    edge_queue_free(to_sip);
+    sd_cfg_free(cfg_items, CFG_COUNT, &c);
+    return rc;
 }

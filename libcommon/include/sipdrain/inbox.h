@@ -36,6 +36,12 @@ struct sd_inbox_stats {
 int sd_inbox_claim(struct sd_pg *pg, const char *consumer, const char *event_id,
                    struct sd_err *err) SD_MUST_CHECK;
 
+/* Writes the dead-letter record of m (raw bytes, reason and origin headers;
+ * schemas/README.md) through the outbox in a transaction of its own, for a
+ * consumer that does not use the inbox. topic NULL = SD_TOPIC_DEADLETTER. */
+int sd_inbox_deadletter(struct sd_pg *pg, const rd_kafka_message_t *m, const char *consumer,
+                        const char *topic, const char *reason, struct sd_err *err) SD_MUST_CHECK;
+
 /* name identifies the consumer in the inbox table (usually the group id).
  * deadletter_topic NULL = SD_TOPIC_DEADLETTER. pg and kc stay the caller's. */
 struct sd_inbox_consumer *sd_inbox_consumer_new(struct sd_pg *pg, struct sd_kafka_consumer *kc,

@@ -1,0 +1,434 @@
+/* edge_bus.c - see edge_bus.h. Everything here runs on the bus thread,
+ * except edge_bus_start / edge_bus_stop. */
+#include "edge_bus.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge_db.h"
+#include "sipdrain/event.h"
+#include "sipdrain/inbox.h"
+#include "sipdrain/kafka.h"
+#include "sipdrain/log.h"
+#include "sipdrain/loop.h"
+#include "sipdrain/outbox.h"
+#include "sipdrain/pg.h"
+#include "sipdrain/topic.h"
+
+#define BUS_TICK_MS  100 /* Kafka's wake-up pipe fires on an edge only */
+#define BUS_RETRY_MS 500 /* the database was away: try the held messages again */
+
+struct edge_bus {
+    char *pg_dsn, *brokers, *edge_id, *site, *source;
+    char group[160];
+    struct edge_queue *to_bus, *to_sip;
+    struct sd_loop *loop;
+    struct sd_pg *pg, *relay_pg;
+    struct sd_outbox_relay *relay;
+    struct sd_kafka_consumer *kc;
+    pthread_t thread;
+    /* Messages taken from to_bus and not yet written (the database was
+     * away), oldest first. At most one STATUS: a newer one replaces it. */
+    struct edge_msg *held, *held_tail;
+    int retry_timer;
+    bool db_failing;
+};
+
+/* --- what the SIP thread sends ------------------------------------------ */
+
+static void db_trouble(struct edge_bus *b, const struct sd_err *err)
+{
+    if (!b->db_failing)
+        sd_log_warn("database unavailable: holding events, retrying", "reason=\"%s\"", err->text);
+    b->db_failing = true;
+}
+
+static void db_fine(struct edge_bus *b)
+{
+    if (b->db_failing)
+        sd_log_info("database back: held events written", "%s", "");
+    b->db_failing = false;
+}
+
+/* One event in the open transaction. */
+static int add_event(struct edge_bus *b, const char *topic, const char *key, const char *type,
+                     json_t *data, struct sd_err *err)
+{
+    struct sd_event ev;
+    int rc;
+
+    if (sd_event_init(&ev, b->source, type, json_incref(data), err) < 0)
+        return -1;
+    rc = sd_outbox_add(b->pg, sd_topic(topic), key, &ev, err);
+    sd_event_clear(&ev);
+    return rc;
+}
+
+/* Writes one held message. 0: done (or given up for good); -1: transient,
+ * keep it. */
+static int write_msg(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
+{
+    json_t *d = m->data;
+
+    if (sd_pg_begin(b->pg, err) < 0)
+        return -1;
+    if (m->kind == EDGE_MSG_STATUS) {
+        if (edge_db_heartbeat(
+                b->pg, b->edge_id, b->site, json_string_value(json_object_get(d, "state")),
+                (long)json_integer_value(json_object_get(d, "active_calls")),
+                (long)json_integer_value(json_object_get(d, "pending_byes")), err) < 0 ||
+            add_event(b, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
+            goto fail;
+    } else if (add_event(b, json_string_value(json_object_get(d, "topic")),
+                         json_string_value(json_object_get(d, "key")),
+                         json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
+                         err) < 0) {
+        goto fail;
+    }
+    if (sd_pg_commit(b->pg, err) < 0)
+        goto fail;
+    return 0;
+fail:
+    sd_pg_rollback(b->pg);
+    if (err->code == SD_ERR_TRANSIENT)
+        return -1;
+    /* Refused by the database for good (a bug, or the site missing from
+     * `sites`): say so and drop it rather than block everything after it. */
+    sd_log_error("event not written", "kind=%s reason=\"%s\"", edge_msg_kind_name(m->kind),
+                 err->text);
+    return 0;
+}
+
+static void hold(struct edge_bus *b, struct edge_msg *m)
+{
+    if (m->kind == EDGE_MSG_STATUS) {
+        for (struct edge_msg *h = b->held; h != NULL; h = h->next) {
+            if (h->kind == EDGE_MSG_STATUS) { /* the newer snapshot wins */
+                json_decref(h->data);
+                h->data = m->data;
+                m->data = NULL;
+                edge_msg_free(m);
+                return;
+            }
+        }
+    }
+    m->next = NULL;
+    if (b->held_tail != NULL)
+        b->held_tail->next = m;
+    else
+        b->held = m;
+    b->held_tail = m;
+}
+
+static int64_t on_retry(struct sd_loop *loop, void *arg);
+
+/* Writes the held messages in order; stops at the first transient failure
+ * and tries again later. */
+static void flush_held(struct edge_bus *b)
+{
+    struct sd_err err = {0};
+
+    while (b->held != NULL) {
+        struct edge_msg *m = b->held;
+        if (write_msg(b, m, &err) < 0) {
+            db_trouble(b, &err);
+            if (b->retry_timer <= 0)
+                b->retry_timer = sd_loop_add_timer(b->loop, BUS_RETRY_MS, on_retry, b);
+            return;
+        }
+        b->held = m->next;
+        if (b->held == NULL)
+            b->held_tail = NULL;
+        edge_msg_free(m);
+    }
+    db_fine(b);
+}
+
+static int64_t on_retry(struct sd_loop *loop, void *arg)
+{
+    struct edge_bus *b = arg;
+
+    (void)loop;
+    b->retry_timer = 0;
+    flush_held(b);
+    return -1;
+}
+
+/* REGISTER: written now and answered, never held (the phone retries). */
+static void do_register(struct edge_bus *b, struct edge_msg *m)
+{
+    json_t *d = m->data;
+    struct sd_err err = {0};
+    int rc;
+
+    rc = edge_db_register(b->pg, b->edge_id, json_string_value(json_object_get(d, "dn")),
+                          json_string_value(json_object_get(d, "contact")),
+                          (int)json_integer_value(json_object_get(d, "expires_s")), &err);
+    if (rc < 0)
+        sd_log_warn("registration not stored", "dn=%s reason=\"%s\"",
+                    json_string_value(json_object_get(d, "dn")), err.text);
+    edge_queue_put(b->to_sip, EDGE_MSG_REGISTER_DONE, m->token,
+                   json_pack("{s:b, s:s}", "ok", rc == 0, "reason", rc == 0 ? "" : err.text));
+}
+
+static void drain_all(struct edge_bus *b, int timeout_ms);
+
+static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
+{
+    struct edge_bus *b = arg;
+    struct edge_msg *m;
+
+    (void)fd;
+    (void)revents;
+    while ((m = edge_queue_take(b->to_bus)) != NULL) {
+        switch (m->kind) {
+        case EDGE_MSG_REGISTER:
+            do_register(b, m);
+            edge_msg_free(m);
+            break;
+        case EDGE_MSG_STATUS:
+        case EDGE_MSG_EVENT:
+            hold(b, m);
+            break;
+        case EDGE_MSG_STOP: {
+            int timeout_ms = (int)m->token;
+            edge_msg_free(m);
+            flush_held(b);
+            drain_all(b, timeout_ms);
+            sd_loop_stop(loop);
+            return;
+        }
+        default:
+            edge_msg_free(m);
+            break;
+        }
+    }
+    if (b->retry_timer <= 0)
+        flush_held(b);
+}
+
+/* --- edge.control ----------------------------------------------------- */
+
+/* Checks what the SIP thread relies on; the reason text otherwise. */
+static const char *check_control(const struct sd_event *ev)
+{
+    json_t *d = ev->data;
+    const char *id = json_string_value(json_object_get(d, "drain_id"));
+
+    if (!strcmp(ev->type, "edge.drain") || !strcmp(ev->type, "edge.resume") ||
+        !strcmp(ev->type, "edge.shutdown")) {
+        json_t *v;
+        if (id == NULL || !sd_uuid_valid(id))
+            return "invalid_data: data.drain_id: missing or not a uuid";
+        if (strcmp(ev->type, "edge.drain") != 0)
+            return NULL;
+        v = json_object_get(d, "scope");
+        if (!json_is_string(v) || (strcmp(json_string_value(v), "site") != 0 &&
+                                   strcmp(json_string_value(v), "edge") != 0))
+            return "invalid_data: data.scope: must be site or edge";
+        v = json_object_get(d, "reject_code");
+        if (v != NULL &&
+            (!json_is_integer(v) || json_integer_value(v) < 300 || json_integer_value(v) > 699))
+            return "invalid_data: data.reject_code: must be an integer 300-699";
+        v = json_object_get(d, "sip_timeout_s");
+        if (v != NULL &&
+            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3600))
+            return "invalid_data: data.sip_timeout_s: must be an integer 0-3600";
+        v = json_object_get(d, "retry_after_s");
+        if (v != NULL &&
+            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 86400))
+            return "invalid_data: data.retry_after_s: must be an integer 0-86400";
+        v = json_object_get(d, "deadline_at");
+        if (v != NULL) {
+            int64_t ms;
+            if (!json_is_string(v) || sd_time_parse_rfc3339(json_string_value(v), &ms) < 0)
+                return "invalid_data: data.deadline_at: not an RFC 3339 time";
+        }
+        return NULL;
+    }
+    if (!strcmp(ev->type, "call.originate")) {
+        static const char *const need[] = {"agent_id", "dn", "destination", "call_id",
+                                           "request_id"};
+        for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+            if (!json_is_string(json_object_get(d, need[i])))
+                return "invalid_data: call.originate needs agent_id, dn, destination, call_id "
+                       "and request_id";
+        }
+        return NULL;
+    }
+    return "unknown_type";
+}
+
+/* One message of edge.control: ours and valid -> the SIP thread; someone
+ * else's -> skipped; bad -> dead letter. The offset is stored either way. */
+static void control_one(struct edge_bus *b, rd_kafka_message_t *m)
+{
+    struct sd_event ev;
+    struct sd_err err = {0};
+    char reason[SD_ERR_TEXT_MAX];
+    const char *why;
+
+    if (m->key == NULL || m->key_len != strlen(b->edge_id) ||
+        memcmp(m->key, b->edge_id, m->key_len) != 0)
+        goto store;
+    if (sd_event_parse(m->payload, m->len, &ev, &err) < 0) {
+        snprintf(reason, sizeof(reason), "%s", err.text);
+        goto bad;
+    }
+    why = check_control(&ev);
+    if (why != NULL) {
+        snprintf(reason, sizeof(reason), "%s%s%s", why, !strcmp(why, "unknown_type") ? ": " : "",
+                 !strcmp(why, "unknown_type") ? ev.type : "");
+        sd_event_clear(&ev);
+        goto bad;
+    }
+    sd_log_info("control event", "type=%s event=%s", ev.type, ev.id);
+    edge_queue_put(b->to_sip, EDGE_MSG_CONTROL, 0,
+                   json_pack("{s:s, s:s, s:O}", "type", ev.type, "id", ev.id, "data", ev.data));
+    sd_event_clear(&ev);
+    goto store;
+bad:
+    if (sd_inbox_deadletter(b->pg, m, b->source, sd_topic(SD_TOPIC_DEADLETTER), reason, &err) < 0)
+        /* Without the database the record cannot be kept; the command is
+         * unusable anyway, and holding it back would hold back the drain
+         * commands behind it. The log keeps it. */
+        sd_log_error("bad control event not dead-lettered (database away)",
+                     "reason=\"%s\" offset=%lld value=\"%.*s\"", reason, (long long)m->offset,
+                     (int)(m->len > 1024 ? 1024 : m->len), (const char *)m->payload);
+store:
+    if (sd_kafka_consumer_store(b->kc, m, &err) < 0)
+        sd_log_info("offset not stored", "reason=\"%s\"", err.text);
+}
+
+static void poll_control(struct edge_bus *b)
+{
+    rd_kafka_message_t *m;
+
+    while ((m = sd_kafka_consumer_poll(b->kc)) != NULL) {
+        control_one(b, m);
+        rd_kafka_message_destroy(m);
+    }
+}
+
+static void on_control(struct sd_loop *loop, int fd, short revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    poll_control(arg);
+}
+
+static int64_t on_tick(struct sd_loop *loop, void *arg)
+{
+    (void)loop;
+    poll_control(arg);
+    return BUS_TICK_MS;
+}
+
+/* --- the thread --------------------------------------------------------- */
+
+/* Publishes everything still in the outbox, for up to timeout_ms. */
+static void drain_all(struct edge_bus *b, int timeout_ms)
+{
+    struct sd_err err = {0};
+    int64_t deadline = sd_mono_ms() + timeout_ms;
+
+    while (sd_mono_ms() < deadline) {
+        int more = sd_outbox_relay_run(b->relay, &err);
+        if (more == 0 && sd_outbox_relay_inflight(b->relay) == 0)
+            break;
+        poll(NULL, 0, more == 1 ? 0 : 10);
+    }
+    sd_outbox_relay_drain(b->relay, (int)(deadline > sd_mono_ms() ? deadline - sd_mono_ms() : 0));
+}
+
+static void *run(void *arg)
+{
+    struct edge_bus *b = arg;
+
+    sd_loop_run(b->loop);
+    return NULL;
+}
+
+static void bus_free(struct edge_bus *b)
+{
+    struct edge_msg *m;
+
+    if (b == NULL)
+        return;
+    while ((m = b->held) != NULL) {
+        b->held = m->next;
+        sd_log_warn("event not written at shutdown", "kind=%s", edge_msg_kind_name(m->kind));
+        edge_msg_free(m);
+    }
+    sd_kafka_consumer_free(b->kc);
+    sd_outbox_relay_free(b->relay);
+    sd_loop_free(b->loop);
+    sd_pg_free(b->pg);
+    sd_pg_free(b->relay_pg);
+    free(b->pg_dsn);
+    free(b->brokers);
+    free(b->edge_id);
+    free(b->site);
+    free(b->source);
+    free(b);
+}
+
+struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_queue *to_bus,
+                                struct edge_queue *to_sip, struct sd_err *err)
+{
+    struct edge_bus *b = calloc(1, sizeof(*b));
+    const char *topics[1];
+    char group[128];
+
+    if (b == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    b->pg_dsn = strdup(cfg->pg_dsn);
+    b->brokers = strdup(cfg->brokers);
+    b->edge_id = strdup(cfg->edge_id);
+    b->site = strdup(cfg->site);
+    b->source = strdup(cfg->source);
+    b->to_bus = to_bus;
+    b->to_sip = to_sip;
+    b->loop = sd_loop_new();
+    b->pg = sd_pg_new(cfg->pg_dsn, cfg->source);
+    b->relay_pg = sd_pg_new(cfg->pg_dsn, cfg->source);
+    snprintf(group, sizeof(group), "sip-edge.%s", cfg->edge_id);
+    snprintf(b->group, sizeof(b->group), "%s", sd_topic(group));
+    topics[0] = sd_topic(SD_TOPIC_EDGE_CONTROL);
+    b->kc = sd_kafka_consumer_new_latest(cfg->brokers, b->group, cfg->source, topics, 1, err);
+    if (b->kc == NULL)
+        goto fail;
+    b->relay = sd_outbox_relay_new(b->relay_pg, cfg->brokers, cfg->source, err);
+    if (b->relay == NULL)
+        goto fail;
+    if (sd_loop_add_fd(b->loop, edge_queue_fd(to_bus), POLLIN, on_to_bus, b) < 0 ||
+        sd_loop_add_fd(b->loop, sd_kafka_consumer_fd(b->kc), POLLIN, on_control, b) < 0 ||
+        sd_loop_add_timer(b->loop, BUS_TICK_MS, on_tick, b) < 0 ||
+        sd_outbox_relay_attach(b->relay, b->loop) < 0) {
+        sd_err_set(err, SD_ERR_INTERNAL, "bus loop set-up failed");
+        goto fail;
+    }
+    if (pthread_create(&b->thread, NULL, run, b) != 0) {
+        sd_err_set(err, SD_ERR_INTERNAL, "cannot start the bus thread");
+        goto fail;
+    }
+    return b;
+fail:
+    bus_free(b);
+    return NULL;
+}
+
+void edge_bus_stop(struct edge_bus *b, int timeout_ms)
+{
+    if (b == NULL)
+        return;
+    edge_queue_put(b->to_bus, EDGE_MSG_STOP, (unsigned long)timeout_ms, NULL);
+    pthread_join(b->thread, NULL);
+    bus_free(b);
+}

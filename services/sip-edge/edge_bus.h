@@ -1,0 +1,39 @@
+/* edge_bus.h - sip-edge's bus thread: everything that may wait on
+ * PostgreSQL or Kafka, so the SIP thread never does.
+ *
+ * Its own sd_loop on its own thread runs:
+ *   - the messages of the SIP thread (to_bus): registrations, edge.status
+ *     heartbeats (edges row + event), events through the outbox;
+ *   - the outbox relay of this edge (owner "sip-edge/<edge id>");
+ *   - the edge.control consumer: group "<prefix>sip-edge.<edge id>" of its
+ *     own (every edge reads every partition and keeps what is keyed by its
+ *     id), started at the end of the topic the first time so that old
+ *     commands are not replayed. Commands go to the SIP thread (to_sip) as
+ *     they come, without PostgreSQL: an edge drains even when the database
+ *     is away. Malformed ones are dead-lettered.
+ */
+#ifndef SIPDRAIN_EDGE_BUS_H
+#define SIPDRAIN_EDGE_BUS_H
+
+#include "edge_queue.h"
+#include "sipdrain/err.h"
+
+struct edge_bus_config {
+    const char *pg_dsn;
+    const char *brokers;
+    const char *edge_id;
+    const char *site;
+    const char *source; /* "sip-edge/<edge id>": event source and outbox owner */
+};
+
+struct edge_bus;
+
+/* Starts the thread. The queues stay the caller's. */
+struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_queue *to_bus,
+                                struct edge_queue *to_sip, struct sd_err *err) SD_MUST_CHECK;
+/* Handles what to_bus still holds, publishes what the outbox holds (for up
+ * to timeout_ms), stops the thread and frees everything. Blocks: call it
+ * after the SIP loop has ended. */
+void edge_bus_stop(struct edge_bus *b, int timeout_ms);
+
+#endif

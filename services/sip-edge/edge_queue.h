@@ -1,0 +1,49 @@
+/* edge_queue.h - messages between sip-edge's two threads.
+ *
+ * The SIP thread (su_root, NUA) never waits on PostgreSQL or Kafka: what
+ * needs them goes to the bus thread (sd_loop: database, outbox relay,
+ * edge.control consumer) as a message, and answers come back the same way.
+ * A queue is a mutex-protected list plus a pipe that becomes readable when
+ * the list goes from empty to non-empty; the reader drains both.
+ */
+#ifndef SIPDRAIN_EDGE_QUEUE_H
+#define SIPDRAIN_EDGE_QUEUE_H
+
+#include <jansson.h>
+
+enum edge_msg_kind {
+    /* SIP thread -> bus thread */
+    EDGE_MSG_REGISTER, /* data: {dn, contact, expires_s}; answered by REGISTER_DONE */
+    EDGE_MSG_STATUS,   /* data: the edge.status payload */
+    EDGE_MSG_EVENT,    /* data: {topic, key, type, data}: one event through the outbox */
+    EDGE_MSG_STOP,     /* finish and end the bus thread */
+    /* bus thread -> SIP thread */
+    EDGE_MSG_REGISTER_DONE, /* data: {ok, reason} */
+    EDGE_MSG_CONTROL,       /* data: {type, data, id}: an edge.control event for this edge */
+    EDGE_MSG_KIND_COUNT
+};
+
+struct edge_msg {
+    enum edge_msg_kind kind;
+    unsigned long token; /* pairs an answer with its request */
+    json_t *data;        /* owned by whoever holds the message */
+    struct edge_msg *next;
+};
+
+struct edge_queue;
+
+struct edge_queue *edge_queue_new(void);
+void edge_queue_free(struct edge_queue *q);
+/* Takes ownership of data (also on failure). Returns 0 or -1 (out of memory). */
+int edge_queue_put(struct edge_queue *q, enum edge_msg_kind kind, unsigned long token,
+                   json_t *data);
+/* The oldest message or NULL; free it with edge_msg_free. Drains the pipe
+ * when the queue is empty. */
+struct edge_msg *edge_queue_take(struct edge_queue *q);
+void edge_msg_free(struct edge_msg *m);
+/* Readable when messages are waiting. */
+int edge_queue_fd(const struct edge_queue *q);
+size_t edge_queue_length(struct edge_queue *q);
+const char *edge_msg_kind_name(enum edge_msg_kind k);
+
+#endif

@@ -1,0 +1,572 @@
+/* edge_sip.c - see edge_sip.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct edge_sip;
+#define NUA_MAGIC_T     struct edge_sip
+#define NUA_HMAGIC_T    void
+#define SU_ROOT_MAGIC_T struct edge_sip
+
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_tag_io.h>
+#include <sofia-sip/url.h>
+
+#include "edge_sip.h"
+#include "sipdrain/event.h"
+#include "sipdrain/log.h"
+#include "sipdrain/suroot.h"
+#include "sipdrain/topic.h"
+
+#define STATUS_EVERY_MS  1000 /* edge.status heartbeat */
+#define QUEUE_TICK_MS    100
+#define REGISTER_MAX     512 /* REGISTERs waiting for the database at once */
+#define REGISTER_DEFAULT 3600
+#define REGISTER_MIN     60
+#define CONTROL_SEEN_MAX 64 /* edge.control ids remembered (a repeat is ignored) */
+
+/* A REGISTER answered once the bus thread has stored it. */
+struct pending_register {
+    unsigned long token;
+    nua_handle_t *nh;
+    nua_saved_event_t saved[1];
+    char contact[512];
+    int expires_s;
+};
+
+struct edge_sip {
+    struct edge_sip_config cfg;
+    su_home_t home[1];
+    su_root_t *root;
+    nua_t *nua;
+    struct edge_queue *to_bus, *to_sip;
+    struct sd_suroot_watch *queue_watch, *signal_watch;
+    su_timer_t *status_timer, *fsm_timer;
+    struct edge_fsm fsm;
+    int64_t started_ms;
+    long seq;
+    /* counters reported in edge.status */
+    unsigned long invites_rejected, byes_retransmitted, calls_cut, registrations;
+    struct pending_register *registers[REGISTER_MAX];
+    unsigned long next_token;
+    char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
+    unsigned control_next;
+    int exit_code;
+};
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+
+    if (write(signal_pipe[1], &b, 1) < 0) {
+        /* the pipe is full: enough signals are pending already */
+    }
+    errno = saved;
+}
+
+/* --- edge.status --------------------------------------------------------- */
+
+static struct edge_load load_now(const struct edge_sip *e)
+{
+    (void)e;
+    /* Calls, nailed-up dialogs and BYEs join with the B2BUA. */
+    struct edge_load l = {0, 0, 0};
+    return l;
+}
+
+static void send_status(struct edge_sip *e)
+{
+    struct edge_load l = load_now(e);
+    char started[SD_EVENT_TIME_LEN + 1], bye_at[SD_EVENT_TIME_LEN + 1];
+    json_t *d;
+
+    sd_time_format_ms(e->started_ms, started);
+    d = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:s}", "edge",
+                  e->cfg.edge_id, "site", e->cfg.site, "state", edge_state_name(e->fsm.state),
+                  "active_calls", (json_int_t)l.active_calls, "pending_byes",
+                  (json_int_t)l.pending_byes, "nailed_up_dialogs", (json_int_t)l.nailed_up_dialogs,
+                  "seq", (json_int_t)++e->seq, "started_at", started, "byes_retransmitted",
+                  (json_int_t)e->byes_retransmitted, "invites_rejected",
+                  (json_int_t)e->invites_rejected, "calls_cut", (json_int_t)e->calls_cut,
+                  "registrations", (json_int_t)e->registrations, "sip_url", e->cfg.sip_url);
+    if (e->fsm.state != EDGE_ACTIVE && e->fsm.drain.drain_id[0] != '\0')
+        json_object_set_new(d, "drain_id", json_string(e->fsm.drain.drain_id));
+    if (e->fsm.state == EDGE_BYE_WAIT && e->fsm.bye_until_ms > 0) {
+        sd_time_format_ms(e->fsm.bye_until_ms, bye_at);
+        json_object_set_new(d, "bye_timeout_at", json_string(bye_at));
+    }
+    edge_queue_put(e->to_bus, EDGE_MSG_STATUS, 0, d);
+}
+
+static void on_status_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+    (void)t;
+    (void)arg;
+    send_status(magic);
+}
+
+/* Publishes one event through the bus thread's outbox. */
+static void publish(struct edge_sip *e, const char *topic, const char *key, const char *type,
+                    json_t *data)
+{
+    edge_queue_put(
+        e->to_bus, EDGE_MSG_EVENT, 0,
+        json_pack("{s:s, s:s, s:s, s:o}", "topic", topic, "key", key, "type", type, "data", data));
+}
+
+/* --- the drain ---------------------------------------------------------- */
+
+static void arm_fsm_timer(struct edge_sip *e);
+
+/* Feeds one input to edge_fsm and carries out what it asks. */
+static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cause)
+{
+    struct edge_actions out;
+    enum edge_state before = e->fsm.state;
+
+    in->now_ms = sd_wall_ms();
+    in->load = load_now(e);
+    edge_fsm_step(&e->fsm, in, &out);
+    if (out.note != NULL)
+        sd_log_info("drain input ignored", "input=%s cause=%s why=\"%s\"",
+                    edge_input_name(in->kind), cause, out.note);
+    if (before != e->fsm.state)
+        sd_log_info("edge state changed", "from=%s to=%s input=%s cause=%s drain=%s",
+                    edge_state_name(before), edge_state_name(e->fsm.state),
+                    edge_input_name(in->kind), cause,
+                    e->fsm.drain.drain_id[0] ? e->fsm.drain.drain_id : "-");
+    for (size_t i = 0; i < out.n; i++) {
+        switch (out.a[i]) {
+        case EDGE_DO_END_NAILED_UP:
+        case EDGE_DO_CUT_CALLS:
+        case EDGE_DO_RETRANSMIT_BYES_STOP:
+            /* Nothing to end, cut or give up on without calls: the B2BUA
+             * part of sip-edge (issue #4) brings them. */
+            sd_log_debug("drain action", "action=%s", edge_action_name(out.a[i]));
+            break;
+        case EDGE_DO_SHUTDOWN:
+            sd_log_info("shutting SIP down", "%s", "");
+            nua_shutdown(e->nua);
+            break;
+        case EDGE_DO_EMIT_STATUS:
+            send_status(e);
+            break;
+        case EDGE_DO_EXIT:
+            e->exit_code = 0;
+            su_root_break(e->root);
+            break;
+        default:
+            break;
+        }
+    }
+    arm_fsm_timer(e);
+}
+
+static void on_fsm_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+    struct edge_input in = {.kind = EDGE_IN_TICK};
+
+    (void)t;
+    (void)arg;
+    fsm_input(magic, &in, "timer");
+}
+
+static void arm_fsm_timer(struct edge_sip *e)
+{
+    int64_t due = edge_fsm_due(&e->fsm), now = sd_wall_ms();
+
+    su_timer_reset(e->fsm_timer);
+    if (due > 0)
+        su_timer_set_interval(e->fsm_timer, on_fsm_timer, NULL,
+                              (su_duration_t)(due > now ? due - now : 0));
+}
+
+/* --- requests ----------------------------------------------------------- */
+
+/* "Reason: SIP;cause=503;text="..."" (RFC 3326) for a refusal while draining. */
+static void reason_text(char *buf, size_t size, int status, const struct edge_sip *e)
+{
+    snprintf(buf, size, "SIP;cause=%d;text=\"edge %s is draining\"", status, e->cfg.edge_id);
+}
+
+static void on_options(struct edge_sip *e, nua_handle_t *nh)
+{
+    struct edge_verdict v = edge_fsm_options(&e->fsm);
+    char retry[16];
+
+    snprintf(retry, sizeof(retry), "%d", v.retry_after_s);
+    nua_respond(nh, v.status, sip_status_phrase(v.status), NUTAG_WITH_THIS(e->nua),
+                TAG_IF(v.kind != EDGE_ACCEPT && v.retry_after_s > 0, SIPTAG_RETRY_AFTER_STR(retry)),
+                TAG_END());
+    nua_handle_destroy(nh);
+}
+
+static void refuse_register(struct edge_sip *e, nua_handle_t *nh, int status, const char *phrase,
+                            int retry_after_s)
+{
+    char retry[16];
+
+    snprintf(retry, sizeof(retry), "%d", retry_after_s);
+    nua_respond(nh, status, phrase, NUTAG_WITH_THIS(e->nua),
+                TAG_IF(retry_after_s > 0, SIPTAG_RETRY_AFTER_STR(retry)), TAG_END());
+    nua_handle_destroy(nh);
+}
+
+/* REGISTER from an agent's phone: the DN is the To user; stored by the bus
+ * thread, answered when it says so. Refused (503) unless active, so phones
+ * register at another edge. */
+static void on_register(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
+{
+    struct edge_verdict v = edge_fsm_register(&e->fsm);
+    struct pending_register *pr;
+    const sip_contact_t *m = sip ? sip->sip_contact : NULL;
+    const char *dn = sip && sip->sip_to ? sip->sip_to->a_url->url_user : NULL;
+    char *uri;
+    int expires = REGISTER_DEFAULT, slot;
+
+    if (v.kind != EDGE_ACCEPT) {
+        refuse_register(e, nh, v.status, sip_status_phrase(v.status), v.retry_after_s);
+        return;
+    }
+    if (dn == NULL || dn[0] == '\0' || strlen(dn) > 64 || m == NULL || m->m_url->url_host == NULL) {
+        refuse_register(e, nh, 400, "Missing DN or Contact", 0);
+        return;
+    }
+    if (m->m_expires != NULL)
+        expires = atoi(m->m_expires);
+    else if (sip->sip_expires != NULL)
+        expires = (int)sip->sip_expires->ex_delta;
+    if (expires > 0 && expires < REGISTER_MIN)
+        expires = REGISTER_MIN;
+    for (slot = 0; slot < REGISTER_MAX && e->registers[slot] != NULL; slot++)
+        ;
+    if (slot == REGISTER_MAX) {
+        refuse_register(e, nh, 503, "Busy, retry", 5);
+        return;
+    }
+    pr = calloc(1, sizeof(*pr));
+    uri = url_as_string(e->home, m->m_url);
+    if (pr == NULL || uri == NULL) {
+        free(pr);
+        su_free(e->home, uri);
+        refuse_register(e, nh, 500, "Out of memory", 0);
+        return;
+    }
+    pr->token = ++e->next_token;
+    pr->nh = nh;
+    pr->expires_s = expires;
+    snprintf(pr->contact, sizeof(pr->contact), "%s", uri);
+    nua_save_event(e->nua, pr->saved);
+    e->registers[slot] = pr;
+    edge_queue_put(e->to_bus, EDGE_MSG_REGISTER, pr->token,
+                   json_pack("{s:s, s:s, s:i}", "dn", dn, "contact", uri, "expires_s", expires));
+    su_free(e->home, uri);
+}
+
+static void on_register_done(struct edge_sip *e, const struct edge_msg *m)
+{
+    char contact[600];
+
+    for (int i = 0; i < REGISTER_MAX; i++) {
+        struct pending_register *pr = e->registers[i];
+        if (pr == NULL || pr->token != m->token)
+            continue;
+        if (json_is_true(json_object_get(m->data, "ok"))) {
+            snprintf(contact, sizeof(contact), "<%s>;expires=%d", pr->contact, pr->expires_s);
+            nua_respond(pr->nh, SIP_200_OK, NUTAG_WITH_SAVED(pr->saved),
+                        TAG_IF(pr->expires_s > 0, SIPTAG_CONTACT_STR(contact)), TAG_END());
+            if (pr->expires_s > 0)
+                e->registrations++;
+        } else {
+            nua_respond(pr->nh, 500, "Registration Not Stored", NUTAG_WITH_SAVED(pr->saved),
+                        SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
+        }
+        nua_destroy_event(pr->saved);
+        nua_handle_destroy(pr->nh);
+        free(pr);
+        e->registers[i] = NULL;
+        return;
+    }
+}
+
+/* A new INVITE. While draining: the configured refusal (DESIGN.md §4),
+ * counted in edge.status.invites_rejected rather than published one by one,
+ * so a storm of retries cannot flood the bus. */
+static void on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
+{
+    struct edge_verdict v = edge_fsm_invite(&e->fsm);
+    char retry[16], reason[160];
+
+    snprintf(retry, sizeof(retry), "%d", v.retry_after_s);
+    if (v.kind == EDGE_ACCEPT) {
+        /* Bridging to agents lands with the B2BUA part of issue #4; until
+         * then an active edge says plainly it cannot take the call. */
+        nua_respond(nh, 480, "Calls Not Implemented Yet", SIPTAG_RETRY_AFTER_STR("30"), TAG_END());
+        return;
+    }
+    e->invites_rejected++;
+    reason_text(reason, sizeof(reason), v.kind == EDGE_REDIRECT ? 302 : v.status, e);
+    sd_log_debug("INVITE refused while draining", "status=%d call=%s", v.status,
+                 sip && sip->sip_call_id ? sip->sip_call_id->i_id : "-");
+    if (v.kind == EDGE_REDIRECT)
+        nua_respond(nh, 302, "Moved Temporarily", SIPTAG_CONTACT_STR(e->cfg.peer_site_uri),
+                    SIPTAG_REASON_STR(reason),
+                    TAG_IF(v.retry_after_s > 0, SIPTAG_RETRY_AFTER_STR(retry)), TAG_END());
+    else
+        nua_respond(nh, v.status, sip_status_phrase(v.status), SIPTAG_REASON_STR(reason),
+                    TAG_IF(v.retry_after_s > 0, SIPTAG_RETRY_AFTER_STR(retry)), TAG_END());
+}
+
+static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
+                   struct edge_sip *e, nua_handle_t *nh, void *hmagic, sip_t const *sip,
+                   tagi_t tags[])
+{
+    (void)nua;
+    (void)hmagic;
+    switch (event) {
+    case nua_i_options:
+        on_options(e, nh);
+        break;
+    case nua_i_register:
+        on_register(e, nh, sip);
+        break;
+    case nua_i_invite:
+        on_invite(e, nh, sip);
+        break;
+    case nua_i_state: {
+        int state = nua_callstate_init;
+        tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+        if (state == nua_callstate_terminated)
+            nua_handle_destroy(nh);
+        break;
+    }
+    case nua_r_shutdown:
+        if (status >= 200) {
+            struct edge_input in = {.kind = EDGE_IN_SHUTDOWN_DONE};
+            sd_log_info("SIP shut down", "status=%d phrase=\"%s\"", status, phrase);
+            fsm_input(e, &in, "nua_r_shutdown");
+        }
+        break;
+    case nua_i_error:
+        sd_log_warn("SIP stack error", "status=%d phrase=\"%s\"", status, phrase);
+        break;
+    default:
+        /* Requests the edge does not serve get NUA's own answers; handles
+         * it created for them are ours to free. */
+        if (status == 0 && nh != NULL && event >= nua_i_chat && event <= nua_i_update)
+            nua_handle_destroy(nh);
+        break;
+    }
+}
+
+/* --- edge.control -------------------------------------------------------- */
+
+static bool control_seen(struct edge_sip *e, const char *id)
+{
+    for (unsigned i = 0; i < CONTROL_SEEN_MAX; i++) {
+        if (strcmp(e->control_seen[i], id) == 0)
+            return true;
+    }
+    snprintf(e->control_seen[e->control_next], sizeof(e->control_seen[0]), "%s", id);
+    e->control_next = (e->control_next + 1) % CONTROL_SEEN_MAX;
+    return false;
+}
+
+static int int_or(json_t *d, const char *key, int def)
+{
+    json_t *v = json_object_get(d, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+/* call.originate: refused while the edge drains (EventError graceful_shutdown)
+ * and, until the B2BUA lands, while active too (originate_failed). Either
+ * way call.rejected frees the agent agent-state reserved for the call. */
+static void on_originate(struct edge_sip *e, json_t *d)
+{
+    bool draining = e->fsm.state != EDGE_ACTIVE;
+    const char *agent = json_string_value(json_object_get(d, "agent_id"));
+    const char *call = json_string_value(json_object_get(d, "call_id"));
+    json_t *err, *rej;
+
+    err = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:O?, s:s, s:{}}", "agent_id", agent, "command",
+        "call.originate", "reason", draining ? "graceful_shutdown" : "originate_failed", "detail",
+        draining ? "the edge is draining" : "agent-originated calls are not implemented yet",
+        "call_id", call, "request_id", json_object_get(d, "request_id"), "edge", e->cfg.edge_id,
+        "extensions");
+    rej = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:O?}", "call_id", call, "edge",
+                    e->cfg.edge_id, "site", e->cfg.site, "direction", "outbound", "reject_code",
+                    503, "reason", draining ? "draining" : "failed", "agent_id", agent, "dn",
+                    json_object_get(d, "dn"));
+    if (draining && e->fsm.drain.drain_id[0] != '\0')
+        json_object_set_new(rej, "drain_id", json_string(e->fsm.drain.drain_id));
+    sd_log_info("call.originate refused", "agent=%s call=%s reason=%s", agent, call,
+                draining ? "graceful_shutdown" : "originate_failed");
+    publish(e, SD_TOPIC_AGENT_EVENTS, agent, "EventError", err);
+    publish(e, SD_TOPIC_CALL_EVENTS, agent, "call.rejected", rej);
+}
+
+static void on_control(struct edge_sip *e, json_t *msg)
+{
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    json_t *d = json_object_get(msg, "data");
+    struct edge_input in;
+
+    if (type == NULL || id == NULL || control_seen(e, id))
+        return;
+    if (!strcmp(type, "call.originate")) {
+        on_originate(e, d);
+        return;
+    }
+    memset(&in, 0, sizeof(in));
+    snprintf(in.drain.drain_id, sizeof(in.drain.drain_id), "%s",
+             json_string_value(json_object_get(d, "drain_id")));
+    if (!strcmp(type, "edge.drain")) {
+        const char *deadline = json_string_value(json_object_get(d, "deadline_at"));
+        int64_t ms = 0;
+        in.kind = EDGE_IN_DRAIN;
+        in.drain.site_scope = !strcmp(json_string_value(json_object_get(d, "scope")), "site");
+        in.drain.reject_code = int_or(d, "reject_code", -1);
+        in.drain.sip_timeout_s = int_or(d, "sip_timeout_s", -1);
+        in.drain.retry_after_s = int_or(d, "retry_after_s", -1);
+        if (deadline != NULL && sd_time_parse_rfc3339(deadline, &ms) == 0)
+            in.drain.deadline_ms = ms;
+    } else if (!strcmp(type, "edge.resume")) {
+        in.kind = EDGE_IN_RESUME;
+    } else {
+        in.kind = EDGE_IN_SHUTDOWN;
+        in.force = json_is_true(json_object_get(d, "force"));
+    }
+    fsm_input(e, &in, type);
+}
+
+static void on_queue(void *arg)
+{
+    struct edge_sip *e = arg;
+    struct edge_msg *m;
+
+    while ((m = edge_queue_take(e->to_sip)) != NULL) {
+        if (m->kind == EDGE_MSG_REGISTER_DONE)
+            on_register_done(e, m);
+        else if (m->kind == EDGE_MSG_CONTROL)
+            on_control(e, m->data);
+        edge_msg_free(m);
+    }
+}
+
+static void on_signal_pipe(void *arg)
+{
+    struct edge_sip *e = arg;
+    unsigned char b;
+
+    while (read(signal_pipe[0], &b, 1) == 1) {
+        struct edge_input in = {.kind = EDGE_IN_SIGTERM};
+        sd_log_info("signal", "signo=%d count=%d", (int)b, e->fsm.sigterms + 1);
+        fsm_input(e, &in, b == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+}
+
+/* --- set-up --------------------------------------------------------------- */
+
+struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_queue *to_bus,
+                              struct edge_queue *to_sip, struct sd_err *err)
+{
+    struct edge_sip *e = calloc(1, sizeof(*e));
+    struct sigaction sa;
+
+    if (e == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    e->to_bus = to_bus;
+    e->to_sip = to_sip;
+    e->exit_code = 1;
+    e->started_ms = sd_wall_ms();
+    edge_fsm_init(&e->fsm, &cfg->drain);
+    su_home_init(e->home);
+    e->root = su_root_create(e);
+    if (e->root == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "su_root_create failed");
+        goto fail;
+    }
+    e->nua = nua_create(e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
+                        NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
+                        NUTAG_ALLOW("REGISTER"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
+    if (e->nua == NULL) {
+        sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_SIP_URL: cannot listen on %s", cfg->sip_url);
+        goto fail;
+    }
+    if (pipe(signal_pipe) < 0) {
+        sd_err_set(err, SD_ERR_INTERNAL, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    fcntl(signal_pipe[0], F_SETFL, O_NONBLOCK);
+    fcntl(signal_pipe[1], F_SETFL, O_NONBLOCK);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    e->queue_watch =
+        sd_suroot_watch_new(e->root, edge_queue_fd(to_sip), QUEUE_TICK_MS, on_queue, e);
+    e->signal_watch = sd_suroot_watch_new(e->root, signal_pipe[0], 1000, on_signal_pipe, e);
+    e->status_timer = su_timer_create(su_root_task(e->root), STATUS_EVERY_MS);
+    e->fsm_timer = su_timer_create(su_root_task(e->root), 1000);
+    if (e->queue_watch == NULL || e->signal_watch == NULL || e->status_timer == NULL ||
+        e->fsm_timer == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "su_root set-up failed");
+        goto fail;
+    }
+    su_timer_set_for_ever(e->status_timer, on_status_timer, NULL);
+    return e;
+fail:
+    edge_sip_free(e);
+    return NULL;
+}
+
+int edge_sip_run(struct edge_sip *e)
+{
+    sd_log_info("listening", "sip_url=%s state=%s", e->cfg.sip_url, edge_state_name(e->fsm.state));
+    send_status(e);
+    su_root_run(e->root);
+    return e->exit_code;
+}
+
+void edge_sip_free(struct edge_sip *e)
+{
+    if (e == NULL)
+        return;
+    for (int i = 0; i < REGISTER_MAX; i++) {
+        if (e->registers[i] != NULL) {
+            nua_destroy_event(e->registers[i]->saved);
+            free(e->registers[i]);
+        }
+    }
+    if (e->nua != NULL)
+        nua_destroy(e->nua);
+    su_timer_destroy(e->status_timer);
+    su_timer_destroy(e->fsm_timer);
+    sd_suroot_watch_free(e->queue_watch);
+    sd_suroot_watch_free(e->signal_watch);
+    if (e->root != NULL)
+        su_root_destroy(e->root);
+    su_home_deinit(e->home);
+    if (signal_pipe[0] >= 0) {
+        close(signal_pipe[0]);
+        close(signal_pipe[1]);
+        signal_pipe[0] = signal_pipe[1] = -1;
+    }
+    free(e);
+}

@@ -1,0 +1,36 @@
+/* edge_sip.h - sip-edge's SIP thread: sofia-sip NUA on su_root, the drain
+ * state machine (edge_fsm) it drives, and edge.status.
+ *
+ * Everything here runs on the su_root thread. What needs PostgreSQL or
+ * Kafka is a message to the bus thread (edge_bus.h); what the bus thread
+ * learns (REGISTER stored, edge.control commands) comes back as messages.
+ */
+#ifndef SIPDRAIN_EDGE_SIP_H
+#define SIPDRAIN_EDGE_SIP_H
+
+#include <stdbool.h>
+
+#include "edge_fsm.h"
+#include "edge_queue.h"
+#include "sipdrain/err.h"
+
+struct edge_sip_config {
+    const char *edge_id;
+    const char *site;
+    const char *sip_url;       /* SIPDRAIN_SIP_URL: where NUA listens (UDP and TCP) */
+    const char *peer_site_uri; /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
+    const char *source;        /* "sip-edge/<edge id>" */
+    struct edge_config drain;  /* reject code, BYE timeout, Retry-After */
+};
+
+struct edge_sip;
+
+struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_queue *to_bus,
+                              struct edge_queue *to_sip, struct sd_err *err) SD_MUST_CHECK;
+/* Runs su_root until the edge has stopped. SIGTERM / SIGINT drain this edge
+ * (DESIGN.md §4, as Kubernetes' preStop expects); a second one stops it at
+ * once. Returns the exit status for main (0 after a drain). */
+int edge_sip_run(struct edge_sip *e);
+void edge_sip_free(struct edge_sip *e);
+
+#endif
