@@ -252,10 +252,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     }
 }
 
-static struct sd_kafka_consumer *consumer_new(const char *brokers, const char *group_id,
-                                              const char *client_id, const char *const *topics,
-                                              size_t n_topics, const char *offset_reset,
-                                              struct sd_err *err)
+struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
+                                                const char *client_id, const char *const *topics,
+                                                size_t n_topics, struct sd_err *err)
 {
     struct sd_kafka_consumer *c = calloc(1, sizeof(*c));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -275,7 +274,7 @@ static struct sd_kafka_consumer *consumer_new(const char *brokers, const char *g
         conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
         conf_set(conf, "enable.auto.commit", "true", err) < 0 ||
         conf_set(conf, "auto.commit.interval.ms", "1000", err) < 0 ||
-        conf_set(conf, "auto.offset.reset", offset_reset, err) < 0 ||
+        conf_set(conf, "auto.offset.reset", "earliest", err) < 0 ||
         conf_set(conf, "session.timeout.ms", "10000", err) < 0 ||
         conf_set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
         /* Let the broker gather 4 KiB or 10 ms per fetch: far fewer fetch
@@ -320,21 +319,6 @@ fail:
         rd_kafka_conf_destroy(conf);
     sd_kafka_consumer_free(c);
     return NULL;
-}
-
-struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
-                                                const char *client_id, const char *const *topics,
-                                                size_t n_topics, struct sd_err *err)
-{
-    return consumer_new(brokers, group_id, client_id, topics, n_topics, "earliest", err);
-}
-
-struct sd_kafka_consumer *sd_kafka_consumer_new_latest(const char *brokers, const char *group_id,
-                                                       const char *client_id,
-                                                       const char *const *topics, size_t n_topics,
-                                                       struct sd_err *err)
-{
-    return consumer_new(brokers, group_id, client_id, topics, n_topics, "latest", err);
 }
 
 int sd_kafka_consumer_fd(const struct sd_kafka_consumer *c)

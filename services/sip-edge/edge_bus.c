@@ -20,6 +20,10 @@
 
 #define BUS_TICK_MS  100 /* Kafka's wake-up pipe fires on an edge only */
 #define BUS_RETRY_MS 500 /* the database was away: try the held messages again */
+/* Control events older than this before the edge started are history (a
+ * drain long over, a call the agent gave up on): skipped. The orchestrator
+ * sends edge.drain again to an edge that reports active during a drain. */
+#define CONTROL_STALE_MS 30000
 
 struct edge_bus {
     char *pg_dsn, *brokers, *edge_id, *site, *source;
@@ -30,6 +34,7 @@ struct edge_bus {
     struct sd_outbox_relay *relay;
     struct sd_kafka_consumer *kc;
     pthread_t thread;
+    int64_t started_ms;
     /* Messages taken from to_bus and not yet written (the database was
      * away), oldest first. At most one STATUS: a newer one replaces it. */
     struct edge_msg *held, *held_tail;
@@ -285,6 +290,12 @@ static void control_one(struct edge_bus *b, rd_kafka_message_t *m)
         sd_event_clear(&ev);
         goto bad;
     }
+    if (ev.time_ms < b->started_ms - CONTROL_STALE_MS) {
+        sd_log_info("stale control event skipped", "type=%s event=%s time=%s", ev.type, ev.id,
+                    ev.time);
+        sd_event_clear(&ev);
+        goto store;
+    }
     sd_log_info("control event", "type=%s event=%s", ev.type, ev.id);
     edge_queue_put(b->to_sip, EDGE_MSG_CONTROL, 0,
                    json_pack("{s:s, s:s, s:O}", "type", ev.type, "id", ev.id, "data", ev.data));
@@ -395,13 +406,14 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     b->source = strdup(cfg->source);
     b->to_bus = to_bus;
     b->to_sip = to_sip;
+    b->started_ms = sd_wall_ms();
     b->loop = sd_loop_new();
     b->pg = sd_pg_new(cfg->pg_dsn, cfg->source);
     b->relay_pg = sd_pg_new(cfg->pg_dsn, cfg->source);
     snprintf(group, sizeof(group), "sip-edge.%s", cfg->edge_id);
     snprintf(b->group, sizeof(b->group), "%s", sd_topic(group));
     topics[0] = sd_topic(SD_TOPIC_EDGE_CONTROL);
-    b->kc = sd_kafka_consumer_new_latest(cfg->brokers, b->group, cfg->source, topics, 1, err);
+    b->kc = sd_kafka_consumer_new(cfg->brokers, b->group, cfg->source, topics, 1, err);
     if (b->kc == NULL)
         goto fail;
     b->relay = sd_outbox_relay_new(b->relay_pg, cfg->brokers, cfg->source, err);

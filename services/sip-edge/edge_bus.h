@@ -7,10 +7,11 @@
  *   - the outbox relay of this edge (owner "sip-edge/<edge id>");
  *   - the edge.control consumer: group "<prefix>sip-edge.<edge id>" of its
  *     own (every edge reads every partition and keeps what is keyed by its
- *     id), started at the end of the topic the first time so that old
- *     commands are not replayed. Commands go to the SIP thread (to_sip) as
- *     they come, without PostgreSQL: an edge drains even when the database
- *     is away. Malformed ones are dead-lettered.
+ *     id). A restarted edge goes on from its committed offset; commands
+ *     older than 30 s before the start are history and skipped, so a new
+ *     edge does not replay old drains. Commands go to the SIP thread
+ *     (to_sip) as they come, without PostgreSQL: an edge drains even when
+ *     the database is away. Malformed ones are dead-lettered.
  */
 #ifndef SIPDRAIN_EDGE_BUS_H
 #define SIPDRAIN_EDGE_BUS_H

@@ -25,11 +25,19 @@ const char *edge_action_name(enum edge_action_kind k)
     return (unsigned)k < EDGE_ACTION_COUNT ? action_names[k] : "?";
 }
 
+/* No drain: every option "not given" (the edge's own values apply). */
+static void clear_drain(struct edge_drain *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->reject_code = d->sip_timeout_s = d->retry_after_s = -1;
+}
+
 void edge_fsm_init(struct edge_fsm *st, const struct edge_config *cfg)
 {
     memset(st, 0, sizeof(*st));
     st->state = EDGE_ACTIVE;
     st->cfg = *cfg;
+    clear_drain(&st->drain);
 }
 
 static void act(struct edge_actions *out, enum edge_action_kind k)
@@ -64,8 +72,10 @@ static int go(struct edge_fsm *st, enum edge_state s, struct edge_actions *out)
 
 static int stop_now(struct edge_fsm *st, struct edge_actions *out)
 {
-    if (st->state == EDGE_STOPPING || st->state == EDGE_STOPPED)
+    if (st->state == EDGE_STOPPING || st->state == EDGE_STOPPED) {
+        out->note = "already stopping";
         return 0;
+    }
     act(out, EDGE_DO_CUT_CALLS);
     act(out, EDGE_DO_RETRANSMIT_BYES_STOP);
     act(out, EDGE_DO_SHUTDOWN);
@@ -138,7 +148,7 @@ static int on_resume(struct edge_fsm *st, const struct edge_input *in, struct ed
         return 0;
     }
     act(out, EDGE_DO_RETRANSMIT_BYES_STOP);
-    memset(&st->drain, 0, sizeof(st->drain));
+    clear_drain(&st->drain);
     st->bye_until_ms = 0;
     st->deadline_passed = false;
     return go(st, EDGE_ACTIVE, out);
@@ -163,6 +173,10 @@ static int on_shutdown(struct edge_fsm *st, const struct edge_input *in, struct 
 static int on_sigterm(struct edge_fsm *st, const struct edge_input *in, struct edge_actions *out)
 {
     st->sigterms++;
+    if (st->state == EDGE_STOPPING || st->state == EDGE_STOPPED) {
+        out->note = "already stopping";
+        return 0;
+    }
     if (st->sigterms > 1)
         return stop_now(st, out);
     st->self_stop = true;
@@ -170,8 +184,7 @@ static int on_sigterm(struct edge_fsm *st, const struct edge_input *in, struct e
         return bye_wait_over(st, out); /* only edge.shutdown was awaited */
     if (st->state != EDGE_ACTIVE)
         return 0; /* the drain goes on and ends in a stop */
-    memset(&st->drain, 0, sizeof(st->drain));
-    st->drain.reject_code = st->drain.sip_timeout_s = st->drain.retry_after_s = -1;
+    clear_drain(&st->drain);
     act(out, EDGE_DO_END_NAILED_UP);
     go(st, EDGE_DRAINING, out);
     advance(st, in, out);

@@ -11,6 +11,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "sipdrain/event.h"
 #include "sipdrain/kafka.h"
@@ -233,6 +236,63 @@ void sdt_produce_raw(const char *topic, const void *const *values, const size_t 
     free(keys);
 }
 
+void sdt_send_event(const char *topic, const char *key, const char *type, json_t *data, char *id)
+{
+    struct sd_event ev;
+    struct sd_err err = {0};
+    size_t len;
+    char *text;
+    const void *values[1];
+    const char *keys[1] = {key};
+
+    cr_assert_eq(sd_event_init(&ev, "test/producer", type, data, &err), 0, "%s", err.text);
+    text = sd_event_encode(&ev, &len, &err);
+    cr_assert_not_null(text);
+    if (id != NULL)
+        memcpy(id, ev.id, SD_EVENT_ID_LEN + 1);
+    values[0] = text;
+    sdt_produce_keyed(topic, keys, values, &len, 1);
+    free(text);
+    sd_event_clear(&ev);
+}
+
+int sdt_free_port(void)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+        cr_assert(u >= 0 && t >= 0);
+        ok = bind(u, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+             getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
+             bind(t, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(u);
+        close(t);
+        if (ok)
+            return ntohs(a.sin_port);
+    }
+    cr_assert_fail("no free loopback port");
+    return -1;
+}
+
+int sdt_sipp(const char *scenario, int remote_port, const char *service, const char *const *keys)
+{
+    char cmd[2048];
+    size_t pos;
+
+    pos = (size_t)snprintf(cmd, sizeof(cmd),
+                           "sipp 127.0.0.1:%d -sf tests/e2e/sipp/%s.xml -m 1 -i 127.0.0.1 -p %d"
+                           " -t u1 -s '%s' -timeout 20s -timeout_error -nostdin"
+                           " -trace_err -error_file /tmp/sipdrain-sipp-%s-%d.err",
+                           remote_port, scenario, sdt_free_port(), service, scenario, remote_port);
+    for (size_t i = 0; keys != NULL && keys[i] != NULL && keys[i + 1] != NULL; i += 2)
+        pos +=
+            (size_t)snprintf(cmd + pos, sizeof(cmd) - pos, " -key %s '%s'", keys[i], keys[i + 1]);
+    snprintf(cmd + pos, sizeof(cmd) - pos, " >/dev/null");
+    return sdt_script(cmd);
+}
+
 void sdt_prefix_create(char *prefix, size_t size)
 {
     static const char *const bases[] = {"sipdrain.drain.commands", "sipdrain.drain.events",
@@ -393,10 +453,13 @@ long sdt_pg_scalar(const char *dsn, const char *sql)
 
 int sdt_script(const char *cmd)
 {
-    char line[2048];
+    size_t size = strlen(cmd) + strlen(sdt_source_dir()) + 32;
+    char *line = malloc(size);
     int status;
 
-    snprintf(line, sizeof(line), "cd '%s' && %s >&2", sdt_source_dir(), cmd);
+    cr_assert_not_null(line);
+    snprintf(line, size, "cd '%s' && %s >&2", sdt_source_dir(), cmd);
     status = system(line);
+    free(line);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

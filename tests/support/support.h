@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "sipdrain/pg.h"
@@ -51,6 +52,20 @@ void sdt_produce_pings(const char *topic, size_t n, size_t first_seq);
  * for every delivery report. */
 void sdt_produce_keyed(const char *topic, const char *const *keys, const void *const *values,
                        const size_t *lens, size_t n);
+
+/* Produces one CloudEvent of type with data (stolen) from source
+ * "test/producer" to topic, keyed by key; its id goes to id (37 bytes, may be
+ * NULL). */
+void sdt_send_event(const char *topic, const char *key, const char *type, json_t *data, char *id);
+
+/* A loopback port free for both UDP and TCP right now. */
+int sdt_free_port(void);
+
+/* Runs SIPp (/usr/bin/sipp) once: scenario tests/e2e/sipp/<scenario>.xml
+ * against 127.0.0.1:remote_port over UDP, user (-s) service, one call,
+ * bounded by a 20 s timeout; keys are "name", "value" pairs, NULL-ended.
+ * Returns SIPp's exit status (0 = every check in the scenario held). */
+int sdt_sipp(const char *scenario, int remote_port, const char *service, const char *const *keys);
 
 /* A fresh random topic prefix "t.<random>." with the topics of DESIGN.md §2
  * and the dead-letter topic created under it (6 partitions each), for a

@@ -59,14 +59,6 @@ void sd_kafka_producer_free(struct sd_kafka_producer *p);
 struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
                                                 const char *client_id, const char *const *topics,
                                                 size_t n_topics, struct sd_err *err) SD_MUST_CHECK;
-/* As sd_kafka_consumer_new, but a group without committed offsets starts at
- * the end of each partition: for commands addressed to one instance (a
- * sip-edge's own group on sipdrain.edge.control), whose history must not be
- * replayed when the instance first starts. */
-struct sd_kafka_consumer *sd_kafka_consumer_new_latest(const char *brokers, const char *group_id,
-                                                       const char *client_id,
-                                                       const char *const *topics, size_t n_topics,
-                                                       struct sd_err *err) SD_MUST_CHECK;
 int sd_kafka_consumer_fd(const struct sd_kafka_consumer *c);
 /* The next message, without blocking, or NULL when none is ready. Errors and
  * rebalances are logged and handled inside. rd_kafka_message_destroy() it. */

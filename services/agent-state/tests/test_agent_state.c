@@ -80,26 +80,9 @@ static void as_stop(pid_t pid)
               status);
 }
 
-/* Produces one event of type with data (stolen) to topic, keyed by key;
- * its id goes to id (may be NULL). */
 static void send_event(const char *topic, const char *key, const char *type, json_t *data, char *id)
 {
-    struct sd_event ev;
-    struct sd_err err = {0};
-    size_t len;
-    char *text;
-    const void *values[1];
-    const char *keys[1] = {key};
-
-    cr_assert_eq(sd_event_init(&ev, "test/desktop", type, data, &err), 0, "%s", err.text);
-    text = sd_event_encode(&ev, &len, &err);
-    cr_assert_not_null(text);
-    if (id != NULL)
-        memcpy(id, ev.id, SD_EVENT_ID_LEN + 1);
-    values[0] = text;
-    sdt_produce_keyed(topic, keys, values, &len, 1);
-    free(text);
-    sd_event_clear(&ev);
+    sdt_send_event(topic, key, type, data, id);
 }
 
 static void command(struct as_env *e, const char *agent, const char *type, json_t *data, char *id)
