@@ -1,0 +1,421 @@
+/* test_sip_edge - build/bin/sip-edge against real SIP peers (SIPp scenarios
+ * of tests/e2e/sipp/), the real Kafka and PostgreSQL of tests/scripts.
+ * Each test has its own database, topic prefix and loopback ports; it
+ * asserts the SIP answers (SIPp's exit status: every check of the scenario
+ * held) and the edges / registrations rows and edge.status events. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "sipdrain/event.h"
+#include "support.h"
+
+#define WAIT_MS 30000
+
+struct edge_env {
+    char dsn[512];
+    char prefix[64];
+    char control[160], status[160], agent_events[160], call_events[160], deadletter[160];
+};
+
+struct edge_proc {
+    pid_t pid;
+    int port;
+    char id[32];
+    char log[256];
+};
+
+static void env_setup(struct edge_env *e)
+{
+    memset(e, 0, sizeof(*e));
+    sdt_db_create(e->dsn, sizeof(e->dsn));
+    sdt_prefix_create(e->prefix, sizeof(e->prefix));
+    snprintf(e->control, sizeof(e->control), "%ssipdrain.edge.control", e->prefix);
+    snprintf(e->status, sizeof(e->status), "%ssipdrain.edge.status", e->prefix);
+    snprintf(e->agent_events, sizeof(e->agent_events), "%ssipdrain.agent.events", e->prefix);
+    snprintf(e->call_events, sizeof(e->call_events), "%ssipdrain.call.events", e->prefix);
+    snprintf(e->deadletter, sizeof(e->deadletter), "%ssipdrain.deadletter", e->prefix);
+    sdt_pg_run(e->dsn, "INSERT INTO sites (site_id, peer) VALUES ('site1', 'site2'),"
+                       " ('site2', 'site1')");
+}
+
+static bool log_has(const char *path, const char *text)
+{
+    char line[4096];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+/* Starts an edge of site2 and waits until it listens and its edge.control
+ * consumer has its partitions (it starts at the end of the topic: a
+ * command sent before that would not reach it). extra: "K=V" entries. */
+static void edge_start(struct edge_env *e, struct edge_proc *p, const char *id,
+                       const char *const *extra)
+{
+    static char env[16][600];
+    const char *envp[16];
+    char bin[1024];
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+    size_t n = 0;
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    cr_assert_not_null(dir);
+    snprintf(bin, sizeof(bin), "%s/sip-edge", dir);
+    memset(p, 0, sizeof(*p));
+    p->port = sdt_free_port();
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    snprintf(p->log, sizeof(p->log), "/tmp/sipdrain-edge-%.12s-%s.log", e->prefix + 2, id);
+    unlink(p->log);
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_PG_DSN=%s", e->dsn), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers()), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SITE=site2"), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_EDGE_ID=%s", id), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", p->port), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_LOG_LEVEL=debug"), n++;
+    for (size_t i = 0; i < n; i++)
+        envp[i] = env[i];
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+        envp[n++] = extra[i];
+    envp[n] = NULL;
+    p->pid = sdt_spawn(bin, NULL, envp, p->log);
+    while (!log_has(p->log, "partitions assigned")) {
+        int status;
+        cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "sip-edge %s exited at start (%s)", id,
+                     p->log);
+        cr_assert_lt(sd_mono_ms(), deadline, "sip-edge %s did not start (%s)", id, p->log);
+        usleep(50000);
+    }
+}
+
+/* Waits for the edge to exit; returns its exit code (-1 on a signal). */
+static int edge_exit_code(struct edge_proc *p, int timeout_ms)
+{
+    int status = sdt_wait(p->pid, timeout_ms);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void wait_edge_state(struct edge_env *e, const char *id, const char *state)
+{
+    char sql[256];
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM edges WHERE edge_id = '%s' AND state = '%s'",
+             id, state);
+    while (sdt_pg_scalar(e->dsn, sql) != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge %s never reported %s", id, state);
+        usleep(50000);
+    }
+}
+
+static void control(struct edge_env *e, const char *edge, const char *type, json_t *data)
+{
+    json_object_set_new(data, "edge", json_string(edge));
+    json_object_set_new(data, "site", json_string("site2"));
+    sdt_send_event(e->control, edge, type, data, NULL);
+}
+
+static void drain(struct edge_env *e, const char *edge, const char *drain_id, const char *scope,
+                  json_t *options)
+{
+    json_t *d = options ? options : json_object();
+
+    json_object_set_new(d, "drain_id", json_string(drain_id));
+    json_object_set_new(d, "scope", json_string(scope));
+    control(e, edge, "edge.drain", d);
+}
+
+/* The edge.status events of edge, in order, with their states. */
+static size_t statuses(struct edge_env *e, const char *edge, char states[][16], size_t max)
+{
+    struct sdt_msgs m = sdt_consume(e->status, (size_t)sdt_topic_count(e->status), 10000);
+    size_t n = 0;
+    struct sd_err err = {0};
+
+    for (size_t i = 0; i < m.n; i++) {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0, "%s", err.text);
+        if (!strcmp(json_string_value(json_object_get(ev.data, "edge")), edge) && n < max)
+            snprintf(states[n++], 16, "%s", json_string_value(json_object_get(ev.data, "state")));
+        sd_event_clear(&ev);
+    }
+    cr_expect_eq(sdt_validate_events(&m), 0, "an edge.status failed its schema");
+    sdt_msgs_free(&m);
+    return n;
+}
+
+static bool has_state(char states[][16], size_t n, const char *state)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(states[i], state))
+            return true;
+    }
+    return false;
+}
+
+static const char *const DRAIN_A = "5a1f3c2e-7b4d-4e8f-9a0b-1c2d3e4f5a6b";
+
+Test(sip_edge, site_drain_refuses_invites_options_and_register_then_stops_on_shutdown,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *keys[] = {"retry_after", "45", NULL};
+    char states[256][16];
+    size_t n;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "OPTIONS while active");
+    cr_expect_eq(sdt_sipp("register_ok", p.port, "2001", NULL), 0, "REGISTER while active");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2001'"
+                                      " AND edge_id = 'edge-2a' AND expires_at > now()"),
+                 1);
+    wait_edge_state(&e, "edge-2a", "active");
+
+    drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:i}", "retry_after_s", 45));
+    wait_edge_state(&e, "edge-2a", "drained"); /* no calls: the BYE wait has nothing to wait for */
+    cr_expect_eq(sdt_sipp("options_503", p.port, "2001", NULL), 0, "OPTIONS while draining");
+    cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2001", keys), 0,
+                 "INVITE while draining: 503, Retry-After 45, Reason");
+    cr_expect_eq(sdt_sipp("register_refused", p.port, "2002", keys), 0, "REGISTER while draining");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2002'"), 0);
+
+    /* A repeated edge.drain changes nothing; edge.shutdown of that drain stops it. */
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "sip-edge exit code (%s)", p.log);
+    wait_edge_state(&e, "edge-2a", "stopped");
+    n = statuses(&e, "edge-2a", states, 256);
+    cr_expect_geq(n, 3, "edge.status events: %zu", n);
+    cr_expect_str_eq(states[0], "active");
+    cr_expect(has_state(states, n, "drained"));
+    cr_expect_str_eq(states[n - 1], "stopped", "the last edge.status is %s", states[n - 1]);
+    cr_expect(log_has(p.log, "repeated edge.drain ignored"));
+}
+
+Test(sip_edge, a_drain_with_reject_code_302_redirects_to_the_peer_site, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *extra[] = {"SIPDRAIN_PEER_SITE_URI=sip:site1.example.com:5060", NULL};
+    const char *keys[] = {"peer_uri", "sip:site1.example.com:5060", NULL};
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:i}", "reject_code", 302));
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_sipp("invite_refused_302", p.port, "2001", keys), 0,
+                 "INVITE while draining with reject_code 302");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, sigterm_drains_only_that_edge_and_exits_0, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc a, b;
+
+    env_setup(&e);
+    edge_start(&e, &a, "edge-2a", NULL);
+    edge_start(&e, &b, "edge-2b", NULL);
+    cr_assert_eq(kill(a.pid, SIGTERM), 0);
+    cr_expect_eq(edge_exit_code(&a, WAIT_MS), 0, "edge-2a after SIGTERM (%s)", a.log);
+    wait_edge_state(&e, "edge-2a", "stopped");
+    cr_expect_eq(sdt_sipp("options_200", b.port, "2001", NULL), 0, "edge-2b still active");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE edge_id = 'edge-2b'"
+                                      " AND state = 'active'"),
+                 1);
+    kill(b.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0);
+}
+
+Test(sip_edge, resume_makes_a_draining_edge_active_again, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_sipp("options_503", p.port, "2001", NULL), 0);
+    /* Another drain's resume is ignored; this drain's is obeyed. */
+    control(&e, "edge-2a", "edge.resume",
+            json_pack("{s:s}", "drain_id", "00000000-0000-4000-8000-000000000000"));
+    control(&e, "edge-2a", "edge.resume", json_pack("{s:s}", "drain_id", DRAIN_A));
+    wait_edge_state(&e, "edge-2a", "active");
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0);
+    cr_expect(log_has(p.log, "edge.resume of another drain ignored"));
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, call_originate_while_draining_is_refused_with_event_error, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdt_msgs m;
+    struct sd_err err = {0};
+    bool error_seen = false, rejected_seen = false;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "drained");
+    control(&e, "edge-2a", "call.originate",
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "agent_id", "a2001", "dn", "2001", "destination",
+                      "+4930123", "call_id", "c0ffee00-1111-4222-8333-444455556666", "request_id",
+                      "b0f3e2b6-08b3-40c0-ae47-3d68601ab49f"));
+    m = sdt_consume(e.agent_events, 1, WAIT_MS);
+    cr_assert_eq(m.n, 1);
+    for (size_t i = 0; i < m.n; i++) {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0);
+        error_seen =
+            !strcmp(ev.type, "EventError") &&
+            !strcmp(json_string_value(json_object_get(ev.data, "reason")), "graceful_shutdown") &&
+            !strcmp(json_string_value(json_object_get(ev.data, "request_id")),
+                    "b0f3e2b6-08b3-40c0-ae47-3d68601ab49f");
+        sd_event_clear(&ev);
+    }
+    cr_expect_eq(sdt_validate_events(&m), 0);
+    sdt_msgs_free(&m);
+    m = sdt_consume(e.call_events, 1, WAIT_MS);
+    cr_assert_eq(m.n, 1);
+    {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_parse(m.m[0].value, m.m[0].len, &ev, &err), 0);
+        rejected_seen = !strcmp(ev.type, "call.rejected") &&
+                        !strcmp(json_string_value(json_object_get(ev.data, "reason")), "draining");
+        sd_event_clear(&ev);
+    }
+    cr_expect_eq(sdt_validate_events(&m), 0);
+    sdt_msgs_free(&m);
+    cr_expect(error_seen, "no EventError graceful_shutdown answering the request");
+    cr_expect(rejected_seen, "no call.rejected (draining) freeing the agent");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, bad_control_events_are_dead_lettered_and_the_edge_carries_on, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdt_msgs d;
+    char reason[512];
+    const char *raw = "{\"not\": \"an event\"";
+    size_t len = strlen(raw);
+    const char *keys[] = {"edge-2a"};
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    sdt_produce_keyed(e.control, keys, (const void *const *)&raw, &len, 1);
+    control(&e, "edge-2a", "edge.drain",
+            json_pack("{s:s, s:s, s:i}", "drain_id", DRAIN_A, "scope", "site", "reject_code", 200));
+    control(&e, "edge-2a", "edge.explode", json_object());
+    d = sdt_consume(e.deadletter, 3, WAIT_MS);
+    cr_assert_eq(d.n, 3, "dead letters: %zu", d.n);
+    cr_assert_eq(sdt_header(&d.m[1], "sipdrain.reason", reason, sizeof(reason)), 0);
+    cr_expect(strstr(reason, "reject_code") != NULL, "reason: %s", reason);
+    cr_assert_eq(sdt_header(&d.m[2], "sipdrain.reason", reason, sizeof(reason)), 0);
+    cr_expect(strstr(reason, "unknown_type: edge.explode") != NULL, "reason: %s", reason);
+    sdt_msgs_free(&d);
+    /* Still active: the bad drain was not applied. */
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, malformed_sip_gets_no_crash_and_the_edge_keeps_serving, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    const char *garbage[] = {
+        "HELLO WORLD\r\n\r\n",
+        "OPTIONS sip:2001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n"
+        "From: <sip:a@b>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCSeq: 1 OPTIONS\r\n"
+        "Content-Length: 0\r\n\r\n", /* no Call-ID */
+        "INVITE sip:2001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKy\r\n"
+        "From: <sip:a@b>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: x1\r\n"
+        "Content-Length: 0\r\n\r\n", /* no CSeq */
+    };
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    to.sin_port = htons((uint16_t)p.port);
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++)
+        sendto(s, garbage[i], strlen(garbage[i]), 0, (struct sockaddr *)&to, sizeof(to));
+    /* A 64 KiB header, over TCP (a UDP datagram cannot hold it). */
+    {
+        static char big[70000];
+        int t = socket(AF_INET, SOCK_STREAM, 0);
+        int n = snprintf(big, sizeof(big),
+                         "OPTIONS sip:2001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP "
+                         "127.0.0.1:9;branch=z9hG4bKz\r\nX-Big: ");
+        memset(big + n, 'a', 65536);
+        memcpy(big + n + 65536, "\r\n\r\n", 4);
+        cr_assert_eq(connect(t, (struct sockaddr *)&to, sizeof(to)), 0);
+        send(t, big, (size_t)n + 65536 + 4, MSG_NOSIGNAL);
+        usleep(200000);
+        close(t);
+    }
+    close(s);
+    usleep(300000);
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "the edge stopped serving");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
+{
+    char bin[1024], out[] = "/tmp/sipdrain-edge-config-XXXXXX";
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+    const char *cases[][3] = {
+        {"SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE=200", NULL, "SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE"},
+        {"SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE=302", NULL, "SIPDRAIN_PEER_SITE_URI"},
+        {"SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=-1", NULL,
+         "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT"},
+        {"SIPDRAIN_SIP_URL=http://x", NULL, "SIPDRAIN_SIP_URL"},
+    };
+    int fd = mkstemp(out);
+
+    cr_assert(fd >= 0);
+    close(fd);
+    snprintf(bin, sizeof(bin), "%s/sip-edge", dir);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *env[] = {"SIPDRAIN_SITE=site2",
+                             "SIPDRAIN_EDGE_ID=edge-2a",
+                             "SIPDRAIN_PG_DSN=postgresql://127.0.0.1:1/x",
+                             "SIPDRAIN_KAFKA_BROKERS=127.0.0.1:1",
+                             cases[i][0],
+                             NULL};
+        pid_t pid;
+        int status;
+
+        unlink(out);
+        pid = sdt_spawn(bin, NULL, env, out);
+        status = sdt_wait(pid, 10000);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", cases[i][0],
+                  status);
+        cr_expect(log_has(out, cases[i][2]), "%s: the message does not name %s", cases[i][0],
+                  cases[i][2]);
+    }
+    unlink(out);
+}
