@@ -87,6 +87,14 @@ static int write_msg(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
                 (long)json_integer_value(json_object_get(d, "pending_byes")), err) < 0 ||
             add_event(b, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
             goto fail;
+    } else if (m->kind == EDGE_MSG_CALL) {
+        if (edge_db_call_update(b->pg, json_string_value(json_object_get(d, "call_id")),
+                                json_string_value(json_object_get(d, "state")),
+                                json_string_value(json_object_get(d, "end_cause")), err) < 0 ||
+            add_event(b, SD_TOPIC_CALL_EVENTS, json_string_value(json_object_get(d, "agent_id")),
+                      json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
+                      err) < 0)
+            goto fail;
     } else if (add_event(b, json_string_value(json_object_get(d, "topic")),
                          json_string_value(json_object_get(d, "key")),
                          json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
@@ -179,6 +187,77 @@ static void do_register(struct edge_bus *b, struct edge_msg *m)
                    json_pack("{s:b, s:s}", "ok", rc == 0, "reason", rc == 0 ? "" : err.text));
 }
 
+/* A new inbound call: reserve the agent, find the phone, insert the calls
+ * row and call.offered in one transaction; or call.rejected saying why.
+ * Answered at once (never held: the caller is waiting). */
+static void do_route(struct edge_bus *b, struct edge_msg *m)
+{
+    json_t *d = m->data, *ev, *rejected = NULL;
+    struct edge_route r = {
+        .call_id = json_string_value(json_object_get(d, "call_id")),
+        .dn = json_string_value(json_object_get(d, "dn")),
+        .site = b->site,
+        .edge_id = b->edge_id,
+        .route_point = json_is_true(json_object_get(d, "route_point")),
+    };
+    struct sd_err err = {0};
+    const char *caller = json_string_value(json_object_get(d, "caller"));
+    const char *called = json_string_value(json_object_get(d, "called"));
+
+    if (sd_pg_begin(b->pg, &err) < 0 || edge_db_route(b->pg, &r, &err) < 0)
+        goto fail;
+    if (r.status == 0) {
+        ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "call_id", r.call_id_used,
+                       "agent_id", r.agent_id, "dn", r.agent_dn, "edge", b->edge_id, "site",
+                       b->site, "direction", "inbound", "caller", caller, "called", called);
+        if (r.route_point)
+            json_object_set_new(ev, "route_point", json_string(r.dn));
+        if (add_event(b, SD_TOPIC_CALL_EVENTS, r.agent_id, "call.offered", ev, &err) < 0) {
+            json_decref(ev);
+            goto fail;
+        }
+        json_decref(ev);
+        if (sd_pg_commit(b->pg, &err) < 0)
+            goto fail;
+        sd_log_info("call routed", "call=%s agent=%s dn=%s contact=%s", r.call_id_used, r.agent_id,
+                    r.agent_dn, r.contact);
+    } else {
+        sd_pg_rollback(b->pg); /* the reservation, if any, with it */
+        ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s?, s:s?}", "call_id", r.call_id_used,
+                       "edge", b->edge_id, "site", b->site, "direction", "inbound", "reject_code",
+                       r.status, "reason", r.reason, "caller", caller, "called", called);
+        if (r.agent_id[0] != '\0') {
+            json_object_set_new(ev, "agent_id", json_string(r.agent_id));
+            json_object_set_new(ev, "dn", json_string(r.agent_dn));
+        }
+        if (r.status == 480)
+            json_object_set_new(ev, "retry_after_s", json_integer(30));
+        rejected =
+            json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
+                      r.agent_id[0] ? r.agent_id : r.dn, "type", "call.rejected", "data", ev);
+        sd_log_info("call not routed", "call=%s dn=%s status=%d reason=%s", r.call_id_used, r.dn,
+                    r.status, r.reason);
+    }
+    edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
+                   json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "status", r.status, "reason",
+                             r.reason ? r.reason : "", "call_id", r.call_id_used, "agent_id",
+                             r.agent_id, "dn", r.agent_dn, "contact", r.contact));
+    if (rejected != NULL) {
+        /* The message becomes its call.rejected, held like any event: it
+         * must not be lost. (r points into the old data: replaced last.) */
+        json_decref(m->data);
+        m->data = rejected;
+        m->kind = EDGE_MSG_EVENT;
+    }
+    return;
+fail:
+    sd_pg_rollback(b->pg);
+    sd_log_warn("call not routed: database unavailable", "call=%s reason=\"%s\"",
+                r.call_id ? r.call_id : "-", err.text);
+    edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
+                   json_pack("{s:i, s:s}", "status", 503, "reason", "failed"));
+}
+
 static void drain_all(struct edge_bus *b, int timeout_ms);
 
 static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
@@ -194,8 +273,16 @@ static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
             do_register(b, m);
             edge_msg_free(m);
             break;
+        case EDGE_MSG_ROUTE:
+            do_route(b, m);
+            if (m->kind == EDGE_MSG_EVENT)
+                hold(b, m); /* its call.rejected */
+            else
+                edge_msg_free(m);
+            break;
         case EDGE_MSG_STATUS:
         case EDGE_MSG_EVENT:
+        case EDGE_MSG_CALL:
             hold(b, m);
             break;
         case EDGE_MSG_STOP: {

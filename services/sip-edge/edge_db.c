@@ -2,6 +2,7 @@
 #include "edge_db.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, const char *contact,
                      int expires_s, struct sd_err *err)
@@ -40,6 +41,145 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site, c
                       " state = EXCLUDED.state, active_calls = EXCLUDED.active_calls,"
                       " pending_byes = EXCLUDED.pending_byes, last_heartbeat = now()",
                       5, values, err) < 0
+               ? -1
+               : 0;
+}
+
+static void copy_col(char *dst, size_t size, PGresult *res, int row, int col)
+{
+    snprintf(dst, size, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+/* The agent for a route point: the longest-idle Ready agent of the site
+ * whose phone is registered, taken with SKIP LOCKED so two edges routing
+ * at once never pick the same one. */
+static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    const char *values[2] = {r->call_id_used, r->site};
+    PGresult *res = sd_pg_query(
+        pg,
+        "UPDATE agents SET call_id = $1, version = version + 1, updated_at = now()"
+        " WHERE agent_id = (SELECT a.agent_id FROM agents a"
+        "   WHERE a.site = $2 AND a.state = 'ready' AND a.call_id IS NULL AND NOT a.drain"
+        "   AND EXISTS (SELECT 1 FROM registrations g WHERE g.dn = a.dn"
+        "               AND g.expires_at > now())"
+        "   ORDER BY a.ready_since NULLS LAST LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING agent_id, dn",
+        2, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0) {
+        r->status = 480;
+        r->reason = "no_agent";
+    } else {
+        copy_col(r->agent_id, sizeof(r->agent_id), res, 0, 0);
+        copy_col(r->agent_dn, sizeof(r->agent_dn), res, 0, 1);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* The agent logged in on dn, if it is free (not on a call). */
+static int reserve_dn(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    const char *values[2] = {r->dn, r->call_id_used};
+    PGresult *res = sd_pg_query(pg,
+                                "SELECT agent_id, state, call_id IS NOT NULL FROM agents"
+                                " WHERE dn = $1 ORDER BY state = 'logged_out' LIMIT 1 FOR UPDATE",
+                                1, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0) {
+        r->status = 404;
+        r->reason = "unknown_dn";
+    } else if (strcmp(PQgetvalue(res, 0, 1), "logged_out") == 0) {
+        r->status = 480;
+        r->reason = "agent_not_available";
+    } else if (PQgetvalue(res, 0, 2)[0] == 't') {
+        r->status = 486;
+        r->reason = "agent_busy";
+    }
+    if (PQntuples(res) > 0) {
+        copy_col(r->agent_id, sizeof(r->agent_id), res, 0, 0);
+        snprintf(r->agent_dn, sizeof(r->agent_dn), "%s", r->dn);
+    }
+    PQclear(res);
+    if (r->status != 0)
+        return 0;
+    values[0] = r->agent_id;
+    return sd_pg_exec(pg,
+                      "UPDATE agents SET call_id = $2, version = version + 1, updated_at = now()"
+                      " WHERE agent_id = $1",
+                      2, values, err) < 0
+               ? -1
+               : 0;
+}
+
+int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    const char *values[4];
+    PGresult *res;
+
+    r->status = 0;
+    r->reason = NULL;
+    r->agent_id[0] = r->agent_dn[0] = r->contact[0] = '\0';
+    snprintf(r->call_id_used, sizeof(r->call_id_used), "%s", r->call_id);
+    values[0] = r->call_id;
+    res = sd_pg_query(pg,
+                      "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint"
+                      " FROM calls WHERE call_id = $1",
+                      1, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) > 0)
+        snprintf(r->call_id_used, sizeof(r->call_id_used), "%.200s~%s~%s", r->call_id, r->edge_id,
+                 PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if ((r->route_point ? reserve_route_point(pg, r, err) : reserve_dn(pg, r, err)) < 0)
+        return -1;
+    if (r->status != 0)
+        return 0;
+    values[0] = r->agent_dn;
+    res = sd_pg_query(pg,
+                      "SELECT contact FROM registrations WHERE dn = $1 AND expires_at > now()"
+                      " ORDER BY updated_at DESC LIMIT 1",
+                      1, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0) {
+        r->status = 480;
+        r->reason = "not_registered";
+    } else {
+        copy_col(r->contact, sizeof(r->contact), res, 0, 0);
+    }
+    PQclear(res);
+    if (r->status != 0)
+        return 0;
+    values[0] = r->call_id_used;
+    values[1] = r->edge_id;
+    values[2] = r->site;
+    values[3] = r->agent_id;
+    return sd_pg_exec(pg,
+                      "INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"
+                      " VALUES ($1, $2, $3, $4, 'inbound', 'offered')",
+                      4, values, err) < 0
+               ? -1
+               : 0;
+}
+
+int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,
+                        const char *end_cause, struct sd_err *err)
+{
+    const char *values[3] = {call_id, state, end_cause};
+
+    return sd_pg_exec(pg,
+                      "UPDATE calls SET state = $2,"
+                      " answered_at = CASE WHEN $2 = 'established' THEN now() ELSE answered_at END,"
+                      " ended_at = CASE WHEN $2 = 'ended' THEN now() ELSE ended_at END,"
+                      " end_cause = COALESCE($3, end_cause) WHERE call_id = $1",
+                      3, values, err) < 0
                ? -1
                : 0;
 }

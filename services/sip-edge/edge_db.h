@@ -4,6 +4,8 @@
 #ifndef SIPDRAIN_EDGE_DB_H
 #define SIPDRAIN_EDGE_DB_H
 
+#include <stdbool.h>
+
 #include "sipdrain/err.h"
 #include "sipdrain/pg.h"
 
@@ -16,3 +18,28 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site, c
                       long active_calls, long pending_byes, struct sd_err *err) SD_MUST_CHECK;
 
 #endif
+
+/* Routing a new inbound call (inside the caller's transaction). */
+struct edge_route {
+    /* in */
+    const char *call_id, *dn, *site, *edge_id;
+    bool route_point; /* dn is a route point: the longest-idle Ready agent of site */
+    /* out */
+    char call_id_used[256]; /* call_id, or call_id~edge~ms when a row of that id exists
+                             * (the same SIP call routed again, e.g. after a failover) */
+    int status;             /* 0 = routed; else the SIP status to answer (404, 480, 486) */
+    const char *reason;     /* call.rejected.reason when status != 0 */
+    char agent_id[65], agent_dn[65];
+    char contact[512];
+};
+
+/* Reserves the agent (agents.call_id, so no other edge picks it: FOR UPDATE
+ * SKIP LOCKED for a route point), finds its phone's live registration and
+ * inserts the calls row. r->status != 0 says why not; the caller then rolls
+ * back (the reservation with it). */
+int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
+
+/* The calls row as the call goes on: state "established" (answered_at) or
+ * "ended" (ended_at, end_cause). */
+int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,
+                        const char *end_cause, struct sd_err *err) SD_MUST_CHECK;

@@ -1,5 +1,6 @@
 /* edge_sip.c - see edge_sip.h. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,14 +9,16 @@
 #include <unistd.h>
 
 struct edge_sip;
+struct edge_leg;
 #define NUA_MAGIC_T     struct edge_sip
-#define NUA_HMAGIC_T    void
+#define NUA_HMAGIC_T    struct edge_leg
 #define SU_ROOT_MAGIC_T struct edge_sip
 
 #include <sofia-sip/nua.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tag_io.h>
 #include <sofia-sip/url.h>
 
@@ -31,6 +34,36 @@ struct edge_sip;
 #define REGISTER_DEFAULT 3600
 #define REGISTER_MIN     60
 #define CONTROL_SEEN_MAX 64 /* edge.control ids remembered (a repeat is ignored) */
+#define ROUTE_POINTS_MAX 32
+#define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
+
+/* One side of a bridged call: a = the gateway's (caller's) dialog, b = the
+ * agent phone's. The handle's magic points here. */
+struct edge_leg {
+    struct edge_call *call;
+    nua_handle_t *nh;
+    bool is_a;
+    bool gone;        /* terminated; the handle is destroyed */
+    bool bye_pending; /* our BYE is waiting for its answer */
+    bool answered_up; /* a 2xx went through on this leg's INVITE */
+    bool reinvite_in; /* a re-INVITE received here waits for the other side's answer */
+};
+
+enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED };
+
+/* A gateway call bridged to an agent phone (B2BUA, SDP passed through). */
+struct edge_call {
+    struct edge_call *next;
+    struct edge_leg a, b;
+    enum call_phase phase;
+    unsigned long token; /* the ROUTE request while routing */
+    char call_id[256], agent_id[65], dn[65], caller[257], called[257];
+    char *offer; /* the caller's SDP, until the agent leg's INVITE is sent */
+    int64_t created_ms, answered_ms;
+    bool routed;     /* call.offered is written: call.ended is owed */
+    bool ended_sent; /* call.ended is written */
+    bool a_final;    /* a final response went to the caller's INVITE */
+};
 
 /* A REGISTER answered once the bus thread has stored it. */
 struct pending_register {
@@ -58,6 +91,10 @@ struct edge_sip {
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
     unsigned control_next;
+    char route_points[ROUTE_POINTS_MAX][65];
+    int n_route_points;
+    struct edge_call *calls;
+    unsigned long calls_total;
     int exit_code;
 };
 
@@ -74,13 +111,40 @@ static void on_signal(int signo)
     errno = saved;
 }
 
+/* sofia-sip's own messages (e.g. "nta: INVITE: Connection refused"), as
+ * our log lines instead of raw stderr. They come in pieces: a line is
+ * logged when its newline arrives. */
+static void on_sofia_log(void *stream, char const *fmt, va_list ap)
+{
+    static char line[1024];
+    size_t len = strlen(line);
+
+    (void)stream;
+    vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+    len = strlen(line);
+    if (len > 0 && (line[len - 1] == '\n' || len == sizeof(line) - 1)) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        for (char *p = line; *p; p++) {
+            if (*p == '"')
+                *p = '\'';
+        }
+        sd_log_info("sofia-sip", "text=\"%s\"", line);
+        line[0] = '\0';
+    }
+}
+
 /* --- edge.status --------------------------------------------------------- */
 
 static struct edge_load load_now(const struct edge_sip *e)
 {
-    (void)e;
-    /* Calls, nailed-up dialogs and BYEs join with the B2BUA. */
     struct edge_load l = {0, 0, 0};
+
+    for (const struct edge_call *c = e->calls; c != NULL; c = c->next) {
+        if (c->phase != CALL_ENDED)
+            l.active_calls++;
+        l.pending_byes += (unsigned)c->a.bye_pending + (unsigned)c->b.bye_pending;
+    }
     return l;
 }
 
@@ -127,6 +191,8 @@ static void publish(struct edge_sip *e, const char *topic, const char *key, cons
 /* --- the drain ---------------------------------------------------------- */
 
 static void arm_fsm_timer(struct edge_sip *e);
+static void cut_calls(struct edge_sip *e);
+static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 
 /* Feeds one input to edge_fsm and carries out what it asks. */
 static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cause)
@@ -147,11 +213,13 @@ static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cau
                     e->fsm.drain.drain_id[0] ? e->fsm.drain.drain_id : "-");
     for (size_t i = 0; i < out.n; i++) {
         switch (out.a[i]) {
-        case EDGE_DO_END_NAILED_UP:
         case EDGE_DO_CUT_CALLS:
+            cut_calls(e);
+            break;
+        case EDGE_DO_END_NAILED_UP:
         case EDGE_DO_RETRANSMIT_BYES_STOP:
-            /* Nothing to end, cut or give up on without calls: the B2BUA
-             * part of sip-edge (issue #4) brings them. */
+            /* Nailed-up dialogs and BYE retransmission in new transactions
+             * are not built yet (issue #4 goes on). */
             sd_log_debug("drain action", "action=%s", edge_action_name(out.a[i]));
             break;
         case EDGE_DO_SHUTDOWN:
@@ -309,9 +377,7 @@ static void on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
 
     snprintf(retry, sizeof(retry), "%d", v.retry_after_s);
     if (v.kind == EDGE_ACCEPT) {
-        /* Bridging to agents lands with the B2BUA part of issue #4; until
-         * then an active edge says plainly it cannot take the call. */
-        nua_respond(nh, 480, "Calls Not Implemented Yet", SIPTAG_RETRY_AFTER_STR("30"), TAG_END());
+        call_new(e, nh, sip);
         return;
     }
     e->invites_rejected++;
@@ -327,12 +393,374 @@ static void on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
                     TAG_IF(v.retry_after_s > 0, SIPTAG_RETRY_AFTER_STR(retry)), TAG_END());
 }
 
+/* --- calls (B2BUA) ------------------------------------------------------- */
+
+static void load_changed(struct edge_sip *e)
+{
+    struct edge_input in = {.kind = EDGE_IN_LOAD};
+
+    if (e->fsm.state != EDGE_ACTIVE)
+        fsm_input(e, &in, "calls");
+}
+
+static void user_or_uri(char *dst, size_t size, const url_t *url)
+{
+    if (url != NULL && url->url_user != NULL && url->url_user[0] != '\0')
+        snprintf(dst, size, "%s", url->url_user);
+    else if (url != NULL && url->url_host != NULL)
+        snprintf(dst, size, "%s", url->url_host);
+    else
+        snprintf(dst, size, "unknown");
+}
+
+/* Writes call.established / call.ended with the calls row (bus thread). */
+static void call_report(struct edge_sip *e, struct edge_call *c, const char *state,
+                        const char *end_cause, int sip_status)
+{
+    json_t *d =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", c->call_id, "agent_id",
+                  c->agent_id, "dn", c->dn, "edge", e->cfg.edge_id, "site", e->cfg.site,
+                  "direction", "inbound", "caller", c->caller, "called", c->called);
+
+    if (!strcmp(state, "ended")) {
+        bool answered = c->answered_ms > 0;
+        json_object_set_new(d, "answered", json_boolean(answered));
+        json_object_set_new(
+            d, "duration_ms",
+            json_integer(answered ? (json_int_t)(sd_wall_ms() - c->answered_ms) : 0));
+        json_object_set_new(d, "end_cause", json_string(end_cause));
+        if (!answered && sip_status >= 300 && sip_status <= 699)
+            json_object_set_new(d, "sip_status", json_integer(sip_status));
+        c->ended_sent = true;
+    }
+    edge_queue_put(e->to_bus, EDGE_MSG_CALL, 0,
+                   json_pack("{s:s, s:s, s:s?, s:s, s:s, s:o}", "call_id", c->call_id, "state",
+                             state, "end_cause", end_cause, "agent_id", c->agent_id, "type",
+                             !strcmp(state, "ended") ? "call.ended" : "call.established", "data",
+                             d));
+}
+
+/* The call is over for the caller and the agent (events written once). */
+static void call_end(struct edge_sip *e, struct edge_call *c, const char *cause, int sip_status)
+{
+    if (c->phase == CALL_ENDED)
+        return;
+    c->phase = CALL_ENDED;
+    if (c->routed && !c->ended_sent)
+        call_report(e, c, "ended", cause, sip_status);
+    sd_log_info("call ended", "call=%s agent=%s cause=%s sip_status=%d", c->call_id,
+                c->agent_id[0] ? c->agent_id : "-", cause, sip_status);
+}
+
+/* Frees the call once neither leg has a dialog left. */
+static void call_maybe_free(struct edge_sip *e, struct edge_call *c)
+{
+    struct edge_call **pp;
+
+    if (!c->a.gone || (c->b.nh != NULL && !c->b.gone) || c->phase == CALL_ROUTING)
+        return;
+    for (pp = &e->calls; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    free(c->offer);
+    free(c);
+    load_changed(e);
+}
+
+static struct edge_call *call_by_token(struct edge_sip *e, unsigned long token)
+{
+    for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
+        if (c->phase == CALL_ROUTING && c->token == token)
+            return c;
+    }
+    return NULL;
+}
+
+static struct edge_leg *other_leg(struct edge_leg *l)
+{
+    return l->is_a ? &l->call->b : &l->call->a;
+}
+
+/* Sends BYE on a leg that has a dialog (with Reason when given). */
+static void leg_bye(struct edge_leg *l, const char *reason)
+{
+    if (l->nh == NULL || l->gone || l->bye_pending)
+        return;
+    l->bye_pending = true;
+    nua_bye(l->nh, TAG_IF(reason != NULL, SIPTAG_REASON_STR(reason)), TAG_END());
+}
+
+static bool is_route_point(const struct edge_sip *e, const char *dn)
+{
+    for (int i = 0; i < e->n_route_points; i++) {
+        if (!strcmp(e->route_points[i], dn))
+            return true;
+    }
+    return false;
+}
+
+/* A new INVITE accepted by the drain verdict: hold it (NUA has sent 100
+ * Trying) while the bus thread picks the agent. */
+static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
+{
+    struct edge_call *c;
+    const char *dn = sip->sip_request->rq_url->url_user;
+
+    if (dn == NULL || dn[0] == '\0' || strlen(dn) > 64) {
+        nua_respond(nh, 404, "Not Found", TAG_END());
+        return;
+    }
+    if (sip->sip_payload == NULL || sip->sip_payload->pl_len == 0) {
+        /* A late offer would need the ACK's SDP relayed: not done (yet). */
+        nua_respond(nh, 488, "SDP Offer Required", TAG_END());
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL ||
+        (c->offer = strndup(sip->sip_payload->pl_data, sip->sip_payload->pl_len)) == NULL) {
+        free(c);
+        nua_respond(nh, 500, "Out of Memory", TAG_END());
+        return;
+    }
+    c->a.call = c->b.call = c;
+    c->a.is_a = true;
+    c->a.nh = nh;
+    nua_handle_bind(nh, &c->a);
+    c->phase = CALL_ROUTING;
+    c->created_ms = sd_wall_ms();
+    c->token = ++e->next_token;
+    snprintf(c->call_id, sizeof(c->call_id), "%.200s",
+             sip->sip_call_id ? sip->sip_call_id->i_id : "no-call-id");
+    user_or_uri(c->caller, sizeof(c->caller), sip->sip_from ? sip->sip_from->a_url : NULL);
+    snprintf(c->called, sizeof(c->called), "%s", dn);
+    c->next = e->calls;
+    e->calls = c;
+    e->calls_total++;
+    edge_queue_put(e->to_bus, EDGE_MSG_ROUTE, c->token,
+                   json_pack("{s:s, s:s, s:b, s:s, s:s}", "call_id", c->call_id, "dn", dn,
+                             "route_point", is_route_point(e, dn), "caller", c->caller, "called",
+                             c->called));
+}
+
+/* The bus thread's answer: the agent and its phone, or why not. */
+static void on_route_done(struct edge_sip *e, const struct edge_msg *m)
+{
+    struct edge_call *c = call_by_token(e, m->token);
+    json_t *d = m->data;
+    int status = (int)json_integer_value(json_object_get(d, "status"));
+    char to[600];
+
+    if (c == NULL)
+        return;
+    if (json_is_string(json_object_get(d, "call_id")) &&
+        json_string_value(json_object_get(d, "call_id"))[0] != '\0')
+        snprintf(c->call_id, sizeof(c->call_id), "%s",
+                 json_string_value(json_object_get(d, "call_id")));
+    c->phase = CALL_RINGING;
+    if (status != 0) {
+        c->a_final = true;
+        if (!c->a.gone)
+            nua_respond(c->a.nh, status, sip_status_phrase(status),
+                        TAG_IF(status == 480, SIPTAG_RETRY_AFTER_STR("30")), TAG_END());
+        call_end(e, c, "failed", status);
+        call_maybe_free(e, c);
+        return;
+    }
+    c->routed = true;
+    snprintf(c->agent_id, sizeof(c->agent_id), "%s",
+             json_string_value(json_object_get(d, "agent_id")));
+    snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));
+    if (c->a.gone) { /* the caller gave up while the agent was being picked */
+        call_end(e, c, "cancelled", 487);
+        call_maybe_free(e, c);
+        return;
+    }
+    snprintf(to, sizeof(to), "<sip:%s@%s>", c->dn,
+             json_string_value(json_object_get(d, "contact")) + 4);
+    c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(json_string_value(json_object_get(d, "contact"))),
+                         SIPTAG_TO_STR(to), TAG_END());
+    if (c->b.nh == NULL) {
+        c->a_final = true;
+        nua_respond(c->a.nh, 500, "Internal Server Error", TAG_END());
+        call_end(e, c, "failed", 500);
+        return;
+    }
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),
+               TAG_END());
+    free(c->offer);
+    c->offer = NULL;
+}
+
+static const char *failure_cause(int status)
+{
+    if (status == 486 || status == 600 || status == 603)
+        return "busy";
+    if (status == 408 || status == 480 || status == 404)
+        return "no_answer";
+    if (status == 487)
+        return "cancelled";
+    return "failed";
+}
+
+/* The agent phone answers the edge's INVITE (or a relayed re-INVITE). */
+static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int status,
+                               const char *phrase, const sip_t *sip)
+{
+    struct edge_call *c = b->call;
+    const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
+    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+
+    if (status < 101)
+        return;
+    if (c->a.reinvite_in) { /* the answer to a re-INVITE relayed from the caller */
+        if (status >= 200) {
+            c->a.reinvite_in = false;
+            nua_respond(c->a.nh, status, phrase, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+                        TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
+        }
+        return;
+    }
+    if (c->a.gone || c->phase == CALL_ENDED) {
+        if (status >= 200 && status < 300)
+            leg_bye(b, NULL); /* answered too late: the caller is gone */
+        return;
+    }
+    if (status < 200) {
+        nua_respond(c->a.nh, status, phrase, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+                    TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
+        return;
+    }
+    c->a_final = true;
+    if (status < 300) {
+        c->phase = CALL_ANSWERED;
+        c->answered_ms = sd_wall_ms();
+        b->answered_up = c->a.answered_up = true;
+        nua_respond(c->a.nh, status, phrase, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+                    TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
+        call_report(e, c, "established", NULL, 0);
+        sd_log_info("call established", "call=%s agent=%s", c->call_id, c->agent_id);
+        return;
+    }
+    nua_respond(c->a.nh, status == 408 ? 480 : status,
+                status == 408 ? "Temporarily Unavailable" : phrase, TAG_END());
+    call_end(e, c, failure_cause(status), status);
+}
+
+/* A re-INVITE (hold, codec change) from one side: sent on to the other,
+ * its answer comes back (only the caller's side is relayed for now). */
+static void on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip)
+{
+    struct edge_leg *o = other_leg(l);
+    const sip_payload_t *pl = sip->sip_payload;
+    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+
+    (void)e;
+    if (!l->is_a || o->nh == NULL || o->gone || l->call->phase != CALL_ANSWERED) {
+        nua_respond(l->nh, 491, "Request Pending", TAG_END());
+        return;
+    }
+    l->reinvite_in = true;
+    nua_invite(o->nh, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)), TAG_IF(pl, SIPTAG_PAYLOAD(pl)),
+               TAG_END());
+}
+
+/* BYE from one side: BYE the other (unless it is gone). */
+static void on_bye(struct edge_sip *e, struct edge_leg *l)
+{
+    struct edge_call *c = l->call;
+    struct edge_leg *o = other_leg(l);
+
+    if (o->nh != NULL && !o->gone) {
+        if (o->answered_up)
+            leg_bye(o, NULL);
+        else if (!o->is_a)
+            nua_cancel(o->nh, TAG_END());
+    }
+    call_end(e, c, l->is_a ? "caller_hangup" : "agent_hangup", 0);
+    load_changed(e);
+}
+
+static void on_cancel(struct edge_sip *e, struct edge_leg *a)
+{
+    struct edge_call *c = a->call;
+
+    c->a_final = true; /* NUA answered the INVITE 487 */
+    if (c->b.nh != NULL && !c->b.gone)
+        nua_cancel(c->b.nh, TAG_END());
+    if (c->phase != CALL_ROUTING)
+        call_end(e, c, "cancelled", 487);
+}
+
+static void on_r_bye(struct edge_sip *e, struct edge_leg *l, int status)
+{
+    if (status < 200)
+        return;
+    l->bye_pending = false;
+    if (status >= 300)
+        sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", l->call->call_id,
+                    l->is_a ? "caller" : "agent", status);
+    load_changed(e);
+}
+
+static void on_terminated(struct edge_sip *e, struct edge_leg *l)
+{
+    struct edge_call *c = l->call;
+    struct edge_leg *o = other_leg(l);
+
+    if (l->gone)
+        return;
+    l->gone = true;
+    l->bye_pending = false;
+    nua_handle_bind(l->nh, NULL);
+    nua_handle_destroy(l->nh);
+    if (c->phase != CALL_ENDED && c->phase != CALL_ROUTING) {
+        /* A leg ended without BYE (e.g. the agent's INVITE timed out). */
+        if (o->nh != NULL && !o->gone) {
+            if (o->answered_up)
+                leg_bye(o, NULL);
+            else if (o->is_a && !c->a_final) {
+                c->a_final = true;
+                nua_respond(o->nh, 480, "Temporarily Unavailable", TAG_END());
+            } else if (!o->is_a)
+                nua_cancel(o->nh, TAG_END());
+        }
+        call_end(e, c, l->is_a ? "caller_hangup" : "failed", 0);
+    }
+    call_maybe_free(e, c);
+}
+
+/* The drain deadline, or a forced stop: end every call, both legs, saying why. */
+static void cut_calls(struct edge_sip *e)
+{
+    for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
+        if (c->phase == CALL_ENDED)
+            continue;
+        if (c->phase == CALL_ANSWERED) {
+            leg_bye(&c->a, DEADLINE_REASON);
+            leg_bye(&c->b, DEADLINE_REASON);
+        } else {
+            if (!c->a.gone && !c->a_final) {
+                c->a_final = true;
+                nua_respond(c->a.nh, 503, "Service Unavailable", SIPTAG_REASON_STR(DEADLINE_REASON),
+                            TAG_END());
+            }
+            if (c->b.nh != NULL && !c->b.gone)
+                nua_cancel(c->b.nh, TAG_END());
+        }
+        e->calls_cut++;
+        call_end(e, c, "drain_deadline", 0);
+    }
+    load_changed(e);
+}
+
 static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
-                   struct edge_sip *e, nua_handle_t *nh, void *hmagic, sip_t const *sip,
+                   struct edge_sip *e, nua_handle_t *nh, struct edge_leg *leg, sip_t const *sip,
                    tagi_t tags[])
 {
     (void)nua;
-    (void)hmagic;
     switch (event) {
     case nua_i_options:
         on_options(e, nh);
@@ -341,13 +769,44 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
         on_register(e, nh, sip);
         break;
     case nua_i_invite:
-        on_invite(e, nh, sip);
+        if (leg != NULL)
+            on_reinvite(e, leg, sip);
+        else
+            on_invite(e, nh, sip);
+        break;
+    case nua_r_invite:
+        if (leg != NULL && !leg->is_a)
+            on_b_invite_answer(e, leg, status, phrase, sip);
+        else if (leg != NULL && leg->is_a && status >= 200)
+            sd_log_debug("re-INVITE to the caller answered", "status=%d", status);
+        break;
+    case nua_i_cancel:
+        if (leg != NULL && leg->is_a)
+            on_cancel(e, leg);
+        break;
+    case nua_i_bye:
+        if (leg != NULL)
+            on_bye(e, leg);
+        break;
+    case nua_r_bye:
+        if (leg != NULL)
+            on_r_bye(e, leg, status);
+        break;
+    case nua_i_info:
+        if (leg != NULL && other_leg(leg)->nh != NULL && !other_leg(leg)->gone)
+            nua_info(other_leg(leg)->nh,
+                     TAG_IF(sip->sip_content_type, SIPTAG_CONTENT_TYPE(sip->sip_content_type)),
+                     TAG_IF(sip->sip_payload, SIPTAG_PAYLOAD(sip->sip_payload)), TAG_END());
         break;
     case nua_i_state: {
         int state = nua_callstate_init;
         tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
-        if (state == nua_callstate_terminated)
-            nua_handle_destroy(nh);
+        if (state == nua_callstate_terminated) {
+            if (leg != NULL)
+                on_terminated(e, leg);
+            else
+                nua_handle_destroy(nh);
+        }
         break;
     }
     case nua_r_shutdown:
@@ -363,7 +822,8 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
     default:
         /* Requests the edge does not serve get NUA's own answers; handles
          * it created for them are ours to free. */
-        if (status == 0 && nh != NULL && event >= nua_i_chat && event <= nua_i_update)
+        if (status == 0 && nh != NULL && leg == NULL && event >= nua_i_chat &&
+            event <= nua_i_update)
             nua_handle_destroy(nh);
         break;
     }
@@ -459,6 +919,8 @@ static void on_queue(void *arg)
     while ((m = edge_queue_take(e->to_sip)) != NULL) {
         if (m->kind == EDGE_MSG_REGISTER_DONE)
             on_register_done(e, m);
+        else if (m->kind == EDGE_MSG_ROUTE_DONE)
+            on_route_done(e, m);
         else if (m->kind == EDGE_MSG_CONTROL)
             on_control(e, m->data);
         edge_msg_free(m);
@@ -490,18 +952,28 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         return NULL;
     }
     e->cfg = *cfg;
+    for (const char *p = cfg->route_points; p != NULL && *p != '\0';) {
+        size_t len = strcspn(p, ", ");
+        if (len > 0 && len < sizeof(e->route_points[0]) && e->n_route_points < ROUTE_POINTS_MAX)
+            snprintf(e->route_points[e->n_route_points++], sizeof(e->route_points[0]), "%.*s",
+                     (int)len, p);
+        p += len;
+        p += strspn(p, ", ");
+    }
     e->to_bus = to_bus;
     e->to_sip = to_sip;
     e->exit_code = 1;
     e->started_ms = sd_wall_ms();
     edge_fsm_init(&e->fsm, &cfg->drain);
     su_home_init(e->home);
+    su_log_redirect(su_log_default, on_sofia_log, NULL);
     e->root = su_root_create(e);
     if (e->root == NULL) {
         sd_err_set(err, SD_ERR_INTERNAL, "su_root_create failed");
         goto fail;
     }
     e->nua = nua_create(e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
+                        NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
                         NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
                         NUTAG_ALLOW("REGISTER"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
     if (e->nua == NULL) {

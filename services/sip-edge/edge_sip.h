@@ -19,6 +19,7 @@ struct edge_sip_config {
     const char *site;
     const char *sip_url;       /* SIPDRAIN_SIP_URL: where NUA listens (UDP and TCP) */
     const char *peer_site_uri; /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
+    const char *route_points;  /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
     const char *source;        /* "sip-edge/<edge id>" */
     struct edge_config drain;  /* reject code, BYE timeout, Retry-After */
 };

@@ -152,6 +152,7 @@ int main(int argc, char **argv)
             .site = c.site,
             .sip_url = c.sip_url,
             .peer_site_uri = c.peer_site_uri,
+            .route_points = c.route_points,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
         };
