@@ -15,6 +15,7 @@ struct edge_leg;
 #define SU_ROOT_MAGIC_T struct edge_sip
 
 #include <sofia-sip/nua.h>
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nua_tag.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -37,16 +38,38 @@ struct edge_leg;
 #define ROUTE_POINTS_MAX 32
 #define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
 
+#define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
+
+/* A BYE the far end never confirmed (its transaction timed out): sent
+ * again, in new transactions, while the edge is in bye_wait (DESIGN.md §4;
+ * RFC 3261 lets a UA give up after Timer F, the edge deliberately does not
+ * until graceful-shutdown-sip-timeout). */
+struct unconfirmed_bye;
+
 /* One side of a bridged call: a = the gateway's (caller's) dialog, b = the
- * agent phone's. The handle's magic points here. */
+ * agent phone's. The handle's magic points here (for a BYE retransmission
+ * handle: retry is set and call is NULL). */
 struct edge_leg {
     struct edge_call *call;
+    struct unconfirmed_bye *retry;
+    char sip_call_id[256]; /* the dialog's SIP Call-ID */
+    char target[512];      /* the far end's Contact (remote target) */
     nua_handle_t *nh;
     bool is_a;
     bool gone;        /* terminated; the handle is destroyed */
     bool bye_pending; /* our BYE is waiting for its answer */
     bool answered_up; /* a 2xx went through on this leg's INVITE */
     bool reinvite_in; /* a re-INVITE received here waits for the other side's answer */
+};
+
+struct unconfirmed_bye {
+    struct unconfirmed_bye *next;
+    struct edge_leg leg; /* magic of the retransmission's handle */
+    char call_ref[256];  /* sipdrain call id, for the log */
+    char call_id[256], from[512], to[512], target[512];
+    unsigned cseq;
+    nua_handle_t *nh; /* the transaction in flight, or NULL */
+    unsigned sent;
 };
 
 enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED };
@@ -95,6 +118,8 @@ struct edge_sip {
     int n_route_points;
     struct edge_call *calls;
     unsigned long calls_total;
+    struct unconfirmed_bye *byes;
+    su_timer_t *bye_timer;
     int exit_code;
 };
 
@@ -145,6 +170,8 @@ static struct edge_load load_now(const struct edge_sip *e)
             l.active_calls++;
         l.pending_byes += (unsigned)c->a.bye_pending + (unsigned)c->b.bye_pending;
     }
+    for (const struct unconfirmed_bye *u = e->byes; u != NULL; u = u->next)
+        l.pending_byes++;
     return l;
 }
 
@@ -192,6 +219,7 @@ static void publish(struct edge_sip *e, const char *topic, const char *key, cons
 
 static void arm_fsm_timer(struct edge_sip *e);
 static void cut_calls(struct edge_sip *e);
+static void give_up_byes(struct edge_sip *e);
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 
 /* Feeds one input to edge_fsm and carries out what it asks. */
@@ -216,8 +244,10 @@ static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cau
         case EDGE_DO_CUT_CALLS:
             cut_calls(e);
             break;
-        case EDGE_DO_END_NAILED_UP:
         case EDGE_DO_RETRANSMIT_BYES_STOP:
+            give_up_byes(e);
+            break;
+        case EDGE_DO_END_NAILED_UP:
             /* Nailed-up dialogs and BYE retransmission in new transactions
              * are not built yet (issue #4 goes on). */
             sd_log_debug("drain action", "action=%s", edge_action_name(out.a[i]));
@@ -528,6 +558,10 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     c->a.call = c->b.call = c;
     c->a.is_a = true;
     c->a.nh = nh;
+    snprintf(c->a.sip_call_id, sizeof(c->a.sip_call_id), "%s",
+             sip->sip_call_id ? sip->sip_call_id->i_id : "");
+    if (sip->sip_contact != NULL)
+        url_e(c->a.target, (int)sizeof(c->a.target), sip->sip_contact->m_url);
     nua_handle_bind(nh, &c->a);
     c->phase = CALL_ROUTING;
     c->created_ms = sd_wall_ms();
@@ -635,6 +669,10 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     }
     c->a_final = true;
     if (status < 300) {
+        if (sip != NULL && sip->sip_call_id != NULL)
+            snprintf(b->sip_call_id, sizeof(b->sip_call_id), "%s", sip->sip_call_id->i_id);
+        if (sip != NULL && sip->sip_contact != NULL)
+            url_e(b->target, (int)sizeof(b->target), sip->sip_contact->m_url);
         c->phase = CALL_ANSWERED;
         c->answered_ms = sd_wall_ms();
         b->answered_up = c->a.answered_up = true;
@@ -694,15 +732,124 @@ static void on_cancel(struct edge_sip *e, struct edge_leg *a)
         call_end(e, c, "cancelled", 487);
 }
 
+/* Keeps the dialog of a BYE the far end did not confirm, to send it again
+ * in new transactions during bye_wait. 481: the far end knows no such
+ * dialog, which is as good as a 200. */
+static void remember_unconfirmed(struct edge_sip *e, struct edge_leg *l, int status)
+{
+    struct unconfirmed_bye *u;
+    const sip_to_t *local = nua_handle_local(l->nh), *remote = nua_handle_remote(l->nh);
+    char *from = NULL, *to = NULL;
+
+    if (status == 481 || local == NULL || remote == NULL || l->target[0] == '\0')
+        return;
+    u = calloc(1, sizeof(*u));
+    from = sip_header_as_string(e->home, (const sip_header_t *)local);
+    to = sip_header_as_string(e->home, (const sip_header_t *)remote);
+    if (u == NULL || from == NULL || to == NULL) {
+        free(u);
+        su_free(e->home, from);
+        su_free(e->home, to);
+        return;
+    }
+    u->leg.retry = u;
+    snprintf(u->call_ref, sizeof(u->call_ref), "%s", l->call->call_id);
+    snprintf(u->call_id, sizeof(u->call_id), "%s", l->sip_call_id);
+    snprintf(u->from, sizeof(u->from), "%s", from);
+    snprintf(u->to, sizeof(u->to), "%s", to);
+    snprintf(u->target, sizeof(u->target), "%s", l->target);
+    u->cseq = 1000;
+    su_free(e->home, from);
+    su_free(e->home, to);
+    u->next = e->byes;
+    e->byes = u;
+    sd_log_info("BYE unconfirmed: will be sent again while the edge drains",
+                "call=%s leg=%s status=%d target=%s", u->call_ref, l->is_a ? "caller" : "agent",
+                status, u->target);
+}
+
 static void on_r_bye(struct edge_sip *e, struct edge_leg *l, int status)
 {
     if (status < 200)
         return;
     l->bye_pending = false;
-    if (status >= 300)
+    if (status >= 300) {
         sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", l->call->call_id,
                     l->is_a ? "caller" : "agent", status);
+        remember_unconfirmed(e, l, status);
+    }
     load_changed(e);
+}
+
+static void unconfirmed_free(struct unconfirmed_bye *u)
+{
+    if (u->nh != NULL) {
+        nua_handle_bind(u->nh, NULL);
+        nua_handle_destroy(u->nh);
+    }
+    free(u);
+}
+
+/* bye_wait: one new BYE transaction per unconfirmed dialog, CSeq one up. */
+static void on_bye_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
+{
+    struct edge_sip *e = magic;
+    char cseq[32];
+
+    (void)t;
+    (void)arg;
+    if (!edge_fsm_retransmitting(&e->fsm))
+        return;
+    for (struct unconfirmed_bye *u = e->byes; u != NULL; u = u->next) {
+        if (u->nh != NULL)
+            continue; /* the last one is still trying */
+        u->nh = nua_handle(e->nua, &u->leg, SIPTAG_CALL_ID_STR(u->call_id),
+                           SIPTAG_FROM_STR(u->from), SIPTAG_TO_STR(u->to), TAG_END());
+        if (u->nh == NULL)
+            continue;
+        snprintf(cseq, sizeof(cseq), "%u BYE", ++u->cseq);
+        nua_method(u->nh, NUTAG_METHOD("BYE"), NUTAG_URL(u->target), SIPTAG_CSEQ_STR(cseq),
+                   SIPTAG_REASON_STR("SIP;cause=200;text=\"call ended\""), TAG_END());
+        u->sent++;
+        e->byes_retransmitted++;
+        sd_log_info("BYE sent again", "call=%s target=%s cseq=%u", u->call_ref, u->target, u->cseq);
+    }
+}
+
+/* The answer to a BYE sent again: 2xx (or 481) ends the matter. */
+static void on_retry_answer(struct edge_sip *e, struct unconfirmed_bye *u, int status)
+{
+    struct unconfirmed_bye **pp;
+
+    if (status < 200)
+        return;
+    nua_handle_bind(u->nh, NULL);
+    nua_handle_destroy(u->nh);
+    u->nh = NULL;
+    if (status >= 300 && status != 481)
+        return;
+    sd_log_info("BYE confirmed", "call=%s status=%d after=%u", u->call_ref, status, u->sent);
+    for (pp = &e->byes; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            break;
+        }
+    }
+    free(u);
+    load_changed(e);
+}
+
+/* The BYE timeout is over (or the drain was cancelled): give up. */
+static void give_up_byes(struct edge_sip *e)
+{
+    struct unconfirmed_bye *u;
+
+    while ((u = e->byes) != NULL) {
+        e->byes = u->next;
+        sd_log_warn("BYE never confirmed, given up", "call=%s target=%s sent_again=%u", u->call_ref,
+                    u->target, u->sent);
+        unconfirmed_free(u);
+    }
 }
 
 static void on_terminated(struct edge_sip *e, struct edge_leg *l)
@@ -789,8 +936,12 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
             on_bye(e, leg);
         break;
     case nua_r_bye:
-        if (leg != NULL)
+        if (leg != NULL && leg->call != NULL)
             on_r_bye(e, leg, status);
+        break;
+    case nua_r_method:
+        if (leg != NULL && leg->retry != NULL)
+            on_retry_answer(e, leg->retry, status);
         break;
     case nua_i_info:
         if (leg != NULL && other_leg(leg)->nh != NULL && !other_leg(leg)->gone)
@@ -802,8 +953,10 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
         int state = nua_callstate_init;
         tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
         if (state == nua_callstate_terminated) {
-            if (leg != NULL)
+            if (leg != NULL && leg->call != NULL)
                 on_terminated(e, leg);
+            else if (leg != NULL)
+                break; /* a BYE retransmission's handle: freed with its answer */
             else
                 nua_handle_destroy(nh);
         }
@@ -974,6 +1127,9 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     }
     e->nua = nua_create(e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
                         NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
+                        /* T1 alone does not shorten Timer F in sofia-sip 1.12.11 */
+                        NTATAG_SIP_T1((unsigned)cfg->sip_t1_ms),
+                        NTATAG_SIP_T1X64((unsigned)cfg->sip_t1_ms * 64),
                         NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
                         NUTAG_ALLOW("REGISTER"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
     if (e->nua == NULL) {
@@ -996,12 +1152,16 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     e->signal_watch = sd_suroot_watch_new(e->root, signal_pipe[0], 1000, on_signal_pipe, e);
     e->status_timer = su_timer_create(su_root_task(e->root), STATUS_EVERY_MS);
     e->fsm_timer = su_timer_create(su_root_task(e->root), 1000);
+    e->bye_timer = su_timer_create(su_root_task(e->root), BYE_RETRY_MS);
     if (e->queue_watch == NULL || e->signal_watch == NULL || e->status_timer == NULL ||
         e->fsm_timer == NULL) {
         sd_err_set(err, SD_ERR_INTERNAL, "su_root set-up failed");
         goto fail;
     }
     su_timer_set_for_ever(e->status_timer, on_status_timer, NULL);
+    if (e->bye_timer == NULL)
+        goto fail;
+    su_timer_set_for_ever(e->bye_timer, on_bye_timer, NULL);
     return e;
 fail:
     edge_sip_free(e);
@@ -1028,6 +1188,8 @@ void edge_sip_free(struct edge_sip *e)
     }
     if (e->nua != NULL)
         nua_destroy(e->nua);
+    give_up_byes(e);
+    su_timer_destroy(e->bye_timer);
     su_timer_destroy(e->status_timer);
     su_timer_destroy(e->fsm_timer);
     sd_suroot_watch_free(e->queue_watch);

@@ -21,6 +21,7 @@ struct edge_sip_config {
     const char *peer_site_uri; /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
     const char *route_points;  /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
     const char *source;        /* "sip-edge/<edge id>" */
+    int sip_t1_ms;             /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
     struct edge_config drain;  /* reject code, BYE timeout, Retry-After */
 };
 

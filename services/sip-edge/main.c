@@ -43,6 +43,7 @@ struct sip_edge_cfg {
     char *route_points;
     char *outbound_proxy;
     char *topic_prefix;
+    long sip_t1_ms;
     int log_level;
 };
 
@@ -71,6 +72,8 @@ static const struct sd_cfg_item cfg_items[] = {
      "comma-separated DNs that go to the longest-idle Ready agent"},
     {"SIPDRAIN_OUTBOUND_PROXY", SD_CFG_STRING, F(outbound_proxy), 0, 0, NULL, NULL, false,
      "where agent-originated calls go (SIP URI)"},
+    {"SIPDRAIN_SIP_T1_MS", SD_CFG_INT, F(sip_t1_ms), 50, 5000, NULL, "500", false,
+     "RFC 3261 T1 in ms (transaction timers; Timer F = 64 x T1); shorter only for tests"},
     {"SIPDRAIN_TOPIC_PREFIX", SD_CFG_STRING, F(topic_prefix), 0, 0, NULL, NULL, false,
      "prefix of every topic and consumer group name; default: none"},
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, F(log_level), 0, 0, "debug|info|warn|error", "info", false,
@@ -153,6 +156,7 @@ int main(int argc, char **argv)
             .sip_url = c.sip_url,
             .peer_site_uri = c.peer_site_uri,
             .route_points = c.route_points,
+            .sip_t1_ms = (int)c.sip_t1_ms,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
         };
