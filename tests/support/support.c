@@ -19,6 +19,9 @@
 #include "sipdrain/kafka.h"
 #include "support.h"
 
+static pid_t spawn(const char *path, const char *const *args, const char *const *env,
+                   const char *out_path, bool both, bool truncate);
+
 const char *sdt_pg_dsn(void)
 {
     const char *v = getenv("SIPDRAIN_PG_DSN");
@@ -276,21 +279,74 @@ int sdt_free_port(void)
     return -1;
 }
 
+/* SIPp's argv for one scenario run; strings live in a static pool per call
+ * (a test runs at most a few at once). */
+static const char **sipp_argv(const char *scenario, int remote_port, const char *service,
+                              const char *const *keys)
+{
+    static char pool[4][8][600];
+    static const char *argv[4][40];
+    static int slot;
+    int n = 0, k = 0;
+    char(*str)[600] = pool[slot];
+    const char **av = argv[slot];
+    int port = sdt_free_port();
+
+    slot = (slot + 1) % 4;
+    snprintf(str[k], 600, "127.0.0.1:%d", remote_port);
+    av[n++] = "sipp";
+    av[n++] = str[k++];
+    snprintf(str[k], 600, "%s/tests/e2e/sipp/%s.xml", sdt_source_dir(), scenario);
+    av[n++] = "-sf";
+    av[n++] = str[k++];
+    snprintf(str[k], 600, "%d", port);
+    av[n++] = "-p";
+    av[n++] = str[k++];
+    snprintf(str[k], 600, "%d", sdt_free_port());
+    av[n++] = "-cp";
+    av[n++] = str[k++];
+    snprintf(str[k], 600, "/tmp/sipdrain-sipp-%s-%d.err", scenario, port);
+    av[n++] = "-error_file";
+    av[n++] = str[k++];
+    av[n++] = "-trace_err";
+    av[n++] = "-m";
+    av[n++] = "1";
+    av[n++] = "-i";
+    av[n++] = "127.0.0.1";
+    av[n++] = "-t";
+    av[n++] = "u1";
+    av[n++] = "-s";
+    av[n++] = service;
+    av[n++] = "-timeout";
+    av[n++] = "60s";
+    av[n++] = "-timeout_error";
+    av[n++] = "-nostdin";
+    for (size_t i = 0; keys != NULL && keys[i] != NULL && keys[i + 1] != NULL && n < 36; i += 2) {
+        av[n++] = "-key";
+        av[n++] = keys[i];
+        av[n++] = keys[i + 1];
+    }
+    av[n] = NULL;
+    return av;
+}
+
+pid_t sdt_sipp_start(const char *scenario, int remote_port, const char *service,
+                     const char *const *keys)
+{
+    const char **av = sipp_argv(scenario, remote_port, service, keys);
+
+    return spawn("/usr/bin/sipp", av + 1, NULL, "/dev/null", true, false);
+}
+
+int sdt_sipp_wait(pid_t pid, int timeout_ms)
+{
+    int status = sdt_wait(pid, timeout_ms);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 int sdt_sipp(const char *scenario, int remote_port, const char *service, const char *const *keys)
 {
-    char cmd[2048];
-    size_t pos;
-
-    pos = (size_t)snprintf(cmd, sizeof(cmd),
-                           "sipp 127.0.0.1:%d -sf tests/e2e/sipp/%s.xml -m 1 -i 127.0.0.1 -p %d"
-                           " -t u1 -s '%s' -timeout 20s -timeout_error -nostdin"
-                           " -trace_err -error_file /tmp/sipdrain-sipp-%s-%d.err",
-                           remote_port, scenario, sdt_free_port(), service, scenario, remote_port);
-    for (size_t i = 0; keys != NULL && keys[i] != NULL && keys[i + 1] != NULL; i += 2)
-        pos +=
-            (size_t)snprintf(cmd + pos, sizeof(cmd) - pos, " -key %s '%s'", keys[i], keys[i + 1]);
-    snprintf(cmd + pos, sizeof(cmd) - pos, " >/dev/null");
-    return sdt_script(cmd);
+    return sdt_sipp_wait(sdt_sipp_start(scenario, remote_port, service, keys), 90000);
 }
 
 void sdt_prefix_create(char *prefix, size_t size)
@@ -319,12 +375,12 @@ void sdt_prefix_create(char *prefix, size_t size)
 static pid_t spawn(const char *path, const char *const *args, const char *const *env,
                    const char *out_path, bool both, bool truncate)
 {
-    const char *argv[32];
+    const char *argv[48];
     size_t n = 0;
     pid_t pid;
 
     argv[n++] = path;
-    for (; args != NULL && args[n - 1] != NULL && n < 31; n++)
+    for (; args != NULL && args[n - 1] != NULL && n < 47; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
     pid = fork();

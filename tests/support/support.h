@@ -67,6 +67,12 @@ int sdt_free_port(void);
  * Returns SIPp's exit status (0 = every check in the scenario held). */
 int sdt_sipp(const char *scenario, int remote_port, const char *service, const char *const *keys);
 
+/* As sdt_sipp, in the background (a phone waiting for its call): returns the
+ * pid; sdt_sipp_wait gives its exit status. */
+pid_t sdt_sipp_start(const char *scenario, int remote_port, const char *service,
+                     const char *const *keys);
+int sdt_sipp_wait(pid_t pid, int timeout_ms);
+
 /* A fresh random topic prefix "t.<random>." with the topics of DESIGN.md §2
  * and the dead-letter topic created under it (6 partitions each), for a
  * service started with SIPDRAIN_TOPIC_PREFIX. */
