@@ -628,6 +628,14 @@ static void on_route_done(struct edge_sip *e, const struct edge_msg *m)
     c->offer = NULL;
 }
 
+/* The reason phrase to send on: a callback's phrase lives in a message
+ * that is freed before NUA sends our response, so only static text. */
+static const char *phrase_of(int status)
+{
+    const char *p = sip_status_phrase(status);
+    return p != NULL ? p : "Unknown";
+}
+
 static const char *failure_cause(int status)
 {
     if (status == 486 || status == 600 || status == 603)
@@ -647,12 +655,13 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
     const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
 
+    (void)phrase; /* freed before our response goes out: phrase_of() instead */
     if (status < 101)
         return;
     if (c->a.reinvite_in) { /* the answer to a re-INVITE relayed from the caller */
         if (status >= 200) {
             c->a.reinvite_in = false;
-            nua_respond(c->a.nh, status, phrase, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+            nua_respond(c->a.nh, status, phrase_of(status), TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
                         TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
         }
         return;
@@ -663,7 +672,7 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
         return;
     }
     if (status < 200) {
-        nua_respond(c->a.nh, status, phrase, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+        nua_respond(c->a.nh, status, phrase_of(status), TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
                     TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
         return;
     }
@@ -676,14 +685,14 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
         c->phase = CALL_ANSWERED;
         c->answered_ms = sd_wall_ms();
         b->answered_up = c->a.answered_up = true;
-        nua_respond(c->a.nh, status, phrase, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+        nua_respond(c->a.nh, status, phrase_of(status), TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
                     TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
         call_report(e, c, "established", NULL, 0);
         sd_log_info("call established", "call=%s agent=%s", c->call_id, c->agent_id);
         return;
     }
-    nua_respond(c->a.nh, status == 408 ? 480 : status,
-                status == 408 ? "Temporarily Unavailable" : phrase, TAG_END());
+    nua_respond(c->a.nh, status == 408 ? 480 : status, phrase_of(status == 408 ? 480 : status),
+                TAG_END());
     call_end(e, c, failure_cause(status), status);
 }
 
