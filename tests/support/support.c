@@ -321,6 +321,15 @@ static const char **sipp_argv(const char *scenario, int remote_port, const char 
     av[n++] = "60s";
     av[n++] = "-timeout_error";
     av[n++] = "-nostdin";
+    if (strncmp(scenario, "phone_", 6) == 0) {
+        /* A phone registers (its own call) and answers the edge's INVITE
+         * (another Call-ID): SIPp starts that as an out-of-call scenario
+         * from the same file (tests/e2e/sipp/README.md). */
+        av[n++] = "-oocsf";
+        av[n++] = av[3];
+    }
+    if (strcmp(scenario, "phone_ignore_bye") == 0)
+        av[n++] = "-nr"; /* count every BYE datagram, retransmissions too */
     for (size_t i = 0; keys != NULL && keys[i] != NULL && keys[i + 1] != NULL && n < 36; i += 2) {
         av[n++] = "-key";
         av[n++] = keys[i];

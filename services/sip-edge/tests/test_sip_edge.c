@@ -419,3 +419,234 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
     }
     unlink(out);
 }
+
+/* --- calls --------------------------------------------------------------- */
+
+/* An agent logged in (as agent-state leaves the row) on dn at site2. */
+static void agent_ready(struct edge_env *e, const char *agent, const char *dn, int idle_s)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO agents (agent_id, dn, site, state, ready_since) VALUES"
+             " ('%s', '%s', 'site2', 'ready', now() - interval '%d seconds')",
+             agent, dn, idle_s);
+    sdt_pg_run(e->dsn, sql);
+}
+
+/* Starts a phone scenario for dn and waits until its REGISTER is stored. */
+static pid_t phone_start(struct edge_env *e, struct edge_proc *p, const char *scenario,
+                         const char *dn, const char *const *keys)
+{
+    char sql[256];
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    pid_t pid = sdt_sipp_start(scenario, p->port, dn, keys);
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM registrations WHERE dn = '%s'", dn);
+    while (sdt_pg_scalar(e->dsn, sql) < 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "phone %s never registered", dn);
+        usleep(50000);
+    }
+    return pid;
+}
+
+/* The call.* events, parsed (types and data, new references). */
+struct call_events {
+    size_t n;
+    char type[64][SD_EVENT_TYPE_MAX];
+    json_t *data[64];
+};
+
+static void call_events_read(struct edge_env *e, struct call_events *ce, size_t want)
+{
+    struct sdt_msgs m = sdt_consume(e->call_events, want, WAIT_MS);
+    struct sd_err err = {0};
+
+    memset(ce, 0, sizeof(*ce));
+    for (size_t i = 0; i < m.n && i < 64; i++) {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0);
+        snprintf(ce->type[i], sizeof(ce->type[i]), "%s", ev.type);
+        ce->data[i] = json_incref(ev.data);
+        sd_event_clear(&ev);
+        ce->n++;
+    }
+    if (m.n > 0)
+        cr_expect_eq(sdt_validate_events(&m), 0, "a call event failed its schema");
+    sdt_msgs_free(&m);
+}
+
+static void call_events_free(struct call_events *ce)
+{
+    for (size_t i = 0; i < ce->n; i++)
+        json_decref(ce->data[i]);
+}
+
+static const char *field(json_t *d, const char *key)
+{
+    json_t *v = json_object_get(d, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+Test(sip_edge, an_inbound_call_reaches_the_agent_with_sdp_both_ways_and_ends_cleanly,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    const char *hold[] = {"hold_ms", "300", NULL};
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
+                 "the gateway's call (200 with the phone's SDP, BYE answered)");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone (INVITE with the gateway's SDP, BYE from the edge)");
+    call_events_read(&e, &ce, 3);
+    cr_assert_eq(ce.n, 3, "call events: %zu", ce.n);
+    cr_expect_str_eq(ce.type[0], "call.offered");
+    cr_expect_str_eq(ce.type[1], "call.established");
+    cr_expect_str_eq(ce.type[2], "call.ended");
+    cr_expect_str_eq(field(ce.data[0], "agent_id"), "a1");
+    cr_expect_str_eq(field(ce.data[2], "end_cause"), "caller_hangup");
+    cr_expect(json_is_true(json_object_get(ce.data[2], "answered")));
+    call_events_free(&ce);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended' AND answered_at IS NOT NULL"
+                                      " AND end_cause = 'caller_hangup'"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, a_route_point_call_goes_to_the_longest_idle_ready_agent, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=7000,7001", NULL};
+    const char *hold[] = {"hold_ms", "200", NULL};
+    pid_t older, newer;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a-new", "2002", 5);
+    agent_ready(&e, "a-old", "2001", 60);
+    older = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    newer = phone_start(&e, &p, "phone_answer", "2002", NULL);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "7000", hold), 0);
+    cr_expect_eq(sdt_sipp_wait(older, WAIT_MS), 0, "the longest-idle agent's phone");
+    call_events_read(&e, &ce, 1);
+    cr_assert_geq(ce.n, 1);
+    cr_expect_str_eq(field(ce.data[0], "agent_id"), "a-old");
+    cr_expect_str_eq(field(ce.data[0], "route_point"), "7000");
+    call_events_free(&ce);
+    kill(newer, SIGKILL); /* never called: it still waits */
+    sdt_wait(newer, 10000);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, a_caller_cancel_reaches_the_ringing_phone, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *ring[] = {"ring_ms", "500", NULL};
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_no_answer", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_cancel", p.port, "2001", ring), 0, "the caller's CANCEL");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got the CANCEL");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
+                                      " AND end_cause = 'cancelled' AND answered_at IS NULL"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, the_agent_hanging_up_is_relayed_to_the_caller, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *hold[] = {"hold_ms", "300", NULL};
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer_hangup", "2001", hold);
+    cr_expect_eq(sdt_sipp("gateway_call_remote_bye", p.port, "2001", NULL), 0);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
+                                      " AND end_cause = 'agent_hangup'"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, a_call_begun_before_the_drain_finishes_normally_while_new_ones_are_refused,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *hold[] = {"hold_ms", "4000", NULL};
+    const char *keys[] = {"retry_after", "30", NULL};
+    pid_t phone, gateway;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    gateway = sdt_sipp_start("gateway_call", p.port, "2001", hold);
+    {
+        int64_t deadline = sd_mono_ms() + WAIT_MS;
+        while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'established'") < 1) {
+            cr_assert_lt(sd_mono_ms(), deadline, "the call was never established");
+            usleep(50000);
+        }
+    }
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "draining");
+    cr_expect_eq(sdt_sipp("options_503", p.port, "2001", NULL), 0);
+    cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2002", keys), 0);
+    cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0, "the call in progress was disturbed");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
+                                      " AND end_cause = 'caller_hangup'"),
+                 1);
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, a_phone_ignoring_bye_gets_it_again_until_the_timeout_then_the_edge_exits_0,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=10",
+                           NULL};
+    const char *hold[] = {"hold_ms", "200", NULL};
+    const char *min_byes[] = {"min_byes", "8", NULL};
+    int64_t term_ms;
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_ignore_bye", "2001", min_byes);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0);
+    cr_assert_eq(kill(p.pid, SIGTERM), 0);
+    term_ms = sd_mono_ms();
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone did not receive 8 BYEs");
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
+    cr_expect_geq(sd_mono_ms() - term_ms, 9500, "the edge stopped before the BYE timeout");
+    cr_expect(log_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
+    cr_expect(log_has(p.log, "BYE never confirmed, given up"));
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# selftest_calls.sh - prove the call scenarios (phone_*.xml, gateway_*.xml)
+# against each other, with no sip-edge in between: a gateway scenario calls
+# a phone scenario directly, right pairs must pass (exit 0), wrong answers,
+# wrong pairs and deliberately broken copies ("mutants") must not.
+#
+# Usage:  tests/e2e/sipp/selftest_calls.sh             # 19 cases, about 45 s
+#         SELFTEST_SLOW=1 tests/e2e/sipp/selftest_calls.sh
+#                                   # + 2 cases that end in a 20 s -timeout
+#         SELFTEST_OUT=/tmp/x ...   # where logs and mutants go
+#
+# Per case (all loopback, one case at a time, every sipp -m 1 with
+# -timeout <= 20s and -timeout_error, each with its own -cp):
+#   1. selftest_registrar.xml on 127.0.0.1:16061 (background);
+#   2. the phone on 127.0.0.1:16060 (background), remote 127.0.0.1:16061,
+#      -sf and -oocsf = the phone file; it REGISTERs, the registrar answers
+#      200 and exits (-m 1), freeing 16061;
+#   3. optionally a stray sender (options_200.xml from 16063, unanswered);
+#   4. the gateway in the foreground towards 127.0.0.1:16060, bound on
+#      127.0.0.1:16061 - the registrar's address, as the edge's INVITE comes
+#      from where the phone registered - or on 16062 ("other address");
+#   5. the phone's exit code is collected (it ends by itself; killed by PID
+#      if it outlives its -timeout by 5 s, reported as "killed").
+# Mutants are copies of a scenario with one perl substitution, written to
+# the log folder; the script fails if a substitution changed nothing.
+# Exit status: 0 when every phone and gateway exit code is the expected one.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=${SELFTEST_OUT:-$(mktemp -d /tmp/sipp-calls.XXXXXX)}
+mkdir -p "$OUT"
+SIPP=${SIPP:-sipp}
+PHONE_PORT=16060
+REG_PORT=16061
+OTHER_PORT=16062
+STRAY_PORT=16063
+DN=1001
+FAILED=0
+N=0
+COMMON=(-m 1 -i 127.0.0.1 -t u1 -timeout_error -nostdin -trace_err -trace_msg -trace_logs)
+
+wait_udp_bound() { # port
+    local i
+    for i in $(seq 1 50); do
+        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+wait_udp_free() { # port
+    local i
+    for i in $(seq 1 50); do
+        if ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_pid <pid> <seconds>: wait for our child, kill it by PID when it takes
+# longer. Sets WAIT_RC to its exit code or "killed" (no subshell: only this
+# shell can reap its children).
+WAIT_RC=-
+wait_pid() {
+    local pid=$1 limit=$2 i
+    for i in $(seq 1 $((limit * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        WAIT_RC=killed
+    else
+        wait "$pid"
+        WAIT_RC=$?
+    fi
+}
+
+# mutant <src file in HERE> <name> <perl -0pe expression>: prints the path.
+mutant() {
+    local src=$HERE/$1 dst=$OUT/$2
+    perl -0pe "$3" "$src" >"$dst"
+    if cmp -s "$src" "$dst"; then
+        echo "selftest: mutant $2 is identical to $1 (substitution failed)" >&2
+        exit 2
+    fi
+    echo "$dst"
+}
+
+# run_case <label> <phone xml|path|NOPHONE> <expect phone> <gateway xml|path|NOGW> <expect gw> \
+#          [phone args...] -- [gateway args...]
+# Options in the environment of the call: TMO (default 20s), GW_PORT
+# (default REG_PORT), REG_XML (registrar file, default selftest_registrar.xml),
+# STRAY=1 (send a stray OPTIONS to the phone before the call), NO_OOCSF=1
+# (run the phone without -oocsf).
+run_case() {
+    local label=$1 pxml=$2 pexp=$3 gxml=$4 gexp=$5
+    shift 5
+    local pargs=() gargs=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do pargs+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    gargs=("$@")
+    local tmo=${TMO:-20s} gw_port=${GW_PORT:-$REG_PORT} reg_xml=${REG_XML:-$HERE/selftest_registrar.xml}
+    local limit=$(( ${tmo%s} + 5 ))
+    N=$((N + 1))
+    local tag
+    tag=$(printf '%02d' "$N")
+    case $pxml in /*|NOPHONE) ;; *) pxml=$HERE/$pxml ;; esac
+    case $gxml in /*|NOGW) ;; *) gxml=$HERE/$gxml ;; esac
+
+    local p
+    for p in $PHONE_PORT $REG_PORT $OTHER_PORT $STRAY_PORT; do
+        wait_udp_free "$p" || echo "warning: port $p still bound before case $tag" >&2
+    done
+
+    local reg_pid="" phone_pid="" prc="-" grc="-" rrc="-"
+    "$SIPP" -sf "$reg_xml" -p "$REG_PORT" -cp 18061 "${COMMON[@]}" -timeout "$tmo" \
+        -error_file "$OUT/$tag.reg.err" -message_file "$OUT/$tag.reg.msg" \
+        -log_file "$OUT/$tag.reg.log" >"$OUT/$tag.reg.out" 2>&1 </dev/null &
+    reg_pid=$!
+    wait_udp_bound "$REG_PORT" || echo "warning: registrar not bound on $REG_PORT" >&2
+
+    if [ "$pxml" != NOPHONE ]; then
+        local ooc=(-oocsf "$pxml")
+        [ "${NO_OOCSF:-0}" = 1 ] && ooc=()
+        "$SIPP" "127.0.0.1:$REG_PORT" -sf "$pxml" "${ooc[@]}" -p "$PHONE_PORT" -cp 18060 \
+            -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
+            -error_file "$OUT/$tag.phone.err" -message_file "$OUT/$tag.phone.msg" \
+            -log_file "$OUT/$tag.phone.log" "${pargs[@]}" >"$OUT/$tag.phone.out" 2>&1 </dev/null &
+        phone_pid=$!
+    fi
+    # The registrar ends after its one answer; if the phone is gone (e.g. its
+    # scenario did not load) or nothing comes, it is killed by PID.
+    local i
+    for i in $(seq 1 $((limit * 10))); do
+        kill -0 "$reg_pid" 2>/dev/null || break
+        [ -n "$phone_pid" ] && ! kill -0 "$phone_pid" 2>/dev/null && break
+        sleep 0.1
+    done
+    wait_pid "$reg_pid" 1
+    rrc=$WAIT_RC
+
+    if [ "${STRAY:-0}" = 1 ] && [ -n "$phone_pid" ]; then
+        # An OPTIONS no call knows: the phone must ignore it (no answer), so
+        # this sender ends in its own -timeout (255) after 2 s.
+        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$HERE/options_200.xml" -p "$STRAY_PORT" -cp 18063 \
+            -s "$DN" "${COMMON[@]}" -timeout 2s \
+            -error_file "$OUT/$tag.stray.err" -message_file "$OUT/$tag.stray.msg" \
+            -log_file "$OUT/$tag.stray.log" >"$OUT/$tag.stray.out" 2>&1 </dev/null
+        echo "stray OPTIONS sender exit $?" >"$OUT/$tag.stray.rc"
+    fi
+
+    if [ "$gxml" != NOGW ]; then
+        wait_udp_free "$gw_port" || echo "warning: port $gw_port still bound" >&2
+        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$gxml" -p "$gw_port" -cp 18062 \
+            -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
+            -error_file "$OUT/$tag.gw.err" -message_file "$OUT/$tag.gw.msg" \
+            -log_file "$OUT/$tag.gw.log" "${gargs[@]}" >"$OUT/$tag.gw.out" 2>&1 </dev/null
+        grc=$?
+    fi
+    if [ -n "$phone_pid" ]; then
+        wait_pid "$phone_pid" "$limit"
+        prc=$WAIT_RC
+    fi
+
+    local verdict=ok
+    [ "$pexp" = "-" ] || [ "$prc" = "$pexp" ] || verdict=MISMATCH
+    [ "$gexp" = "-" ] || [ "$grc" = "$gexp" ] || verdict=MISMATCH
+    [ "$verdict" = ok ] || FAILED=1
+    printf '%s  %-30s %-33s %-48s phone %-3s got %-6s gw %-3s got %-4s %s\n' \
+        "$tag" "$(basename "$pxml")" "$(basename "$gxml")" "$label" \
+        "$pexp" "$prc" "$gexp" "$grc" "$verdict"
+}
+
+echo "logs: $OUT"
+printf '%s  %-30s %-33s %-48s %s\n' "#" "phone" "gateway" "case" "exit codes (expected / got)"
+
+# ---- right pairs --------------------------------------------------------------
+run_case "answered, gateway hangs up" phone_answer.xml 0 gateway_call.xml 0 \
+    -- -key hold_ms 500
+GW_PORT=$OTHER_PORT run_case "same, INVITE from another address" phone_answer.xml 0 gateway_call.xml 0 \
+    -- -key hold_ms 0
+STRAY=1 run_case "same, stray OPTIONS first (ignored)" phone_answer.xml 0 gateway_call.xml 0 \
+    -- -key hold_ms 200
+run_case "answered, phone hangs up after 500 ms" phone_answer_hangup.xml 0 gateway_call_remote_bye.xml 0 \
+    -key hold_ms 500 --
+run_case "ringing, gateway cancels after 500 ms" phone_no_answer.xml 0 gateway_cancel.xml 0 \
+    -- -key ring_ms 500
+M=$(mutant phone_no_answer.xml phone_no_answer_487_first.xml \
+    's{(<send>\s*<!\[CDATA\[\s*SIP/2\.0 )200 OK(.*?)\[last_CSeq:\](.*?</send>\s*<send>\s*<!\[CDATA\[\s*SIP/2\.0 )487 Request Terminated(.*?)CSeq: \[\$inv_cseq\] INVITE}{${1}487 Request Terminated${2}CSeq: [\$inv_cseq] INVITE${3}200 OK${4}[last_CSeq:]}s')
+run_case "ringing, cancel; mutant phone: 487 before 200" "$M" 0 gateway_cancel.xml 0 \
+    -- -key ring_ms 200
+TMO=8s run_case "BYE never answered, 3 counted (gw: timeout)" phone_ignore_bye.xml 0 gateway_call.xml 255 \
+    -nr -key min_byes 3 -- -key hold_ms 200
+TMO=12s run_case "BYE never answered, 5 counted (gw: timeout)" phone_ignore_bye.xml 0 gateway_call.xml 255 \
+    -nr -key min_byes 5 -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_two_byes.xml \
+    's{(<send retrans="500">\s*<!\[CDATA\[\s*BYE .*?</send>)}{$1\n  <send>\n    <![CDATA[\n\n      BYE [next_url] SIP/2.0\n      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n      [last_From:]\n      [last_To:]\n      [last_Call-ID:]\n      CSeq: 3 BYE\n      Max-Forwards: 70\n      Content-Length: 0\n\n    ]]>\n  </send>\n}s')
+TMO=6s run_case "2 BYE transactions (CSeq 2, 3), gw -nr" phone_ignore_bye.xml 0 "$M" 255 \
+    -nr -key min_byes 2 -- -nr -key hold_ms 0
+
+# ---- checks that must fail ------------------------------------------------------
+M=$(mutant phone_answer.xml phone_answer_wrong_s.xml 's/^(\s+)s=phone-answer$/${1}s=phone-other/mg')
+run_case "mutant phone answers s=phone-other" "$M" 0 gateway_call.xml 1 \
+    -- -key hold_ms 0
+M=$(mutant phone_answer.xml phone_answer_not_sdp.xml 's{(SIP/2\.0 200 OK(?:(?!</send>).)*?Content-Type: )application/sdp}{${1}text/plain}s')
+run_case "mutant phone answers Content-Type text/plain" "$M" 0 gateway_call.xml 1 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_wrong_s.xml 's/^(\s+)s=gateway-offer$/${1}s=gateway-other/mg')
+run_case "mutant gateway offers s=gateway-other" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_video.xml 's/^(\s+)m=audio /${1}m=video /mg')
+run_case "mutant gateway offers m=video only" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_not_sdp.xml 's{Content-Type: application/sdp}{Content-Type: text/plain}')
+run_case "mutant gateway offer Content-Type text/plain" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call_remote_bye.xml gateway_remote_bye_wrong_tag.xml 's{value="tag=\[pid\]SIPpTag00\[call_number\]\|}{value="tag=x[pid]SIPpTag00[call_number]|}')
+run_case "mutant gateway expects another To tag in BYE" phone_answer_hangup.xml 0 "$M" 1 \
+    -key hold_ms 0 --
+run_case "wrong pair: phone answers, gateway cancels" phone_answer.xml 1 gateway_cancel.xml 1 \
+    -- -key ring_ms 300
+TMO=6s run_case "caller BYEs while the phone holds (gw: timeout)" phone_answer_hangup.xml 1 gateway_call.xml 255 \
+    -key hold_ms 3000 -- -key hold_ms 0
+M=$(mutant selftest_registrar.xml selftest_registrar_503.xml 's{SIP/2\.0 200 OK}{SIP/2.0 503 Service Unavailable}')
+REG_XML=$M run_case "registrar answers 503" phone_answer.xml 1 NOGW -
+run_case "phone_answer_hangup without -key hold_ms" phone_answer_hangup.xml 1 NOGW -
+
+# ---- slow: cases that end in the 20 s -timeout ---------------------------------------
+if [ "${SELFTEST_SLOW:-0}" = 1 ]; then
+    run_case "ignore BYE WITHOUT -nr: retransmits not seen" phone_ignore_bye.xml 255 gateway_call.xml 255 \
+        -key min_byes 3 -- -key hold_ms 0
+    NO_OOCSF=1 run_case "phone run without -oocsf: INVITE discarded" phone_answer.xml 255 gateway_call.xml 255 \
+        -- -key hold_ms 0
+fi
+
+echo
+if [ "$FAILED" = 0 ]; then
+    echo "selftest: all $N cases as expected"
+else
+    echo "selftest: MISMATCHES above"
+fi
+exit "$FAILED"
