@@ -532,6 +532,20 @@ static bool is_route_point(const struct edge_sip *e, const char *dn)
     return false;
 }
 
+/* The edge passes SDP through without parsing it, but a body that is not
+ * SDP at all (no version, origin or media line) is refused with 400 rather
+ * than sent on to an agent's phone. */
+static bool sdp_plausible(const char *body, size_t len)
+{
+    char text[4096];
+
+    if (len < 10 || len >= sizeof(text) || strncmp(body, "v=0", 3) != 0)
+        return false;
+    memcpy(text, body, len);
+    text[len] = '\0';
+    return strstr(text, "\no=") != NULL && strstr(text, "\nm=") != NULL;
+}
+
 /* A new INVITE accepted by the drain verdict: hold it (NUA has sent 100
  * Trying) while the bus thread picks the agent. */
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
@@ -546,6 +560,10 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     if (sip->sip_payload == NULL || sip->sip_payload->pl_len == 0) {
         /* A late offer would need the ACK's SDP relayed: not done (yet). */
         nua_respond(nh, 488, "SDP Offer Required", TAG_END());
+        return;
+    }
+    if (!sdp_plausible(sip->sip_payload->pl_data, sip->sip_payload->pl_len)) {
+        nua_respond(nh, 400, "Malformed SDP", TAG_END());
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -647,6 +665,19 @@ static const char *failure_cause(int status)
     return "failed";
 }
 
+/* The final answer to a relayed re-INVITE goes back to the side that sent it. */
+static void relay_answer(struct edge_leg *asker, int status, const sip_t *sip)
+{
+    const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
+    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+
+    if (status < 200 || asker->gone)
+        return;
+    asker->reinvite_in = false;
+    nua_respond(asker->nh, status, phrase_of(status), TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+                TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
+}
+
 /* The agent phone answers the edge's INVITE (or a relayed re-INVITE). */
 static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int status,
                                const char *phrase, const sip_t *sip)
@@ -659,11 +690,7 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     if (status < 101)
         return;
     if (c->a.reinvite_in) { /* the answer to a re-INVITE relayed from the caller */
-        if (status >= 200) {
-            c->a.reinvite_in = false;
-            nua_respond(c->a.nh, status, phrase_of(status), TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
-                        TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
-        }
+        relay_answer(&c->a, status, sip);
         return;
     }
     if (c->a.gone || c->phase == CALL_ENDED) {
@@ -696,8 +723,8 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     call_end(e, c, failure_cause(status), status);
 }
 
-/* A re-INVITE (hold, codec change) from one side: sent on to the other,
- * its answer comes back (only the caller's side is relayed for now). */
+/* A re-INVITE (hold, codec change) from either side: sent on to the
+ * other, and its final answer relayed back (relay_answer). */
 static void on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip)
 {
     struct edge_leg *o = other_leg(l);
@@ -705,7 +732,7 @@ static void on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip
     const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
 
     (void)e;
-    if (!l->is_a || o->nh == NULL || o->gone || l->call->phase != CALL_ANSWERED) {
+    if (o->nh == NULL || o->gone || o->reinvite_in || l->call->phase != CALL_ANSWERED) {
         nua_respond(l->nh, 491, "Request Pending", TAG_END());
         return;
     }
@@ -933,8 +960,8 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
     case nua_r_invite:
         if (leg != NULL && !leg->is_a)
             on_b_invite_answer(e, leg, status, phrase, sip);
-        else if (leg != NULL && leg->is_a && status >= 200)
-            sd_log_debug("re-INVITE to the caller answered", "status=%d", status);
+        else if (leg != NULL && leg->is_a && leg->call->b.reinvite_in)
+            relay_answer(&leg->call->b, status, sip); /* the agent's re-INVITE */
         break;
     case nua_i_cancel:
         if (leg != NULL && leg->is_a)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -375,6 +376,36 @@ Test(sip_edge, malformed_sip_gets_no_crash_and_the_edge_keeps_serving, .timeout 
         send(t, big, (size_t)n + 65536 + 4, MSG_NOSIGNAL);
         usleep(200000);
         close(t);
+    }
+    /* An INVITE whose body is not SDP: 400. */
+    {
+        const char *bad_sdp = "INVITE sip:2001@127.0.0.1 SIP/2.0\r\n"
+                              "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKsdp1;rport\r\n"
+                              "From: <sip:gw@127.0.0.1>;tag=9\r\nTo: <sip:2001@127.0.0.1>\r\n"
+                              "Call-ID: bad-sdp-1\r\nCSeq: 1 INVITE\r\n"
+                              "Contact: <sip:gw@127.0.0.1:%d>\r\n"
+                              "Content-Type: application/sdp\r\nContent-Length: 12\r\n\r\n"
+                              "hello world!";
+        struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(me);
+        struct timeval tv = {2, 0};
+        char msg[1024], reply[4096];
+        int u = socket(AF_INET, SOCK_DGRAM, 0), got_400 = 0;
+
+        bind(u, (struct sockaddr *)&me, sizeof(me));
+        getsockname(u, (struct sockaddr *)&me, &len);
+        setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        snprintf(msg, sizeof(msg), bad_sdp, ntohs(me.sin_port), ntohs(me.sin_port));
+        sendto(u, msg, strlen(msg), 0, (struct sockaddr *)&to, sizeof(to));
+        for (int i = 0; i < 3 && !got_400; i++) {
+            ssize_t n = recv(u, reply, sizeof(reply) - 1, 0);
+            if (n <= 0)
+                break;
+            reply[n] = '\0';
+            got_400 = strncmp(reply, "SIP/2.0 400", 11) == 0;
+        }
+        close(u);
+        cr_expect(got_400, "an INVITE with a body that is not SDP was not refused with 400");
     }
     close(s);
     usleep(300000);
