@@ -356,6 +356,53 @@ static const char *check_control(const struct sd_event *ev)
 
 /* One message of edge.control: ours and valid -> the SIP thread; someone
  * else's -> skipped; bad -> dead letter. The offset is stored either way. */
+/* sipdrain.agent.events: a login of a nailed_up agent whose phone is
+ * registered here opens the standing dialog (the SIP thread calls the
+ * phone); a logout closes it. Malformed agent events are agent-state's
+ * business (its consumers would all dead-letter the same record): skipped
+ * with a log line. */
+static void agent_event_one(struct edge_bus *b, rd_kafka_message_t *m)
+{
+    struct sd_event ev;
+    struct sd_err err = {0};
+    const char *agent, *dn, *site;
+    bool login;
+
+    if (sd_event_parse(m->payload, m->len, &ev, &err) < 0) {
+        sd_log_warn("agent event skipped", "offset=%lld reason=\"%s\"", (long long)m->offset,
+                    err.text);
+        return;
+    }
+    login = !strcmp(ev.type, "EventAgentLogin");
+    agent = json_string_value(json_object_get(ev.data, "agent_id"));
+    dn = json_string_value(json_object_get(ev.data, "dn"));
+    site = json_string_value(json_object_get(ev.data, "site"));
+    if (ev.time_ms < b->started_ms - CONTROL_STALE_MS || agent == NULL ||
+        (!login && strcmp(ev.type, "EventAgentLogout") != 0))
+        goto out;
+    if (login) {
+        char contact[512];
+        if (!json_is_true(json_object_get(ev.data, "nailed_up")) || dn == NULL || site == NULL ||
+            strcmp(site, b->site) != 0)
+            goto out;
+        if (edge_db_contact(b->pg, b->edge_id, dn, contact, sizeof(contact), &err) < 0) {
+            sd_log_warn("nailed-up login not served: database unavailable",
+                        "agent=%s reason=\"%s\"", agent, err.text);
+            goto out;
+        }
+        if (contact[0] == '\0')
+            goto out; /* the phone is registered at another edge */
+        edge_queue_put(b->to_sip, EDGE_MSG_NAILED, 0,
+                       json_pack("{s:s, s:s, s:s, s:s}", "op", "up", "agent_id", agent, "dn", dn,
+                                 "contact", contact));
+    } else {
+        edge_queue_put(b->to_sip, EDGE_MSG_NAILED, 0,
+                       json_pack("{s:s, s:s}", "op", "down", "agent_id", agent));
+    }
+out:
+    sd_event_clear(&ev);
+}
+
 static void control_one(struct edge_bus *b, rd_kafka_message_t *m)
 {
     struct sd_event ev;
@@ -406,7 +453,14 @@ static void poll_control(struct edge_bus *b)
     rd_kafka_message_t *m;
 
     while ((m = sd_kafka_consumer_poll(b->kc)) != NULL) {
-        control_one(b, m);
+        if (!strcmp(rd_kafka_topic_name(m->rkt), sd_topic(SD_TOPIC_AGENT_EVENTS))) {
+            struct sd_err err = {0};
+            agent_event_one(b, m);
+            if (sd_kafka_consumer_store(b->kc, m, &err) < 0)
+                sd_log_info("offset not stored", "reason=\"%s\"", err.text);
+        } else {
+            control_one(b, m);
+        }
         rd_kafka_message_destroy(m);
     }
 }
@@ -479,7 +533,7 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
                                 struct edge_queue *to_sip, struct sd_err *err)
 {
     struct edge_bus *b = calloc(1, sizeof(*b));
-    const char *topics[1];
+    const char *topics[2];
     char group[128];
 
     if (b == NULL) {
@@ -500,7 +554,8 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     snprintf(group, sizeof(group), "sip-edge.%s", cfg->edge_id);
     snprintf(b->group, sizeof(b->group), "%s", sd_topic(group));
     topics[0] = sd_topic(SD_TOPIC_EDGE_CONTROL);
-    b->kc = sd_kafka_consumer_new(cfg->brokers, b->group, cfg->source, topics, 1, err);
+    topics[1] = sd_topic(SD_TOPIC_AGENT_EVENTS);
+    b->kc = sd_kafka_consumer_new(cfg->brokers, b->group, cfg->source, topics, 2, err);
     if (b->kc == NULL)
         goto fail;
     b->relay = sd_outbox_relay_new(b->relay_pg, cfg->brokers, cfg->source, err);

@@ -183,3 +183,19 @@ int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state
                ? -1
                : 0;
 }
+
+int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char *contact,
+                    size_t size, struct sd_err *err)
+{
+    const char *values[2] = {dn, edge_id};
+    PGresult *res = sd_pg_query(pg,
+                                "SELECT contact FROM registrations WHERE dn = $1 AND edge_id = $2"
+                                " AND expires_at > now() ORDER BY updated_at DESC LIMIT 1",
+                                2, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    snprintf(contact, size, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
+}

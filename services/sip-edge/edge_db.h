@@ -5,6 +5,7 @@
 #define SIPDRAIN_EDGE_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "sipdrain/err.h"
 #include "sipdrain/pg.h"
@@ -18,6 +19,10 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site, c
                       long active_calls, long pending_byes, struct sd_err *err) SD_MUST_CHECK;
 
 #endif
+
+/* The live Contact of dn registered at this edge ("" when none). */
+int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char *contact,
+                    size_t size, struct sd_err *err) SD_MUST_CHECK;
 
 /* Routing a new inbound call (inside the caller's transaction). */
 struct edge_route {

@@ -14,8 +14,18 @@ struct edge_queue {
     int pipe[2];
 };
 
-static const char *const kind_names[EDGE_MSG_KIND_COUNT] = {"register", "status",        "event",
-                                                            "stop",     "register_done", "control"};
+static const char *const kind_names[EDGE_MSG_KIND_COUNT] = {
+    [EDGE_MSG_REGISTER] = "register",
+    [EDGE_MSG_STATUS] = "status",
+    [EDGE_MSG_EVENT] = "event",
+    [EDGE_MSG_ROUTE] = "route",
+    [EDGE_MSG_CALL] = "call",
+    [EDGE_MSG_STOP] = "stop",
+    [EDGE_MSG_REGISTER_DONE] = "register_done",
+    [EDGE_MSG_ROUTE_DONE] = "route_done",
+    [EDGE_MSG_CONTROL] = "control",
+    [EDGE_MSG_NAILED] = "nailed",
+};
 
 const char *edge_msg_kind_name(enum edge_msg_kind k)
 {

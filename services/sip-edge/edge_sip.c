@@ -37,6 +37,7 @@ struct edge_leg;
 #define CONTROL_SEEN_MAX 64 /* edge.control ids remembered (a repeat is ignored) */
 #define ROUTE_POINTS_MAX 32
 #define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
+#define DRAIN_REASON     "SIP;cause=503;text=\"site draining\""
 
 #define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
 
@@ -49,9 +50,12 @@ struct unconfirmed_bye;
 /* One side of a bridged call: a = the gateway's (caller's) dialog, b = the
  * agent phone's. The handle's magic points here (for a BYE retransmission
  * handle: retry is set and call is NULL). */
+struct nailed;
+
 struct edge_leg {
     struct edge_call *call;
     struct unconfirmed_bye *retry;
+    struct nailed *nailed; /* the agent's standing dialog (also while a call uses it) */
     char sip_call_id[256]; /* the dialog's SIP Call-ID */
     char target[512];      /* the far end's Contact (remote target) */
     nua_handle_t *nh;
@@ -70,6 +74,20 @@ struct unconfirmed_bye {
     unsigned cseq;
     nua_handle_t *nh; /* the transaction in flight, or NULL */
     unsigned sent;
+};
+
+/* A nailed-up connection (DESIGN.md §4): a standing dialog from the edge
+ * to a nailed_up agent's phone, opened at login, parked (inactive SDP)
+ * between calls. A customer call is connected through it by re-INVITE with
+ * the caller's SDP, and the dialog is parked again when the call ends. The
+ * handle's magic is `leg` while idle, the call's b leg while a call uses it. */
+struct nailed {
+    struct nailed *next;
+    struct edge_leg leg;
+    char agent_id[65], dn[65];
+    bool up;                /* the phone answered the edge's INVITE */
+    bool ending;            /* BYE once no customer call is on it (drain, logout) */
+    struct edge_call *call; /* the customer call connected through it */
 };
 
 enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED };
@@ -120,6 +138,7 @@ struct edge_sip {
     unsigned long calls_total;
     struct unconfirmed_bye *byes;
     su_timer_t *bye_timer;
+    struct nailed *nailed;
     int exit_code;
 };
 
@@ -172,6 +191,12 @@ static struct edge_load load_now(const struct edge_sip *e)
     }
     for (const struct unconfirmed_bye *u = e->byes; u != NULL; u = u->next)
         l.pending_byes++;
+    for (const struct nailed *n = e->nailed; n != NULL; n = n->next) {
+        if (n->call == NULL && n->leg.bye_pending)
+            l.pending_byes++;
+        else if (n->call == NULL)
+            l.nailed_up_dialogs++;
+    }
     return l;
 }
 
@@ -220,6 +245,10 @@ static void publish(struct edge_sip *e, const char *topic, const char *key, cons
 static void arm_fsm_timer(struct edge_sip *e);
 static void cut_calls(struct edge_sip *e);
 static void give_up_byes(struct edge_sip *e);
+static void end_nailed_up(struct edge_sip *e);
+static bool nailed_connect(struct edge_sip *e, struct edge_call *c);
+static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park);
+static void nailed_free(struct edge_sip *e, struct nailed *n);
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 
 /* Feeds one input to edge_fsm and carries out what it asks. */
@@ -248,9 +277,7 @@ static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cau
             give_up_byes(e);
             break;
         case EDGE_DO_END_NAILED_UP:
-            /* Nailed-up dialogs and BYE retransmission in new transactions
-             * are not built yet (issue #4 goes on). */
-            sd_log_debug("drain action", "action=%s", edge_action_name(out.a[i]));
+            end_nailed_up(e);
             break;
         case EDGE_DO_SHUTDOWN:
             sd_log_info("shutting SIP down", "%s", "");
@@ -630,6 +657,11 @@ static void on_route_done(struct edge_sip *e, const struct edge_msg *m)
         call_maybe_free(e, c);
         return;
     }
+    if (nailed_connect(e, c)) {
+        free(c->offer);
+        c->offer = NULL;
+        return;
+    }
     snprintf(to, sizeof(to), "<sip:%s@%s>", c->dn,
              json_string_value(json_object_get(d, "contact")) + 4);
     c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(json_string_value(json_object_get(d, "contact"))),
@@ -694,7 +726,9 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
         return;
     }
     if (c->a.gone || c->phase == CALL_ENDED) {
-        if (status >= 200 && status < 300)
+        if (status >= 200 && b->nailed != NULL)
+            nailed_release(e, c, status < 300);
+        else if (status >= 200 && status < 300)
             leg_bye(b, NULL); /* answered too late: the caller is gone */
         return;
     }
@@ -721,6 +755,7 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     nua_respond(c->a.nh, status == 408 ? 480 : status, phrase_of(status == 408 ? 480 : status),
                 TAG_END());
     call_end(e, c, failure_cause(status), status);
+    nailed_release(e, c, false); /* a refused re-INVITE leaves it parked */
 }
 
 /* A re-INVITE (hold, codec change) from either side: sent on to the
@@ -747,13 +782,15 @@ static void on_bye(struct edge_sip *e, struct edge_leg *l)
     struct edge_call *c = l->call;
     struct edge_leg *o = other_leg(l);
 
-    if (o->nh != NULL && !o->gone) {
+    call_end(e, c, l->is_a ? "caller_hangup" : "agent_hangup", 0);
+    if (o->nailed != NULL && o->answered_up)
+        nailed_release(e, c, true); /* park the agent's standing dialog */
+    else if (o->nh != NULL && !o->gone) {
         if (o->answered_up)
             leg_bye(o, NULL);
         else if (!o->is_a)
             nua_cancel(o->nh, TAG_END());
     }
-    call_end(e, c, l->is_a ? "caller_hangup" : "agent_hangup", 0);
     load_changed(e);
 }
 
@@ -789,7 +826,11 @@ static void remember_unconfirmed(struct edge_sip *e, struct edge_leg *l, int sta
         return;
     }
     u->leg.retry = u;
-    snprintf(u->call_ref, sizeof(u->call_ref), "%s", l->call->call_id);
+    if (l->call != NULL)
+        snprintf(u->call_ref, sizeof(u->call_ref), "%s", l->call->call_id);
+    else
+        snprintf(u->call_ref, sizeof(u->call_ref), "nailed-up:%s",
+                 l->nailed ? l->nailed->agent_id : "?");
     snprintf(u->call_id, sizeof(u->call_id), "%s", l->sip_call_id);
     snprintf(u->from, sizeof(u->from), "%s", from);
     snprintf(u->to, sizeof(u->to), "%s", to);
@@ -899,9 +940,13 @@ static void on_terminated(struct edge_sip *e, struct edge_leg *l)
     l->bye_pending = false;
     nua_handle_bind(l->nh, NULL);
     nua_handle_destroy(l->nh);
+    if (l->nailed != NULL) /* the agent's standing dialog ended with it */
+        nailed_release(e, c, false);
     if (c->phase != CALL_ENDED && c->phase != CALL_ROUTING) {
         /* A leg ended without BYE (e.g. the agent's INVITE timed out). */
-        if (o->nh != NULL && !o->gone) {
+        if (o->nailed != NULL && o->answered_up)
+            nailed_release(e, c, true);
+        else if (o->nh != NULL && !o->gone) {
             if (o->answered_up)
                 leg_bye(o, NULL);
             else if (o->is_a && !c->a_final) {
@@ -939,11 +984,215 @@ static void cut_calls(struct edge_sip *e)
     load_changed(e);
 }
 
+/* --- nailed-up dialogs ------------------------------------------------------ */
+
+static const char PARK_SDP[] = "v=0\r\no=sipdrain 1 1 IN IP4 0.0.0.0\r\ns=sipdrain-park\r\n"
+                               "c=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=inactive\r\n";
+
+static struct nailed *nailed_of(struct edge_sip *e, const char *agent_id)
+{
+    for (struct nailed *n = e->nailed; n != NULL; n = n->next) {
+        if (!strcmp(n->agent_id, agent_id))
+            return n;
+    }
+    return NULL;
+}
+
+/* Unlinks and frees n; its handle is already destroyed (or is NUA's to destroy). */
+static void nailed_free(struct edge_sip *e, struct nailed *n)
+{
+    for (struct nailed **pp = &e->nailed; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == n) {
+            *pp = n->next;
+            break;
+        }
+    }
+    sd_log_info("nailed-up dialog closed", "agent=%s dn=%s", n->agent_id, n->dn);
+    free(n);
+    load_changed(e);
+}
+
+/* A nailed_up agent logged in with its phone registered here: call the
+ * phone, parked. Not while the edge drains. */
+static void nailed_open(struct edge_sip *e, json_t *d)
+{
+    const char *agent = json_string_value(json_object_get(d, "agent_id"));
+    const char *dn = json_string_value(json_object_get(d, "dn"));
+    const char *contact = json_string_value(json_object_get(d, "contact"));
+    struct nailed *n;
+    char to[600];
+
+    if (agent == NULL || dn == NULL || contact == NULL || strncmp(contact, "sip:", 4) != 0)
+        return;
+    if (e->fsm.state != EDGE_ACTIVE || nailed_of(e, agent) != NULL) {
+        sd_log_info("nailed-up dialog not opened", "agent=%s why=\"%s\"", agent,
+                    e->fsm.state != EDGE_ACTIVE ? "the edge drains" : "already open");
+        return;
+    }
+    n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return;
+    n->leg.nailed = n;
+    snprintf(n->agent_id, sizeof(n->agent_id), "%s", agent);
+    snprintf(n->dn, sizeof(n->dn), "%s", dn);
+    snprintf(to, sizeof(to), "<sip:%s@%s>", dn, contact + 4);
+    n->leg.nh = nua_handle(e->nua, &n->leg, NUTAG_URL(contact), SIPTAG_TO_STR(to), TAG_END());
+    if (n->leg.nh == NULL) {
+        free(n);
+        return;
+    }
+    n->next = e->nailed;
+    e->nailed = n;
+    nua_invite(n->leg.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(PARK_SDP),
+               TAG_END());
+    sd_log_info("nailed-up dialog opening", "agent=%s dn=%s contact=%s", agent, dn, contact);
+    load_changed(e);
+}
+
+/* Ends n with BYE (Reason given), now or, with a customer call on it,
+ * when that call is over. */
+static void nailed_close(struct nailed *n, const char *reason)
+{
+    n->ending = true;
+    if (n->call != NULL || n->leg.gone)
+        return;
+    if (!n->up)
+        nua_cancel(n->leg.nh, TAG_END());
+    else
+        leg_bye(&n->leg, reason);
+}
+
+static void end_nailed_up(struct edge_sip *e)
+{
+    for (struct nailed *n = e->nailed; n != NULL; n = n->next)
+        nailed_close(n, DRAIN_REASON);
+    load_changed(e);
+}
+
+static void on_nailed_msg(struct edge_sip *e, json_t *d)
+{
+    const char *op = json_string_value(json_object_get(d, "op"));
+    struct nailed *n;
+
+    if (op != NULL && !strcmp(op, "up")) {
+        nailed_open(e, d);
+    } else if (op != NULL && !strcmp(op, "down")) {
+        n = nailed_of(e, json_string_value(json_object_get(d, "agent_id")));
+        if (n != NULL)
+            nailed_close(n, "SIP;cause=200;text=\"agent logged out\"");
+    }
+}
+
+/* The customer call through n is over: n goes back to idle, parked again
+ * (or ended, when a drain or a logout asked for it meanwhile). park false:
+ * the call's re-INVITE failed and the dialog is still parked. */
+static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park)
+{
+    struct nailed *n = c->b.nailed;
+
+    if (n == NULL)
+        return;
+    n->call = NULL;
+    c->b.nailed = NULL;
+    if (c->b.gone) { /* the phone ended the dialog itself */
+        nailed_free(e, n);
+        return;
+    }
+    nua_handle_bind(n->leg.nh, &n->leg);
+    n->leg.bye_pending = c->b.bye_pending;
+    c->b.nh = NULL;
+    c->b.gone = true;
+    c->b.bye_pending = false;
+    if (n->ending || e->fsm.state != EDGE_ACTIVE)
+        nailed_close(n, DRAIN_REASON);
+    else if (park)
+        nua_invite(n->leg.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                   SIPTAG_PAYLOAD_STR(PARK_SDP), TAG_END());
+    load_changed(e);
+}
+
+/* Connects call c to the agent through its nailed-up dialog, if it has an
+ * idle one: a re-INVITE with the caller's SDP. */
+static bool nailed_connect(struct edge_sip *e, struct edge_call *c)
+{
+    struct nailed *n = nailed_of(e, c->agent_id);
+
+    if (n == NULL || !n->up || n->call != NULL || n->ending || n->leg.bye_pending)
+        return false;
+    n->call = c;
+    c->b.nailed = n;
+    c->b.nh = n->leg.nh;
+    snprintf(c->b.sip_call_id, sizeof(c->b.sip_call_id), "%s", n->leg.sip_call_id);
+    snprintf(c->b.target, sizeof(c->b.target), "%s", n->leg.target);
+    nua_handle_bind(c->b.nh, &c->b);
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),
+               TAG_END());
+    sd_log_info("call connected through the nailed-up dialog", "call=%s agent=%s", c->call_id,
+                c->agent_id);
+    return true;
+}
+
+/* Events of an idle nailed-up dialog. */
+static void on_nailed_event(struct edge_sip *e, struct nailed *n, nua_event_t event, int status,
+                            const sip_t *sip, tagi_t tags[])
+{
+    int state = nua_callstate_init;
+
+    switch (event) {
+    case nua_r_invite:
+        if (status < 200)
+            break;
+        if (status >= 300) {
+            sd_log_warn("nailed-up INVITE refused", "agent=%s status=%d", n->agent_id, status);
+            break; /* the first one failed: nua_i_state terminated follows */
+        }
+        if (!n->up) {
+            n->up = true;
+            if (sip != NULL && sip->sip_call_id != NULL)
+                snprintf(n->leg.sip_call_id, sizeof(n->leg.sip_call_id), "%s",
+                         sip->sip_call_id->i_id);
+            if (sip != NULL && sip->sip_contact != NULL)
+                url_e(n->leg.target, (int)sizeof(n->leg.target), sip->sip_contact->m_url);
+            n->leg.answered_up = true;
+            sd_log_info("nailed-up dialog open", "agent=%s dn=%s", n->agent_id, n->dn);
+            if (n->ending)
+                leg_bye(&n->leg, DRAIN_REASON);
+        }
+        break;
+    case nua_i_invite: /* the phone refreshes the session: stay parked */
+        nua_respond(n->leg.nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+                    SIPTAG_PAYLOAD_STR(PARK_SDP), TAG_END());
+        break;
+    case nua_r_bye:
+        if (status >= 200) {
+            n->leg.bye_pending = false;
+            if (status >= 300)
+                remember_unconfirmed(e, &n->leg, status);
+            load_changed(e);
+        }
+        break;
+    case nua_i_state:
+        tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+        if (state == nua_callstate_terminated) {
+            nua_handle_bind(n->leg.nh, NULL);
+            nua_handle_destroy(n->leg.nh);
+            nailed_free(e, n);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
 static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
                    struct edge_sip *e, nua_handle_t *nh, struct edge_leg *leg, sip_t const *sip,
                    tagi_t tags[])
 {
     (void)nua;
+    if (leg != NULL && leg->call == NULL && leg->nailed != NULL) {
+        on_nailed_event(e, leg->nailed, event, status, sip, tags);
+        return;
+    }
     switch (event) {
     case nua_i_options:
         on_options(e, nh);
@@ -1110,6 +1359,8 @@ static void on_queue(void *arg)
             on_register_done(e, m);
         else if (m->kind == EDGE_MSG_ROUTE_DONE)
             on_route_done(e, m);
+        else if (m->kind == EDGE_MSG_NAILED)
+            on_nailed_msg(e, m->data);
         else if (m->kind == EDGE_MSG_CONTROL)
             on_control(e, m->data);
         edge_msg_free(m);
@@ -1225,6 +1476,11 @@ void edge_sip_free(struct edge_sip *e)
     if (e->nua != NULL)
         nua_destroy(e->nua);
     give_up_byes(e);
+    while (e->nailed != NULL) {
+        struct nailed *n = e->nailed;
+        e->nailed = n->next;
+        free(n);
+    }
     su_timer_destroy(e->bye_timer);
     su_timer_destroy(e->status_timer);
     su_timer_destroy(e->fsm_timer);
