@@ -681,3 +681,42 @@ Test(sip_edge, a_phone_ignoring_bye_gets_it_again_until_the_timeout_then_the_edg
     cr_expect(log_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
     cr_expect(log_has(p.log, "BYE never confirmed, given up"));
 }
+
+Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_the_dialog,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *calls[] = {"calls", "1", NULL};
+    const char *hold[] = {"hold_ms", "300", NULL};
+    int64_t deadline;
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_nailed", "2001", calls);
+    /* agent-state's login of a nailed_up agent opens the standing dialog. */
+    sdt_send_event(e.agent_events, "a1", "EventAgentLogin",
+                   json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:b, s:b, s:{}}", "agent_id", "a1",
+                             "dn", "2001", "site", "site2", "work_mode", "manual_in", "state",
+                             "ready", "acw_timeout_s", "workspace", 0, "nailed_up", 1,
+                             "extensions"),
+                   NULL);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (!log_has(p.log, "nailed-up dialog open")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the nailed-up dialog never opened (%s)", p.log);
+        usleep(50000);
+    }
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
+                 "the call through the nailed-up dialog");
+    cr_expect(log_has(p.log, "call connected through the nailed-up dialog"));
+    /* The drain ends the (parked) dialog with BYE + Reason; the phone checks it. */
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone: park INVITE, customer re-INVITE, park re-INVITE, BYE with Reason");
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect(log_has(p.log, "nailed-up dialog closed"));
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
