@@ -61,6 +61,10 @@ static bool log_has(const char *path, const char *text)
     return found;
 }
 
+/* Set by a test that wants the edge run under valgrind (exit 99 on an
+ * error or a definite leak). */
+static bool under_valgrind;
+
 /* Starts an edge of site2 and waits until it listens and its edge.control
  * consumer has its partitions (it starts at the end of the topic: a
  * command sent before that would not reach it). extra: "K=V" entries. */
@@ -93,7 +97,13 @@ static void edge_start(struct edge_env *e, struct edge_proc *p, const char *id,
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
         envp[n++] = extra[i];
     envp[n] = NULL;
-    p->pid = sdt_spawn(bin, NULL, envp, p->log);
+    if (under_valgrind) {
+        const char *args[] = {"--leak-check=full", "--errors-for-leak-kinds=definite",
+                              "--error-exitcode=99", bin, NULL};
+        p->pid = sdt_spawn("/usr/bin/valgrind", args, envp, p->log);
+    } else {
+        p->pid = sdt_spawn(bin, NULL, envp, p->log);
+    }
     while (!log_has(p->log, "partitions assigned")) {
         int status;
         cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "sip-edge %s exited at start (%s)", id,
@@ -719,4 +729,30 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
     cr_expect(log_has(p.log, "nailed-up dialog closed"));
     control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_leak,
+     .timeout = 300)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *hold[] = {"hold_ms", "300", NULL};
+    const char *keys[] = {"retry_after", "30", NULL};
+    pid_t phone;
+
+    under_valgrind = true;
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0);
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2002", keys), 0);
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, 120000), 0,
+                 "sip-edge under valgrind: 99 = an error or a definite leak (%s)", p.log);
+    cr_expect(log_has(p.log, "ERROR SUMMARY: 0 errors"), "valgrind's summary (%s)", p.log);
 }
