@@ -35,8 +35,8 @@ struct edge_bus {
     struct sd_kafka_consumer *kc;
     pthread_t thread;
     int64_t started_ms;
-    /* Messages taken from to_bus and not yet written (the database was
-     * away), oldest first. At most one STATUS: a newer one replaces it. */
+    /* Messages taken from to_bus and not yet written, oldest first. While
+     * the database is away, a newer STATUS replaces a held one. */
     struct edge_msg *held, *held_tail;
     int retry_timer;
     bool db_failing;
@@ -117,7 +117,9 @@ fail:
 
 static void hold(struct edge_bus *b, struct edge_msg *m)
 {
-    if (m->kind == EDGE_MSG_STATUS) {
+    /* While the database is away statuses pile up: only the newest matters
+     * then. Otherwise each one is written (every phase is reported). */
+    if (m->kind == EDGE_MSG_STATUS && b->db_failing) {
         for (struct edge_msg *h = b->held; h != NULL; h = h->next) {
             if (h->kind == EDGE_MSG_STATUS) { /* the newer snapshot wins */
                 json_decref(h->data);

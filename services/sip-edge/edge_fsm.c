@@ -67,6 +67,8 @@ static int go(struct edge_fsm *st, enum edge_state s, struct edge_actions *out)
         return 0;
     st->state = s;
     act(out, EDGE_DO_EMIT_STATUS);
+    if (out->n_passed < EDGE_STATE_COUNT)
+        out->passed[out->n_passed++] = s;
     return 1;
 }
 
@@ -208,6 +210,7 @@ static int on_tick(struct edge_fsm *st, const struct edge_input *in, struct edge
 int edge_fsm_step(struct edge_fsm *st, const struct edge_input *in, struct edge_actions *out)
 {
     out->n = 0;
+    out->n_passed = 0;
     out->note = NULL;
     switch (in->kind) {
     case EDGE_IN_DRAIN:

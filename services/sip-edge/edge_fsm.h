@@ -105,6 +105,11 @@ enum edge_action_kind {
 struct edge_actions {
     size_t n;
     enum edge_action_kind a[EDGE_MAX_ACTIONS];
+    /* Every state entered during the step, in order (one step may pass
+     * through several, e.g. draining -> bye_wait -> drained with no calls):
+     * edge.status reports each phase (DESIGN.md §4). */
+    size_t n_passed;
+    enum edge_state passed[EDGE_STATE_COUNT];
     const char *note; /* why an input changed nothing, for the log; NULL otherwise */
 };
 

@@ -200,7 +200,7 @@ static struct edge_load load_now(const struct edge_sip *e)
     return l;
 }
 
-static void send_status(struct edge_sip *e)
+static void send_status_as(struct edge_sip *e, enum edge_state state)
 {
     struct edge_load l = load_now(e);
     char started[SD_EVENT_TIME_LEN + 1], bye_at[SD_EVENT_TIME_LEN + 1];
@@ -208,20 +208,25 @@ static void send_status(struct edge_sip *e)
 
     sd_time_format_ms(e->started_ms, started);
     d = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:s}", "edge",
-                  e->cfg.edge_id, "site", e->cfg.site, "state", edge_state_name(e->fsm.state),
+                  e->cfg.edge_id, "site", e->cfg.site, "state", edge_state_name(state),
                   "active_calls", (json_int_t)l.active_calls, "pending_byes",
                   (json_int_t)l.pending_byes, "nailed_up_dialogs", (json_int_t)l.nailed_up_dialogs,
                   "seq", (json_int_t)++e->seq, "started_at", started, "byes_retransmitted",
                   (json_int_t)e->byes_retransmitted, "invites_rejected",
                   (json_int_t)e->invites_rejected, "calls_cut", (json_int_t)e->calls_cut,
                   "registrations", (json_int_t)e->registrations, "sip_url", e->cfg.sip_url);
-    if (e->fsm.state != EDGE_ACTIVE && e->fsm.drain.drain_id[0] != '\0')
+    if (state != EDGE_ACTIVE && e->fsm.drain.drain_id[0] != '\0')
         json_object_set_new(d, "drain_id", json_string(e->fsm.drain.drain_id));
-    if (e->fsm.state == EDGE_BYE_WAIT && e->fsm.bye_until_ms > 0) {
+    if (state == EDGE_BYE_WAIT && e->fsm.bye_until_ms > 0) {
         sd_time_format_ms(e->fsm.bye_until_ms, bye_at);
         json_object_set_new(d, "bye_timeout_at", json_string(bye_at));
     }
     edge_queue_put(e->to_bus, EDGE_MSG_STATUS, 0, d);
+}
+
+static void send_status(struct edge_sip *e)
+{
+    send_status_as(e, e->fsm.state);
 }
 
 static void on_status_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
@@ -284,6 +289,9 @@ static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cau
             nua_shutdown(e->nua);
             break;
         case EDGE_DO_EMIT_STATUS:
+            /* One edge.status per phase entered, the last one as it is now. */
+            for (size_t k = 0; k + 1 < out.n_passed; k++)
+                send_status_as(e, out.passed[k]);
             send_status(e);
             break;
         case EDGE_DO_EXIT:

@@ -1483,3 +1483,28 @@ Test(edge_fsm, step_replaces_stale_actions_and_note)
     cr_expect_eq(out.n, 0);
     cr_expect_null(out.note);
 }
+
+Test(edge_fsm, a_drain_without_calls_lists_every_phase_it_passes_in_order)
+{
+    struct edge_config cfg = {503, 32, 30};
+    struct edge_fsm st;
+    struct edge_input in;
+    struct edge_actions out;
+
+    edge_fsm_init(&st, &cfg);
+    memset(&in, 0, sizeof(in));
+    in.kind = EDGE_IN_DRAIN;
+    in.now_ms = 1700000000000;
+    snprintf(in.drain.drain_id, sizeof(in.drain.drain_id), "%s",
+             "5a1f3c2e-7b4d-4e8f-9a0b-1c2d3e4f5a6b");
+    in.drain.site_scope = true;
+    in.drain.reject_code = in.drain.sip_timeout_s = in.drain.retry_after_s = -1;
+    cr_assert_eq(edge_fsm_step(&st, &in, &out), 1);
+    cr_assert_eq(out.n_passed, 3);
+    cr_expect_eq(out.passed[0], EDGE_DRAINING);
+    cr_expect_eq(out.passed[1], EDGE_BYE_WAIT);
+    cr_expect_eq(out.passed[2], EDGE_DRAINED);
+    in.kind = EDGE_IN_LOAD;
+    cr_assert_eq(edge_fsm_step(&st, &in, &out), 0);
+    cr_expect_eq(out.n_passed, 0, "a step that changes nothing passes no phase");
+}

@@ -214,7 +214,11 @@ Test(sip_edge, site_drain_refuses_invites_options_and_register_then_stops_on_shu
     n = statuses(&e, "edge-2a", states, 256);
     cr_expect_geq(n, 3, "edge.status events: %zu", n);
     cr_expect_str_eq(states[0], "active");
+    /* Each phase is reported, also those a drain without calls passes in one step. */
+    cr_expect(has_state(states, n, "draining"));
+    cr_expect(has_state(states, n, "bye_wait"));
     cr_expect(has_state(states, n, "drained"));
+    cr_expect(has_state(states, n, "stopping"));
     cr_expect_str_eq(states[n - 1], "stopped", "the last edge.status is %s", states[n - 1]);
     cr_expect(log_has(p.log, "repeated edge.drain ignored"));
 }
