@@ -735,16 +735,21 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* Under valgrind in the normal build; in the ASan build (valgrind cannot
+ * run an ASan binary) the edge's own sanitizers make a leak or an error a
+ * non-zero exit instead. */
 Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_leak,
      .timeout = 300)
 {
+    const char *sanitized = getenv("SIPDRAIN_SANITIZED");
+
     struct edge_env e;
     struct edge_proc p;
     const char *hold[] = {"hold_ms", "300", NULL};
     const char *keys[] = {"retry_after", "30", NULL};
     pid_t phone;
 
-    under_valgrind = true;
+    under_valgrind = sanitized == NULL || strcmp(sanitized, "1") != 0;
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
@@ -758,5 +763,6 @@ Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_
     control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
     cr_expect_eq(edge_exit_code(&p, 120000), 0,
                  "sip-edge under valgrind: 99 = an error or a definite leak (%s)", p.log);
-    cr_expect(log_has(p.log, "ERROR SUMMARY: 0 errors"), "valgrind's summary (%s)", p.log);
+    if (under_valgrind)
+        cr_expect(log_has(p.log, "ERROR SUMMARY: 0 errors"), "valgrind's summary (%s)", p.log);
 }
