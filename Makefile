@@ -5,7 +5,7 @@
 #   make unit         unit tests only: no servers, seconds
 #   make asan         the whole suite built with ASan+UBSan (build-asan/)
 #   make format-check clang-format check, as CI runs it
-#   make bench        bench/bus.sh, bench/agent_state.sh
+#   make bench        bench/bus.sh, bench/agent_state.sh, bench/edge.sh
 .PHONY: all build deps configure test unit integration asan format format-check bench clean
 
 BUILD ?= build
@@ -52,6 +52,7 @@ format-check:
 bench: build
 	bench/bus.sh
 	bench/agent_state.sh
+	bench/edge.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -10,6 +10,7 @@ PACKAGES=(
   librdkafka-dev libsofia-sip-ua-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
   postgresql sip-tester python3-jsonschema
   clang-format valgrind procps
+  kamailio  # the peer of bench/edge.sh (stateful proxy, stateless 503)
 )
 # kafka-fetch.sh and KafkaAdmin.java need Maven and a full JDK (javac for
 # single-file source launch); only asked for when they are not on PATH, so

@@ -1,0 +1,577 @@
+#!/usr/bin/env bash
+# bench/edge.sh - sip-edge against Kamailio 5.6 (Debian) on the same machine,
+# side by side in one run (issue #4):
+#
+#   call     SIPp caller -> X -> SIPp UAS: INVITE (SDP) / 200 / ACK, HOLD_MS,
+#            BYE / 200 (bench/sipp/caller.xml, bench/sipp/uas.xml)
+#            X = sip-edge (B2BUA: per call an agent reserved in PostgreSQL,
+#                the calls row and call.offered / established / ended through
+#                the outbox to Kafka)
+#              = Kamailio as a stateful proxy (bench/kamailio/proxy.cfg:
+#                tm + sl + rr, record_route() + t_relay() to the UAS)
+#   reject   SIPp caller -> X answering 503 + Retry-After + Reason, ACK
+#            (bench/sipp/reject.xml: tests/e2e/sipp/invite_refused_503.xml's
+#            checks, INVITE retransmitted)
+#            X = sip-edge in drain mode (edge.drain of the site on
+#                sipdrain.edge.control; no database on this path)
+#              = Kamailio as a stateless rejector (bench/kamailio/reject.cfg:
+#                sl_send_reply 503 with the same headers)
+#
+# Measure: the highest offered rate with < 0.1 % failed calls. A search is
+# a ladder on one fresh instance (new database, topics and edge; or a new
+# Kamailio): STEP_S seconds of calls at a fixed rate (SIPp -r, -rp 1000,
+# -m rate*STEP_S), the next step FACTOR times faster, until a step fails;
+# the result is the highest passing step. A step fails when
+#   - SIPp counts failed calls >= 0.1 % of the step's calls (a wrong or
+#     missing answer within RECV_TIMEOUT_MS, e.g. 486/480 from the edge,
+#     an INVITE lost in a full socket buffer and never answered); the
+#     caller is stopped as soon as that is certain;
+#   - retransmissions (SIPp's) reach RETRANS_MAX_PCT % of the step's calls
+#     ("retransmissions explode": answers later than T1 = 500 ms);
+#   - SIPp did not get the calls out on schedule (created later than
+#     STEP_S + 1.5 s: the generator itself was starved);
+#   - call runs on sip-edge only: its database and Kafka work (calls rows
+#     ended, outbox empty) was not done LAG_MAX_MS after the last call: the
+#     edge was falling behind, which a longer step would turn into failures
+#     (its bus thread routes the next INVITE only after the earlier writes).
+# No step follows a failed one on the same instance (a collapsed edge or
+# proxy would spoil it); a ladder whose very first step fails starts again,
+# lower, on a fresh instance ("|" in the ladder). A warm-up ladder per
+# (system, test) first (steps of STEP_S/2 s, doubling from a low rate, not
+# reported) finds where the measured ladders start: 0.7 x its result, in
+# round r FACTOR^((r-1)/REPEAT) higher, so the rounds sample different
+# rungs. Then REPEAT rounds, each in the order edge call, Kamailio call,
+# edge reject, Kamailio reject, so drift on a shared machine hits both;
+# medians and spreads via summary().
+#
+# The edge's call setup, and how this script stands in for agent-state:
+#   AGENTS agents of site1, all ready, DNs 100001.., each registered with a
+#   contact at the one SIPp UAS; the caller takes the called DN from an
+#   -inf file (SEQUENTIAL), i.e. each call goes to an agent's own DN (not
+#   route point 7000: that picks the longest-idle agent, and agent-state,
+#   which frees agents after call.ended, does not run here). The edge sets
+#   agents.call_id on each call; this script frees agents instead of
+#   agent-state: a bounded loop (every 200 ms) clears call_id of agents whose
+#   call has ended, and all are cleared between steps. With AGENTS >= the
+#   calls of a step no DN is called twice in a step anyway.
+#
+# CPU per call at the highest passing step, from /proc/PID/stat (utime +
+# stime) before and after the step: the edge process (both threads, incl.
+# librdkafka), the PostgreSQL backends of its database (not this script's
+# own psql), Kamailio (main + all children); "kafka" = the broker (shared,
+# so also whatever else uses it), "caller" = the SIPp caller in % of one
+# core (one thread: near 100 % it, not X, sets the rate), "other" = the
+# CPU of every other user-space process (not X, its PostgreSQL backends,
+# Kafka or the SIPps; kernel threads left out) in % of one core: another
+# job on the machine, noise.
+#
+# Kamailio is started with -x tlsf -X tlsf (its TLSF allocator): with
+# Debian's default allocator (qm) its stateful proxying cost ~3.5x the CPU
+# per call on this machine (~470 vs ~130 us at 3,000 calls/s), which would
+# flatter the edge.
+# Goals (issue #4): edge >= 0.5 x Kamailio's proxy rate for call setup and
+# >= 0.5 x its stateless rejection rate. It prints numbers; it is a
+# benchmark, not a test.
+#
+# Env: REPEAT (3), STEP_S (5), FACTOR (1.2), HOLD_MS (100), AGENTS (10000),
+# RECV_TIMEOUT_MS (5000), LAG_MAX_MS (500), RETRANS_MAX_PCT (10),
+# KAMAILIO_SHM_MB (4096), KAMAILIO_CHILDREN (2), KEEP (keep databases).
+# Every step's details: .run/bench-edge-steps.log; logs: .run/bench-edge/.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+. bench/lib.sh
+REPEAT=${REPEAT:-3}
+STEP_S=${STEP_S:-5}
+FACTOR=${FACTOR:-1.2}
+HOLD_MS=${HOLD_MS:-100}
+AGENTS=${AGENTS:-10000}
+RECV_TIMEOUT_MS=${RECV_TIMEOUT_MS:-5000}
+LAG_MAX_MS=${LAG_MAX_MS:-500}
+RETRANS_MAX_PCT=${RETRANS_MAX_PCT:-10}
+KAMAILIO_SHM_MB=${KAMAILIO_SHM_MB:-4096}
+KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
+MAX_STEPS=${MAX_STEPS:-9}
+KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
+worker=build/tests/bus_worker
+for b in build/bin/sip-edge build/bin/sipdrain-migrate "$worker"; do
+    [ -x "$b" ] || { echo "bench: $b missing: run make" >&2; exit 1; }
+done
+for c in sipp kamailio java; do
+    command -v "$c" >/dev/null || { echo "bench: $c missing: run tools/deps.sh" >&2; exit 1; }
+done
+[ -d "$KAMAILIO_MODULES" ] || { echo "bench: $KAMAILIO_MODULES missing" >&2; exit 1; }
+eval "$(tests/scripts/stack-up.sh)"
+export PGAPPNAME=bench-edge # this script's own sessions, left out of the edge's PostgreSQL CPU
+psql_admin() { psql "$SIPDRAIN_PG_DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
+logs=.run/bench-edge
+rm -rf "$logs"
+mkdir -p "$logs"
+# SIPp wants its open calls (-l) below the open-file limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+steplog=.run/bench-edge-steps.log
+: >"$steplog"
+scratch=$(mktemp -d)
+hz=$(getconf CLK_TCK)
+kafka_pid=$(cat .run/kafka/pid 2>/dev/null || echo 0)
+# Never leave a server or a generator behind, whatever happens to this script
+# (they are all children of this shell; Kamailio's main process ends its own).
+cleanup() {
+    [ -s "$scratch/caller.pid" ] && kill "$(cat "$scratch/caller.pid")" 2>/dev/null
+    jobs -p | xargs -r kill 2>/dev/null || true
+    sleep 0.3
+    jobs -p | xargs -r kill -9 2>/dev/null || true
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# --- helpers ------------------------------------------------------------
+
+now_ms() { date +%s%3N; }
+
+sys_port='' uas_port='' uas_cp='' caller_port='' caller_cp='' probe_port='' probe_cp='' # set by free_port
+# free_port VAR: VAR = a loopback port nobody listens on (UDP or TCP),
+# distinct from the ones handed out before in this run
+taken=" "
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 30000))
+        case "$taken" in *" $p "*) continue ;; esac
+        if [ -z "$(ss -Hanu "( sport = :$p )")$(ss -Hant "( sport = :$p )")" ]; then
+            taken="$taken$p "
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    echo "bench: no free port" >&2
+    return 1
+}
+
+# ticks PID... -> utime + stime of those processes (clock ticks), 0 if gone
+ticks() {
+    local p s=0 t
+    for p in "$@"; do
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        s=$((s + ${t:-0}))
+    done
+    echo "$s"
+}
+
+# proc_ticks FILE: "pid ticks" of every user-space process (kernel threads,
+# which also carry loopback UDP work, left out) into FILE
+proc_ticks() {
+    cat /proc/[0-9]*/stat 2>/dev/null |
+        awk '{ pid = $1; sub(/^.*\) /, ""); if (pid != 2 && $2 != 2) print pid, $12 + $13 }' >"$1"
+}
+
+# other_ticks BEFORE AFTER PID... -> CPU ticks between the two snapshots of
+# the processes not listed (a process that ended in between is missed)
+other_ticks() {
+    local before=$1 after=$2
+    shift 2
+    awk -v mine=" $* " '
+        FILENAME == ARGV[1] { t0[$1] = $2; next }
+        index(mine, " " $1 " ") == 0 { s += $2 - ($1 in t0 ? t0[$1] : 0) }
+        END { print s + 0 }' "$before" "$after"
+}
+
+udp_rcvbuf_errors() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
+
+# pg_pids DSN [all] -> the backends of that database, this script's sessions
+# excepted unless "all"
+pg_pids() {
+    psql "$1" -qAt -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                         AND ('${2:-}' = 'all' OR coalesce(application_name, '') NOT LIKE 'bench%')" \
+        2>/dev/null || true
+}
+
+# sipp_stat FILE COLUMN... -> the values of those columns (by header name)
+# in the last complete line of a SIPp -trace_stat file; times in ms.
+sipp_stat() {
+    local f=$1
+    shift
+    awk -F';' -v want="$*" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        NF > 60 { last = $0 }
+        END {
+            n = split(want, w, " "); split(last, v, ";"); out = ""
+            for (k = 1; k <= n; k++) {
+                x = (w[k] in col) ? v[col[w[k]]] : ""
+                if (x ~ /^[0-9]+:[0-9]+:[0-9]+:[0-9]+$/) { split(x, t, ":"); x = sprintf("%.1f", t[1] * 3600000 + t[2] * 60000 + t[3] * 1000 + t[4] / 1000) }
+                if (x == "") x = 0
+                out = out (k > 1 ? " " : "") x
+            }
+            print out
+        }' "$f" 2>/dev/null || echo 0
+}
+
+# created_by FILE N -> seconds from SIPp's start to the first stat line that
+# shows N calls created (resolution: the 1 s of -fd 1); 999 if never
+created_by() {
+    awk -F';' -v n="$2" '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        NF > 60 && $col["TotalCallCreated"] + 0 >= n {
+            split($col["StartTime"], a, "\t"); split($col["CurrentTime"], b, "\t")
+            printf "%.1f\n", b[3] - a[3]; found = 1; exit
+        }
+        END { if (!found) print 999 }' "$1"
+}
+
+# sipp_probe PORT SCENARIO -> 0 if one request got the scenario's answer
+sipp_probe() {
+    sipp "127.0.0.1:$1" -sf "tests/e2e/sipp/$2.xml" -m 1 -s 100001 -i 127.0.0.1 \
+        -p "$probe_port" -cp "$probe_cp" -t u1 -timeout 2s -timeout_error -nostdin \
+        -default_behaviors all,-bye >/dev/null 2>&1
+}
+
+# stop PID [SIGNALS]: signals in turn (1 s apart at most), then SIGKILL; waits
+stop() {
+    local pid=$1 sig
+    shift
+    for sig in "${@:-TERM}"; do
+        kill -"$sig" "$pid" 2>/dev/null || break
+        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+}
+
+# --- the systems --------------------------------------------------------
+# *_up set: sys_port, sys_pids (for CPU), sys_pid (to stop), and for the
+# edge dsn / db.
+
+edge_up() { # MODE (call|reject) NAME
+    local mode=$1 name=$2 id prefix t uuid level
+    id=$(date +%s%N | tail -c 9)
+    db="bench_edge_${mode}_$id"
+    prefix="bench.$id."
+    psql_admin -c "CREATE DATABASE $db" >/dev/null
+    dsn="${SIPDRAIN_PG_DSN%/*}/$db"
+    SIPDRAIN_PG_DSN=$dsn SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-migrate >/dev/null
+    psql "$dsn" -v ON_ERROR_STOP=1 -qAt >/dev/null <<SQL
+INSERT INTO sites (site_id, peer) VALUES ('site1', NULL);
+INSERT INTO agents (agent_id, dn, site, state, ready_since)
+  SELECT 'b' || g, (100000 + g)::text, 'site1', 'ready', now() - g * interval '1 ms'
+  FROM generate_series(1, $AGENTS) g;
+INSERT INTO registrations (dn, contact, edge_id, expires_at)
+  SELECT (100000 + g)::text, 'sip:' || (100000 + g) || '@127.0.0.1:$uas_port', 'bench-1',
+         now() + interval '1 day'
+  FROM generate_series(1, $AGENTS) g;
+ANALYZE;
+SQL
+    for t in edge.control edge.status call.events agent.events deadletter; do
+        "$worker" topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6
+    done
+    free_port sys_port
+    # warn: a log line per call would cost the edge; info for the drained
+    # edge, whose refusals log nothing below debug, to see "partitions assigned".
+    level=warn
+    [ "$mode" = reject ] && level=info
+    SIPDRAIN_PG_DSN=$dsn SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=bench-1 \
+    SIPDRAIN_SIP_URL="sip:127.0.0.1:$sys_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
+    SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level \
+        build/bin/sip-edge >"$logs/$name.log" 2>&1 &
+    sys_pid=$!
+    sys_pids=$sys_pid
+    if [ "$mode" = call ]; then
+        for _ in $(seq 1 30); do
+            sipp_probe "$sys_port" options_200 && return 0
+            kill -0 "$sys_pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        echo "bench: sip-edge did not answer OPTIONS 200, see $logs/$name.log" >&2
+        return 1
+    fi
+    # Drain mode: edge.drain (site scope) once the edge.control consumer has
+    # its partitions (it starts at the end of the topic), then wait for
+    # OPTIONS 503.
+    for _ in $(seq 1 100); do
+        grep -q "partitions assigned" "$logs/$name.log" && break
+        kill -0 "$sys_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    echo "bench-1|{\"specversion\":\"1.0\",\"id\":\"$uuid\",\"source\":\"bench/edge\",\"type\":\"edge.drain\",\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)\",\"datacontenttype\":\"application/json\",\"data\":{\"edge\":\"bench-1\",\"site\":\"site1\",\"drain_id\":\"$uuid\",\"scope\":\"site\"}}" |
+        timeout 60 java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
+            kafka.tools.ConsoleProducer --bootstrap-server "$SIPDRAIN_KAFKA_BROKERS" \
+            --topic "${prefix}sipdrain.edge.control" --property parse.key=true \
+            --property key.separator='|' >>"$logs/$name.producer.log" 2>&1 ||
+        { echo "bench: edge.drain not sent, see $logs/$name.producer.log" >&2; return 1; }
+    for _ in $(seq 1 30); do
+        sipp_probe "$sys_port" options_503 && return 0
+        kill -0 "$sys_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "bench: sip-edge did not drain (no OPTIONS 503), see $logs/$name.log" >&2
+    return 1
+}
+
+edge_down() {
+    stop "$sys_pid" TERM TERM # a second SIGTERM stops at once
+    if [ -n "${KEEP:-}" ]; then
+        echo "kept database $db" >&2
+    else
+        psql_admin -c "DROP DATABASE $db" >/dev/null
+    fi
+}
+
+kam_up() { # MODE (call|reject) NAME
+    local mode=$1 name=$2 dir cfg=proxy
+    [ "$mode" = reject ] && cfg=reject
+    dir="$scratch/$name"
+    mkdir -p "$dir"
+    free_port sys_port
+    kamailio -f "bench/kamailio/$cfg.cfg" -L "$KAMAILIO_MODULES" -l "udp:127.0.0.1:$sys_port" \
+        -A "UAS=\"sip:127.0.0.1:$uas_port\"" -A "CHILDREN=$KAMAILIO_CHILDREN" \
+        -m "$KAMAILIO_SHM_MB" -x tlsf -X tlsf -P "$dir/kamailio.pid" -w "$dir" -DD -E \
+        >"$logs/$name.log" 2>&1 &
+    sys_pid=$!
+    for _ in $(seq 1 50); do
+        [ -n "$(ss -Hanu "( sport = :$sys_port )")" ] && [ -s "$dir/kamailio.pid" ] && break
+        kill -0 "$sys_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 0.3 # every child forked
+    sys_pids="$sys_pid $(pgrep -P "$sys_pid" | tr '\n' ' ')"
+    [ -n "$(ss -Hanu "( sport = :$sys_port )")" ] && return 0
+    echo "bench: kamailio did not start, see $logs/$name.log" >&2
+    return 1
+}
+
+kam_down() { stop "$sys_pid" TERM; }
+
+# --- one step, one search -----------------------------------------------
+
+# step SYS MODE NAME RATE SECONDS -> 0 = passed; sets the global st_* values
+step() {
+    local sys=$1 mode=$2 name=$3 rate=$4 secs=$5 n stat err cpid runner clpid t0 t1 killed=0
+    local s0 p0 k0 g0 u0 s1 p1 k1 g1 u1 pgp allowed sf lag=0 created verdict=pass caller_s mine
+    local open_max
+    n=$((rate * secs))
+    allowed=$(( (n - 1) / 1000 )) # failed calls < 0.1 % of n
+    stat="$scratch/$name-$rate.csv"
+    err="$logs/$name-$rate.err"
+    rm -f "$stat"
+    clpid=
+    if [ "$sys" = edge ] && [ "$mode" = call ]; then
+        # Stand-in for agent-state: free the agents of ended calls (bounded loop).
+        for _ in $(seq 1 $(( (secs + RECV_TIMEOUT_MS / 1000 + 15) * 5 ))); do
+            echo "UPDATE agents a SET call_id = NULL FROM calls c WHERE a.call_id IS NOT NULL
+                  AND c.call_id = a.call_id AND c.ended_at IS NOT NULL;"
+            sleep 0.2
+        done | PGAPPNAME=bench-clearer psql "$dsn" -qAt >/dev/null 2>&1 &
+        clpid=$!
+    fi
+    pgp=
+    [ "$sys" = edge ] && pgp=$(pg_pids "$dsn" | tr '\n' ' ')
+    if [ "$mode" = call ]; then
+        sf=(-sf bench/sipp/caller.xml -inf "$dnfile" -d "$HOLD_MS")
+    else
+        sf=(-sf bench/sipp/reject.xml -s 7000 -key retry_after 30)
+    fi
+    proc_ticks "$scratch/ticks0"
+    # shellcheck disable=SC2086 # pid lists
+    s0=$(ticks $sys_pids); p0=$(ticks $pgp); k0=$(ticks "$kafka_pid"); u0=$(udp_rcvbuf_errors)
+    g0=$(ticks ${uas_pid:-})
+    rm -f "$scratch/caller.pid" "$scratch/caller.times"
+    open_max=$((rate * 3 > 1000 ? rate * 3 : 1000))
+    [ "$open_max" -gt $(($(ulimit -n) - 2000)) ] && open_max=$(($(ulimit -n) - 2000))
+    t0=$(now_ms)
+    # -l: 3 s worth of open calls (SIPp's own default is 3 x call length x
+    # rate; below the open-file limit), so a slow X shows as failures rather
+    # than as a throttled generator (which the created_by check catches
+    # too); -buff_size: 4 MiB
+    # socket buffers (net.core.rmem_max); -t u1: one UDP socket, so -max_socket
+    # does not apply; bounded by -m and -timeout. In a subshell whose `times`
+    # gives the caller's CPU exactly.
+    (
+        sipp "127.0.0.1:$sys_port" "${sf[@]}" -i 127.0.0.1 -p "$caller_port" -cp "$caller_cp" \
+            -t u1 -r "$rate" -rp 1000 -m "$n" -l "$open_max" \
+            -recv_timeout "$RECV_TIMEOUT_MS" -timeout $((secs + RECV_TIMEOUT_MS / 1000 + 20))s \
+            -timeout_error -nostdin -buff_size 4194304 -trace_stat -stf "$stat" -fd 1 \
+            -trace_err -error_file "$err" >/dev/null 2>&1 &
+        echo $! >"$scratch/caller.pid"
+        wait $! || true
+        times >"$scratch/caller.times"
+    ) &
+    runner=$!
+    for _ in $(seq 1 50); do [ -s "$scratch/caller.pid" ] && break; sleep 0.02; done
+    cpid=$(cat "$scratch/caller.pid")
+    # Stop the caller as soon as the step has failed for sure.
+    while kill -0 "$runner" 2>/dev/null; do
+        sleep 0.25
+        [ -s "$stat" ] || continue
+        read -r st_failed _ <<<"$(sipp_stat "$stat" 'FailedCall(C)')"
+        if [ "${st_failed:-0}" -gt "$allowed" ]; then
+            killed=1
+            kill "$cpid" 2>/dev/null
+            break
+        fi
+    done
+    wait "$runner" 2>/dev/null || true
+    t1=$(now_ms)
+    rm -f "$scratch/caller.pid"
+    caller_s=$(awk 'NR == 2 { split($1, a, /[ms]/); split($2, b, /[ms]/); print a[1] * 60 + a[2] + b[1] * 60 + b[2] }' \
+        "$scratch/caller.times" 2>/dev/null)
+    read -r st_created st_ok st_failed st_retrans st_resp <<<"$(sipp_stat "$stat" \
+        TotalCallCreated 'SuccessfulCall(C)' 'FailedCall(C)' 'Retransmissions(C)' \
+        "$([ "$mode" = call ] && echo 'ResponseTimesetup(C)' || echo 'ResponseTimereject(C)')")"
+    created=$(created_by "$stat" "$n")
+    # The edge: wait (bounded) until its database and Kafka work is done.
+    if [ "$sys" = edge ] && [ "$mode" = call ] && [ "$killed" = 0 ]; then
+        for _ in $(seq 1 300); do
+            [ "$(psql "$dsn" -qAt -c "SELECT (SELECT count(*) FROM calls WHERE ended_at IS NULL)
+                   + (SELECT count(*) FROM outbox WHERE failed_at IS NULL)")" = 0 ] && break
+            sleep 0.1
+        done
+        lag=$(($(now_ms) - t1))
+    fi
+    # shellcheck disable=SC2086 # pid lists
+    s1=$(ticks $sys_pids); p1=$(ticks $pgp); k1=$(ticks "$kafka_pid"); u1=$(udp_rcvbuf_errors)
+    proc_ticks "$scratch/ticks1"
+    mine="$$ $sys_pids $kafka_pid ${uas_pid:-} ${clpid:-}"
+    [ "$sys" = edge ] && mine="$mine $(pg_pids "$dsn" all | tr '\n' ' ')"
+    g1=$(($(ticks ${uas_pid:-}) - g0)) # the UAS
+    st_caller_pct=$(awk -v c="${caller_s:-0}" -v ms=$((t1 - t0)) 'BEGIN { printf "%d", c * 100000 / ms }')
+    if [ -n "$clpid" ]; then
+        stop "$clpid" TERM
+    fi
+    if [ "$sys" = edge ] && [ "$mode" = call ]; then
+        psql "$dsn" -qAt -c "UPDATE agents SET call_id = NULL WHERE call_id IS NOT NULL" >/dev/null
+    fi
+    # per call, in microseconds; shares of one core in %
+    st_sys_us=$(( (s1 - s0) * 1000000 / hz / n ))
+    st_pg_us=$(( (p1 - p0) * 1000000 / hz / n ))
+    st_kafka_us=$(( (k1 - k0) * 1000000 / hz / n ))
+    st_uas_pct=$(( g1 * 100 * 1000 / hz / (t1 - t0) ))
+    # shellcheck disable=SC2086 # pid lists
+    st_other_pct=$(( $(other_ticks "$scratch/ticks0" "$scratch/ticks1" $mine) * 100 * 1000 / hz / (t1 - t0) ))
+    if [ "$killed" = 1 ] || [ "$st_failed" -gt "$allowed" ]; then
+        verdict="failed_calls"
+    elif [ $((st_ok + st_failed)) -lt "$n" ]; then
+        verdict="unfinished"
+    elif [ $((st_retrans * 100)) -ge $((n * RETRANS_MAX_PCT)) ]; then
+        verdict="retransmissions"
+    elif awk -v c="$created" -v s="$secs" 'BEGIN { exit !(c > s + 1.5) }'; then
+        verdict="late_generator"
+    elif [ "$lag" -gt "$LAG_MAX_MS" ]; then
+        verdict="edge_backlog"
+    fi
+    st_verdict=$verdict
+    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
+        "$name" "$rate" "$n" "$st_created" "$st_ok" "$st_failed" "$st_retrans" "$st_resp" \
+        "$created" "$lag" "$st_sys_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
+        "$st_other_pct" "$((u1 - u0))" "$verdict" >>"$steplog"
+    [ "$verdict" = pass ]
+}
+
+# search SYS MODE NAME START MULT SECONDS -> res (one result line), res_rate,
+#   res_fail_caller (the caller's CPU % near the end of the ladder)
+#   ladder START, START*MULT, ... (at most MAX_STEPS) on one fresh instance;
+#   if its very first step fails, again on a fresh instance from MULT^3
+#   lower (at most 3 instances; "|" in the ladder). Run in this shell, not in
+#   $(...), so the EXIT trap sees every child.
+search() {
+    local sys=$1 mode=$2 name=$3 rate=$4 mult=$5 secs=$6 best=0 ladder="" try n
+    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0
+    res_fail_caller=0
+    for try in 1 2 3; do
+        free_port uas_port; free_port uas_cp
+        free_port caller_port; free_port caller_cp
+        free_port probe_port; free_port probe_cp
+        uas_pid=
+        if [ "$mode" = call ]; then
+            sipp -sf bench/sipp/uas.xml -i 127.0.0.1 -p "$uas_port" -cp "$uas_cp" -t u1 \
+                -m 10000000 -timeout 900s -nostdin -buff_size 4194304 \
+                >"$logs/$name.uas.out" 2>&1 &
+            uas_pid=$!
+        fi
+        "${sys}_up" "$mode" "$name" || { [ -n "$uas_pid" ] && stop "$uas_pid"; return 1; }
+        sleep 1 # let the start-up settle (threads, JIT of nothing, first timers)
+        for n in $(seq 1 "$MAX_STEPS"); do
+            if step "$sys" "$mode" "$name" "$rate" "$secs"; then
+                best=$rate b_sys=$st_sys_us b_pg=$st_pg_us b_kafka=$st_kafka_us b_resp=$st_resp
+                b_retrans=$st_retrans b_gen=$st_caller_pct b_other=$st_other_pct
+                ladder="$ladder $rate"
+            else
+                ladder="$ladder ${rate}x($st_verdict, caller $st_caller_pct%)"
+                res_fail_caller=$((st_caller_pct > b_gen ? st_caller_pct : b_gen))
+                break
+            fi
+            [ "$n" = "$MAX_STEPS" ] && ladder="$ladder (max steps)"
+            rate=$(awk -v r="$rate" -v m="$mult" 'BEGIN { printf "%d", r * m + 0.5 }')
+        done
+        "${sys}_down"
+        if [ -n "$uas_pid" ]; then stop "$uas_pid"; fi
+        [ "$best" -gt 0 ] && break
+        [ "$try" -lt 3 ] && ladder="$ladder |"
+        rate=$(awk -v r="$rate" -v m="$mult" 'BEGIN { printf "%d", r / (m * m * m) + 0.5 }')
+    done
+    [ "$sys" = edge ] || { b_pg=-; b_kafka=-; }
+    res_rate=$best
+    res=$(printf '%-13s %8s %8s %7s %8s %8s %8s %6s %6s  %s' "$name" "$best" "$b_sys" "$b_pg" \
+        "$b_kafka" "$b_resp" "$b_retrans" "$b_gen%" "$b_other%" "${ladder# }")
+}
+
+# --- the run ------------------------------------------------------------
+
+dnfile="$scratch/dns.csv"
+{ echo SEQUENTIAL; seq 100001 $((100000 + AGENTS)); } >"$dnfile"
+t_start=$(date +%s)
+echo "edge benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start;" \
+    "$(kamailio -v | head -1 | cut -d' ' -f1-3), $(sipp -v 2>/dev/null | grep -o 'SIPp v[0-9.]*' | head -1)," \
+    "$(psql --version | head -1)"
+echo "call = SIPp caller -> X -> SIPp UAS (INVITE/200/ACK, ${HOLD_MS} ms, BYE/200); reject = X answers INVITE 503 (+ACK)"
+echo "X = sip-edge (B2BUA; agent reserved in PostgreSQL, calls row + 3 events via the outbox) or Kamailio (stateful proxy / stateless 503)"
+echo "max/s = highest passing step (< 0.1 % failed, retrans < $RETRANS_MAX_PCT %, edge backlog <= $LAG_MAX_MS ms) of ${STEP_S} s steps x$FACTOR; at that step:"
+echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker; INVITE -> final answer ms (mean); SIPp retransmissions;"
+echo "CPU of the SIPp caller and of other processes (not X, PostgreSQL, Kafka or SIPp: noise) in % of one core"
+printf '%-13s %8s %8s %7s %8s %8s %8s %6s %6s  %s\n' run max/s us/call pg_us kafka_us resp_ms retrans caller other "ladder (x = failed step)"
+# Warm-up, not reported: doubling ladders of short steps; their results set
+# where the measured ladders start.
+half=$(( (STEP_S + 1) / 2 ))
+search edge call warmup-e-call 100 2 "$half"; w_ec=$res_rate
+search kam call warmup-k-call 250 2 "$half"; w_kc=$res_rate
+search edge reject warmup-e-rej 1000 2 "$half"; w_er=$res_rate
+search kam reject warmup-k-rej 2000 2 "$half"; w_kr=$res_rate
+start_at() { awk -v w="$1" -v lo="$2" 'BEGIN { s = int(w * 0.7 + 0.5); print (s < lo ? lo : s) }'; }
+s_ec=$(start_at "$w_ec" 50)
+s_kc=$(start_at "$w_kc" 100)
+s_er=$(start_at "$w_er" 500)
+s_kr=$(start_at "$w_kr" 1000)
+echo "(warm-up ladders: edge call $w_ec, kamailio call $w_kc, edge reject $w_er, kamailio reject $w_kr per s; measured ladders start at 0.7 x, each round a third of a rung higher)"
+results=$(mktemp)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
+col() { echo "$1" | awk -v c="$2" '{ print $c }'; }
+bound_call=0 bound_reject=0 # the SIPp caller near a full core when Kamailio's ladder ended
+# Round r starts its ladders FACTOR^((r-1)/REPEAT) higher, so the rounds
+# sample different rungs and the median is finer than one rung.
+shift_by() { awk -v s="$1" -v f="$FACTOR" -v r="$2" -v n="$REPEAT" 'BEGIN { printf "%d", s * f ^ ((r - 1) / n) + 0.5 }'; }
+for r in $(seq 1 "$REPEAT"); do
+    search edge call edge-call "$(shift_by "$s_ec" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; ec=$res
+    search kam call kam-call "$(shift_by "$s_kc" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; kc=$res
+    [ "$res_fail_caller" -ge 75 ] && bound_call=$((bound_call + 1))
+    search edge reject edge-reject "$(shift_by "$s_er" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; er=$res
+    search kam reject kam-reject "$(shift_by "$s_kr" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; kr=$res
+    [ "$res_fail_caller" -ge 75 ] && bound_reject=$((bound_reject + 1))
+    printf '%-13s %8s   rate, edge/kamailio (round %s)\n' ratio-call "$(ratio "$(col "$ec" 2)" "$(col "$kc" 2)")" "$r" | tee -a "$results"
+    printf '%-13s %8s   rate, edge/kamailio (round %s)\n' ratio-reject "$(ratio "$(col "$er" 2)" "$(col "$kr" 2)")" "$r" | tee -a "$results"
+    # CPU per call compares the servers themselves, whatever bounds the rate.
+    printf '%-13s %8s   CPU per call, kamailio/(edge + its PostgreSQL) (round %s)\n' cpu-call \
+        "$(ratio "$(col "$kc" 3)" "$(($(col "$ec" 3) + $(col "$ec" 4)))")" "$r" | tee -a "$results"
+    printf '%-13s %8s   CPU per rejection, kamailio/edge (round %s)\n' cpu-reject \
+        "$(ratio "$(col "$kr" 3)" "$(col "$er" 3)")" "$r" | tee -a "$results"
+done
+echo "call setup, calls/s:    edge $(summary "$results" edge-call 2); kamailio $(summary "$results" kam-call 2)"
+echo "  edge / kamailio:      $(summary "$results" ratio-call 2)   goal >= 0.5"
+echo "  CPU us per call:      edge $(summary "$results" edge-call 3) + its PostgreSQL $(summary "$results" edge-call 4) + Kafka broker $(summary "$results" edge-call 5); kamailio $(summary "$results" kam-call 3)"
+echo "rejections/s (drain):   edge $(summary "$results" edge-reject 2); kamailio $(summary "$results" kam-reject 2)"
+echo "  edge / kamailio:      $(summary "$results" ratio-reject 2)   goal >= 0.5"
+echo "  CPU us per rejection: edge $(summary "$results" edge-reject 3); kamailio $(summary "$results" kam-reject 3)"
+echo "  CPU ratio, kamailio/edge: call $(summary "$results" cpu-call 2); rejection $(summary "$results" cpu-reject 2)"
+[ "$bound_call" -gt 0 ] && echo "note: in $bound_call of $REPEAT rounds Kamailio's call ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's, the call ratio an upper bound"
+[ "$bound_reject" -gt 0 ] && echo "note: in $bound_reject of $REPEAT rounds Kamailio's reject ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's (one SIPp on 2 shared cores), the rejection ratio an upper bound; the CPU ratio compares the servers"
+rm -f "$results"
+echo "setup: $AGENTS agents, caller DNs sequential from an -inf file, agents freed by this script every 200 ms; kamailio $KAMAILIO_CHILDREN UDP workers, -m $KAMAILIO_SHM_MB -x tlsf; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms"
+echo "$(( $(date +%s) - t_start )) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; every step: $steplog"
