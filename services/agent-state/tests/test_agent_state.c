@@ -715,11 +715,28 @@ Test(agent_state, two_instances_share_10000_commands_through_a_rebalance_exactly
         }
     }
     a = as_start(&e, "as-a");
-    sdt_produce_keyed(e.commands, (const char *const *)keys, values, lens, N);
-    /* The second instance joins while the first is in the middle of it. */
+    sdt_produce_keyed(e.commands, (const char *const *)keys, values, lens, N / 2);
+    /* The second instance joins while the first is in the middle of it; the
+     * second half is sent once it has partitions, so it surely gets work. */
     while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM inbox") < N / 5)
         usleep(20000);
     b = as_start(&e, "as-b");
+    {
+        int64_t deadline = sd_mono_ms() + WAIT_MS;
+        char line[2048];
+        bool assigned = false;
+        while (!assigned && sd_mono_ms() < deadline) {
+            FILE *f = fopen(e.log, "r");
+            while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+                assigned |= strstr(line, "inst=as-b ") && strstr(line, "partitions assigned");
+            if (f != NULL)
+                fclose(f);
+            usleep(50000);
+        }
+        cr_assert(assigned, "instance b never got partitions");
+    }
+    sdt_produce_keyed(e.commands, (const char *const *)keys + N / 2, values + N / 2, lens + N / 2,
+                      N - N / 2);
     out = sdt_consume(e.events, N, 120000);
     cr_assert_eq(out.n, N, "%zu events for %d commands", out.n, N);
     as_stop(a);
