@@ -88,9 +88,15 @@ static int write_msg(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
             add_event(b, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
             goto fail;
     } else if (m->kind == EDGE_MSG_CALL) {
-        if (edge_db_call_update(b->pg, json_string_value(json_object_get(d, "call_id")),
-                                json_string_value(json_object_get(d, "state")),
-                                json_string_value(json_object_get(d, "end_cause")), err) < 0 ||
+        const char *call_id = json_string_value(json_object_get(d, "call_id"));
+        const char *state = json_string_value(json_object_get(d, "state"));
+        int rc = !strcmp(state, "offered")
+                     ? edge_db_call_insert(b->pg, call_id, b->edge_id, b->site,
+                                           json_string_value(json_object_get(d, "agent_id")),
+                                           json_string_value(json_object_get(d, "direction")), err)
+                     : edge_db_call_update(b->pg, call_id, state,
+                                           json_string_value(json_object_get(d, "end_cause")), err);
+        if (rc < 0 ||
             add_event(b, SD_TOPIC_CALL_EVENTS, json_string_value(json_object_get(d, "agent_id")),
                       json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
                       err) < 0)
@@ -433,6 +439,19 @@ static void control_one(struct edge_bus *b, rd_kafka_message_t *m)
         goto store;
     }
     sd_log_info("control event", "type=%s event=%s", ev.type, ev.id);
+    if (!strcmp(ev.type, "call.originate")) {
+        /* The SIP thread calls the phone where it registered at this edge:
+         * "" = not registered here, null = the database is away. */
+        char contact[512];
+        const char *dn = json_string_value(json_object_get(ev.data, "dn"));
+        if (edge_db_contact(b->pg, b->edge_id, dn, contact, sizeof(contact), &err) < 0) {
+            sd_log_warn("call.originate: contact not looked up", "dn=%s reason=\"%s\"", dn,
+                        err.text);
+            json_object_set_new(ev.data, "contact", json_null());
+        } else {
+            json_object_set_new(ev.data, "contact", json_string(contact));
+        }
+    }
     edge_queue_put(b->to_sip, EDGE_MSG_CONTROL, 0,
                    json_pack("{s:s, s:s, s:O}", "type", ev.type, "id", ev.id, "data", ev.data));
     sd_event_clear(&ev);

@@ -169,6 +169,20 @@ int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
                : 0;
 }
 
+int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_id,
+                        const char *site, const char *agent_id, const char *direction,
+                        struct sd_err *err)
+{
+    const char *values[5] = {call_id, edge_id, site, agent_id, direction};
+
+    return sd_pg_exec(pg,
+                      "INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"
+                      " VALUES ($1, $2, $3, $4, $5, 'offered')",
+                      5, values, err) < 0
+               ? -1
+               : 0;
+}
+
 int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,
                         const char *end_cause, struct sd_err *err)
 {

@@ -44,6 +44,12 @@ struct edge_route {
  * back (the reservation with it). */
 int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
 
+/* The calls row of a call the edge starts itself (agent-originated:
+ * direction "outbound"), state "offered". */
+int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_id,
+                        const char *site, const char *agent_id, const char *direction,
+                        struct sd_err *err) SD_MUST_CHECK;
+
 /* The calls row as the call goes on: state "established" (answered_at) or
  * "ended" (ended_at, end_cause). */
 int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,

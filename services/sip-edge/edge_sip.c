@@ -23,6 +23,7 @@ struct edge_leg;
 #include <sofia-sip/su_tag_io.h>
 #include <sofia-sip/url.h>
 
+#include "edge_sdp.h"
 #include "edge_sip.h"
 #include "sipdrain/event.h"
 #include "sipdrain/log.h"
@@ -38,6 +39,8 @@ struct edge_leg;
 #define ROUTE_POINTS_MAX 32
 #define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
 #define DRAIN_REASON     "SIP;cause=503;text=\"site draining\""
+
+#define SDP_MAX 8192 /* an SDP body the edge rewrites (origin) or builds */
 
 #define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
 
@@ -55,9 +58,10 @@ struct nailed;
 struct edge_leg {
     struct edge_call *call;
     struct unconfirmed_bye *retry;
-    struct nailed *nailed; /* the agent's standing dialog (also while a call uses it) */
-    char sip_call_id[256]; /* the dialog's SIP Call-ID */
-    char target[512];      /* the far end's Contact (remote target) */
+    struct nailed *nailed;          /* the agent's standing dialog (also while a call uses it) */
+    struct edge_sdp_origin *origin; /* set: SDP sent on this leg carries the edge's o= line */
+    char sip_call_id[256];          /* the dialog's SIP Call-ID */
+    char target[512];               /* the far end's Contact (remote target) */
     nua_handle_t *nh;
     bool is_a;
     bool gone;        /* terminated; the handle is destroyed */
@@ -84,6 +88,7 @@ struct unconfirmed_bye {
 struct nailed {
     struct nailed *next;
     struct edge_leg leg;
+    struct edge_sdp_origin origin; /* the edge's side of the standing session */
     char agent_id[65], dn[65];
     bool up;                /* the phone answered the edge's INVITE */
     bool ending;            /* BYE once no customer call is on it (drain, logout) */
@@ -92,12 +97,27 @@ struct nailed {
 
 enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED };
 
-/* A gateway call bridged to an agent phone (B2BUA, SDP passed through). */
+/* An agent-originated call (RFC 3725 Flow IV, see originate_start): what
+ * the edge waits for. */
+enum out_step {
+    OUT_PHONE,   /* the phone's answer to the INVITE without media */
+    OUT_DEST,    /* the destination's answer to the INVITE without SDP */
+    OUT_CONNECT, /* the phone's answer to the re-INVITE with the destination's offer */
+    OUT_DONE     /* connected (or over): ordinary relaying */
+};
+
+/* A gateway call bridged to an agent phone (B2BUA, SDP passed through); or
+ * an agent-originated call (outbound): b = the agent's phone, a = the
+ * destination, both dialogs started by the edge. */
 struct edge_call {
     struct edge_call *next;
     struct edge_leg a, b;
     enum call_phase phase;
-    unsigned long token; /* the ROUTE request while routing */
+    bool outbound;
+    enum out_step step;
+    struct edge_sdp_origin origin; /* outbound: the edge's side of the phone's session */
+    char dest_uri[512];            /* outbound: the Request-URI towards the destination */
+    unsigned long token;           /* the ROUTE request while routing */
     char call_id[256], agent_id[65], dn[65], caller[257], called[257];
     char *offer; /* the caller's SDP, until the agent leg's INVITE is sent */
     int64_t created_ms, answered_ms;
@@ -255,6 +275,7 @@ static bool nailed_connect(struct edge_sip *e, struct edge_call *c);
 static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park);
 static void nailed_free(struct edge_sip *e, struct nailed *n);
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
+static void on_out_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
 
 /* Feeds one input to edge_fsm and carries out what it asks. */
 static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cause)
@@ -478,14 +499,18 @@ static void user_or_uri(char *dst, size_t size, const url_t *url)
         snprintf(dst, size, "unknown");
 }
 
-/* Writes call.established / call.ended with the calls row (bus thread). */
+/* Writes call.offered (outbound: the calls row inserted), call.established
+ * or call.ended with the calls row (bus thread). */
 static void call_report(struct edge_sip *e, struct edge_call *c, const char *state,
                         const char *end_cause, int sip_status)
 {
-    json_t *d =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", c->call_id, "agent_id",
-                  c->agent_id, "dn", c->dn, "edge", e->cfg.edge_id, "site", e->cfg.site,
-                  "direction", "inbound", "caller", c->caller, "called", c->called);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", c->call_id,
+                          "agent_id", c->agent_id, "dn", c->dn, "edge", e->cfg.edge_id, "site",
+                          e->cfg.site, "direction", c->outbound ? "outbound" : "inbound", "caller",
+                          c->caller, "called", c->called);
+    const char *type = !strcmp(state, "ended")     ? "call.ended"
+                       : !strcmp(state, "offered") ? "call.offered"
+                                                   : "call.established";
 
     if (!strcmp(state, "ended")) {
         bool answered = c->answered_ms > 0;
@@ -499,10 +524,9 @@ static void call_report(struct edge_sip *e, struct edge_call *c, const char *sta
         c->ended_sent = true;
     }
     edge_queue_put(e->to_bus, EDGE_MSG_CALL, 0,
-                   json_pack("{s:s, s:s, s:s?, s:s, s:s, s:o}", "call_id", c->call_id, "state",
-                             state, "end_cause", end_cause, "agent_id", c->agent_id, "type",
-                             !strcmp(state, "ended") ? "call.ended" : "call.established", "data",
-                             d));
+                   json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:o}", "call_id", c->call_id, "state",
+                             state, "end_cause", end_cause, "agent_id", c->agent_id, "direction",
+                             c->outbound ? "outbound" : "inbound", "type", type, "data", d));
 }
 
 /* The call is over for the caller and the agent (events written once). */
@@ -522,7 +546,8 @@ static void call_maybe_free(struct edge_sip *e, struct edge_call *c)
 {
     struct edge_call **pp;
 
-    if (!c->a.gone || (c->b.nh != NULL && !c->b.gone) || c->phase == CALL_ROUTING)
+    if ((c->a.nh != NULL && !c->a.gone) || (c->b.nh != NULL && !c->b.gone) ||
+        c->phase == CALL_ROUTING)
         return;
     for (pp = &e->calls; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == c) {
@@ -558,6 +583,57 @@ static void leg_bye(struct edge_leg *l, const char *reason)
     nua_bye(l->nh, TAG_IF(reason != NULL, SIPTAG_REASON_STR(reason)), TAG_END());
 }
 
+static const char *phrase_of(int status);
+
+/* The edge starts the agent leg of every call and both legs of an
+ * outbound one; only an inbound call's caller leg is its UAS side. */
+static bool leg_is_uac(const struct edge_leg *l)
+{
+    return !l->is_a || l->call == NULL || l->call->outbound;
+}
+
+/* Ends what leg l has: BYE once answered, CANCEL while the edge's INVITE
+ * rings, else the final answer `status` to the caller's INVITE. */
+static void leg_end(struct edge_leg *l, const char *reason, int status)
+{
+    if (l->nh == NULL || l->gone)
+        return;
+    if (l->answered_up)
+        leg_bye(l, reason);
+    else if (leg_is_uac(l))
+        nua_cancel(l->nh, TAG_END());
+    else if (!l->call->a_final) {
+        l->call->a_final = true;
+        nua_respond(l->nh, status, phrase_of(status),
+                    TAG_IF(reason != NULL, SIPTAG_REASON_STR(reason)), TAG_END());
+    }
+}
+
+/* The SDP to send on leg `to`: pl as it is, or, when `to` is a dialog of
+ * the edge's own that carries several parties' offers (nailed-up, the
+ * phone of an outbound call), with the edge's o= line (edge_sdp.h). NULL
+ * when there is no body. */
+static const char *sdp_toward(struct edge_leg *to, const sip_payload_t *pl, bool bump, char *buf,
+                              size_t size)
+{
+    if (pl == NULL || pl->pl_len == 0)
+        return NULL;
+    if (to->origin != NULL &&
+        edge_sdp_reorigin(pl->pl_data, pl->pl_len, to->origin, bump, buf, size) == 0)
+        return buf;
+    snprintf(buf, size, "%.*s", (int)pl->pl_len, pl->pl_data);
+    return buf;
+}
+
+/* The far end's Call-ID and Contact of a leg's dialog (for BYEs sent again). */
+static void note_dialog(struct edge_leg *l, const sip_t *sip)
+{
+    if (sip != NULL && sip->sip_call_id != NULL)
+        snprintf(l->sip_call_id, sizeof(l->sip_call_id), "%s", sip->sip_call_id->i_id);
+    if (sip != NULL && sip->sip_contact != NULL)
+        url_e(l->target, (int)sizeof(l->target), sip->sip_contact->m_url);
+}
+
 static bool is_route_point(const struct edge_sip *e, const char *dn)
 {
     for (int i = 0; i < e->n_route_points; i++) {
@@ -565,20 +641,6 @@ static bool is_route_point(const struct edge_sip *e, const char *dn)
             return true;
     }
     return false;
-}
-
-/* The edge passes SDP through without parsing it, but a body that is not
- * SDP at all (no version, origin or media line) is refused with 400 rather
- * than sent on to an agent's phone. */
-static bool sdp_plausible(const char *body, size_t len)
-{
-    char text[4096];
-
-    if (len < 10 || len >= sizeof(text) || strncmp(body, "v=0", 3) != 0)
-        return false;
-    memcpy(text, body, len);
-    text[len] = '\0';
-    return strstr(text, "\no=") != NULL && strstr(text, "\nm=") != NULL;
 }
 
 /* A new INVITE accepted by the drain verdict: hold it (NUA has sent 100
@@ -597,7 +659,10 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
         nua_respond(nh, 488, "SDP Offer Required", TAG_END());
         return;
     }
-    if (!sdp_plausible(sip->sip_payload->pl_data, sip->sip_payload->pl_len)) {
+    /* The edge passes SDP through without parsing it, but a body that is
+     * not SDP at all (no version, origin or media line) is refused with
+     * 400 rather than sent on to an agent's phone. */
+    if (!edge_sdp_plausible(sip->sip_payload->pl_data, sip->sip_payload->pl_len, true)) {
         nua_respond(nh, 400, "Malformed SDP", TAG_END());
         return;
     }
@@ -710,12 +775,14 @@ static void relay_answer(struct edge_leg *asker, int status, const sip_t *sip)
 {
     const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
     const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+    char buf[SDP_MAX];
+    const char *body = sdp_toward(asker, pl, true, buf, sizeof(buf));
 
     if (status < 200 || asker->gone)
         return;
     asker->reinvite_in = false;
     nua_respond(asker->nh, status, phrase_of(status), TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
-                TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
+                TAG_IF(body, SIPTAG_PAYLOAD_STR(body)), TAG_END());
 }
 
 /* The agent phone answers the edge's INVITE (or a relayed re-INVITE). */
@@ -733,6 +800,8 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
         relay_answer(&c->a, status, sip);
         return;
     }
+    if (c->outbound)
+        return; /* set up by on_out_answer; nothing else is asked of the phone */
     if (c->a.gone || c->phase == CALL_ENDED) {
         if (status >= 200 && b->nailed != NULL)
             nailed_release(e, c, status < 300);
@@ -747,10 +816,7 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     }
     c->a_final = true;
     if (status < 300) {
-        if (sip != NULL && sip->sip_call_id != NULL)
-            snprintf(b->sip_call_id, sizeof(b->sip_call_id), "%s", sip->sip_call_id->i_id);
-        if (sip != NULL && sip->sip_contact != NULL)
-            url_e(b->target, (int)sizeof(b->target), sip->sip_contact->m_url);
+        note_dialog(b, sip);
         c->phase = CALL_ANSWERED;
         c->answered_ms = sd_wall_ms();
         b->answered_up = c->a.answered_up = true;
@@ -773,6 +839,8 @@ static void on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip
     struct edge_leg *o = other_leg(l);
     const sip_payload_t *pl = sip->sip_payload;
     const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+    char buf[SDP_MAX];
+    const char *body;
 
     (void)e;
     if (o->nh == NULL || o->gone || o->reinvite_in || l->call->phase != CALL_ANSWERED) {
@@ -780,8 +848,9 @@ static void on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip
         return;
     }
     l->reinvite_in = true;
-    nua_invite(o->nh, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)), TAG_IF(pl, SIPTAG_PAYLOAD(pl)),
-               TAG_END());
+    body = sdp_toward(o, pl, true, buf, sizeof(buf));
+    nua_invite(o->nh, TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)),
+               TAG_IF(body, SIPTAG_PAYLOAD_STR(body)), TAG_END());
 }
 
 /* BYE from one side: BYE the other (unless it is gone). */
@@ -793,12 +862,8 @@ static void on_bye(struct edge_sip *e, struct edge_leg *l)
     call_end(e, c, l->is_a ? "caller_hangup" : "agent_hangup", 0);
     if (o->nailed != NULL && o->answered_up)
         nailed_release(e, c, true); /* park the agent's standing dialog */
-    else if (o->nh != NULL && !o->gone) {
-        if (o->answered_up)
-            leg_bye(o, NULL);
-        else if (!o->is_a)
-            nua_cancel(o->nh, TAG_END());
-    }
+    else
+        leg_end(o, NULL, 480);
     load_changed(e);
 }
 
@@ -954,15 +1019,8 @@ static void on_terminated(struct edge_sip *e, struct edge_leg *l)
         /* A leg ended without BYE (e.g. the agent's INVITE timed out). */
         if (o->nailed != NULL && o->answered_up)
             nailed_release(e, c, true);
-        else if (o->nh != NULL && !o->gone) {
-            if (o->answered_up)
-                leg_bye(o, NULL);
-            else if (o->is_a && !c->a_final) {
-                c->a_final = true;
-                nua_respond(o->nh, 480, "Temporarily Unavailable", TAG_END());
-            } else if (!o->is_a)
-                nua_cancel(o->nh, TAG_END());
-        }
+        else
+            leg_end(o, NULL, 480);
         call_end(e, c, l->is_a ? "caller_hangup" : "failed", 0);
     }
     call_maybe_free(e, c);
@@ -974,18 +1032,8 @@ static void cut_calls(struct edge_sip *e)
     for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
         if (c->phase == CALL_ENDED)
             continue;
-        if (c->phase == CALL_ANSWERED) {
-            leg_bye(&c->a, DEADLINE_REASON);
-            leg_bye(&c->b, DEADLINE_REASON);
-        } else {
-            if (!c->a.gone && !c->a_final) {
-                c->a_final = true;
-                nua_respond(c->a.nh, 503, "Service Unavailable", SIPTAG_REASON_STR(DEADLINE_REASON),
-                            TAG_END());
-            }
-            if (c->b.nh != NULL && !c->b.gone)
-                nua_cancel(c->b.nh, TAG_END());
-        }
+        leg_end(&c->a, DEADLINE_REASON, 503);
+        leg_end(&c->b, DEADLINE_REASON, 503);
         e->calls_cut++;
         call_end(e, c, "drain_deadline", 0);
     }
@@ -994,8 +1042,17 @@ static void cut_calls(struct edge_sip *e)
 
 /* --- nailed-up dialogs ------------------------------------------------------ */
 
+/* The parked session; its o= line becomes the dialog's own (edge_sdp.h). */
 static const char PARK_SDP[] = "v=0\r\no=sipdrain 1 1 IN IP4 0.0.0.0\r\ns=sipdrain-park\r\n"
                                "c=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=inactive\r\n";
+
+/* PARK_SDP with n's origin (version one up unless repeating an answer). */
+static const char *park_sdp(struct nailed *n, bool bump, char *buf, size_t size)
+{
+    if (edge_sdp_reorigin(PARK_SDP, sizeof(PARK_SDP) - 1, &n->origin, bump, buf, size) < 0)
+        snprintf(buf, size, "%s", PARK_SDP);
+    return buf;
+}
 
 static struct nailed *nailed_of(struct edge_sip *e, const char *agent_id)
 {
@@ -1028,7 +1085,7 @@ static void nailed_open(struct edge_sip *e, json_t *d)
     const char *dn = json_string_value(json_object_get(d, "dn"));
     const char *contact = json_string_value(json_object_get(d, "contact"));
     struct nailed *n;
-    char to[600];
+    char to[600], sdp[256];
 
     if (agent == NULL || dn == NULL || contact == NULL || strncmp(contact, "sip:", 4) != 0)
         return;
@@ -1041,6 +1098,8 @@ static void nailed_open(struct edge_sip *e, json_t *d)
     if (n == NULL)
         return;
     n->leg.nailed = n;
+    n->leg.origin = &n->origin;
+    n->origin.sess_id = (unsigned long)sd_wall_ms();
     snprintf(n->agent_id, sizeof(n->agent_id), "%s", agent);
     snprintf(n->dn, sizeof(n->dn), "%s", dn);
     snprintf(to, sizeof(to), "<sip:%s@%s>", dn, contact + 4);
@@ -1051,8 +1110,8 @@ static void nailed_open(struct edge_sip *e, json_t *d)
     }
     n->next = e->nailed;
     e->nailed = n;
-    nua_invite(n->leg.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(PARK_SDP),
-               TAG_END());
+    nua_invite(n->leg.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+               SIPTAG_PAYLOAD_STR(park_sdp(n, true, sdp, sizeof(sdp))), TAG_END());
     sd_log_info("nailed-up dialog opening", "agent=%s dn=%s contact=%s", agent, dn, contact);
     load_changed(e);
 }
@@ -1097,6 +1156,7 @@ static void on_nailed_msg(struct edge_sip *e, json_t *d)
 static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park)
 {
     struct nailed *n = c->b.nailed;
+    char sdp[256];
 
     if (n == NULL)
         return;
@@ -1115,7 +1175,7 @@ static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park)
         nailed_close(n, DRAIN_REASON);
     else if (park)
         nua_invite(n->leg.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                   SIPTAG_PAYLOAD_STR(PARK_SDP), TAG_END());
+                   SIPTAG_PAYLOAD_STR(park_sdp(n, true, sdp, sizeof(sdp))), TAG_END());
     load_changed(e);
 }
 
@@ -1124,16 +1184,20 @@ static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park)
 static bool nailed_connect(struct edge_sip *e, struct edge_call *c)
 {
     struct nailed *n = nailed_of(e, c->agent_id);
+    char sdp[SDP_MAX];
 
     if (n == NULL || !n->up || n->call != NULL || n->ending || n->leg.bye_pending)
         return false;
     n->call = c;
     c->b.nailed = n;
+    c->b.origin = &n->origin;
     c->b.nh = n->leg.nh;
     snprintf(c->b.sip_call_id, sizeof(c->b.sip_call_id), "%s", n->leg.sip_call_id);
     snprintf(c->b.target, sizeof(c->b.target), "%s", n->leg.target);
     nua_handle_bind(c->b.nh, &c->b);
-    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),
+    if (edge_sdp_reorigin(c->offer, strlen(c->offer), &n->origin, true, sdp, sizeof(sdp)) < 0)
+        snprintf(sdp, sizeof(sdp), "%s", c->offer); /* checked plausible: cannot happen */
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
                TAG_END());
     sd_log_info("call connected through the nailed-up dialog", "call=%s agent=%s", c->call_id,
                 c->agent_id);
@@ -1145,6 +1209,7 @@ static void on_nailed_event(struct edge_sip *e, struct nailed *n, nua_event_t ev
                             const sip_t *sip, tagi_t tags[])
 {
     int state = nua_callstate_init;
+    char sdp[256];
 
     switch (event) {
     case nua_r_invite:
@@ -1156,11 +1221,7 @@ static void on_nailed_event(struct edge_sip *e, struct nailed *n, nua_event_t ev
         }
         if (!n->up) {
             n->up = true;
-            if (sip != NULL && sip->sip_call_id != NULL)
-                snprintf(n->leg.sip_call_id, sizeof(n->leg.sip_call_id), "%s",
-                         sip->sip_call_id->i_id);
-            if (sip != NULL && sip->sip_contact != NULL)
-                url_e(n->leg.target, (int)sizeof(n->leg.target), sip->sip_contact->m_url);
+            note_dialog(&n->leg, sip);
             n->leg.answered_up = true;
             sd_log_info("nailed-up dialog open", "agent=%s dn=%s", n->agent_id, n->dn);
             if (n->ending)
@@ -1169,7 +1230,7 @@ static void on_nailed_event(struct edge_sip *e, struct nailed *n, nua_event_t ev
         break;
     case nua_i_invite: /* the phone refreshes the session: stay parked */
         nua_respond(n->leg.nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                    SIPTAG_PAYLOAD_STR(PARK_SDP), TAG_END());
+                    SIPTAG_PAYLOAD_STR(park_sdp(n, false, sdp, sizeof(sdp))), TAG_END());
         break;
     case nua_r_bye:
         if (status >= 200) {
@@ -1215,7 +1276,9 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
             on_invite(e, nh, sip);
         break;
     case nua_r_invite:
-        if (leg != NULL && !leg->is_a)
+        if (leg != NULL && leg->call != NULL && leg->call->outbound && leg->call->step != OUT_DONE)
+            on_out_answer(e, leg, status, sip);
+        else if (leg != NULL && !leg->is_a)
             on_b_invite_answer(e, leg, status, phrase, sip);
         else if (leg != NULL && leg->is_a && leg->call->b.reinvite_in)
             relay_answer(&leg->call->b, status, sip); /* the agent's re-INVITE */
@@ -1294,32 +1357,270 @@ static int int_or(json_t *d, const char *key, int def)
     return json_is_integer(v) ? (int)json_integer_value(v) : def;
 }
 
-/* call.originate: refused while the edge drains (EventError graceful_shutdown)
- * and, until the B2BUA lands, while active too (originate_failed). Either
- * way call.rejected frees the agent agent-state reserved for the call. */
-static void on_originate(struct edge_sip *e, json_t *d)
+/* --- agent-originated calls (call.originate) ------------------------------ */
+
+/* Refuses call.originate: EventError answering agent-state's request, and
+ * call.rejected, which frees the agent agent-state reserved for the call. */
+static void originate_refuse(struct edge_sip *e, json_t *d, const char *error_reason,
+                             const char *rejected_reason, int code, const char *detail)
 {
-    bool draining = e->fsm.state != EDGE_ACTIVE;
     const char *agent = json_string_value(json_object_get(d, "agent_id"));
     const char *call = json_string_value(json_object_get(d, "call_id"));
     json_t *err, *rej;
 
-    err = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:O?, s:s, s:{}}", "agent_id", agent, "command",
-        "call.originate", "reason", draining ? "graceful_shutdown" : "originate_failed", "detail",
-        draining ? "the edge is draining" : "agent-originated calls are not implemented yet",
-        "call_id", call, "request_id", json_object_get(d, "request_id"), "edge", e->cfg.edge_id,
-        "extensions");
-    rej = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:O?}", "call_id", call, "edge",
+    err = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:s, s:{}}", "agent_id", agent, "command",
+                    "call.originate", "reason", error_reason, "detail", detail, "call_id", call,
+                    "request_id", json_object_get(d, "request_id"), "edge", e->cfg.edge_id,
+                    "extensions");
+    rej = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:O?, s:O?}", "call_id", call, "edge",
                     e->cfg.edge_id, "site", e->cfg.site, "direction", "outbound", "reject_code",
-                    503, "reason", draining ? "draining" : "failed", "agent_id", agent, "dn",
-                    json_object_get(d, "dn"));
-    if (draining && e->fsm.drain.drain_id[0] != '\0')
+                    code, "reason", rejected_reason, "agent_id", agent, "dn",
+                    json_object_get(d, "dn"), "called", json_object_get(d, "destination"));
+    if (!strcmp(rejected_reason, "draining") && e->fsm.drain.drain_id[0] != '\0')
         json_object_set_new(rej, "drain_id", json_string(e->fsm.drain.drain_id));
-    sd_log_info("call.originate refused", "agent=%s call=%s reason=%s", agent, call,
-                draining ? "graceful_shutdown" : "originate_failed");
+    sd_log_info("call.originate refused", "agent=%s call=%s reason=%s detail=\"%s\"", agent, call,
+                error_reason, detail);
     publish(e, SD_TOPIC_AGENT_EVENTS, agent, "EventError", err);
     publish(e, SD_TOPIC_CALL_EVENTS, agent, "call.rejected", rej);
+}
+
+/* The host[:port] of a sip: URI (up to its parameters). */
+static void uri_hostport(const char *uri, char *out, size_t size)
+{
+    const char *h = strchr(uri, ':') + 1, *at = strchr(h, '@');
+
+    if (at != NULL && at < h + strcspn(h, ";?>"))
+        h = at + 1;
+    snprintf(out, size, "%.*s", (int)strcspn(h, ";?>"), h);
+}
+
+/* The Request-URI for destination: a sip:/sips: URI as given; a number or a
+ * tel: URI as sip:<number>@<outbound proxy>;user=phone ('#' escaped), for
+ * the proxy to route. false: not something the edge can dial. */
+static bool dest_uri(const struct edge_sip *e, const char *dest, char *out, size_t size)
+{
+    char host[256], num[200];
+    size_t n = 0;
+    int len;
+
+    if (dest == NULL || dest[0] == '\0' || strpbrk(dest, " \t\r\n<>\"") != NULL)
+        return false;
+    if (!strncmp(dest, "sip:", 4) || !strncmp(dest, "sips:", 5)) {
+        len = snprintf(out, size, "%s", dest);
+        return len > 4 && (size_t)len < size;
+    }
+    if (!strncmp(dest, "tel:", 4))
+        dest += 4;
+    for (const char *p = dest; *p != '\0' && *p != ';'; p++) {
+        if (strchr("+0123456789*#.()-", *p) == NULL || n + 4 >= sizeof(num))
+            return false;
+        n += (size_t)snprintf(num + n, sizeof(num) - n, *p == '#' ? "%%23" : "%c", *p);
+    }
+    if (n == 0)
+        return false;
+    uri_hostport(e->cfg.outbound_proxy, host, sizeof(host));
+    len = snprintf(out, size, "sip:%s@%s;user=phone", num, host);
+    return len > 0 && (size_t)len < size;
+}
+
+/* call.originate accepted: the call, and its first step (RFC 3725 §4.4,
+ * Flow IV, the flow the RFC recommends when the far end is a person):
+ *   1. INVITE the agent's phone with an SDP offer without media; it
+ *      answers (no media either) and is ACKed: the agent is connected;
+ *   2. INVITE the destination without SDP, through SIPDRAIN_OUTBOUND_PROXY
+ *      (a Route header); its 200 carries its offer;
+ *   3. re-INVITE the phone with that offer (the edge's o= line: one
+ *      session on the phone's dialog); the phone's answer goes to the
+ *      destination in the ACK of step 2.
+ * Flow I would give the destination the phone's offer directly, but the
+ * phone's 200 would then wait un-ACKed while the destination rings (it
+ * gives up after 32 s); Flow IV has no such limit. The agent hears silence
+ * while the destination rings. Steps 2 and 3: on_out_answer. */
+static void originate_start(struct edge_sip *e, json_t *d, const char *contact, const char *uri)
+{
+    struct edge_call *c = calloc(1, sizeof(*c));
+    char to[600], from[600], sdp[256];
+
+    if (c == NULL) {
+        originate_refuse(e, d, "originate_failed", "failed", 503, "out of memory");
+        return;
+    }
+    c->a.call = c->b.call = c;
+    c->a.is_a = true;
+    c->outbound = true;
+    c->step = OUT_PHONE;
+    c->phase = CALL_RINGING;
+    c->a_final = true; /* no INVITE of anyone's waits for an answer from the edge */
+    c->routed = true;
+    c->origin.sess_id = (unsigned long)sd_wall_ms();
+    c->b.origin = &c->origin;
+    c->created_ms = sd_wall_ms();
+    snprintf(c->call_id, sizeof(c->call_id), "%s",
+             json_string_value(json_object_get(d, "call_id")));
+    snprintf(c->agent_id, sizeof(c->agent_id), "%s",
+             json_string_value(json_object_get(d, "agent_id")));
+    snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));
+    snprintf(c->caller, sizeof(c->caller), "%s", c->dn);
+    snprintf(c->called, sizeof(c->called), "%s",
+             json_string_value(json_object_get(d, "destination")));
+    snprintf(c->dest_uri, sizeof(c->dest_uri), "%s", uri);
+    snprintf(to, sizeof(to), "<sip:%s@%s>", c->dn, contact + 4);
+    snprintf(from, sizeof(from), "<%s>", uri); /* the phone shows whom it is calling */
+    c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(contact), SIPTAG_TO_STR(to),
+                         SIPTAG_FROM_STR(from), TAG_END());
+    if (c->b.nh == NULL || edge_sdp_no_media(&c->origin, sdp, sizeof(sdp)) < 0) {
+        if (c->b.nh != NULL)
+            nua_handle_destroy(c->b.nh);
+        free(c);
+        originate_refuse(e, d, "originate_failed", "failed", 503, "SIP handle not created");
+        return;
+    }
+    c->next = e->calls;
+    e->calls = c;
+    e->calls_total++;
+    call_report(e, c, "offered", NULL, 0);
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+               TAG_END());
+    sd_log_info("outbound call: calling the agent's phone", "call=%s agent=%s contact=%s to=%s",
+                c->call_id, c->agent_id, contact, uri);
+    load_changed(e);
+}
+
+/* Step 2: the destination, without SDP, through the outbound proxy; the
+ * edge ACKs its 200 itself (with the phone's answer), so no auto-ACK. */
+static bool originate_dest(struct edge_sip *e, struct edge_call *c)
+{
+    char from[600], to[600], route[600], host[256];
+
+    uri_hostport(e->cfg.sip_url, host, sizeof(host));
+    snprintf(from, sizeof(from), "<sip:%s@%s>", c->dn, host);
+    snprintf(to, sizeof(to), "<%s>", c->dest_uri);
+    snprintf(route, sizeof(route), "<%s%s>", e->cfg.outbound_proxy,
+             strstr(e->cfg.outbound_proxy, ";lr") != NULL ? "" : ";lr");
+    c->a.nh = nua_handle(e->nua, &c->a, NUTAG_URL(c->dest_uri), SIPTAG_TO_STR(to),
+                         SIPTAG_FROM_STR(from), TAG_END());
+    if (c->a.nh == NULL)
+        return false;
+    nua_set_hparams(c->a.nh, NUTAG_AUTOACK(0), TAG_END());
+    nua_invite(c->a.nh, SIPTAG_ROUTE_STR(route), TAG_END());
+    sd_log_info("outbound call: the phone answered, calling the destination", "call=%s uri=%s",
+                c->call_id, c->dest_uri);
+    return true;
+}
+
+/* Final answers while an outbound call is set up (steps of originate_start). */
+static void on_out_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip)
+{
+    struct edge_call *c = l->call;
+    const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
+    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+    char sdp[SDP_MAX], reason[128];
+
+    if (status < 200)
+        return;    /* ringing: the agent is connected already and hears silence */
+    if (l->is_a) { /* the destination's answer (step 2) */
+        if (status >= 300) {
+            c->step = OUT_DONE;
+            snprintf(reason, sizeof(reason), "SIP;cause=%d;text=\"destination: %s\"", status,
+                     phrase_of(status));
+            sd_log_info("outbound call not answered", "call=%s status=%d", c->call_id, status);
+            call_end(e, c, failure_cause(status), status);
+            leg_end(&c->b, reason, 0);
+            return;
+        }
+        l->answered_up = true;
+        note_dialog(l, sip);
+        if (c->phase == CALL_ENDED || c->b.gone || c->b.bye_pending) {
+            c->step = OUT_DONE; /* the agent hung up meanwhile */
+            nua_ack(l->nh, TAG_END());
+            leg_bye(l, NULL);
+            return;
+        }
+        if (pl == NULL || !edge_sdp_plausible(pl->pl_data, pl->pl_len, true) ||
+            edge_sdp_reorigin(pl->pl_data, pl->pl_len, &c->origin, true, sdp, sizeof(sdp)) < 0) {
+            c->step = OUT_DONE;
+            sd_log_warn("outbound call: the destination answered without a usable SDP offer",
+                        "call=%s", c->call_id);
+            nua_ack(l->nh, TAG_END());
+            call_end(e, c, "failed", 0);
+            leg_bye(l, "SIP;cause=488;text=\"no usable SDP offer in the 200\"");
+            leg_bye(&c->b, NULL);
+            return;
+        }
+        c->step = OUT_CONNECT;
+        nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+                   TAG_END());
+        return;
+    }
+    if (c->step == OUT_PHONE) { /* step 1 */
+        if (status >= 300) {
+            c->step = OUT_DONE;
+            sd_log_info("outbound call: the agent's phone did not answer", "call=%s status=%d",
+                        c->call_id, status);
+            call_end(e, c, failure_cause(status), status);
+            return;
+        }
+        l->answered_up = true;
+        note_dialog(l, sip);
+        if (c->phase == CALL_ENDED) {
+            c->step = OUT_DONE;
+            leg_bye(l, NULL);
+        } else if (!originate_dest(e, c)) {
+            c->step = OUT_DONE;
+            call_end(e, c, "failed", 0);
+            leg_bye(l, NULL);
+        } else {
+            c->step = OUT_DEST;
+        }
+        return;
+    }
+    /* step 3: the phone's answer to the destination's offer */
+    c->step = OUT_DONE;
+    if (status >= 300 || pl == NULL) {
+        sd_log_warn("outbound call: the agent's phone refused the destination's media",
+                    "call=%s status=%d", c->call_id, status);
+        nua_ack(c->a.nh, TAG_END());
+        call_end(e, c, "failed", status >= 300 ? status : 0);
+        leg_bye(&c->a, "SIP;cause=488;text=\"the agent's phone refused the media\"");
+        leg_bye(&c->b, NULL);
+        return;
+    }
+    nua_ack(c->a.nh, SIPTAG_CONTENT_TYPE_STR(ct ? ct : "application/sdp"), SIPTAG_PAYLOAD(pl),
+            TAG_END());
+    nua_set_hparams(c->a.nh, NUTAG_AUTOACK(1), TAG_END()); /* later re-INVITEs: NUA ACKs */
+    if (c->phase == CALL_ENDED) {                          /* cut meanwhile */
+        leg_bye(&c->a, DEADLINE_REASON);
+        leg_bye(&c->b, DEADLINE_REASON);
+        return;
+    }
+    c->phase = CALL_ANSWERED;
+    c->answered_ms = sd_wall_ms();
+    call_report(e, c, "established", NULL, 0);
+    sd_log_info("call established", "call=%s agent=%s direction=outbound", c->call_id, c->agent_id);
+}
+
+/* call.originate from agent-state (the bus thread added the phone's
+ * contact at this edge: "" = none, null = the database is away). */
+static void on_originate(struct edge_sip *e, json_t *d)
+{
+    json_t *contact = json_object_get(d, "contact");
+    char uri[512];
+
+    if (e->fsm.state != EDGE_ACTIVE)
+        originate_refuse(e, d, "graceful_shutdown", "draining", 503, "the edge is draining");
+    else if (e->cfg.outbound_proxy == NULL)
+        originate_refuse(e, d, "originate_failed", "failed", 503,
+                         "SIPDRAIN_OUTBOUND_PROXY is not set on this edge");
+    else if (!json_is_string(contact))
+        originate_refuse(e, d, "internal_error", "failed", 503, "the database is unavailable");
+    else if (strncmp(json_string_value(contact), "sip:", 4) != 0)
+        originate_refuse(e, d, "not_registered", "not_registered", 480,
+                         "the agent's phone is not registered at this edge");
+    else if (!dest_uri(e, json_string_value(json_object_get(d, "destination")), uri, sizeof(uri)))
+        originate_refuse(e, d, "originate_failed", "failed", 484,
+                         "the destination is not a number or a sip:/tel: URI");
+    else
+        originate_start(e, d, json_string_value(contact), uri);
 }
 
 static void on_control(struct edge_sip *e, json_t *msg)

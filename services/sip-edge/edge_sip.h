@@ -17,12 +17,13 @@
 struct edge_sip_config {
     const char *edge_id;
     const char *site;
-    const char *sip_url;       /* SIPDRAIN_SIP_URL: where NUA listens (UDP and TCP) */
-    const char *peer_site_uri; /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
-    const char *route_points;  /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
-    const char *source;        /* "sip-edge/<edge id>" */
-    int sip_t1_ms;             /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
-    struct edge_config drain;  /* reject code, BYE timeout, Retry-After */
+    const char *sip_url;        /* SIPDRAIN_SIP_URL: where NUA listens (UDP and TCP) */
+    const char *peer_site_uri;  /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
+    const char *route_points;   /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
+    const char *outbound_proxy; /* SIPDRAIN_OUTBOUND_PROXY: agent-originated calls, may be NULL */
+    const char *source;         /* "sip-edge/<edge id>" */
+    int sip_t1_ms;              /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
+    struct edge_config drain;   /* reject code, BYE timeout, Retry-After */
 };
 
 struct edge_sip;

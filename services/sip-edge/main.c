@@ -71,7 +71,8 @@ static const struct sd_cfg_item cfg_items[] = {
     {"SIPDRAIN_ROUTE_POINTS", SD_CFG_STRING, F(route_points), 0, 0, NULL, NULL, false,
      "comma-separated DNs that go to the longest-idle Ready agent"},
     {"SIPDRAIN_OUTBOUND_PROXY", SD_CFG_STRING, F(outbound_proxy), 0, 0, NULL, NULL, false,
-     "where agent-originated calls go (SIP URI)"},
+     "where agent-originated calls go (sip: URI of the first hop; unset: call.originate is "
+     "refused)"},
     {"SIPDRAIN_SIP_T1_MS", SD_CFG_INT, F(sip_t1_ms), 50, 5000, NULL, "500", false,
      "RFC 3261 T1 in ms (transaction timers; Timer F = 64 x T1); shorter only for tests"},
     {"SIPDRAIN_TOPIC_PREFIX", SD_CFG_STRING, F(topic_prefix), 0, 0, NULL, NULL, false,
@@ -111,6 +112,10 @@ static void check_config(const struct sip_edge_cfg *c)
     if (c->peer_site_uri != NULL && strncmp(c->peer_site_uri, "sip:", 4) != 0 &&
         strncmp(c->peer_site_uri, "sips:", 5) != 0)
         die_config("SIPDRAIN_PEER_SITE_URI", "must be a sip: or sips: URI");
+    if (c->outbound_proxy != NULL && strncmp(c->outbound_proxy, "sip:", 4) != 0)
+        die_config("SIPDRAIN_OUTBOUND_PROXY", "must be a sip: URI, e.g. sip:10.0.0.5:5060");
+    if (c->outbound_proxy != NULL && strpbrk(c->outbound_proxy, "<>\" \t") != NULL)
+        die_config("SIPDRAIN_OUTBOUND_PROXY", "must be a bare sip: URI (no <>, quotes or spaces)");
     if (c->reject_code >= 300 && c->reject_code <= 302 && c->peer_site_uri == NULL)
         die_config("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE",
                    "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
@@ -156,6 +161,7 @@ int main(int argc, char **argv)
             .sip_url = c.sip_url,
             .peer_site_uri = c.peer_site_uri,
             .route_points = c.route_points,
+            .outbound_proxy = c.outbound_proxy,
             .sip_t1_ms = (int)c.sip_t1_ms,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},

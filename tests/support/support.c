@@ -281,8 +281,8 @@ int sdt_free_port(void)
 
 /* SIPp's argv for one scenario run; strings live in a static pool per call
  * (a test runs at most a few at once). */
-static const char **sipp_argv(const char *scenario, int remote_port, const char *service,
-                              const char *const *keys)
+static const char **sipp_argv(const char *scenario, int local_port, int remote_port,
+                              const char *service, const char *const *keys)
 {
     static char pool[4][8][600];
     static const char *argv[4][40];
@@ -290,7 +290,7 @@ static const char **sipp_argv(const char *scenario, int remote_port, const char 
     int n = 0, k = 0;
     char(*str)[600] = pool[slot];
     const char **av = argv[slot];
-    int port = sdt_free_port();
+    int port = local_port > 0 ? local_port : sdt_free_port();
 
     slot = (slot + 1) % 4;
     snprintf(str[k], 600, "127.0.0.1:%d", remote_port);
@@ -342,7 +342,13 @@ static const char **sipp_argv(const char *scenario, int remote_port, const char 
 pid_t sdt_sipp_start(const char *scenario, int remote_port, const char *service,
                      const char *const *keys)
 {
-    const char **av = sipp_argv(scenario, remote_port, service, keys);
+    return sdt_sipp_start_on(scenario, 0, remote_port, service, keys);
+}
+
+pid_t sdt_sipp_start_on(const char *scenario, int local_port, int remote_port, const char *service,
+                        const char *const *keys)
+{
+    const char **av = sipp_argv(scenario, local_port, remote_port, service, keys);
 
     return spawn("/usr/bin/sipp", av + 1, NULL, "/dev/null", true, false);
 }

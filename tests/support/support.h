@@ -72,6 +72,10 @@ int sdt_sipp(const char *scenario, int remote_port, const char *service, const c
 pid_t sdt_sipp_start(const char *scenario, int remote_port, const char *service,
                      const char *const *keys);
 int sdt_sipp_wait(pid_t pid, int timeout_ms);
+/* As sdt_sipp_start, SIPp bound to local_port (a peer the edge is told
+ * about before SIPp starts, e.g. the outbound proxy). */
+pid_t sdt_sipp_start_on(const char *scenario, int local_port, int remote_port, const char *service,
+                        const char *const *keys);
 
 /* A fresh random topic prefix "t.<random>." with the topics of DESIGN.md §2
  * and the dead-letter topic created under it (6 partitions each), for a
