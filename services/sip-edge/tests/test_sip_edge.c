@@ -735,6 +735,157 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* --- agent-originated calls ------------------------------------------------ */
+
+/* agent-state's call.originate for agent a1 on DN 2001. */
+static void originate(struct edge_env *e, const char *edge, const char *call_id,
+                      const char *destination)
+{
+    control(e, edge, "call.originate",
+            json_pack("{s:s, s:s, s:s, s:s, s:s}", "agent_id", "a1", "dn", "2001", "destination",
+                      destination, "call_id", call_id, "request_id",
+                      "b0f3e2b6-08b3-40c0-ae47-3d68601ab49f"));
+}
+
+/* Starts an edge whose outbound proxy is a SIPp destination on a port of
+ * its own; returns that port. */
+static int edge_start_with_proxy(struct edge_env *e, struct edge_proc *p)
+{
+    static char proxy[64];
+    const char *extra[] = {proxy, NULL};
+    int port = sdt_free_port();
+
+    snprintf(proxy, sizeof(proxy), "SIPDRAIN_OUTBOUND_PROXY=sip:127.0.0.1:%d", port);
+    edge_start(e, p, "edge-2a", extra);
+    return port;
+}
+
+Test(sip_edge, an_agent_originated_call_connects_phone_and_destination_by_rfc3725_flow_iv,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    const char *dest_keys[] = {"hold_ms", "300", NULL};
+    const char *phone_keys[] = {"dest", "answer", NULL};
+    pid_t phone, dest;
+    int dest_port;
+
+    env_setup(&e);
+    dest_port = edge_start_with_proxy(&e, &p);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_3pcc", "2001", phone_keys);
+    dest = sdt_sipp_start_on("dest_answer", dest_port, p.port, "4930123456", dest_keys);
+    originate(&e, "edge-2a", "out-0001", "4930123456");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone: INVITE without media, re-INVITE with the destination's offer, BYE");
+    cr_expect_eq(sdt_sipp_wait(dest, WAIT_MS), 0,
+                 "the destination: INVITE without SDP via the proxy, ACK with the phone's answer");
+    call_events_read(&e, &ce, 3);
+    cr_assert_eq(ce.n, 3, "call events: %zu", ce.n);
+    cr_expect_str_eq(ce.type[0], "call.offered");
+    cr_expect_str_eq(ce.type[1], "call.established");
+    cr_expect_str_eq(ce.type[2], "call.ended");
+    for (size_t i = 0; i < ce.n; i++) {
+        cr_expect_str_eq(field(ce.data[i], "call_id"), "out-0001");
+        cr_expect_str_eq(field(ce.data[i], "direction"), "outbound");
+        cr_expect_str_eq(field(ce.data[i], "called"), "4930123456");
+        cr_expect_str_eq(field(ce.data[i], "caller"), "2001");
+    }
+    cr_expect_str_eq(field(ce.data[2], "end_cause"), "caller_hangup");
+    cr_expect(json_is_true(json_object_get(ce.data[2], "answered")));
+    call_events_free(&ce);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE call_id = 'out-0001'"
+                                      " AND direction = 'outbound' AND agent_id = 'a1'"
+                                      " AND state = 'ended' AND answered_at IS NOT NULL"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, a_busy_destination_ends_the_agent_leg_and_the_call_as_busy, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    const char *phone_keys[] = {"dest", "busy", NULL};
+    pid_t phone, dest;
+    int dest_port;
+
+    env_setup(&e);
+    dest_port = edge_start_with_proxy(&e, &p);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_3pcc", "2001", phone_keys);
+    dest = sdt_sipp_start_on("dest_busy", dest_port, p.port, "4930123456", NULL);
+    originate(&e, "edge-2a", "out-0004", "tel:4930123456");
+    cr_expect_eq(sdt_sipp_wait(dest, WAIT_MS), 0, "the destination: INVITE without SDP, 486");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone: INVITE without media, then BYE (no re-INVITE)");
+    call_events_read(&e, &ce, 2);
+    cr_assert_eq(ce.n, 2, "call events: %zu", ce.n);
+    cr_expect_str_eq(ce.type[0], "call.offered");
+    cr_expect_str_eq(ce.type[1], "call.ended");
+    cr_expect_str_eq(field(ce.data[1], "end_cause"), "busy");
+    cr_expect_eq(json_integer_value(json_object_get(ce.data[1], "sip_status")), 486);
+    cr_expect(json_is_false(json_object_get(ce.data[1], "answered")));
+    call_events_free(&ce);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE call_id = 'out-0004'"
+                                      " AND state = 'ended' AND end_cause = 'busy'"
+                                      " AND answered_at IS NULL"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* call.originate that cannot be carried out: EventError (the reason) and
+ * call.rejected (frees the agent), and the edge carries on. */
+Test(sip_edge, call_originate_for_an_unregistered_phone_or_a_bad_destination_is_refused,
+     .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdt_msgs m;
+    struct sd_err err = {0};
+    const char *want[2] = {"not_registered", "originate_failed"};
+
+    env_setup(&e);
+    edge_start_with_proxy(&e, &p);
+    originate(&e, "edge-2a", "out-0002", "4930123456"); /* no phone registered */
+    m = sdt_consume(e.agent_events, 1, WAIT_MS);
+    cr_assert_eq(m.n, 1);
+    sdt_msgs_free(&m);
+    sdt_pg_run(e.dsn, "INSERT INTO registrations (dn, contact, edge_id, expires_at) VALUES"
+                      " ('2001', 'sip:2001@127.0.0.1:9', 'edge-2a', now() + interval '1 hour')");
+    originate(&e, "edge-2a", "out-0003", "not a number");
+    m = sdt_consume(e.agent_events, 2, WAIT_MS);
+    cr_assert_eq(m.n, 2);
+    for (size_t i = 0; i < m.n; i++) {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0);
+        cr_expect_str_eq(ev.type, "EventError");
+        cr_expect_str_eq(field(ev.data, "reason"), want[i]);
+        cr_expect_str_eq(field(ev.data, "call_id"), i == 0 ? "out-0002" : "out-0003");
+        sd_event_clear(&ev);
+    }
+    cr_expect_eq(sdt_validate_events(&m), 0);
+    sdt_msgs_free(&m);
+    m = sdt_consume(e.call_events, 2, WAIT_MS);
+    cr_assert_eq(m.n, 2);
+    for (size_t i = 0; i < m.n; i++) {
+        struct sd_event ev;
+        cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0);
+        cr_expect_str_eq(ev.type, "call.rejected");
+        cr_expect_str_eq(field(ev.data, "reason"), i == 0 ? "not_registered" : "failed");
+        sd_event_clear(&ev);
+    }
+    cr_expect_eq(sdt_validate_events(&m), 0);
+    sdt_msgs_free(&m);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 0);
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "the edge carries on");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 /* Under valgrind in the normal build; in the ASan build (valgrind cannot
  * run an ASan binary) the edge's own sanitizers make a leak or an error a
  * non-zero exit instead. */
