@@ -205,7 +205,9 @@ say "starting Kafka on 127.0.0.1:$bport (controller 127.0.0.1:$cport), log $log"
 # setsid+nohup: detached from our process group and terminal; all fds
 # redirected so callers doing $(kafka-up.sh) do not wait for the JVM.
 [[ -f "$log" ]] && mv -f "$log" "$log.prev"   # keep the previous run's log
-setsid nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+# 1 GiB: a long-lived local stack collects the topics of every test run
+# (thousands of partitions); 512 MiB ran out of heap after ~18,000.
+setsid nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
   -Dlog4j.configuration="file:$run/log4j.properties" \
   -cp "$CP" kafka.Kafka "$run/server.properties" </dev/null >"$log" 2>&1 &
 pid=$!
