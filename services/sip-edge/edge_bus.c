@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "edge_db.h"
 #include "sipdrain/event.h"
@@ -563,6 +564,7 @@ static void *run(void *arg)
 {
     struct edge_bus *b = arg;
 
+    prctl(PR_SET_NAME, "edge-bus"); /* top -H, /proc/PID/task: which thread is busy */
     sd_loop_run(b->loop);
     return NULL;
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sipdrain/event.h"
+
 int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, const char *contact,
                      int expires_s, struct sd_err *err)
 {
@@ -50,9 +52,15 @@ static void copy_col(char *dst, size_t size, PGresult *res, int row, int col)
     snprintf(dst, size, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
+/* The phone's live registration, as a column of a statement on agents. */
+#define LIVE_CONTACT                                                                               \
+    "(SELECT g.contact FROM registrations g WHERE g.dn = agents.dn AND g.expires_at > now()"       \
+    " ORDER BY g.updated_at DESC LIMIT 1)"
+
 /* The agent for a route point: the longest-idle Ready agent of the site
  * whose phone is registered, taken with SKIP LOCKED so two edges routing
- * at once never pick the same one. */
+ * at once never pick the same one. One statement: reserves it and returns
+ * its phone's contact. */
 static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
     const char *values[2] = {r->call_id_used, r->site};
@@ -64,7 +72,7 @@ static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd
         "   AND EXISTS (SELECT 1 FROM registrations g WHERE g.dn = a.dn"
         "               AND g.expires_at > now())"
         "   ORDER BY a.ready_since NULLS LAST LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING agent_id, dn",
+        " RETURNING agent_id, dn, " LIVE_CONTACT,
         2, values, NULL, NULL, err);
 
     if (res == NULL)
@@ -75,98 +83,104 @@ static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd
     } else {
         copy_col(r->agent_id, sizeof(r->agent_id), res, 0, 0);
         copy_col(r->agent_dn, sizeof(r->agent_dn), res, 0, 1);
+        copy_col(r->contact, sizeof(r->contact), res, 0, 2);
     }
     PQclear(res);
     return 0;
 }
 
-/* The agent logged in on dn, if it is free (not on a call). */
+/* The agent logged in on dn, if it is free (not on a call) and its phone
+ * registered: reserved, with the phone's contact, in one statement. Only
+ * when it is not does a second one say why (404, 480, 486). */
 static int reserve_dn(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
     const char *values[2] = {r->dn, r->call_id_used};
-    PGresult *res = sd_pg_query(pg,
-                                "SELECT agent_id, state, call_id IS NOT NULL FROM agents"
-                                " WHERE dn = $1 ORDER BY state = 'logged_out' LIMIT 1 FOR UPDATE",
-                                1, values, NULL, NULL, err);
+    PGresult *res = sd_pg_query(
+        pg,
+        "UPDATE agents SET call_id = $2, version = version + 1, updated_at = now()"
+        " WHERE agent_id = (SELECT agent_id FROM agents WHERE dn = $1 AND state <> 'logged_out'"
+        "                   LIMIT 1 FOR UPDATE)"
+        " AND call_id IS NULL"
+        " AND EXISTS (SELECT 1 FROM registrations g WHERE g.dn = $1 AND g.expires_at > now())"
+        " RETURNING agent_id, " LIVE_CONTACT,
+        2, values, NULL, NULL, err);
 
+    if (res == NULL)
+        return -1;
+    snprintf(r->agent_dn, sizeof(r->agent_dn), "%s", r->dn);
+    if (PQntuples(res) > 0) {
+        copy_col(r->agent_id, sizeof(r->agent_id), res, 0, 0);
+        copy_col(r->contact, sizeof(r->contact), res, 0, 1);
+        PQclear(res);
+        return 0;
+    }
+    PQclear(res);
+    res = sd_pg_query(pg,
+                      "SELECT agent_id, state, call_id IS NOT NULL, EXISTS (SELECT 1 FROM"
+                      " registrations g WHERE g.dn = $1 AND g.expires_at > now()) FROM agents"
+                      " WHERE dn = $1 ORDER BY state = 'logged_out' LIMIT 1",
+                      1, values, NULL, NULL, err);
     if (res == NULL)
         return -1;
     if (PQntuples(res) == 0) {
         r->status = 404;
         r->reason = "unknown_dn";
-    } else if (strcmp(PQgetvalue(res, 0, 1), "logged_out") == 0) {
-        r->status = 480;
-        r->reason = "agent_not_available";
-    } else if (PQgetvalue(res, 0, 2)[0] == 't') {
-        r->status = 486;
-        r->reason = "agent_busy";
-    }
-    if (PQntuples(res) > 0) {
+        r->agent_dn[0] = '\0';
+    } else {
         copy_col(r->agent_id, sizeof(r->agent_id), res, 0, 0);
-        snprintf(r->agent_dn, sizeof(r->agent_dn), "%s", r->dn);
+        r->status = 480;
+        if (strcmp(PQgetvalue(res, 0, 1), "logged_out") == 0)
+            r->reason = "agent_not_available";
+        else if (PQgetvalue(res, 0, 2)[0] == 't') {
+            r->status = 486;
+            r->reason = "agent_busy";
+        } else
+            r->reason = "not_registered";
     }
     PQclear(res);
-    if (r->status != 0)
+    return 0;
+}
+
+/* The calls row; a row of that id already there (the same SIP call routed
+ * again, e.g. after a failover between edges) makes it call_id~edge~ms,
+ * and the agent's reservation follows. */
+static int insert_call(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    const char *values[4] = {r->call_id_used, r->edge_id, r->site, r->agent_id};
+    const char *sql = "INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"
+                      " VALUES ($1, $2, $3, $4, 'inbound', 'offered')"
+                      " ON CONFLICT (call_id) DO NOTHING RETURNING 1";
+    PGresult *res = sd_pg_query(pg, sql, 4, values, NULL, NULL, err);
+    int inserted;
+
+    if (res == NULL)
+        return -1;
+    inserted = PQntuples(res);
+    PQclear(res);
+    if (inserted > 0)
         return 0;
-    values[0] = r->agent_id;
-    return sd_pg_exec(pg,
-                      "UPDATE agents SET call_id = $2, version = version + 1, updated_at = now()"
-                      " WHERE agent_id = $1",
-                      2, values, err) < 0
+    snprintf(r->call_id_used, sizeof(r->call_id_used), "%.200s~%s~%lld", r->call_id, r->edge_id,
+             (long long)sd_wall_ms());
+    values[0] = r->call_id_used;
+    if (sd_pg_exec(pg, sql, 4, values, err) < 0)
+        return -1;
+    values[1] = r->agent_id;
+    return sd_pg_exec(pg, "UPDATE agents SET call_id = $1 WHERE agent_id = $2", 2, values, err) < 0
                ? -1
                : 0;
 }
 
 int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
-    const char *values[4];
-    PGresult *res;
-
     r->status = 0;
     r->reason = NULL;
     r->agent_id[0] = r->agent_dn[0] = r->contact[0] = '\0';
     snprintf(r->call_id_used, sizeof(r->call_id_used), "%s", r->call_id);
-    values[0] = r->call_id;
-    res = sd_pg_query(pg,
-                      "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint"
-                      " FROM calls WHERE call_id = $1",
-                      1, values, NULL, NULL, err);
-    if (res == NULL)
-        return -1;
-    if (PQntuples(res) > 0)
-        snprintf(r->call_id_used, sizeof(r->call_id_used), "%.200s~%s~%s", r->call_id, r->edge_id,
-                 PQgetvalue(res, 0, 0));
-    PQclear(res);
     if ((r->route_point ? reserve_route_point(pg, r, err) : reserve_dn(pg, r, err)) < 0)
         return -1;
     if (r->status != 0)
         return 0;
-    values[0] = r->agent_dn;
-    res = sd_pg_query(pg,
-                      "SELECT contact FROM registrations WHERE dn = $1 AND expires_at > now()"
-                      " ORDER BY updated_at DESC LIMIT 1",
-                      1, values, NULL, NULL, err);
-    if (res == NULL)
-        return -1;
-    if (PQntuples(res) == 0) {
-        r->status = 480;
-        r->reason = "not_registered";
-    } else {
-        copy_col(r->contact, sizeof(r->contact), res, 0, 0);
-    }
-    PQclear(res);
-    if (r->status != 0)
-        return 0;
-    values[0] = r->call_id_used;
-    values[1] = r->edge_id;
-    values[2] = r->site;
-    values[3] = r->agent_id;
-    return sd_pg_exec(pg,
-                      "INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"
-                      " VALUES ($1, $2, $3, $4, 'inbound', 'offered')",
-                      4, values, err) < 0
-               ? -1
-               : 0;
+    return insert_call(pg, r, err);
 }
 
 int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_id,

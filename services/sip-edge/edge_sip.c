@@ -39,6 +39,7 @@ struct edge_leg;
 #define ROUTE_POINTS_MAX 32
 #define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
 #define DRAIN_REASON     "SIP;cause=503;text=\"site draining\""
+#define STOP_REASON      "SIP;cause=503;text=\"edge stopped at once\""
 
 #define SDP_MAX 8192 /* an SDP body the edge rewrites (origin) or builds */
 
@@ -268,7 +269,7 @@ static void publish(struct edge_sip *e, const char *topic, const char *key, cons
 /* --- the drain ---------------------------------------------------------- */
 
 static void arm_fsm_timer(struct edge_sip *e);
-static void cut_calls(struct edge_sip *e);
+static void cut_calls(struct edge_sip *e, const char *reason);
 static void give_up_byes(struct edge_sip *e);
 static void end_nailed_up(struct edge_sip *e);
 static bool nailed_connect(struct edge_sip *e, struct edge_call *c);
@@ -296,8 +297,8 @@ static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cau
                     e->fsm.drain.drain_id[0] ? e->fsm.drain.drain_id : "-");
     for (size_t i = 0; i < out.n; i++) {
         switch (out.a[i]) {
-        case EDGE_DO_CUT_CALLS:
-            cut_calls(e);
+        case EDGE_DO_CUT_CALLS: /* the deadline, or a forced stop (second SIGTERM, force) */
+            cut_calls(e, e->fsm.state == EDGE_STOPPING ? STOP_REASON : DEADLINE_REASON);
             break;
         case EDGE_DO_RETRANSMIT_BYES_STOP:
             give_up_byes(e);
@@ -1027,16 +1028,21 @@ static void on_terminated(struct edge_sip *e, struct edge_leg *l)
 }
 
 /* The drain deadline, or a forced stop: end every call, both legs, saying why. */
-static void cut_calls(struct edge_sip *e)
+static void cut_calls(struct edge_sip *e, const char *reason)
 {
+    unsigned long before = e->calls_cut;
+
     for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
         if (c->phase == CALL_ENDED)
             continue;
-        leg_end(&c->a, DEADLINE_REASON, 503);
-        leg_end(&c->b, DEADLINE_REASON, 503);
+        leg_end(&c->a, reason, 503);
+        leg_end(&c->b, reason, 503);
         e->calls_cut++;
         call_end(e, c, "drain_deadline", 0);
     }
+    if (e->calls_cut > before)
+        sd_log_warn("calls cut", "calls=%lu why=%s", e->calls_cut - before,
+                    strcmp(reason, STOP_REASON) == 0 ? "forced_stop" : "drain_deadline");
     load_changed(e);
 }
 
@@ -1726,13 +1732,13 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
      * wake-up and a context switch each; measured: half the edge's CPU per
      * call). The SIP thread never blocks, so nothing is lost. */
     su_root_threading(e->root, 0);
-    e->nua = nua_create(e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
-                        NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
-                        /* T1 alone does not shorten Timer F in sofia-sip 1.12.11 */
-                        NTATAG_SIP_T1((unsigned)cfg->sip_t1_ms),
-                        NTATAG_SIP_T1X64((unsigned)cfg->sip_t1_ms * 64),
-                        NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
-                        NUTAG_ALLOW("REGISTER"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
+    e->nua = nua_create(
+        e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
+        NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
+        /* T1 alone does not shorten Timer F in sofia-sip 1.12.11 */
+        NTATAG_SIP_T1((unsigned)cfg->sip_t1_ms), NTATAG_SIP_T1X64((unsigned)cfg->sip_t1_ms * 64),
+        NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"),
+        NUTAG_ALLOW("INFO"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
     if (e->nua == NULL) {
         sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_SIP_URL: cannot listen on %s", cfg->sip_url);
         goto fail;

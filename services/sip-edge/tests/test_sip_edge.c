@@ -567,6 +567,58 @@ Test(sip_edge, an_inbound_call_reaches_the_agent_with_sdp_both_ways_and_ends_cle
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* Calls the edge cannot route: the SIP answer (SIPp accepts 404, 480 or
+ * 486; which one is asserted from call.rejected's reject_code, the status
+ * the edge answered with) and the reason, with nothing reserved. */
+Test(sip_edge, unroutable_calls_get_404_480_or_486_and_call_rejected_says_why, .timeout = 180)
+{
+    static const struct {
+        const char *dn, *reason;
+        int code;
+    } want[] = {{"2999", "unknown_dn", 404},
+                {"2002", "agent_not_available", 480},
+                {"2003", "agent_busy", 486},
+                {"2004", "not_registered", 480}};
+    const size_t n = sizeof(want) / sizeof(want[0]);
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, call_id) VALUES"
+                      " ('a2', '2002', 'site2', 'logged_out', NULL),"
+                      " ('a3', '2003', 'site2', 'ready', 'another-call'),"
+                      " ('a4', '2004', 'site2', 'ready', NULL)");
+    sdt_pg_run(e.dsn, "INSERT INTO registrations (dn, contact, edge_id, expires_at) VALUES"
+                      " ('2002', 'sip:2002@127.0.0.1:9', 'edge-2a', now() + interval '1 hour'),"
+                      " ('2003', 'sip:2003@127.0.0.1:9', 'edge-2a', now() + interval '1 hour')");
+    for (size_t i = 0; i < n; i++)
+        cr_expect_eq(sdt_sipp("invite_refused_4xx", p.port, want[i].dn, NULL), 0, "DN %s",
+                     want[i].dn);
+    call_events_read(&e, &ce, n);
+    cr_assert_eq(ce.n, n, "call events: %zu", ce.n);
+    for (size_t i = 0; i < n; i++) { /* keyed by agent or DN: any order across partitions */
+        json_t *d = NULL;
+        for (size_t k = 0; k < ce.n; k++) {
+            if (!strcmp(ce.type[k], "call.rejected") &&
+                !strcmp(field(ce.data[k], "called"), want[i].dn))
+                d = ce.data[k];
+        }
+        cr_assert_not_null(d, "no call.rejected for DN %s", want[i].dn);
+        cr_expect_str_eq(field(d, "reason"), want[i].reason, "DN %s", want[i].dn);
+        cr_expect_eq(json_integer_value(json_object_get(d, "reject_code")), want[i].code, "DN %s",
+                     want[i].dn);
+    }
+    call_events_free(&ce);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 0, "no calls row");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE call_id IS NOT NULL"
+                                      " AND call_id <> 'another-call'"),
+                 0, "nothing reserved");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 Test(sip_edge, a_route_point_call_goes_to_the_longest_idle_ready_agent, .timeout = 180)
 {
     struct edge_env e;
@@ -633,6 +685,111 @@ Test(sip_edge, the_agent_hanging_up_is_relayed_to_the_caller, .timeout = 180)
                  1);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_edge, a_hold_reinvite_and_an_info_from_the_caller_reach_the_phone_and_back, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *hold[] = {"hold_ms", "200", NULL};
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_hold", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_hold", p.port, "2001", hold), 0,
+                 "the gateway: re-INVITE a=sendonly answered a=recvonly, INFO answered 200");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone: re-INVITE a=sendonly, INFO Signal=5, then BYE");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
+                                      " AND end_cause = 'caller_hangup'"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* Waits until n calls are established (the calls rows). */
+static void wait_established(struct edge_env *e, int n)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    while (sdt_pg_scalar(e->dsn, "SELECT count(*) FROM calls WHERE state = 'established'") < n) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the call was never established");
+        usleep(50000);
+    }
+}
+
+Test(sip_edge, the_drain_deadline_byes_both_legs_with_a_reason, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    char deadline[SD_EVENT_TIME_LEN + 1];
+    pid_t phone, gateway;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    gateway = sdt_sipp_start("gateway_call_cut", p.port, "2001", NULL);
+    wait_established(&e, 1);
+    sd_time_format_ms(sd_wall_ms() + 2000, deadline);
+    drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:s}", "deadline_at", deadline));
+    cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0,
+                 "the caller: BYE with Reason SIP;cause=503 ... deadline");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone: BYE from the edge");
+    call_events_read(&e, &ce, 3);
+    cr_assert_eq(ce.n, 3, "call events: %zu", ce.n);
+    cr_expect_str_eq(ce.type[2], "call.ended");
+    cr_expect_str_eq(field(ce.data[2], "end_cause"), "drain_deadline");
+    call_events_free(&ce);
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
+                                      " AND end_cause = 'drain_deadline'"),
+                 1);
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+    {
+        char states[256][16];
+        size_t n = statuses(&e, "edge-2a", states, 256);
+        struct sdt_msgs m = sdt_consume(e.status, (size_t)sdt_topic_count(e.status), 10000);
+        struct sd_err err = {0};
+        struct sd_event ev;
+        cr_assert_gt(m.n, 0);
+        cr_assert_eq(sd_event_parse(m.m[m.n - 1].value, m.m[m.n - 1].len, &ev, &err), 0);
+        cr_expect_eq(json_integer_value(json_object_get(ev.data, "calls_cut")), 1,
+                     "edge.status calls_cut");
+        sd_event_clear(&ev);
+        sdt_msgs_free(&m);
+        cr_expect_gt(n, 0);
+    }
+}
+
+Test(sip_edge, a_forced_shutdown_ends_the_calls_and_stops_at_once, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    pid_t phone, gateway;
+    int64_t t0;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    gateway = sdt_sipp_start("gateway_call_remote_bye", p.port, "2001", NULL);
+    wait_established(&e, 1);
+    t0 = sd_mono_ms();
+    control(&e, "edge-2a", "edge.shutdown",
+            json_pack("{s:s, s:b}", "drain_id", DRAIN_A, "force", 1));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
+    cr_expect_lt(sd_mono_ms() - t0, 10000, "a forced stop waits for nothing");
+    cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0, "the caller got a BYE");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got a BYE");
+    cr_expect(log_has(p.log, "why=forced_stop"), "the cut (%s)", p.log);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
+                                      " AND end_cause = 'drain_deadline'"),
+                 1);
 }
 
 Test(sip_edge, a_call_begun_before_the_drain_finishes_normally_while_new_ones_are_refused,
