@@ -218,6 +218,27 @@ static int64_t on_retry(struct sd_loop *loop, void *arg)
     return -1;
 }
 
+/* A phone registering here whose agent is logged in with nailed_up (an
+ * agent logged in before this edge started, or whose phone moved here
+ * from another edge) gets its standing dialog too; the SIP thread ignores
+ * it when the dialog is open already (a refresh). */
+static void nailed_on_register(struct edge_bus *b, json_t *d)
+{
+    struct sd_err err = {0};
+    char agent[65];
+    const char *dn = json_string_value(json_object_get(d, "dn"));
+
+    if (edge_db_nailed_agent(b->pg, dn, agent, sizeof(agent), &err) < 0) {
+        sd_log_warn("nailed-up check skipped: database unavailable", "dn=%s reason=\"%s\"", dn,
+                    err.text);
+        return;
+    }
+    if (agent[0] != '\0')
+        edge_queue_put(b->to_sip, EDGE_MSG_NAILED, 0,
+                       json_pack("{s:s, s:s, s:s, s:s}", "op", "up", "agent_id", agent, "dn", dn,
+                                 "contact", json_string_value(json_object_get(d, "contact"))));
+}
+
 /* REGISTER: written now and answered, never held (the phone retries). */
 static void do_register(struct edge_bus *b, struct edge_msg *m)
 {
@@ -233,6 +254,8 @@ static void do_register(struct edge_bus *b, struct edge_msg *m)
                     json_string_value(json_object_get(d, "dn")), err.text);
     edge_queue_put(b->to_sip, EDGE_MSG_REGISTER_DONE, m->token,
                    json_pack("{s:b, s:s}", "ok", rc == 0, "reason", rc == 0 ? "" : err.text));
+    if (rc == 0 && json_integer_value(json_object_get(d, "expires_s")) > 0)
+        nailed_on_register(b, d);
 }
 
 /* A new inbound call: reserve the agent, find the phone, insert the calls

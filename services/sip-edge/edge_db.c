@@ -227,3 +227,19 @@ int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char 
     PQclear(res);
     return 0;
 }
+
+int edge_db_nailed_agent(struct sd_pg *pg, const char *dn, char *agent_id, size_t size,
+                         struct sd_err *err)
+{
+    const char *values[1] = {dn};
+    PGresult *res = sd_pg_query(pg,
+                                "SELECT agent_id FROM agents WHERE dn = $1 AND nailed_up"
+                                " AND state <> 'logged_out' LIMIT 1",
+                                1, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    snprintf(agent_id, size, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
+}

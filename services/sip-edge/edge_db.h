@@ -24,6 +24,10 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site, c
 int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char *contact,
                     size_t size, struct sd_err *err) SD_MUST_CHECK;
 
+/* The agent logged in with nailed_up on dn ("" when none). */
+int edge_db_nailed_agent(struct sd_pg *pg, const char *dn, char *agent_id, size_t size,
+                         struct sd_err *err) SD_MUST_CHECK;
+
 /* Routing a new inbound call (inside the caller's transaction). */
 struct edge_route {
     /* in */

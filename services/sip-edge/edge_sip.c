@@ -21,6 +21,7 @@ struct edge_leg;
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su_log.h>
 #include <sofia-sip/su_tag_io.h>
+#include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
 #include "edge_sdp.h"
@@ -42,6 +43,8 @@ struct edge_leg;
 #define STOP_REASON      "SIP;cause=503;text=\"edge stopped at once\""
 
 #define SDP_MAX 8192 /* an SDP body the edge rewrites (origin) or builds */
+
+#define UDP_BUFFER_BYTES (4u << 20) /* SIP socket buffers (see nua_create) */
 
 #define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
 
@@ -1095,9 +1098,10 @@ static void nailed_open(struct edge_sip *e, json_t *d)
 
     if (agent == NULL || dn == NULL || contact == NULL || strncmp(contact, "sip:", 4) != 0)
         return;
-    if (e->fsm.state != EDGE_ACTIVE || nailed_of(e, agent) != NULL) {
-        sd_log_info("nailed-up dialog not opened", "agent=%s why=\"%s\"", agent,
-                    e->fsm.state != EDGE_ACTIVE ? "the edge drains" : "already open");
+    if (nailed_of(e, agent) != NULL)
+        return; /* open already (a registration refresh, a repeated login) */
+    if (e->fsm.state != EDGE_ACTIVE) {
+        sd_log_info("nailed-up dialog not opened", "agent=%s why=\"the edge drains\"", agent);
         return;
     }
     n = calloc(1, sizeof(*n));
@@ -1735,6 +1739,10 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     e->nua = nua_create(
         e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
         NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
+        /* A burst (a failover sends another edge's callers here at once)
+         * must wait in the socket, not be dropped; the kernel caps this at
+         * net.core.rmem_max / wmem_max. */
+        TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
         /* T1 alone does not shorten Timer F in sofia-sip 1.12.11 */
         NTATAG_SIP_T1((unsigned)cfg->sip_t1_ms), NTATAG_SIP_T1X64((unsigned)cfg->sip_t1_ms * 64),
         NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"),

@@ -1043,6 +1043,34 @@ Test(sip_edge, call_originate_for_an_unregistered_phone_or_a_bad_destination_is_
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* An agent logged in with nailed_up before this edge started (or whose
+ * phone moved here): the phone's REGISTER opens the standing dialog. */
+Test(sip_edge, a_nailed_up_agent_logged_in_earlier_gets_its_dialog_when_the_phone_registers,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *calls[] = {"calls", "0", NULL};
+    int64_t deadline;
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, nailed_up) VALUES"
+                      " ('a1', '2001', 'site2', 'ready', true)");
+    phone = phone_start(&e, &p, "phone_nailed", "2001", calls);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (!log_has(p.log, "nailed-up dialog open")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no nailed-up dialog after the REGISTER (%s)", p.log);
+        usleep(50000);
+    }
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone: park INVITE, then BYE with Reason");
+    wait_edge_state(&e, "edge-2a", "drained");
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 /* Under valgrind in the normal build; in the ASan build (valgrind cannot
  * run an ASan binary) the edge's own sanitizers make a leak or an error a
  * non-zero exit instead. */
