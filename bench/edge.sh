@@ -158,6 +158,19 @@ ticks() {
     echo "$s"
 }
 
+# thread_ticks PID COMM -> utime + stime of PID's threads named COMM (the
+# edge's SIP thread is its main thread, "sip-edge"; the bus thread is
+# "edge-bus", librdkafka's "rdk:...")
+thread_ticks() {
+    local t s=0 v
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = "$2" ] || continue
+        v=$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }') || v=0
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}
+
 # proc_ticks FILE: "pid ticks" of every user-space process (kernel threads,
 # which also carry loopback UDP work, left out) into FILE
 proc_ticks() {
@@ -352,6 +365,7 @@ kam_down() { stop "$sys_pid" TERM; }
 step() {
     local sys=$1 mode=$2 name=$3 rate=$4 secs=$5 n stat err cpid runner clpid t0 t1 killed=0
     local s0 p0 k0 g0 u0 s1 p1 k1 g1 u1 pgp allowed sf lag=0 created verdict=pass caller_s mine
+    local t0_sip=0 t1_sip=0
     local open_max
     n=$((rate * secs))
     allowed=$(( (n - 1) / 1000 )) # failed calls < 0.1 % of n
@@ -379,6 +393,7 @@ step() {
     # shellcheck disable=SC2086 # pid lists
     s0=$(ticks $sys_pids); p0=$(ticks $pgp); k0=$(ticks "$kafka_pid"); u0=$(udp_rcvbuf_errors)
     g0=$(ticks ${uas_pid:-})
+    [ "$sys" = edge ] && t0_sip=$(thread_ticks "$sys_pid" sip-edge)
     rm -f "$scratch/caller.pid" "$scratch/caller.times"
     open_max=$((rate * 3 > 1000 ? rate * 3 : 1000))
     [ "$open_max" -gt $(($(ulimit -n) - 2000)) ] && open_max=$(($(ulimit -n) - 2000))
@@ -434,6 +449,7 @@ step() {
     fi
     # shellcheck disable=SC2086 # pid lists
     s1=$(ticks $sys_pids); p1=$(ticks $pgp); k1=$(ticks "$kafka_pid"); u1=$(udp_rcvbuf_errors)
+    [ "$sys" = edge ] && t1_sip=$(thread_ticks "$sys_pid" sip-edge)
     proc_ticks "$scratch/ticks1"
     mine="$$ $sys_pids $kafka_pid ${uas_pid:-} ${clpid:-}"
     [ "$sys" = edge ] && mine="$mine $(pg_pids "$dsn" all | tr '\n' ' ')"
@@ -447,6 +463,8 @@ step() {
     fi
     # per call, in microseconds; shares of one core in %
     st_sys_us=$(( (s1 - s0) * 1000000 / hz / n ))
+    st_sip_us=-
+    [ "$sys" = edge ] && st_sip_us=$(( (t1_sip - t0_sip) * 1000000 / hz / n ))
     st_pg_us=$(( (p1 - p0) * 1000000 / hz / n ))
     st_kafka_us=$(( (k1 - k0) * 1000000 / hz / n ))
     st_uas_pct=$(( g1 * 100 * 1000 / hz / (t1 - t0) ))
@@ -464,9 +482,9 @@ step() {
         verdict="edge_backlog"
     fi
     st_verdict=$verdict
-    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
+    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
         "$name" "$rate" "$n" "$st_created" "$st_ok" "$st_failed" "$st_retrans" "$st_resp" \
-        "$created" "$lag" "$st_sys_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
+        "$created" "$lag" "$st_sys_us" "$st_sip_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
         "$st_other_pct" "$((u1 - u0))" "$verdict" >>"$steplog"
     [ "$verdict" = pass ]
 }
@@ -479,7 +497,7 @@ step() {
 #   $(...), so the EXIT trap sees every child.
 search() {
     local sys=$1 mode=$2 name=$3 rate=$4 mult=$5 secs=$6 best=0 ladder="" try n
-    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0
+    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0 b_sip=-
     res_fail_caller=0
     for try in 1 2 3; do
         free_port uas_port; free_port uas_cp
@@ -497,6 +515,7 @@ search() {
         for n in $(seq 1 "$MAX_STEPS"); do
             if step "$sys" "$mode" "$name" "$rate" "$secs"; then
                 best=$rate b_sys=$st_sys_us b_pg=$st_pg_us b_kafka=$st_kafka_us b_resp=$st_resp
+                b_sip=$st_sip_us
                 b_retrans=$st_retrans b_gen=$st_caller_pct b_other=$st_other_pct
                 ladder="$ladder $rate"
             else
@@ -515,8 +534,8 @@ search() {
     done
     [ "$sys" = edge ] || { b_pg=-; b_kafka=-; }
     res_rate=$best
-    res=$(printf '%-13s %8s %8s %7s %8s %8s %8s %6s %6s  %s' "$name" "$best" "$b_sys" "$b_pg" \
-        "$b_kafka" "$b_resp" "$b_retrans" "$b_gen%" "$b_other%" "${ladder# }")
+    res=$(printf '%-13s %8s %8s %7s %8s %7s %8s %8s %6s %6s  %s' "$name" "$best" "$b_sys" "$b_pg" \
+        "$b_kafka" "$b_sip" "$b_resp" "$b_retrans" "$b_gen%" "$b_other%" "${ladder# }")
 }
 
 # --- the run ------------------------------------------------------------
@@ -530,9 +549,10 @@ echo "edge benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loada
 echo "call = SIPp caller -> X -> SIPp UAS (INVITE/200/ACK, ${HOLD_MS} ms, BYE/200); reject = X answers INVITE 503 (+ACK)"
 echo "X = sip-edge (B2BUA; agent reserved in PostgreSQL, calls row + 3 events via the outbox) or Kamailio (stateful proxy / stateless 503)"
 echo "max/s = highest passing step (< 0.1 % failed, retrans < $RETRANS_MAX_PCT %, edge backlog <= $LAG_MAX_MS ms) of ${STEP_S} s steps x$FACTOR; at that step:"
-echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker; INVITE -> final answer ms (mean); SIPp retransmissions;"
+echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker, of the edge's SIP thread alone (sofia-sip; part of X's);"
+echo "INVITE -> final answer ms (mean); SIPp retransmissions;"
 echo "CPU of the SIPp caller and of other processes (not X, PostgreSQL, Kafka or SIPp: noise) in % of one core"
-printf '%-13s %8s %8s %7s %8s %8s %8s %6s %6s  %s\n' run max/s us/call pg_us kafka_us resp_ms retrans caller other "ladder (x = failed step)"
+printf '%-13s %8s %8s %7s %8s %7s %8s %8s %6s %6s  %s\n' run max/s us/call pg_us kafka_us sip_us resp_ms retrans caller other "ladder (x = failed step)"
 # Warm-up, not reported: doubling ladders of short steps; their results set
 # where the measured ladders start.
 half=$(( (STEP_S + 1) / 2 ))
@@ -571,6 +591,8 @@ done
 echo "call setup, calls/s:    edge $(summary "$results" edge-call 2); kamailio $(summary "$results" kam-call 2)"
 echo "  edge / kamailio:      $(summary "$results" ratio-call 2)   goal >= 0.5"
 echo "  CPU us per call:      edge $(summary "$results" edge-call 3) + its PostgreSQL $(summary "$results" edge-call 4) + Kafka broker $(summary "$results" edge-call 5); kamailio $(summary "$results" kam-call 3)"
+echo "  edge SIP thread:      $(summary "$results" edge-call 6) us per call (sofia-sip NUA: one thread, so one edge process"
+echo "                        sets up at most 1,000,000 / that calls/s on one core, whatever PostgreSQL and Kafka cost)"
 echo "rejections/s (drain):   edge $(summary "$results" edge-reject 2); kamailio $(summary "$results" kam-reject 2)"
 echo "  edge / kamailio:      $(summary "$results" ratio-reject 2)   goal >= 0.5"
 echo "  CPU us per rejection: edge $(summary "$results" edge-reject 3); kamailio $(summary "$results" kam-reject 3)"
