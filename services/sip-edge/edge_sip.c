@@ -481,6 +481,9 @@ static void on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     else
         nua_respond(nh, v.status, sip_status_phrase(v.status), SIPTAG_REASON_STR(reason),
                     TAG_IF(v.retry_after_s > 0, SIPTAG_RETRY_AFTER_STR(retry)), TAG_END());
+    /* Nothing more to do with it: the transaction layer absorbs the ACK
+     * (and answers a retransmitted INVITE again) without the handle. */
+    nua_handle_destroy(nh);
 }
 
 /* --- calls (B2BUA) ------------------------------------------------------- */
