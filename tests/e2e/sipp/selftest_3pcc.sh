@@ -48,9 +48,9 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${SELFTEST_OUT:-$(mktemp -d /tmp/sipp-3pcc.XXXXXX)}
-mkdir -p "$OUT"
-SIPP=${SIPP:-sipp}
+# shellcheck source-path=SCRIPTDIR source=selftest_lib.sh
+. "$HERE/selftest_lib.sh"
+selftest_init sipp-3pcc
 PHONE_PORT=16170
 REG_PORT=16171
 DEST_PORT=16172
@@ -58,58 +58,15 @@ EDGE_DEST_PORT=16173
 OTHER_PORT=16174
 DN=1001
 DIGITS=4930123456
-FAILED=0
-N=0
-COMMON=(-m 1 -i 127.0.0.1 -t u1 -timeout_error -nostdin -trace_err -trace_msg -trace_logs)
-
-wait_udp_bound() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-wait_udp_free() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_pid <pid> <seconds>: wait for our child, kill it by PID when it takes
-# longer. Sets WAIT_RC to its exit code or "killed" (no subshell: only this
-# shell can reap its children).
-WAIT_RC=-
-wait_pid() {
-    local pid=$1 limit=$2 i
-    for i in $(seq 1 $((limit * 10))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        WAIT_RC=killed
-    else
-        wait "$pid"
-        WAIT_RC=$?
-    fi
-}
-
-# mutant <src file in HERE> <name> <perl -0pe expression>: prints the path.
-mutant() {
-    local src=$HERE/$1 dst=$OUT/$2
-    perl -0pe "$3" "$src" >"$dst"
-    if cmp -s "$src" "$dst"; then
-        echo "selftest: mutant $2 is identical to $1 (substitution failed)" >&2
-        exit 2
-    fi
-    echo "$dst"
-}
+# run_phone_case settings (see selftest_lib.sh; no stray sender here)
+PEER=edge
+CASE_TMO=15s
+FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT")
+REG_OPTS=(-cp 16176 -mp 16180)
+PHONE_OPTS=(-cp 16175 -mp 16184)
+PEER_OPTS=(-cp 16177 -mp 16188)
+ROW_WIDTHS=(28 30 50)
+PHONE_NOTE=first
 
 # first_failure <error file>: the first failed check, shortened.
 first_failure() {
@@ -125,72 +82,7 @@ first_failure() {
 #           [phone args...] -- [edge args...]
 # Options in the environment of the call: TMO (default 15s), EDGE_PORT
 # (default REG_PORT), REG_XML (registrar file), NO_OOCSF=1.
-run_phone() {
-    local label=$1 pxml=$2 pexp=$3 exml=$4 eexp=$5
-    shift 5
-    local pargs=() eargs=()
-    while [ $# -gt 0 ] && [ "$1" != "--" ]; do pargs+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    eargs=("$@")
-    local tmo=${TMO:-15s} edge_port=${EDGE_PORT:-$REG_PORT} reg_xml=${REG_XML:-$HERE/selftest_registrar.xml}
-    local limit=$(( ${tmo%s} + 5 ))
-    N=$((N + 1))
-    local tag
-    tag=$(printf '%02d' "$N")
-    case $pxml in /*) ;; *) pxml=$HERE/$pxml ;; esac
-    case $exml in /*|NOEDGE) ;; *) exml=$HERE/$exml ;; esac
-
-    local p
-    for p in $PHONE_PORT $REG_PORT $OTHER_PORT; do
-        wait_udp_free "$p" || echo "warning: port $p still bound before case $tag" >&2
-    done
-
-    local reg_pid="" phone_pid="" prc="-" erc="-"
-    "$SIPP" -sf "$reg_xml" -p "$REG_PORT" -cp 16176 -mp 16180 "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.reg.err" -message_file "$OUT/$tag.reg.msg" \
-        -log_file "$OUT/$tag.reg.log" >"$OUT/$tag.reg.out" 2>&1 </dev/null &
-    reg_pid=$!
-    wait_udp_bound "$REG_PORT" || echo "warning: registrar not bound on $REG_PORT" >&2
-
-    local ooc=(-oocsf "$pxml")
-    [ "${NO_OOCSF:-0}" = 1 ] && ooc=()
-    "$SIPP" "127.0.0.1:$REG_PORT" -sf "$pxml" "${ooc[@]}" -p "$PHONE_PORT" -cp 16175 -mp 16184 \
-        -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.phone.err" -message_file "$OUT/$tag.phone.msg" \
-        -log_file "$OUT/$tag.phone.log" "${pargs[@]}" >"$OUT/$tag.phone.out" 2>&1 </dev/null &
-    phone_pid=$!
-    # The registrar ends after its one answer; if the phone is gone (e.g. its
-    # scenario did not load) or nothing comes, it is killed by PID.
-    local i
-    for i in $(seq 1 $((limit * 10))); do
-        kill -0 "$reg_pid" 2>/dev/null || break
-        ! kill -0 "$phone_pid" 2>/dev/null && break
-        sleep 0.1
-    done
-    wait_pid "$reg_pid" 1
-
-    if [ "$exml" != NOEDGE ]; then
-        wait_udp_free "$edge_port" || echo "warning: port $edge_port still bound" >&2
-        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$exml" -p "$edge_port" -cp 16177 -mp 16188 \
-            -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
-            -error_file "$OUT/$tag.edge.err" -message_file "$OUT/$tag.edge.msg" \
-            -log_file "$OUT/$tag.edge.log" "${eargs[@]}" >"$OUT/$tag.edge.out" 2>&1 </dev/null
-        erc=$?
-    fi
-    wait_pid "$phone_pid" "$limit"
-    prc=$WAIT_RC
-
-    local verdict=ok
-    [ "$pexp" = "-" ] || [ "$prc" = "$pexp" ] || verdict=MISMATCH
-    [ "$eexp" = "-" ] || [ "$erc" = "$eexp" ] || verdict=MISMATCH
-    [ "$verdict" = ok ] || FAILED=1
-    # how far the phone got (its report line; "-" if it never reported)
-    local trace
-    trace=$(sed -n 's/^phone report: \(trace=[^ ]*\).*/\1/p' "$OUT/$tag.phone.log" 2>/dev/null | head -n 1)
-    printf '%s  %-28s %-30s %-50s phone %-3s got %-6s edge %-3s got %-4s %-8s %s\n' \
-        "$tag" "$(basename "$pxml")" "$(basename "$exml")" "$label" \
-        "$pexp" "$prc" "$eexp" "$erc" "$verdict" "${trace:--}"
-}
+run_phone() { run_phone_case "$@"; }
 
 # run_dest <label> <dest xml|path> <expect dest> <edge xml|path> <expect edge> \
 #          [dest args...] -- [edge args...]
@@ -199,15 +91,12 @@ run_phone() {
 run_dest() {
     local label=$1 dxml=$2 dexp=$3 exml=$4 eexp=$5
     shift 5
-    local dargs=() eargs=()
-    while [ $# -gt 0 ] && [ "$1" != "--" ]; do dargs+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    eargs=("$@")
+    split_args "$@"
+    local dargs=("${ARGS1[@]}") eargs=("${ARGS2[@]}")
     local tmo=${TMO:-15s} remote=${DEST_REMOTE:-$EDGE_DEST_PORT}
     local limit=$(( ${tmo%s} + 5 ))
-    N=$((N + 1))
-    local tag
-    tag=$(printf '%02d' "$N")
+    next_tag
+    local tag=$TAG
     case $dxml in /*) ;; *) dxml=$HERE/$dxml ;; esac
     case $exml in /*) ;; *) exml=$HERE/$exml ;; esac
 
@@ -216,34 +105,26 @@ run_dest() {
         wait_udp_free "$p" || echo "warning: port $p still bound before case $tag" >&2
     done
 
-    local dest_pid="" drc="-" erc="-"
-    "$SIPP" "127.0.0.1:$remote" -sf "$dxml" -p "$DEST_PORT" -cp 16178 -mp 16192 \
-        -s "$DIGITS" "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.dest.err" -message_file "$OUT/$tag.dest.msg" \
-        -log_file "$OUT/$tag.dest.log" "${dargs[@]}" >"$OUT/$tag.dest.out" 2>&1 </dev/null &
-    dest_pid=$!
+    local dest_pid drc="-" erc="-"
+    sipp_start "$tag" dest "$tmo" "127.0.0.1:$remote" -sf "$dxml" -p "$DEST_PORT" -cp 16178 -mp 16192 \
+        -s "$DIGITS" -- "${dargs[@]}"
+    dest_pid=$SIPP_PID
     # (a destination whose scenario does not load exits at once: no warning)
     wait_udp_bound "$DEST_PORT" || ! kill -0 "$dest_pid" 2>/dev/null \
         || echo "warning: destination not bound on $DEST_PORT" >&2
 
-    "$SIPP" "127.0.0.1:$DEST_PORT" -sf "$exml" -p "$EDGE_DEST_PORT" -cp 16179 -mp 16196 \
-        "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.edge.err" -message_file "$OUT/$tag.edge.msg" \
-        -log_file "$OUT/$tag.edge.log" "${eargs[@]}" >"$OUT/$tag.edge.out" 2>&1 </dev/null
+    sipp_run "$tag" edge "$tmo" "127.0.0.1:$DEST_PORT" -sf "$exml" -p "$EDGE_DEST_PORT" -cp 16179 -mp 16196 \
+        -- "${eargs[@]}"
     erc=$?
     wait_pid "$dest_pid" "$limit"
     drc=$WAIT_RC
 
-    local verdict=ok
-    [ "$dexp" = "-" ] || [ "$drc" = "$dexp" ] || verdict=MISMATCH
-    [ "$eexp" = "-" ] || [ "$erc" = "$eexp" ] || verdict=MISMATCH
-    [ "$verdict" = ok ] || FAILED=1
+    set_verdict "$dexp" "$drc" "$eexp" "$erc"
     # the destination's first failed check ("-" if none)
     local why
     why=$(first_failure "$OUT/$tag.dest.err")
-    printf '%s  %-28s %-30s %-50s dest  %-3s got %-6s edge %-3s got %-4s %-8s %s\n' \
-        "$tag" "$(basename "$dxml")" "$(basename "$exml")" "$label" \
-        "$dexp" "$drc" "$eexp" "$erc" "$verdict" "${why:--}"
+    result_row "${ROW_WIDTHS[@]}" "$tag" "$dxml" "$exml" "$label" \
+        dest "$dexp" "$drc" edge "$eexp" "$erc" "$VERDICT" "${why:--}"
 }
 
 E=selftest_3pcc_edge.xml
@@ -399,10 +280,4 @@ if [ "${SELFTEST_SLOW:-0}" = 1 ]; then
         -key dest answer -- -key dest answer -key gap_ms 0
 fi
 
-echo
-if [ "$FAILED" = 0 ]; then
-    echo "selftest: all $N cases as expected"
-else
-    echo "selftest: MISMATCHES above"
-fi
-exit "$FAILED"
+selftest_finish

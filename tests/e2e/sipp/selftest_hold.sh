@@ -28,9 +28,9 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${SELFTEST_OUT:-$(mktemp -d /tmp/sipp-hold.XXXXXX)}
-mkdir -p "$OUT"
-SIPP=${SIPP:-sipp}
+# shellcheck source-path=SCRIPTDIR source=selftest_lib.sh
+. "$HERE/selftest_lib.sh"
+selftest_init sipp-hold
 PHONE_PORT=16200
 REG_PORT=16201
 OTHER_PORT=16202
@@ -40,145 +40,24 @@ MP_REG=16224
 MP_GW=16228
 MP_STRAY=16232
 DN=1001
-FAILED=0
-N=0
-COMMON=(-m 1 -i 127.0.0.1 -t u1 -timeout_error -nostdin -trace_err -trace_msg -trace_logs)
-
-wait_udp_bound() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-wait_udp_free() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_pid <pid> <seconds>: wait for our child, kill it by PID when it takes
-# longer. Sets WAIT_RC to its exit code or "killed" (no subshell: only this
-# shell can reap its children).
-WAIT_RC=-
-wait_pid() {
-    local pid=$1 limit=$2 i
-    for i in $(seq 1 $((limit * 10))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        WAIT_RC=killed
-    else
-        wait "$pid"
-        WAIT_RC=$?
-    fi
-}
-
-# mutant <src file in HERE> <name> <perl -0pe expression>: prints the path.
-mutant() {
-    local src=$HERE/$1 dst=$OUT/$2
-    perl -0pe "$3" "$src" >"$dst"
-    if cmp -s "$src" "$dst"; then
-        echo "selftest: mutant $2 is identical to $1 (substitution failed)" >&2
-        exit 2
-    fi
-    echo "$dst"
-}
+# run_phone_case settings (see selftest_lib.sh)
+PEER=gw
+CASE_TMO=20s
+FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT" "$STRAY_PORT" "$MP_PHONE" "$MP_REG" "$MP_GW" "$MP_STRAY")
+REG_OPTS=(-cp 16211 -mp "$MP_REG")
+PHONE_OPTS=(-cp 16210 -mp "$MP_PHONE")
+PEER_OPTS=(-cp 16212 -mp "$MP_GW")
+STRAY_OPTS=(-cp 16213 -mp "$MP_STRAY")
+ROW_WIDTHS=(32 30 50)
+PHONE_NOTE=last
 
 # run_case <label> <phone xml|path|NOPHONE> <expect phone> <gateway xml|path|NOGW> <expect gw> \
 #          [phone args...] -- [gateway args...]
 # Options in the environment of the call: TMO (default 20s), GW_PORT
 # (default REG_PORT), REG_XML (registrar file, default selftest_registrar.xml),
 # STRAY=1 (send a stray OPTIONS to the phone before the call), NO_OOCSF=1
-# (run the phone without -oocsf).
-run_case() {
-    local label=$1 pxml=$2 pexp=$3 gxml=$4 gexp=$5
-    shift 5
-    local pargs=() gargs=()
-    while [ $# -gt 0 ] && [ "$1" != "--" ]; do pargs+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    gargs=("$@")
-    local tmo=${TMO:-20s} gw_port=${GW_PORT:-$REG_PORT} reg_xml=${REG_XML:-$HERE/selftest_registrar.xml}
-    local limit=$(( ${tmo%s} + 5 ))
-    N=$((N + 1))
-    local tag
-    tag=$(printf '%02d' "$N")
-    case $pxml in /*|NOPHONE) ;; *) pxml=$HERE/$pxml ;; esac
-    case $gxml in /*|NOGW) ;; *) gxml=$HERE/$gxml ;; esac
-
-    local p
-    for p in $PHONE_PORT $REG_PORT $OTHER_PORT $STRAY_PORT $MP_PHONE $MP_REG $MP_GW $MP_STRAY; do
-        wait_udp_free "$p" || echo "warning: port $p still bound before case $tag" >&2
-    done
-
-    local reg_pid="" phone_pid="" prc="-" grc="-" rrc="-"
-    "$SIPP" -sf "$reg_xml" -p "$REG_PORT" -cp 16211 -mp "$MP_REG" "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.reg.err" -message_file "$OUT/$tag.reg.msg" \
-        -log_file "$OUT/$tag.reg.log" >"$OUT/$tag.reg.out" 2>&1 </dev/null &
-    reg_pid=$!
-    wait_udp_bound "$REG_PORT" || echo "warning: registrar not bound on $REG_PORT" >&2
-
-    if [ "$pxml" != NOPHONE ]; then
-        local ooc=(-oocsf "$pxml")
-        [ "${NO_OOCSF:-0}" = 1 ] && ooc=()
-        "$SIPP" "127.0.0.1:$REG_PORT" -sf "$pxml" "${ooc[@]}" -p "$PHONE_PORT" -cp 16210 -mp "$MP_PHONE" \
-            -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
-            -error_file "$OUT/$tag.phone.err" -message_file "$OUT/$tag.phone.msg" \
-            -log_file "$OUT/$tag.phone.log" "${pargs[@]}" >"$OUT/$tag.phone.out" 2>&1 </dev/null &
-        phone_pid=$!
-    fi
-    # The registrar ends after its one answer; if the phone is gone (e.g. its
-    # scenario did not load) or nothing comes, it is killed by PID.
-    local i
-    for i in $(seq 1 $((limit * 10))); do
-        kill -0 "$reg_pid" 2>/dev/null || break
-        [ -n "$phone_pid" ] && ! kill -0 "$phone_pid" 2>/dev/null && break
-        sleep 0.1
-    done
-    wait_pid "$reg_pid" 1
-    rrc=$WAIT_RC
-
-    if [ "${STRAY:-0}" = 1 ] && [ -n "$phone_pid" ]; then
-        # An OPTIONS no call knows: the phone must ignore it (no answer), so
-        # this sender ends in its own -timeout (255) after 2 s.
-        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$HERE/options_200.xml" -p "$STRAY_PORT" -cp 16213 -mp "$MP_STRAY" \
-            -s "$DN" "${COMMON[@]}" -timeout 2s \
-            -error_file "$OUT/$tag.stray.err" -message_file "$OUT/$tag.stray.msg" \
-            -log_file "$OUT/$tag.stray.log" >"$OUT/$tag.stray.out" 2>&1 </dev/null
-        echo "stray OPTIONS sender exit $?" >"$OUT/$tag.stray.rc"
-    fi
-
-    if [ "$gxml" != NOGW ]; then
-        wait_udp_free "$gw_port" || echo "warning: port $gw_port still bound" >&2
-        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$gxml" -p "$gw_port" -cp 16212 -mp "$MP_GW" \
-            -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
-            -error_file "$OUT/$tag.gw.err" -message_file "$OUT/$tag.gw.msg" \
-            -log_file "$OUT/$tag.gw.log" "${gargs[@]}" >"$OUT/$tag.gw.out" 2>&1 </dev/null
-        grc=$?
-    fi
-    if [ -n "$phone_pid" ]; then
-        wait_pid "$phone_pid" "$limit"
-        prc=$WAIT_RC
-    fi
-
-    local verdict=ok
-    [ "$pexp" = "-" ] || [ "$prc" = "$pexp" ] || verdict=MISMATCH
-    [ "$gexp" = "-" ] || [ "$grc" = "$gexp" ] || verdict=MISMATCH
-    [ "$verdict" = ok ] || FAILED=1
-    local trace
-    trace=$(sed -n "s/^.*phone report: \(trace=[^ ]*\).*$/\1/p" "$OUT/$tag.phone.log" 2>/dev/null | tail -1)
-    printf '%s  %-32s %-30s %-50s phone %-3s got %-6s gw %-3s got %-4s %-8s %s\n' \
-        "$tag" "$(basename "$pxml")" "$(basename "$gxml")" "$label" \
-        "$pexp" "$prc" "$gexp" "$grc" "$verdict" "${trace:--}"
-}
+# (run the phone without -oocsf). Prints the phone's last report line.
+run_case() { run_phone_case "$@"; }
 
 echo "logs: $OUT"
 printf '%s  %-32s %-30s %-50s %-48s %s\n' "#" "phone" "gateway" "case" "exit codes (expected / got)" "phone report"
@@ -270,10 +149,4 @@ TMO=6s run_case "gateway_call (no hold): BYE where re-INVITE due" phone_hold.xml
 TMO=6s run_case "phone_answer: re-INVITE where the BYE is due" phone_answer.xml 1 gateway_hold.xml 255 \
     -- -key hold_ms 0
 
-echo
-if [ "$FAILED" = 0 ]; then
-    echo "selftest: all $N cases as expected"
-else
-    echo "selftest: MISMATCHES above"
-fi
-exit "$FAILED"
+selftest_finish

@@ -30,150 +30,33 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${SELFTEST_OUT:-$(mktemp -d /tmp/sipp-nailed.XXXXXX)}
-mkdir -p "$OUT"
-SIPP=${SIPP:-sipp}
+# shellcheck source-path=SCRIPTDIR source=selftest_lib.sh
+. "$HERE/selftest_lib.sh"
+selftest_init sipp-nailed
 PHONE_PORT=16160
 REG_PORT=16161
 OTHER_PORT=16162
 STRAY_PORT=16163
 DN=1001
-FAILED=0
-N=0
-COMMON=(-m 1 -i 127.0.0.1 -t u1 -timeout_error -nostdin -trace_err -trace_msg -trace_logs)
-
-wait_udp_bound() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-wait_udp_free() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ! ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# wait_pid <pid> <seconds>: wait for our child, kill it by PID when it takes
-# longer. Sets WAIT_RC to its exit code or "killed" (no subshell: only this
-# shell can reap its children).
-WAIT_RC=-
-wait_pid() {
-    local pid=$1 limit=$2 i
-    for i in $(seq 1 $((limit * 10))); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        WAIT_RC=killed
-    else
-        wait "$pid"
-        WAIT_RC=$?
-    fi
-}
-
-# mutant <src file in HERE> <name> <perl -0pe expression>: prints the path.
-mutant() {
-    local src=$HERE/$1 dst=$OUT/$2
-    perl -0pe "$3" "$src" >"$dst"
-    if cmp -s "$src" "$dst"; then
-        echo "selftest: mutant $2 is identical to $1 (substitution failed)" >&2
-        exit 2
-    fi
-    echo "$dst"
-}
+# run_phone_case settings (see selftest_lib.sh)
+PEER=edge
+CASE_TMO=15s
+FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT" "$STRAY_PORT")
+REG_OPTS=(-cp 18161)
+PHONE_OPTS=(-cp 18160)
+PEER_OPTS=(-cp 18162)
+STRAY_OPTS=(-cp 18163)
+ROW_WIDTHS=(31 30 52)
+PHONE_NOTE=first
 
 # run_case <label> <phone xml|path> <expect phone> <edge xml|path|NOEDGE> <expect edge> \
 #          [phone args...] -- [edge args...]
 # Options in the environment of the call: TMO (default 15s), EDGE_PORT
 # (default REG_PORT), REG_XML (registrar file, default selftest_registrar.xml),
 # STRAY=1 (send a stray OPTIONS to the phone before the edge's INVITE),
-# NO_OOCSF=1 (run the phone without -oocsf).
-run_case() {
-    local label=$1 pxml=$2 pexp=$3 exml=$4 eexp=$5
-    shift 5
-    local pargs=() eargs=()
-    while [ $# -gt 0 ] && [ "$1" != "--" ]; do pargs+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    eargs=("$@")
-    local tmo=${TMO:-15s} edge_port=${EDGE_PORT:-$REG_PORT} reg_xml=${REG_XML:-$HERE/selftest_registrar.xml}
-    local limit=$(( ${tmo%s} + 5 ))
-    N=$((N + 1))
-    local tag
-    tag=$(printf '%02d' "$N")
-    case $pxml in /*) ;; *) pxml=$HERE/$pxml ;; esac
-    case $exml in /*|NOEDGE) ;; *) exml=$HERE/$exml ;; esac
-
-    local p
-    for p in $PHONE_PORT $REG_PORT $OTHER_PORT $STRAY_PORT; do
-        wait_udp_free "$p" || echo "warning: port $p still bound before case $tag" >&2
-    done
-
-    local reg_pid="" phone_pid="" prc="-" erc="-" rrc="-"
-    "$SIPP" -sf "$reg_xml" -p "$REG_PORT" -cp 18161 "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.reg.err" -message_file "$OUT/$tag.reg.msg" \
-        -log_file "$OUT/$tag.reg.log" >"$OUT/$tag.reg.out" 2>&1 </dev/null &
-    reg_pid=$!
-    wait_udp_bound "$REG_PORT" || echo "warning: registrar not bound on $REG_PORT" >&2
-
-    local ooc=(-oocsf "$pxml")
-    [ "${NO_OOCSF:-0}" = 1 ] && ooc=()
-    "$SIPP" "127.0.0.1:$REG_PORT" -sf "$pxml" "${ooc[@]}" -p "$PHONE_PORT" -cp 18160 \
-        -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
-        -error_file "$OUT/$tag.phone.err" -message_file "$OUT/$tag.phone.msg" \
-        -log_file "$OUT/$tag.phone.log" "${pargs[@]}" >"$OUT/$tag.phone.out" 2>&1 </dev/null &
-    phone_pid=$!
-    # The registrar ends after its one answer; if the phone is gone (e.g. its
-    # scenario did not load) or nothing comes, it is killed by PID.
-    local i
-    for i in $(seq 1 $((limit * 10))); do
-        kill -0 "$reg_pid" 2>/dev/null || break
-        ! kill -0 "$phone_pid" 2>/dev/null && break
-        sleep 0.1
-    done
-    wait_pid "$reg_pid" 1
-    rrc=$WAIT_RC
-
-    if [ "${STRAY:-0}" = 1 ]; then
-        # An OPTIONS no call knows: the phone must ignore it (no answer), so
-        # this sender ends in its own -timeout (255) after 2 s.
-        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$HERE/options_200.xml" -p "$STRAY_PORT" -cp 18163 \
-            -s "$DN" "${COMMON[@]}" -timeout 2s \
-            -error_file "$OUT/$tag.stray.err" -message_file "$OUT/$tag.stray.msg" \
-            -log_file "$OUT/$tag.stray.log" >"$OUT/$tag.stray.out" 2>&1 </dev/null
-        echo "stray OPTIONS sender exit $?" >"$OUT/$tag.stray.rc"
-    fi
-
-    if [ "$exml" != NOEDGE ]; then
-        wait_udp_free "$edge_port" || echo "warning: port $edge_port still bound" >&2
-        "$SIPP" "127.0.0.1:$PHONE_PORT" -sf "$exml" -p "$edge_port" -cp 18162 \
-            -s "$DN" "${COMMON[@]}" -timeout "$tmo" \
-            -error_file "$OUT/$tag.edge.err" -message_file "$OUT/$tag.edge.msg" \
-            -log_file "$OUT/$tag.edge.log" "${eargs[@]}" >"$OUT/$tag.edge.out" 2>&1 </dev/null
-        erc=$?
-    fi
-    wait_pid "$phone_pid" "$limit"
-    prc=$WAIT_RC
-
-    local verdict=ok
-    [ "$pexp" = "-" ] || [ "$prc" = "$pexp" ] || verdict=MISMATCH
-    [ "$eexp" = "-" ] || [ "$erc" = "$eexp" ] || verdict=MISMATCH
-    [ "$verdict" = ok ] || FAILED=1
-    # how far the phone got (its report line; "-" if it never reported)
-    local trace
-    trace=$(sed -n 's/^phone report: \(trace=[^ ]*\).*/\1/p' "$OUT/$tag.phone.log" 2>/dev/null | head -n 1)
-    printf '%s  %-31s %-30s %-52s phone %-3s got %-6s edge %-3s got %-4s %-8s %s\n' \
-        "$tag" "$(basename "$pxml")" "$(basename "$exml")" "$label" \
-        "$pexp" "$prc" "$eexp" "$erc" "$verdict" "${trace:--}"
-}
+# NO_OOCSF=1 (run the phone without -oocsf). Prints the phone's first
+# report line.
+run_case() { run_phone_case "$@"; }
 
 E=selftest_nailed_edge.xml
 P=phone_nailed.xml
@@ -243,10 +126,4 @@ if [ "${SELFTEST_SLOW:-0}" = 1 ]; then
         -key calls 1 -- -key calls 1 -key gap_ms 0
 fi
 
-echo
-if [ "$FAILED" = 0 ]; then
-    echo "selftest: all $N cases as expected"
-else
-    echo "selftest: MISMATCHES above"
-fi
-exit "$FAILED"
+selftest_finish

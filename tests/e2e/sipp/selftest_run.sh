@@ -17,39 +17,25 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${SELFTEST_OUT:-$(mktemp -d /tmp/sipp-selftest.XXXXXX)}
-mkdir -p "$OUT"
-SIPP=${SIPP:-sipp}
+# shellcheck source-path=SCRIPTDIR source=selftest_lib.sh
+. "$HERE/selftest_lib.sh"
+selftest_init sipp-selftest
 UAS_PORT=15060
 CLIENT_PORT=15061
-FAILED=0
-N=0
 
 # Default keys for the UAS: a correct draining 503 for INVITE.
 uas_keys_503=(-key code 503 -key ra_name Retry-After -key ra_val 30
     -key reason_name Reason -key reason_val 'SIP;cause=503;text="site draining"'
     -key contact_name X-No-Contact -key contact_val none -key trying yes)
 
-wait_udp_bound() { # port
-    local i
-    for i in $(seq 1 50); do
-        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
 # run_case <label> <expected client rc> <client xml> [client args...] -- [uas args...|NOUAS]
 run_case() {
     local label=$1 expect=$2 xml=$3
     shift 3
-    local cargs=() uargs=()
-    while [ $# -gt 0 ] && [ "$1" != "--" ]; do cargs+=("$1"); shift; done
-    [ $# -gt 0 ] && shift
-    uargs=("$@")
-    N=$((N + 1))
-    local tag
-    tag=$(printf '%02d' "$N")
+    split_args "$@"
+    local cargs=("${ARGS1[@]}") uargs=("${ARGS2[@]}")
+    next_tag
+    local tag=$TAG
     local uas_pid="" uas_rc="-"
 
     if [ "${uargs[0]:-}" != "NOUAS" ]; then
@@ -75,30 +61,13 @@ run_case() {
     CLIENT_PORT=$((CLIENT_PORT + 1))
 
     if [ -n "$uas_pid" ]; then
-        local i
-        for i in $(seq 1 30); do
-            kill -0 "$uas_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$uas_pid" 2>/dev/null; then
-            kill "$uas_pid" 2>/dev/null
-            wait "$uas_pid" 2>/dev/null
-            uas_rc="killed"
-        else
-            wait "$uas_pid"
-            uas_rc=$?
-        fi
+        wait_pid "$uas_pid" 3
+        uas_rc=$WAIT_RC
     fi
 
-    local verdict=ok
-    if [ "$expect" = "nz" ]; then
-        [ "$rc" -ne 0 ] || verdict=MISMATCH
-    else
-        [ "$rc" -eq "$expect" ] || verdict=MISMATCH
-    fi
-    [ "$verdict" = ok ] || FAILED=1
+    set_verdict "$expect" "$rc"
     printf '%s  %-30s  %-50s  expect %-3s got %-3s  uas %-6s  %s\n' \
-        "$tag" "$xml" "$label" "$expect" "$rc" "$uas_rc" "$verdict"
+        "$tag" "$xml" "$label" "$expect" "$rc" "$uas_rc" "$VERDICT"
 }
 
 echo "logs: $OUT"
@@ -234,10 +203,4 @@ if [ "${SELFTEST_SLOW:-0}" = 1 ]; then
     run_case "nobody listening (global timeout)" 255 invite_refused_503.xml -key retry_after 30 -- NOUAS
 fi
 
-echo
-if [ "$FAILED" = 0 ]; then
-    echo "selftest: all $N cases as expected"
-else
-    echo "selftest: MISMATCHES above"
-fi
-exit "$FAILED"
+selftest_finish
