@@ -81,10 +81,15 @@ static int write_one(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
     json_t *d = m->data;
 
     if (m->kind == EDGE_MSG_STATUS) {
-        if (edge_db_heartbeat(
-                b->pg, b->edge_id, b->site, json_string_value(json_object_get(d, "state")),
-                (long)json_integer_value(json_object_get(d, "active_calls")),
-                (long)json_integer_value(json_object_get(d, "pending_byes")), err) < 0 ||
+        struct edge_db_status st = {
+            json_string_value(json_object_get(d, "state")),
+            (long)json_integer_value(json_object_get(d, "active_calls")),
+            (long)json_integer_value(json_object_get(d, "pending_byes")),
+            (long)json_integer_value(json_object_get(d, "nailed_up_dialogs")),
+            (long)json_integer_value(json_object_get(d, "calls_cut")),
+            (long)json_integer_value(json_object_get(d, "byes_retransmitted")),
+        };
+        if (edge_db_heartbeat(b->pg, b->edge_id, b->site, &st, err) < 0 ||
             add_event(b, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
             return -1;
     } else if (m->kind == EDGE_MSG_CALL) {

@@ -28,21 +28,28 @@ int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, cons
                : 0;
 }
 
-int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site, const char *state,
-                      long active_calls, long pending_byes, struct sd_err *err)
+int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
+                      const struct edge_db_status *st, struct sd_err *err)
 {
-    char calls[24], byes[24];
-    const char *values[5] = {edge_id, site, state, calls, byes};
+    char n[5][24];
+    const char *values[8] = {edge_id, site, st->state, n[0], n[1], n[2], n[3], n[4]};
+    const long v[5] = {st->active_calls, st->pending_byes, st->nailed_up_dialogs, st->calls_cut,
+                       st->byes_retransmitted};
 
-    snprintf(calls, sizeof(calls), "%ld", active_calls);
-    snprintf(byes, sizeof(byes), "%ld", pending_byes);
+    for (int i = 0; i < 5; i++)
+        snprintf(n[i], sizeof(n[i]), "%ld", v[i]);
     return sd_pg_exec(pg,
                       "INSERT INTO edges (edge_id, site, state, active_calls, pending_byes,"
-                      " last_heartbeat) VALUES ($1, $2, $3, $4::integer, $5::integer, now())"
+                      " nailed_up_dialogs, calls_cut, byes_retransmitted, last_heartbeat)"
+                      " VALUES ($1, $2, $3, $4::integer, $5::integer, $6::integer, $7::integer,"
+                      " $8::integer, now())"
                       " ON CONFLICT (edge_id) DO UPDATE SET site = EXCLUDED.site,"
                       " state = EXCLUDED.state, active_calls = EXCLUDED.active_calls,"
-                      " pending_byes = EXCLUDED.pending_byes, last_heartbeat = now()",
-                      5, values, err) < 0
+                      " pending_byes = EXCLUDED.pending_byes,"
+                      " nailed_up_dialogs = EXCLUDED.nailed_up_dialogs,"
+                      " calls_cut = EXCLUDED.calls_cut,"
+                      " byes_retransmitted = EXCLUDED.byes_retransmitted, last_heartbeat = now()",
+                      8, values, err) < 0
                ? -1
                : 0;
 }

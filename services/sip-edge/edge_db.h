@@ -14,9 +14,15 @@
 int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, const char *contact,
                      int expires_s, struct sd_err *err) SD_MUST_CHECK;
 
+/* What an edges row says besides its ids (edge.status). */
+struct edge_db_status {
+    const char *state;
+    long active_calls, pending_byes, nailed_up_dialogs, calls_cut, byes_retransmitted;
+};
+
 /* The edges row: state, counts and heartbeat time (now). */
-int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site, const char *state,
-                      long active_calls, long pending_byes, struct sd_err *err) SD_MUST_CHECK;
+int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
+                      const struct edge_db_status *st, struct sd_err *err) SD_MUST_CHECK;
 
 #endif
 

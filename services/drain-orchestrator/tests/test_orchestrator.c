@@ -1,0 +1,290 @@
+/* test_orchestrator - build/bin/drain-orchestrator with the real services
+ * around it: agent-state, two sip-edge processes of site2, PostgreSQL and
+ * Kafka of tests/scripts. Each test has its own database and topic prefix;
+ * agents are rows as agent-state leaves them; every event read is checked
+ * against schemas/events. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sipdrain/event.h"
+#include "support.h"
+
+#define WAIT_MS 60000
+
+struct env {
+    char dsn[512], prefix[64];
+    char commands[160], events[160], agent_events[160], control[160];
+    char env_dsn[600], env_brokers[300], env_prefix[120];
+};
+
+struct proc {
+    pid_t pid;
+    char log[256];
+};
+
+static void env_setup(struct env *e)
+{
+    memset(e, 0, sizeof(*e));
+    sdt_db_create(e->dsn, sizeof(e->dsn));
+    sdt_prefix_create(e->prefix, sizeof(e->prefix));
+    snprintf(e->commands, sizeof(e->commands), "%ssipdrain.drain.commands", e->prefix);
+    snprintf(e->events, sizeof(e->events), "%ssipdrain.drain.events", e->prefix);
+    snprintf(e->agent_events, sizeof(e->agent_events), "%ssipdrain.agent.events", e->prefix);
+    snprintf(e->control, sizeof(e->control), "%ssipdrain.edge.control", e->prefix);
+    snprintf(e->env_dsn, sizeof(e->env_dsn), "SIPDRAIN_PG_DSN=%s", e->dsn);
+    snprintf(e->env_brokers, sizeof(e->env_brokers), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
+    snprintf(e->env_prefix, sizeof(e->env_prefix), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix);
+    sdt_pg_run(e->dsn, "INSERT INTO sites (site_id, peer) VALUES ('site1', 'site2'),"
+                       " ('site2', 'site1')");
+}
+
+static bool log_has(const char *path, const char *text)
+{
+    char line[4096];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
+/* Starts bin (in SIPDRAIN_BIN_DIR) with the env's settings plus extra. */
+static void start(struct env *e, struct proc *p, const char *bin, const char *name,
+                  const char *const *extra)
+{
+    char path[1024];
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+    const char *envp[16];
+    size_t n = 0;
+
+    cr_assert_not_null(dir, "SIPDRAIN_BIN_DIR unset (set by CTest)");
+    snprintf(path, sizeof(path), "%s/%s", dir, bin);
+    snprintf(p->log, sizeof(p->log), "/tmp/sipdrain-orch-%.12s-%s.log", e->prefix + 2, name);
+    unlink(p->log);
+    envp[n++] = e->env_dsn;
+    envp[n++] = e->env_brokers;
+    envp[n++] = e->env_prefix;
+    envp[n++] = "SIPDRAIN_LOG_LEVEL=info";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+        envp[n++] = extra[i];
+    envp[n] = NULL;
+    p->pid = sdt_spawn(path, NULL, envp, p->log);
+}
+
+static void wait_log(struct proc *p, const char *text)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    int status;
+
+    while (!log_has(p->log, text)) {
+        cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "exited early (%s)", p->log);
+        cr_assert_lt(sd_mono_ms(), deadline, "no \"%s\" in %s", text, p->log);
+        usleep(50000);
+    }
+}
+
+/* An edge of site2 that has its edge.control partitions and its edges row. */
+static void edge_start(struct env *e, struct proc *p, const char *id)
+{
+    static char envs[2][3][128];
+    static int which;
+    const char *extra[4];
+    char sql[256];
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    which = !which;
+    snprintf(envs[which][0], 128, "SIPDRAIN_EDGE_ID=%s", id);
+    snprintf(envs[which][1], 128, "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
+    snprintf(envs[which][2], 128, "SIPDRAIN_SITE=site2");
+    extra[0] = envs[which][0];
+    extra[1] = envs[which][1];
+    extra[2] = envs[which][2];
+    extra[3] = NULL;
+    start(e, p, "sip-edge", id, extra);
+    wait_log(p, "partitions assigned");
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM edges WHERE edge_id = '%s'", id);
+    while (sdt_pg_scalar(e->dsn, sql) != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge %s never wrote its row", id);
+        usleep(50000);
+    }
+}
+
+static int exit_code(pid_t pid, int timeout_ms)
+{
+    int status = sdt_wait(pid, timeout_ms);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The events of topic, parsed, once `type` is among them (or WAIT_MS). */
+struct evs {
+    size_t n;
+    char type[512][SD_EVENT_TYPE_MAX];
+    json_t *data[512];
+};
+
+static void evs_read(const char *topic, const char *until_type, struct evs *r)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    struct sd_err err = {0};
+
+    for (;;) {
+        long count = sdt_topic_count(topic);
+        struct sdt_msgs m =
+            count > 0 ? sdt_consume(topic, (size_t)count, 10000) : (struct sdt_msgs){0, NULL};
+        bool found = false;
+
+        memset(r, 0, sizeof(*r));
+        for (size_t i = 0; i < m.n && i < 512; i++) {
+            struct sd_event ev;
+            cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0, "%s", err.text);
+            snprintf(r->type[i], sizeof(r->type[i]), "%s", ev.type);
+            r->data[i] = json_incref(ev.data);
+            found = found || !strcmp(ev.type, until_type);
+            sd_event_clear(&ev);
+            r->n++;
+        }
+        if (found || sd_mono_ms() > deadline) {
+            if (m.n > 0)
+                cr_expect_eq(sdt_validate_events(&m), 0, "an event of %s failed its schema", topic);
+            sdt_msgs_free(&m);
+            cr_assert(found, "no %s on %s within %d ms", until_type, topic, WAIT_MS);
+            return;
+        }
+        sdt_msgs_free(&m);
+        for (size_t i = 0; i < r->n; i++)
+            json_decref(r->data[i]);
+        usleep(250000);
+    }
+}
+
+static void evs_free(struct evs *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        json_decref(r->data[i]);
+}
+
+static const char *str(json_t *d, const char *key)
+{
+    json_t *v = json_object_get(d, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int find(const struct evs *r, const char *type, const char *agent)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (!strcmp(r->type[i], type) &&
+            (agent == NULL || !strcmp(str(r->data[i], "agent_id"), agent)))
+            return (int)i;
+    }
+    return -1;
+}
+
+static int count_of(const struct evs *r, const char *type, const char *agent)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < r->n; i++)
+        n += !strcmp(r->type[i], type) && !strcmp(str(r->data[i], "agent_id"), agent);
+    return n;
+}
+
+/* Agents of site2 as agent-state leaves them after a login (and a call). */
+static void agents_setup(struct env *e)
+{
+    sdt_pg_run(e->dsn,
+               "INSERT INTO agents (agent_id, dn, site, state, work_mode, acw_timeout_s, acw_until,"
+               " workspace, ready_since, version) VALUES"
+               " ('a-ready', '2001', 'site2', 'ready', 'manual_in', NULL, NULL, false, now(), 1),"
+               " ('a-acw', '2002', 'site2', 'acw', 'acw', 4, now() + interval '4 seconds', false,"
+               "  NULL, 2),"
+               " ('a-ws', '2003', 'site2', 'not_ready', 'manual_in', NULL, NULL, true, NULL, 1)");
+}
+
+static void drain_start(struct env *e, json_t *data, char *id)
+{
+    sdt_send_event(e->commands, "site2", "drain.start", data, id);
+}
+
+Test(orchestrator, a_site_drain_logs_agents_out_by_the_rules_and_completes_when_the_edges_stop,
+     .timeout = 240)
+{
+    struct env e;
+    struct proc as, orch, edge_a, edge_b;
+    struct evs drains, agents;
+    char request[SD_EVENT_ID_LEN + 1];
+    const char *inst[] = {"SIPDRAIN_INSTANCE_ID=orch-1", NULL};
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    int i_started, i_completed, i_ready, i_logout;
+    json_t *done;
+
+    env_setup(&e);
+    agents_setup(&e);
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    edge_start(&e, &edge_a, "edge-2a");
+    edge_start(&e, &edge_b, "edge-2b");
+    start(&e, &orch, "drain-orchestrator", "orch-1", inst);
+    wait_log(&orch, "active: holding the orchestrator lock");
+    wait_log(&orch, "partitions assigned");
+    drain_start(&e,
+                json_pack("{s:s, s:i, s:s, s:s}", "site", "site2", "sip_timeout_s", 1,
+                          "requested_by", "test", "reason", "CHG-1"),
+                request);
+
+    evs_read(e.events, "drain.completed", &drains);
+    i_started = find(&drains, "drain.started", NULL);
+    i_completed = find(&drains, "drain.completed", NULL);
+    cr_assert_geq(i_started, 0, "no drain.started");
+    cr_expect_str_eq(str(drains.data[i_started], "request_id"), request);
+    cr_expect_eq(json_array_size(json_object_get(drains.data[i_started], "edges")), 2);
+    cr_expect_lt(i_started, i_completed);
+    cr_expect_geq(find(&drains, "drain.progress", NULL), 0, "no drain.progress");
+    done = drains.data[i_completed];
+    cr_expect(json_is_false(json_object_get(done, "forced")));
+    cr_expect_eq(json_integer_value(json_object_get(done, "agents_logged_out")), 3);
+    cr_expect_eq(json_integer_value(json_object_get(done, "agents_migrated")), 1);
+    cr_expect_eq(json_array_size(json_object_get(done, "edges_stopped")), 2);
+    cr_expect(json_is_integer(json_object_get(json_object_get(done, "phase_ms"), "wait_agents")),
+              "the drain waited for the ACW agent");
+
+    /* agent-state's side: each agent logged out once, with the drain's reason;
+     * the ACW agent only after its ACW ended (EventAgentReady acw_timeout) */
+    evs_read(e.agent_events, "EventAgentLogout", &agents);
+    for (size_t k = 0; k < 3; k++) {
+        static const char *const ids[] = {"a-ready", "a-acw", "a-ws"};
+        int at = find(&agents, "EventAgentLogout", ids[k]);
+        cr_expect_eq(count_of(&agents, "EventAgentLogout", ids[k]), 1, "%s logged out once",
+                     ids[k]);
+        cr_assert_geq(at, 0, "%s not logged out", ids[k]);
+        cr_expect_str_eq(str(json_object_get(agents.data[at], "extensions"), "ReasonCode"),
+                         "graceful_shutdown_logout", "%s", ids[k]);
+    }
+    i_ready = find(&agents, "EventAgentReady", "a-acw");
+    i_logout = find(&agents, "EventAgentLogout", "a-acw");
+    cr_expect(i_ready >= 0 && i_ready < i_logout, "a-acw: ready (ACW over) before the logout");
+    cr_expect_geq(find(&agents, "EventAgentLogin", "a-ws"), 0, "a-ws logged in at site1");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE agent_id = 'a-ws'"
+                                      " AND site = 'site1' AND state <> 'logged_out'"),
+                 1);
+    evs_free(&agents);
+    evs_free(&drains);
+
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "edge-2a exit (%s)", edge_a.log);
+    cr_expect_eq(exit_code(edge_b.pid, WAIT_MS), 0, "edge-2b exit (%s)", edge_b.log);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE ended_at IS NOT NULL"
+                                      " AND result = 'completed' AND phase = 'completed'"),
+                 1);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE drain"), 0,
+                 "drain flags cleared");
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
