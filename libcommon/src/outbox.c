@@ -602,7 +602,19 @@ size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r)
 void sd_outbox_relay_drain(struct sd_outbox_relay *r, int timeout_ms)
 {
     struct sd_err err = {0};
+    int64_t deadline = sd_mono_ms() + timeout_ms;
 
+    /* Everything this owner still has, not only what a notification has
+     * announced: a row committed just before the stop may not have had its
+     * NOTIFY read yet, and would wait for the next start. */
+    r->full_scan_wanted = 1;
+    while (sd_mono_ms() < deadline) {
+        int more = sd_outbox_relay_run(r, &err);
+        if (more < 0 || (more == 0 && r->inflight == 0))
+            break;
+        poll(NULL, 0, more ? 0 : 10);
+    }
+    timeout_ms = deadline > sd_mono_ms() ? (int)(deadline - sd_mono_ms()) : 0;
     if (sd_kafka_producer_flush(r->prod, timeout_ms) < 0)
         sd_log_warn("outbox relay stopped with rows in flight", "count=%zu", r->inflight);
     sd_kafka_producer_poll(r->prod);

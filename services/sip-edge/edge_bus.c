@@ -576,16 +576,7 @@ static int64_t on_tick(struct sd_loop *loop, void *arg)
 /* Publishes everything still in the outbox, for up to timeout_ms. */
 static void drain_all(struct edge_bus *b, int timeout_ms)
 {
-    struct sd_err err = {0};
-    int64_t deadline = sd_mono_ms() + timeout_ms;
-
-    while (sd_mono_ms() < deadline) {
-        int more = sd_outbox_relay_run(b->relay, &err);
-        if (more == 0 && sd_outbox_relay_inflight(b->relay) == 0)
-            break;
-        poll(NULL, 0, more == 1 ? 0 : 10);
-    }
-    sd_outbox_relay_drain(b->relay, (int)(deadline > sd_mono_ms() ? deadline - sd_mono_ms() : 0));
+    sd_outbox_relay_drain(b->relay, timeout_ms);
 }
 
 static void *run(void *arg)

@@ -67,7 +67,9 @@ int sd_outbox_relay_attach(struct sd_outbox_relay *r, struct sd_loop *loop) SD_M
 /* Rows published and acknowledged since start; rows waiting for a report. */
 unsigned long sd_outbox_relay_sent(const struct sd_outbox_relay *r);
 size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r);
-/* Flushes the producer (blocks up to timeout_ms), marks what was delivered. */
+/* At a stop: publishes every row this owner still has (a full scan, not
+ * only what notifications announced), flushes the producer and marks what
+ * was delivered; blocks up to timeout_ms in all. */
 void sd_outbox_relay_drain(struct sd_outbox_relay *r, int timeout_ms);
 void sd_outbox_relay_free(struct sd_outbox_relay *r);
 
