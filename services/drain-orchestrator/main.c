@@ -602,6 +602,14 @@ static int become_leader(struct svc *s, struct sd_err *err)
     }
     s->leader = true;
     s->lock_generation = sd_pg_generation(s->lock_pg);
+    {
+        int adopted = 0;
+        if (orch_db_adopt_outbox(s->pg, sd_outbox_owner(), &adopted, err) < 0)
+            return -1;
+        if (adopted > 0)
+            sd_log_info("took over the unpublished events of an earlier active instance", "rows=%d",
+                        adopted);
+    }
     sd_log_info("active: holding the orchestrator lock", "consumes=%s group=%s", topics[0],
                 sd_topic(SERVICE));
     return 0;

@@ -44,6 +44,17 @@ int orch_db_try_lock(struct sd_pg *pg, bool *got, struct sd_err *err)
     return 0;
 }
 
+int orch_db_adopt_outbox(struct sd_pg *pg, const char *owner, int *n, struct sd_err *err)
+{
+    const char *values[1] = {owner};
+
+    *n = sd_pg_exec(pg,
+                    "UPDATE outbox SET owner = $1 WHERE owner LIKE 'drain-orchestrator/%'"
+                    " AND owner <> $1 AND failed_at IS NULL",
+                    1, values, err);
+    return *n < 0 ? -1 : 0;
+}
+
 int orch_db_open_drains(struct sd_pg *pg, char ids[][DRAIN_ID_SIZE], int max, struct sd_err *err)
 {
     PGresult *res =

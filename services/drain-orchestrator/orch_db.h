@@ -14,6 +14,13 @@
 /* The one active instance holds this session-level advisory lock. */
 int orch_db_try_lock(struct sd_pg *pg, bool *got, struct sd_err *err) SD_MUST_CHECK;
 
+/* A new active instance takes over the outbox rows an earlier active one
+ * (owner "drain-orchestrator/...") left unpublished when it died: its
+ * commands go out now, not after the outbox's minute for orphaned rows.
+ * *n = rows taken. */
+int orch_db_adopt_outbox(struct sd_pg *pg, const char *owner, int *n,
+                         struct sd_err *err) SD_MUST_CHECK;
+
 /* The drains not ended yet (at most max ids). Returns how many, or -1. */
 int orch_db_open_drains(struct sd_pg *pg, char ids[][DRAIN_ID_SIZE], int max,
                         struct sd_err *err) SD_MUST_CHECK;

@@ -288,3 +288,252 @@ Test(orchestrator, a_site_drain_logs_agents_out_by_the_rules_and_completes_when_
     kill(as.pid, SIGTERM);
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
 }
+
+/* --- commands that cannot be carried out, and repeats -------------------------- */
+
+/* The drain.rejected answering request (its reason), once it is there. */
+static const char *rejected_reason(struct env *e, const char *request, struct evs *r)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    for (;;) {
+        evs_read(e->events, "drain.rejected", r);
+        for (size_t i = 0; i < r->n; i++) {
+            if (!strcmp(r->type[i], "drain.rejected") &&
+                !strcmp(str(r->data[i], "request_id"), request))
+                return str(r->data[i], "reason");
+        }
+        cr_assert_lt(sd_mono_ms(), deadline, "no drain.rejected for %s", request);
+        evs_free(r);
+        usleep(250000);
+    }
+}
+
+static void orch_up(struct env *e, struct proc *p, const char *name)
+{
+    static char inst[2][64];
+    static int which;
+    const char *extra[2];
+
+    which = !which;
+    snprintf(inst[which], sizeof(inst[which]), "SIPDRAIN_INSTANCE_ID=%s", name);
+    extra[0] = inst[which];
+    extra[1] = NULL;
+    start(e, p, "drain-orchestrator", name, extra);
+}
+
+Test(orchestrator, bad_or_conflicting_commands_get_drain_rejected_with_the_reason, .timeout = 180)
+{
+    struct env e;
+    struct proc orch;
+    struct evs r;
+    char req[8][SD_EVENT_ID_LEN + 1];
+    int started = 0;
+    static const char *const want[] = {
+        "unknown_site", "bad_options",       "bad_options",          "unknown_edge",
+        "bad_options",  "drain_in_progress", "no_drain_in_progress", "drain_id_mismatch"};
+
+    env_setup(&e);
+    /* an agent on a call holds a drain of site2 open (no agent-state here) */
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, call_id, version) VALUES"
+                      " ('busy', '2001', 'site2', 'ready', 'c-1', 1)");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    drain_start(&e, json_pack("{s:s}", "site", "site9"), req[0]);
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "reject_code", 200), req[1]);
+    drain_start(&e, json_pack("{s:s, s:s}", "site", "site2", "edge", "edge-2a"), req[2]);
+    drain_start(&e, json_pack("{s:s}", "edge", "edge-9z"), req[3]);
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "service_id", 42), req[4]);
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 600), NULL);
+    evs_read(e.events, "drain.started", &r);
+    evs_free(&r);
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 900), req[5]);
+    sdt_send_event(e.commands, "site1", "drain.cancel", json_pack("{s:s}", "site", "site1"),
+                   req[6]);
+    sdt_send_event(e.commands, "site2", "drain.cancel",
+                   json_pack("{s:s, s:s}", "site", "site2", "drain_id",
+                             "00000000-0000-4000-8000-000000000000"),
+                   req[7]);
+    for (size_t i = 0; i < 8; i++) {
+        cr_expect_str_eq(rejected_reason(&e, req[i], &r), want[i], "command %zu", i);
+        evs_free(&r);
+    }
+    /* the same start again: the drain goes on, announced again */
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 600), req[0]);
+    for (int64_t deadline = sd_mono_ms() + WAIT_MS; started < 2;) {
+        started = 0;
+        evs_read(e.events, "drain.started", &r);
+        for (size_t i = 0; i < r.n; i++)
+            started += !strcmp(r.type[i], "drain.started");
+        evs_free(&r);
+        cr_assert_lt(sd_mono_ms(), deadline, "the repeated start was not re-announced");
+        usleep(250000);
+    }
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains"), 1, "still one drain");
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+}
+
+Test(orchestrator, cancel_resumes_the_edges_clears_the_flags_and_logs_nobody_else_out,
+     .timeout = 180)
+{
+    struct env e;
+    struct proc orch, edge_a;
+    struct evs r;
+    char cancel[SD_EVENT_ID_LEN + 1];
+    int64_t deadline;
+
+    env_setup(&e);
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, call_id, version) VALUES"
+                      " ('busy', '2001', 'site2', 'ready', 'c-1', 1)");
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE state = 'drained'") != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the edge never drained");
+        usleep(100000);
+    }
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE drain"), 1);
+    sdt_send_event(e.commands, "site2", "drain.cancel",
+                   json_pack("{s:s, s:s}", "site", "site2", "reason", "rollback"), cancel);
+    evs_read(e.events, "drain.cancelled", &r);
+    for (size_t i = 0; i < r.n; i++) {
+        if (!strcmp(r.type[i], "drain.cancelled"))
+            cr_expect_str_eq(str(r.data[i], "request_id"), cancel);
+    }
+    evs_free(&r);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE state = 'active'") != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the edge did not resume");
+        usleep(100000);
+    }
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE drain"), 0);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE result = 'cancelled'"
+                                      " AND ended_at IS NOT NULL"),
+                 1);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents"), 0, "no logout");
+    kill(edge_a.pid, SIGTERM);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+}
+
+Test(orchestrator, an_edge_drain_stops_that_edge_only_and_leaves_the_agents, .timeout = 180)
+{
+    struct env e;
+    struct proc orch, edge_a, edge_b;
+    struct evs r;
+    int at;
+
+    env_setup(&e);
+    agents_setup(&e);
+    edge_start(&e, &edge_a, "edge-2a");
+    edge_start(&e, &edge_b, "edge-2b");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    sdt_send_event(e.commands, "edge-2a", "drain.start",
+                   json_pack("{s:s, s:i}", "edge", "edge-2a", "sip_timeout_s", 1), NULL);
+    evs_read(e.events, "drain.completed", &r);
+    at = find(&r, "drain.completed", NULL);
+    cr_expect_str_eq(str(r.data[at], "scope"), "edge");
+    cr_expect_str_eq(str(r.data[at], "edge"), "edge-2a");
+    cr_expect_eq(json_integer_value(json_object_get(r.data[at], "agents_logged_out")), 0);
+    evs_free(&r);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "edge-2a stopped by its drain");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE edge_id = 'edge-2b'"
+                                      " AND state = 'active'"),
+                 1, "edge-2b untouched");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE state <> 'logged_out'"
+                                      " AND NOT drain"),
+                 3, "agents stay, no drain flag");
+    kill(edge_b.pid, SIGTERM);
+    cr_expect_eq(exit_code(edge_b.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+}
+
+Test(orchestrator, the_deadline_logs_out_without_waiting_for_acw_and_the_drain_is_forced,
+     .timeout = 180)
+{
+    struct env e;
+    struct proc as, orch;
+    struct evs r;
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    int at;
+
+    env_setup(&e);
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, work_mode, acw_timeout_s,"
+                      " acw_until, version) VALUES ('long-acw', '2001', 'site2', 'acw', 'acw',"
+                      " 300, now() + interval '300 seconds', 1)");
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    wait_log(&as, "partitions assigned");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 3), NULL);
+    evs_read(e.events, "drain.completed", &r);
+    at = find(&r, "drain.completed", NULL);
+    cr_expect(json_is_true(json_object_get(r.data[at], "forced")));
+    cr_expect_eq(json_integer_value(json_object_get(r.data[at], "agents_logged_out")), 1);
+    cr_expect_geq(json_integer_value(json_object_get(r.data[at], "elapsed_ms")), 3000);
+    cr_expect_lt(json_integer_value(json_object_get(r.data[at], "elapsed_ms")), 30000,
+                 "not the 300 s of ACW");
+    evs_free(&r);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE result = 'forced'"), 1);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
+
+/* The active orchestrator dies mid-drain: the standby takes the lock within
+ * seconds and finishes the drain from its row; nobody is logged out twice. */
+Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .timeout = 240)
+{
+    struct env e;
+    struct proc as, one, two, edge_a;
+    struct evs drains, agents;
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    int64_t killed_ms;
+
+    env_setup(&e);
+    agents_setup(&e);
+    sdt_pg_run(e.dsn, "UPDATE agents SET acw_until = now() + interval '8 seconds'"
+                      " WHERE agent_id = 'a-acw'");
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &one, "orch-1");
+    wait_log(&one, "partitions assigned");
+    orch_up(&e, &two, "orch-2");
+    wait_log(&two, "standby until the orchestrator lock is free");
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    /* a-ready and a-ws are logged out at once; a-acw waits for its ACW */
+    {
+        int64_t deadline = sd_mono_ms() + WAIT_MS;
+        while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents") < 2) {
+            cr_assert_lt(sd_mono_ms(), deadline, "no logouts");
+            usleep(100000);
+        }
+    }
+    cr_assert_eq(kill(one.pid, SIGKILL), 0);
+    killed_ms = sd_mono_ms();
+    sdt_wait(one.pid, 10000);
+    wait_log(&two, "active: holding the orchestrator lock");
+    cr_expect_lt(sd_mono_ms() - killed_ms, 5000, "the standby took over within 5 s");
+    evs_read(e.events, "drain.completed", &drains);
+    evs_read(e.agent_events, "EventAgentLogout", &agents);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ws"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-acw"), 1);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents WHERE logouts_sent = 1"),
+                 3, "one agent.logout each");
+    cr_expect(log_has(two.log, "drain completed"), "orch-2 completed it");
+    evs_free(&agents);
+    evs_free(&drains);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(two.pid, SIGTERM);
+    cr_expect_eq(exit_code(two.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
