@@ -1,13 +1,696 @@
-/* drainctl - placeholder main until issue #5 lands (see DESIGN.md §1). */
+/* drainctl - the operator's tool for drains (issue #5): a thin layer over
+ * libcommon. Commands go to sipdrain.drain.commands as CloudEvents; the
+ * answers and the progress come back on sipdrain.drain.events, read from
+ * the end of each partition (no consumer group, nothing committed). The
+ * read-only views (status, edges, agents) query PostgreSQL.
+ *
+ * Exit: 0 the drain completed (or the command was accepted, without
+ * --wait); 1 rejected, cancelled or forced; 2 usage; 3 Kafka or
+ * PostgreSQL could not be reached, or no answer came.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "sipdrain/event.h"
+#include "sipdrain/kafka.h"
+#include "sipdrain/log.h"
+#include "sipdrain/pg.h"
+#include "sipdrain/topic.h"
+
+#define EXIT_DONE     0
+#define EXIT_NOT_DONE 1
+#define EXIT_USAGE    2
+#define EXIT_INFRA    3
+#define ANSWER_MS     30000 /* drain.started / drain.rejected must come by then */
+#define NOTICE_MS     10000 /* "still waiting" after this long without a word */
+
+static const char USAGE[] =
+    "drainctl - drain a sipdrain site or edge without losing a call\n"
+    "\n"
+    "Usage:\n"
+    "  drainctl drain start (--site S | --edge E) [--reject-code N] [--sip-timeout S]\n"
+    "                       [--retry-after S] [--deadline S] [--reason TEXT] [--wait] [--json]\n"
+    "  drainctl drain cancel (--site S | --edge E) [--drain-id ID] [--json]\n"
+    "  drainctl drain status [--json]\n"
+    "  drainctl watch [--json]\n"
+    "  drainctl edges [--site S] [--json]\n"
+    "  drainctl agents --site S [--json]\n"
+    "\n"
+    "  --reject-code N   SIP answer to new INVITEs while draining, 300-699 (edges' default 503;\n"
+    "                    300-302 redirect to the peer site; 6xx stops gateway failover)\n"
+    "  --sip-timeout S   graceful-shutdown-sip-timeout: how long BYEs are sent again (0-3600)\n"
+    "  --retry-after S   Retry-After on refused INVITEs (0-86400)\n"
+    "  --deadline S      force completion after S seconds: calls cut, agents logged out\n"
+    "  --wait            show the progress and exit when the drain is over\n"
+    "  --json            machine-readable output (one JSON object per line)\n"
+    "\n"
+    "Environment: SIPDRAIN_KAFKA_BROKERS (drain, watch), SIPDRAIN_PG_DSN (status, edges,\n"
+    "agents), SIPDRAIN_TOPIC_PREFIX (optional).\n"
+    "\n"
+    "Exit status: 0 completed (without --wait: accepted), 1 rejected, cancelled or forced,\n"
+    "2 usage, 3 Kafka/PostgreSQL unreachable or no answer from drain-orchestrator.\n"
+    "\n"
+    "Examples:\n"
+    "  drainctl drain start --site site2 --wait            # drain site2, watch it, exit 0 when "
+    "done\n"
+    "  drainctl drain start --site site2 --deadline 1800 --reason CHG-1234\n"
+    "  drainctl drain start --edge edge-2a --sip-timeout 32 --wait\n"
+    "  drainctl drain cancel --site site2\n"
+    "  drainctl watch                                      # live progress of every drain\n"
+    "  drainctl agents --site site2 --json | jq .state\n";
+
+struct opts {
+    const char *site, *edge, *drain_id, *reason;
+    int reject_code, sip_timeout, retry_after, deadline;
+    bool wait, json;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int signo)
+{
+    (void)signo;
+    interrupted = 1;
+}
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "drainctl: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(drainctl --help shows the usage)\n");
+    return EXIT_USAGE;
+}
+
+static const char *env_or_die(const char *name, int *rc)
+{
+    const char *v = getenv(name);
+
+    if (v == NULL || v[0] == '\0') {
+        *rc = usage_error("%s is not set", name);
+        return NULL;
+    }
+    return v;
+}
+
+/* --- reading sipdrain.drain.events from its end ---------------------------- */
+
+struct follower {
+    rd_kafka_t *rk;
+};
+
+/* Assigns every partition of topic at its current end (queried, so a
+ * message produced after this returns is never missed). */
+static int follower_open(struct follower *f, const char *brokers, const char *topic)
+{
+    char errstr[512], group[64];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_topic_partition_list_t *parts;
+
+    snprintf(group, sizeof(group), "drainctl-%d", (int)getpid());
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
+        fprintf(stderr, "drainctl: kafka: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (f->rk == NULL) {
+        fprintf(stderr, "drainctl: kafka: %s\n", errstr);
+        return -1;
+    }
+    rkt = rd_kafka_topic_new(f->rk, topic, NULL);
+    if (rd_kafka_metadata(f->rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
+        fprintf(stderr, "drainctl: cannot read topic %s from %s\n", topic, brokers);
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        return -1;
+    }
+    parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(f->rk, topic, p, &lo, &hi, 10000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "drainctl: cannot read the end of %s[%d]\n", topic, p);
+            rd_kafka_topic_partition_list_destroy(parts);
+            rd_kafka_metadata_destroy(md);
+            rd_kafka_topic_destroy(rkt);
+            return -1;
+        }
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = hi;
+    }
+    rd_kafka_assign(f->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return 0;
+}
+
+/* 1: an event in ev (sd_event_clear it); 0: nothing within timeout_ms. */
+static int follower_next(struct follower *f, int timeout_ms, struct sd_event *ev)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, timeout_ms);
+    struct sd_err err = {0};
+    int got = 0;
+
+    if (m == NULL)
+        return 0;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && sd_event_parse(m->payload, m->len, ev, &err) == 0)
+        got = 1;
+    rd_kafka_message_destroy(m);
+    return got;
+}
+
+static void follower_close(struct follower *f)
+{
+    if (f->rk == NULL)
+        return;
+    rd_kafka_consumer_close(f->rk);
+    rd_kafka_destroy(f->rk);
+}
+
+/* --- showing progress ------------------------------------------------------ */
+
+static long num(json_t *d, const char *key)
+{
+    json_t *v = json_object_get(d, key);
+    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
+}
+
+static const char *text(json_t *d, const char *key)
+{
+    json_t *v = json_object_get(d, key);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static void bar(char *out, size_t size, long done, long total)
+{
+    const int width = 30;
+    int fill = total > 0 ? (int)(done * width / total) : width;
+    size_t n = 0;
+
+    if (fill > width)
+        fill = width;
+    n += (size_t)snprintf(out + n, size - n, "[");
+    for (int i = 0; i < width && n + 2 < size; i++)
+        out[n++] = i < fill ? '#' : '-';
+    snprintf(out + n, size - n, "]");
+}
+
+static void clock_text(char *out, size_t size, long ms)
+{
+    long s = ms / 1000;
+    snprintf(out, size, "%02ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+}
+
+struct screen {
+    bool tty, json;
+    int lines; /* drawn last time (tty) */
+};
+
+static void show_event(struct screen *sc, const struct sd_event *ev)
+{
+    json_t *d = ev->data;
+    char b1[64], b2[64], elapsed[48], left[48];
+
+    if (sc->json) {
+        char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+        printf("{\"type\":\"%s\",\"time\":\"%s\",\"data\":%s}\n", ev->type, ev->time, s);
+        free(s);
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(ev->type, "drain.progress") != 0) {
+        if (sc->tty)
+            sc->lines = 0; /* keep the last picture; write below it */
+        if (!strcmp(ev->type, "drain.started"))
+            printf("drain %s of %s %s started (edges: %zu)\n", text(d, "drain_id"),
+                   text(d, "scope"),
+                   !strcmp(text(d, "scope"), "edge") ? text(d, "edge") : text(d, "site"),
+                   json_array_size(json_object_get(d, "edges")));
+        else if (!strcmp(ev->type, "drain.completed"))
+            printf("drain %s completed%s: %ld agents logged out (%ld at the peer site), %ld calls"
+                   " cut, %ld BYEs sent again, %zu edges stopped, %.1f s\n",
+                   text(d, "drain_id"),
+                   json_is_true(json_object_get(d, "forced")) ? " (FORCED by the deadline)" : "",
+                   num(d, "agents_logged_out"), num(d, "agents_migrated"), num(d, "calls_cut"),
+                   num(d, "byes_retransmitted"),
+                   json_array_size(json_object_get(d, "edges_stopped")),
+                   (double)num(d, "elapsed_ms") / 1000.0);
+        else if (!strcmp(ev->type, "drain.cancelled"))
+            printf("drain %s cancelled in phase %s; %ld agents had been logged out\n",
+                   text(d, "drain_id"), text(d, "phase"), num(d, "agents_logged_out"));
+        else if (!strcmp(ev->type, "drain.rejected"))
+            printf("%s rejected: %s (%s)\n", text(d, "command"), text(d, "reason"),
+                   text(d, "detail"));
+        fflush(stdout);
+        return;
+    }
+    clock_text(elapsed, sizeof(elapsed), num(d, "elapsed_ms"));
+    if (!sc->tty) {
+        printf("%s drain=%s phase=%s calls_left=%ld/%ld agents_logged_in=%ld/%ld acw=%ld"
+               " on_call=%ld byes_pending=%ld nailed_up=%ld edges_not_stopped=%ld/%ld"
+               " elapsed=%s\n",
+               ev->time, text(d, "drain_id"), text(d, "phase"), num(d, "calls_left"),
+               num(d, "calls_at_start"), num(d, "agents_logged_in"), num(d, "agents_at_start"),
+               num(d, "agents_in_acw"), num(d, "agents_on_call"), num(d, "byes_pending"),
+               num(d, "nailed_up_left"), num(d, "edges_not_stopped"), num(d, "edges_total"),
+               elapsed);
+        fflush(stdout);
+        return;
+    }
+    if (sc->lines > 0)
+        printf("\033[%dA", sc->lines); /* back to the top of the last picture */
+    bar(b1, sizeof(b1), num(d, "calls_at_start") - num(d, "calls_left"), num(d, "calls_at_start"));
+    bar(b2, sizeof(b2), num(d, "agents_at_start") - num(d, "agents_logged_in"),
+        num(d, "agents_at_start"));
+    left[0] = '\0';
+    if (json_object_get(d, "deadline_in_ms") != NULL)
+        clock_text(left, sizeof(left), num(d, "deadline_in_ms"));
+    printf("\033[2Kdrain %.8s  %s %s  phase %-11s  elapsed %s%s%s\n", text(d, "drain_id"),
+           text(d, "scope"), !strcmp(text(d, "scope"), "edge") ? text(d, "edge") : text(d, "site"),
+           text(d, "phase"), elapsed, left[0] ? "  deadline in " : "", left);
+    printf("\033[2K  calls   %s %4ld of %ld ended, %ld left\n", b1,
+           num(d, "calls_at_start") - num(d, "calls_left"), num(d, "calls_at_start"),
+           num(d, "calls_left"));
+    printf("\033[2K  agents  %s %4ld of %ld logged out (%ld in ACW, %ld on a call)\n", b2,
+           num(d, "agents_at_start") - num(d, "agents_logged_in"), num(d, "agents_at_start"),
+           num(d, "agents_in_acw"), num(d, "agents_on_call"));
+    printf("\033[2K  BYEs pending %ld   nailed-up dialogs %ld   edges not stopped %ld of %ld\n",
+           num(d, "byes_pending"), num(d, "nailed_up_left"), num(d, "edges_not_stopped"),
+           num(d, "edges_total"));
+    sc->lines = 4;
+    fflush(stdout);
+}
+
+/* --- drain start / cancel --------------------------------------------------- */
+
+static int send_command(const char *brokers, const char *type, const char *key, json_t *data,
+                        char id[SD_EVENT_ID_LEN + 1])
+{
+    struct sd_err err = {0};
+    struct sd_event ev;
+    struct sd_kafka_producer *p;
+    char *value;
+    size_t len;
+    int rc = -1;
+
+    if (sd_event_init(&ev, "drainctl", type, data, &err) < 0) {
+        fprintf(stderr, "drainctl: %s\n", err.text);
+        return -1;
+    }
+    memcpy(id, ev.id, SD_EVENT_ID_LEN + 1);
+    value = sd_event_encode(&ev, &len, &err);
+    p = value != NULL ? sd_kafka_producer_new(brokers, "drainctl", NULL, NULL, &err) : NULL;
+    if (p != NULL &&
+        sd_kafka_produce(p, sd_topic(SD_TOPIC_DRAIN_COMMANDS), key, strlen(key), value, len, NULL,
+                         0, NULL, &err) == 0 &&
+        sd_kafka_producer_flush(p, 15000) == 0)
+        rc = 0;
+    else
+        fprintf(stderr, "drainctl: %s not sent to %s: %s\n", type, brokers,
+                err.text[0] ? err.text : "no delivery report within 15 s");
+    sd_kafka_producer_free(p);
+    free(value);
+    sd_event_clear(&ev);
+    return rc;
+}
+
+/* Sends the command and follows drain.events: the answer to it, then (with
+ * wait) the drain until it is over. */
+static int run_command(const char *type, json_t *data, const char *key, const struct opts *o)
+{
+    const char *brokers;
+    struct follower f = {0};
+    struct screen sc = {isatty(STDOUT_FILENO) && !o->json, o->json, 0};
+    char request[SD_EVENT_ID_LEN + 1], drain_id[SD_EVENT_ID_LEN + 1] = "";
+    int64_t sent_ms, quiet_since;
+    bool noticed = false, is_cancel = !strcmp(type, "drain.cancel");
+    int rc = EXIT_INFRA, env_rc = EXIT_USAGE;
+
+    brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &env_rc);
+    if (brokers == NULL) {
+        json_decref(data);
+        return env_rc;
+    }
+    if (follower_open(&f, brokers, sd_topic(SD_TOPIC_DRAIN_EVENTS)) < 0 ||
+        send_command(brokers, type, key, data, request) < 0) {
+        follower_close(&f);
+        return EXIT_INFRA;
+    }
+    if (!o->json)
+        printf("%s sent (request %s); waiting for drain-orchestrator\n", type, request);
+    sent_ms = quiet_since = sd_mono_ms();
+    while (!interrupted) {
+        struct sd_event ev;
+        int got = follower_next(&f, 250, &ev);
+        json_t *d;
+        bool mine, ours;
+
+        if (got == 0) {
+            if (drain_id[0] == '\0' && sd_mono_ms() - sent_ms > ANSWER_MS) {
+                fprintf(stderr, "drainctl: no answer within %d s: is drain-orchestrator running?\n",
+                        ANSWER_MS / 1000);
+                break;
+            }
+            if (!noticed && sd_mono_ms() - quiet_since > NOTICE_MS && !o->json) {
+                printf("(nothing heard for %d s; still waiting)\n", NOTICE_MS / 1000);
+                noticed = true;
+            }
+            continue;
+        }
+        quiet_since = sd_mono_ms();
+        noticed = false;
+        d = ev.data;
+        mine = !strcmp(text(d, "request_id"), request);
+        ours = drain_id[0] != '\0' && !strcmp(text(d, "drain_id"), drain_id);
+        if (mine && !strcmp(ev.type, "drain.rejected")) {
+            show_event(&sc, &ev);
+            rc = EXIT_NOT_DONE;
+            sd_event_clear(&ev);
+            break;
+        }
+        if (mine && (!strcmp(ev.type, "drain.started") || !strcmp(ev.type, "drain.cancelled"))) {
+            snprintf(drain_id, sizeof(drain_id), "%s", text(d, "drain_id"));
+            show_event(&sc, &ev);
+            if (is_cancel || !o->wait) {
+                rc = is_cancel ? EXIT_DONE : EXIT_DONE;
+                sd_event_clear(&ev);
+                break;
+            }
+        } else if (ours) {
+            show_event(&sc, &ev);
+            if (!strcmp(ev.type, "drain.completed") || !strcmp(ev.type, "drain.cancelled")) {
+                rc = !strcmp(ev.type, "drain.completed") &&
+                             !json_is_true(json_object_get(d, "forced"))
+                         ? EXIT_DONE
+                         : EXIT_NOT_DONE;
+                sd_event_clear(&ev);
+                break;
+            }
+        }
+        sd_event_clear(&ev);
+    }
+    if (interrupted && !o->json)
+        printf("\ninterrupted: the drain goes on (drainctl watch follows it)\n");
+    follower_close(&f);
+    return interrupted ? EXIT_NOT_DONE : rc;
+}
+
+static int cmd_watch(const struct opts *o)
+{
+    struct follower f = {0};
+    struct screen sc = {isatty(STDOUT_FILENO) && !o->json, o->json, 0};
+    int env_rc = EXIT_USAGE;
+    const char *brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &env_rc);
+
+    if (brokers == NULL)
+        return env_rc;
+    if (follower_open(&f, brokers, sd_topic(SD_TOPIC_DRAIN_EVENTS)) < 0)
+        return EXIT_INFRA;
+    if (!o->json)
+        printf("watching %s (Ctrl-C to stop)\n", sd_topic(SD_TOPIC_DRAIN_EVENTS));
+    while (!interrupted) {
+        struct sd_event ev;
+        if (follower_next(&f, 250, &ev) == 1) {
+            show_event(&sc, &ev);
+            sd_event_clear(&ev);
+        }
+    }
+    follower_close(&f);
+    return EXIT_DONE;
+}
+
+/* --- views from PostgreSQL ------------------------------------------------------ */
+
+/* Runs sql and prints the rows: a table with a header, or with --json one
+ * object per row (columns as strings, NULL as null). */
+static int print_query(const struct opts *o, const char *sql, int n, const char *const *values)
+{
+    int env_rc = EXIT_USAGE;
+    const char *dsn = env_or_die("SIPDRAIN_PG_DSN", &env_rc);
+    struct sd_pg *pg;
+    struct sd_err err = {0};
+    PGresult *res;
+    int cols, widths[16] = {0};
+
+    if (dsn == NULL)
+        return env_rc;
+    pg = sd_pg_new(dsn, "drainctl");
+    res = sd_pg_query(pg, sql, n, values, NULL, NULL, &err);
+    if (res == NULL) {
+        fprintf(stderr, "drainctl: PostgreSQL: %s\n", err.text);
+        sd_pg_free(pg);
+        return EXIT_INFRA;
+    }
+    cols = PQnfields(res) < 16 ? PQnfields(res) : 16;
+    if (o->json) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            json_t *row = json_object();
+            char *s;
+            for (int c = 0; c < cols; c++)
+                json_object_set_new(row, PQfname(res, c),
+                                    PQgetisnull(res, r, c) ? json_null()
+                                                           : json_string(PQgetvalue(res, r, c)));
+            s = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            puts(s);
+            free(s);
+            json_decref(row);
+        }
+    } else {
+        for (int c = 0; c < cols; c++) {
+            widths[c] = (int)strlen(PQfname(res, c));
+            for (int r = 0; r < PQntuples(res); r++) {
+                int w = (int)strlen(PQgetisnull(res, r, c) ? "-" : PQgetvalue(res, r, c));
+                widths[c] = w > widths[c] ? w : widths[c];
+            }
+        }
+        for (int c = 0; c < cols; c++)
+            printf("%-*s%s", widths[c], PQfname(res, c), c + 1 < cols ? "  " : "\n");
+        for (int r = 0; r < PQntuples(res); r++) {
+            for (int c = 0; c < cols; c++)
+                printf("%-*s%s", widths[c], PQgetisnull(res, r, c) ? "-" : PQgetvalue(res, r, c),
+                       c + 1 < cols ? "  " : "\n");
+        }
+        if (PQntuples(res) == 0)
+            printf("(none)\n");
+    }
+    PQclear(res);
+    sd_pg_free(pg);
+    return EXIT_DONE;
+}
+
+/* --- arguments ------------------------------------------------------------------- */
+
+static int parse_int(const char *name, const char *text_value, long lo, long hi, int *out)
+{
+    char *end;
+    long v = strtol(text_value, &end, 10);
+
+    if (*text_value == '\0' || *end != '\0' || v < lo || v > hi) {
+        usage_error("%s: must be a whole number %ld-%ld, not \"%s\"", name, lo, hi, text_value);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    static const struct option longs[] = {{"site", required_argument, NULL, 's'},
+                                          {"edge", required_argument, NULL, 'e'},
+                                          {"reject-code", required_argument, NULL, 'c'},
+                                          {"sip-timeout", required_argument, NULL, 't'},
+                                          {"retry-after", required_argument, NULL, 'r'},
+                                          {"deadline", required_argument, NULL, 'd'},
+                                          {"reason", required_argument, NULL, 'R'},
+                                          {"drain-id", required_argument, NULL, 'i'},
+                                          {"wait", no_argument, NULL, 'w'},
+                                          {"json", no_argument, NULL, 'j'},
+                                          {NULL, 0, NULL, 0}};
+    int ch;
+
+    memset(o, 0, sizeof(*o));
+    o->reject_code = o->sip_timeout = o->retry_after = o->deadline = -1;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (ch) {
+        case 's':
+            o->site = optarg;
+            break;
+        case 'e':
+            o->edge = optarg;
+            break;
+        case 'c':
+            if (parse_int("--reject-code", optarg, 300, 699, &o->reject_code) < 0)
+                return -1;
+            break;
+        case 't':
+            if (parse_int("--sip-timeout", optarg, 0, 3600, &o->sip_timeout) < 0)
+                return -1;
+            break;
+        case 'r':
+            if (parse_int("--retry-after", optarg, 0, 86400, &o->retry_after) < 0)
+                return -1;
+            break;
+        case 'd':
+            if (parse_int("--deadline", optarg, 1, 604800, &o->deadline) < 0)
+                return -1;
+            break;
+        case 'R':
+            o->reason = optarg;
+            break;
+        case 'i':
+            o->drain_id = optarg;
+            break;
+        case 'w':
+            o->wait = true;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        default:
+            usage_error("unknown option %s", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        usage_error("unexpected argument %s", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int target(const struct opts *o, json_t *data, const char **key)
+{
+    if ((o->site == NULL) == (o->edge == NULL))
+        return usage_error("name exactly one of --site and --edge");
+    json_object_set_new(data, o->site ? "site" : "edge", json_string(o->site ? o->site : o->edge));
+    *key = o->site ? o->site : o->edge;
+    return 0;
+}
+
+static int cmd_drain(int argc, char **argv)
+{
+    struct opts o;
+    json_t *data;
+    const char *key = NULL;
+    char who[160], host[64] = "?";
+
+    if (argc < 1)
+        return usage_error("drain needs start, cancel or status");
+    if (parse_opts(argc, argv, &o) < 0)
+        return EXIT_USAGE;
+    if (!strcmp(argv[0], "status"))
+        return print_query(&o,
+                           "SELECT drain_id, scope, target, phase, to_char(started_at,"
+                           " 'YYYY-MM-DD HH24:MI:SS') AS started, to_char(deadline_at,"
+                           " 'HH24:MI:SS') AS deadline, coalesce(result, 'in progress') AS result,"
+                           " requested_by FROM drains ORDER BY started_at DESC LIMIT 20",
+                           0, NULL);
+    data = json_object();
+    if (target(&o, data, &key) != 0) {
+        json_decref(data);
+        return EXIT_USAGE;
+    }
+    gethostname(host, sizeof(host) - 1);
+    snprintf(who, sizeof(who), "%s@%s (drainctl)", getenv("USER") ? getenv("USER") : "operator",
+             host);
+    json_object_set_new(data, "requested_by", json_string(who));
+    if (o.reason != NULL)
+        json_object_set_new(data, "reason", json_string(o.reason));
+    if (!strcmp(argv[0], "start")) {
+        if (o.drain_id != NULL) {
+            json_decref(data);
+            return usage_error("--drain-id is for drain cancel");
+        }
+        if (o.reject_code >= 0)
+            json_object_set_new(data, "reject_code", json_integer(o.reject_code));
+        if (o.sip_timeout >= 0)
+            json_object_set_new(data, "sip_timeout_s", json_integer(o.sip_timeout));
+        if (o.retry_after >= 0)
+            json_object_set_new(data, "retry_after_s", json_integer(o.retry_after));
+        if (o.deadline >= 0)
+            json_object_set_new(data, "deadline_s", json_integer(o.deadline));
+        return run_command("drain.start", data, key, &o);
+    }
+    if (!strcmp(argv[0], "cancel")) {
+        if (o.reject_code >= 0 || o.sip_timeout >= 0 || o.retry_after >= 0 || o.deadline >= 0) {
+            json_decref(data);
+            return usage_error("drain cancel takes --site/--edge, --drain-id and --reason only");
+        }
+        if (o.drain_id != NULL)
+            json_object_set_new(data, "drain_id", json_string(o.drain_id));
+        return run_command("drain.cancel", data, key, &o);
+    }
+    json_decref(data);
+    return usage_error("unknown drain command %s", argv[0]);
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("drainctl: not implemented yet (issue #5)\n");
-        return 0;
+    struct opts o;
+    struct sd_err err = {0};
+    struct sigaction sa;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_DONE;
     }
-    fprintf(stderr, "drainctl: not implemented yet (issue #5)\n");
-    return 1;
+    sd_log_init("drainctl", "cli", SD_LOG_ERROR); /* libcommon's own lines: errors only */
+    if (sd_topic_set_prefix(getenv("SIPDRAIN_TOPIC_PREFIX"), &err) < 0)
+        return usage_error("SIPDRAIN_TOPIC_PREFIX: %s", err.text);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (!strcmp(argv[1], "drain"))
+        return cmd_drain(argc - 2, argv + 2);
+    if (parse_opts(argc - 1, argv + 1, &o) < 0)
+        return EXIT_USAGE;
+    if (!strcmp(argv[1], "watch"))
+        return cmd_watch(&o);
+    if (!strcmp(argv[1], "edges")) {
+        const char *values[1] = {o.site};
+        return print_query(&o,
+                           "SELECT edge_id, site, state, active_calls AS calls, pending_byes AS"
+                           " byes, nailed_up_dialogs AS nailed_up, calls_cut,"
+                           " round(extract(epoch from now() - last_heartbeat))::int AS"
+                           " heartbeat_s_ago FROM edges WHERE $1::text IS NULL OR site = $1"
+                           " ORDER BY site, edge_id",
+                           1, values);
+    }
+    if (!strcmp(argv[1], "agents")) {
+        const char *values[1] = {o.site};
+        if (o.site == NULL)
+            return usage_error("agents needs --site");
+        return print_query(&o,
+                           "SELECT agent_id, dn, state, work_mode, coalesce(call_id, '') AS call,"
+                           " CASE WHEN acw_until IS NULL THEN NULL ELSE greatest(0, round(extract("
+                           "epoch from acw_until - now())))::int END AS acw_s_left, workspace,"
+                           " nailed_up, drain FROM agents WHERE site = $1 ORDER BY agent_id",
+                           1, values);
+    }
+    return usage_error("unknown command %s", argv[1]);
 }

@@ -537,3 +537,62 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     kill(as.pid, SIGTERM);
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
 }
+
+/* --- drainctl ----------------------------------------------------------------- */
+
+/* Runs drainctl with args; its output (stdout and stderr) goes to out. */
+static int drainctl(struct env *e, const char *const *args, const char *out, int timeout_ms)
+{
+    char path[1024];
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+    const char *envp[4] = {e->env_brokers, e->env_prefix, e->env_dsn, NULL};
+    pid_t pid;
+
+    snprintf(path, sizeof(path), "%s/drainctl", dir);
+    unlink(out);
+    pid = sdt_spawn(path, args, envp, out);
+    return exit_code(pid, timeout_ms);
+}
+
+Test(orchestrator, drainctl_drain_start_wait_shows_progress_and_exits_0_when_the_drain_completes,
+     .timeout = 240)
+{
+    struct env e;
+    struct proc as, orch, edge_a;
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    const char *start_args[] = {"drain",         "start", "--site", "site2",
+                                "--sip-timeout", "1",     "--wait", NULL};
+    const char *bad_args[] = {"drain", "start", "--site", "site9", NULL};
+    const char *agents_args[] = {"agents", "--site", "site2", "--json", NULL};
+    const char *status_args[] = {"drain", "status", NULL};
+    char out[256];
+
+    env_setup(&e);
+    agents_setup(&e);
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    snprintf(out, sizeof(out), "/tmp/sipdrain-drainctl-%.12s.out", e.prefix + 2);
+
+    cr_expect_eq(drainctl(&e, agents_args, out, WAIT_MS), 0);
+    cr_expect(log_has(out, "\"agent_id\":\"a-acw\""), "agents --json (%s)", out);
+
+    cr_expect_eq(drainctl(&e, start_args, out, 120000), 0, "drainctl exit (%s)", out);
+    cr_expect(log_has(out, "drain.start sent"), "%s", out);
+    cr_expect(log_has(out, "started (edges: 1)"), "%s", out);
+    cr_expect(log_has(out, "phase=wait_agents"), "progress lines (%s)", out);
+    cr_expect(log_has(out, "completed: 3 agents logged out (1 at the peer site)"), "%s", out);
+
+    cr_expect_eq(drainctl(&e, status_args, out, WAIT_MS), 0);
+    cr_expect(log_has(out, "completed"), "drain status (%s)", out);
+
+    cr_expect_eq(drainctl(&e, bad_args, out, WAIT_MS), 1, "a rejected drain exits 1");
+    cr_expect(log_has(out, "rejected: unknown_site"), "%s", out);
+
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
