@@ -538,6 +538,81 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
 }
 
+/* The logout table's "on a call" rows against agent-state: a call is
+ * waited for; after it, agent-state applies the work mode (timed ACW:
+ * NotReady/ACW, then Ready at the timeout, then the logout; manual_in:
+ * NotReady, then the logout). The call ends by call.ended as an edge sends it. */
+Test(orchestrator, agents_on_a_call_are_logged_out_only_after_the_call_and_their_acw,
+     .timeout = 180)
+{
+    struct env e;
+    struct proc as, orch;
+    struct evs agents, drains;
+    char calls[160];
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    const char *ids[2] = {"call-acw", "call-manual"};
+    int64_t ended_ms;
+
+    env_setup(&e);
+    snprintf(calls, sizeof(calls), "%ssipdrain.call.events", e.prefix);
+    sdt_pg_run(e.dsn,
+               "INSERT INTO agents (agent_id, dn, site, state, work_mode, acw_timeout_s,"
+               " call_id, version) VALUES"
+               " ('call-acw', '2001', 'site2', 'ready', 'acw', 3, 'c-1', 1),"
+               " ('call-manual', '2002', 'site2', 'not_ready', 'manual_in', NULL, 'c-2', 1)");
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    wait_log(&as, "partitions assigned");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    drain_start(&e, json_pack("{s:s}", "site", "site2"), NULL);
+    evs_read(e.events, "drain.started", &drains);
+    evs_free(&drains);
+    sleep(2); /* the drain runs; both agents are on their calls */
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents"), 0,
+                 "nobody logged out during the calls");
+    ended_ms = sd_wall_ms();
+    for (int i = 0; i < 2; i++)
+        sdt_send_event(calls, ids[i], "call.ended",
+                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:s}", "call_id",
+                                 i == 0 ? "c-1" : "c-2", "agent_id", ids[i], "dn",
+                                 i == 0 ? "2001" : "2002", "edge", "edge-2a", "site", "site2",
+                                 "direction", "inbound", "answered", 1, "duration_ms", 60000,
+                                 "end_cause", "caller_hangup"),
+                       NULL);
+    evs_read(e.events, "drain.completed", &drains);
+    cr_expect_eq(json_integer_value(json_object_get(
+                     drains.data[find(&drains, "drain.completed", NULL)], "agents_logged_out")),
+                 2);
+    evs_free(&drains);
+    evs_read(e.agent_events, "EventAgentLogout", &agents);
+    {
+        int after_call = find(&agents, "EventAgentNotReady", "call-acw");
+        int ready = find(&agents, "EventAgentReady", "call-acw");
+        int out = find(&agents, "EventAgentLogout", "call-acw");
+        cr_expect(after_call >= 0 && ready > after_call && out > ready,
+                  "call-acw: NotReady (ACW) %d, Ready %d, Logout %d", after_call, ready, out);
+        after_call = find(&agents, "EventAgentNotReady", "call-manual");
+        out = find(&agents, "EventAgentLogout", "call-manual");
+        cr_expect(after_call >= 0 && out > after_call, "call-manual: NotReady %d, Logout %d",
+                  after_call, out);
+    }
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "call-acw"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "call-manual"), 1);
+    evs_free(&agents);
+    {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM drain_agents WHERE agent_id = 'call-acw' AND"
+                 " logout_sent_at >= to_timestamp(%lld / 1000.0) + interval '3 seconds'",
+                 (long long)ended_ms);
+        cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 1, "the ACW agent's logout after its 3 s ACW");
+    }
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
+
 /* --- drainctl ----------------------------------------------------------------- */
 
 /* Runs drainctl with args; its output (stdout and stderr) goes to out. */
