@@ -538,10 +538,12 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
 }
 
-/* The logout table's "on a call" rows against agent-state: a call is
- * waited for; after it, agent-state applies the work mode (timed ACW:
- * NotReady/ACW, then Ready at the timeout, then the logout; manual_in:
- * NotReady, then the logout). The call ends by call.ended as an edge sends it. */
+/* The logout table's "on a call" and "untimed ACW" rows against
+ * agent-state: a call is waited for; after it, agent-state applies the work
+ * mode (timed ACW: NotReady/ACW, then Ready at the timeout, then the logout;
+ * manual_in: NotReady, then the logout; untimed ACW: the logout at once).
+ * Untimed ACW without a call: logged out at once. The calls end by
+ * call.ended as an edge sends it. */
 Test(orchestrator, agents_on_a_call_are_logged_out_only_after_the_call_and_their_acw,
      .timeout = 180)
 {
@@ -550,16 +552,17 @@ Test(orchestrator, agents_on_a_call_are_logged_out_only_after_the_call_and_their
     struct evs agents, drains;
     char calls[160];
     const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
-    const char *ids[2] = {"call-acw", "call-manual"};
+    const char *ids[3] = {"call-acw", "call-manual", "call-untimed"};
     int64_t ended_ms;
 
     env_setup(&e);
     snprintf(calls, sizeof(calls), "%ssipdrain.call.events", e.prefix);
-    sdt_pg_run(e.dsn,
-               "INSERT INTO agents (agent_id, dn, site, state, work_mode, acw_timeout_s,"
-               " call_id, version) VALUES"
-               " ('call-acw', '2001', 'site2', 'ready', 'acw', 3, 'c-1', 1),"
-               " ('call-manual', '2002', 'site2', 'not_ready', 'manual_in', NULL, 'c-2', 1)");
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, work_mode, acw_timeout_s,"
+                      " call_id, version) VALUES"
+                      " ('call-acw', '2001', 'site2', 'ready', 'acw', 3, 'c-1', 1),"
+                      " ('call-manual', '2002', 'site2', 'not_ready', 'manual_in', NULL, 'c-2', 1),"
+                      " ('call-untimed', '2003', 'site2', 'ready', 'acw', NULL, 'c-3', 1),"
+                      " ('untimed', '2004', 'site2', 'acw', 'acw', NULL, NULL, 1)");
     start(&e, &as, "agent-state", "agent-state", as_inst);
     wait_log(&as, "partitions assigned");
     orch_up(&e, &orch, "orch-1");
@@ -567,22 +570,27 @@ Test(orchestrator, agents_on_a_call_are_logged_out_only_after_the_call_and_their
     drain_start(&e, json_pack("{s:s}", "site", "site2"), NULL);
     evs_read(e.events, "drain.started", &drains);
     evs_free(&drains);
-    sleep(2); /* the drain runs; both agents are on their calls */
-    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents"), 0,
-                 "nobody logged out during the calls");
+    sleep(2); /* the drain runs; three agents are on their calls */
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents"), 1,
+                 "during the calls only the agent in untimed ACW is logged out");
+    cr_expect_eq(
+        sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents WHERE agent_id = 'untimed'"), 1);
     ended_ms = sd_wall_ms();
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++) {
+        char call[8], dn[8];
+        snprintf(call, sizeof(call), "c-%d", i + 1);
+        snprintf(dn, sizeof(dn), "200%d", i + 1);
         sdt_send_event(calls, ids[i], "call.ended",
-                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:s}", "call_id",
-                                 i == 0 ? "c-1" : "c-2", "agent_id", ids[i], "dn",
-                                 i == 0 ? "2001" : "2002", "edge", "edge-2a", "site", "site2",
+                       json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:s}", "call_id", call,
+                                 "agent_id", ids[i], "dn", dn, "edge", "edge-2a", "site", "site2",
                                  "direction", "inbound", "answered", 1, "duration_ms", 60000,
                                  "end_cause", "caller_hangup"),
                        NULL);
+    }
     evs_read(e.events, "drain.completed", &drains);
     cr_expect_eq(json_integer_value(json_object_get(
                      drains.data[find(&drains, "drain.completed", NULL)], "agents_logged_out")),
-                 2);
+                 4);
     evs_free(&drains);
     evs_read(e.agent_events, "EventAgentLogout", &agents);
     {
@@ -596,8 +604,17 @@ Test(orchestrator, agents_on_a_call_are_logged_out_only_after_the_call_and_their
         cr_expect(after_call >= 0 && out > after_call, "call-manual: NotReady %d, Logout %d",
                   after_call, out);
     }
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "call-acw"), 1);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "call-manual"), 1);
+    {
+        int after_call = find(&agents, "EventAgentNotReady", "call-untimed");
+        int out = find(&agents, "EventAgentLogout", "call-untimed");
+        cr_expect(after_call >= 0 && out > after_call, "call-untimed: ACW %d, Logout %d",
+                  after_call, out);
+        cr_expect_lt(find(&agents, "EventAgentReady", "call-untimed"), 0,
+                     "untimed ACW is not waited for");
+    }
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(count_of(&agents, "EventAgentLogout", ids[i]), 1, "%s", ids[i]);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "untimed"), 1);
     evs_free(&agents);
     {
         char sql[256];
