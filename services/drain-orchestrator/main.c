@@ -34,6 +34,7 @@
 #include "sipdrain/loop.h"
 #include "sipdrain/outbox.h"
 #include "sipdrain/pg.h"
+#include "sipdrain/service.h"
 #include "sipdrain/topic.h"
 
 #define SERVICE       "drain-orchestrator"
@@ -41,7 +42,6 @@
 #define LOCK_POLL_MS  1000
 #define DRAINS_MAX    64
 #define AGENTS_MAX    4096
-#define INSTANCE_MAX  (SD_OUTBOX_OWNER_MAX - (int)sizeof(SERVICE "/") + 1)
 #define SERVICE_ID    3019 /* drain.start.service_id: the T-Library private request */
 
 struct orch_cfg {
@@ -674,32 +674,9 @@ static void usage(void)
 
 static void setup(struct svc *s)
 {
-    struct sd_err err = {0};
-    char host[256];
-
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &s->cfg);
-    if (s->cfg.instance == NULL || s->cfg.instance[0] == '\0') {
-        if (gethostname(host, sizeof(host)) < 0)
-            snprintf(host, sizeof(host), "orchestrator-0");
-        host[sizeof(host) - 1] = '\0';
-        free(s->cfg.instance);
-        s->cfg.instance = strdup(host);
-    }
-    if (s->cfg.instance == NULL || strlen(s->cfg.instance) > (size_t)INSTANCE_MAX ||
-        strpbrk(s->cfg.instance, " \t\"=") != NULL) {
-        fprintf(stderr,
-                SERVICE ": SIPDRAIN_INSTANCE_ID: must be 1-%d characters without spaces, quotes"
-                        " or '='\n",
-                INSTANCE_MAX);
-        exit(2);
-    }
-    if (sd_topic_set_prefix(s->cfg.topic_prefix, &err) < 0) {
-        fprintf(stderr, SERVICE ": SIPDRAIN_TOPIC_PREFIX: %s\n", err.text);
-        exit(2);
-    }
-    sd_log_init(SERVICE, s->cfg.instance, (enum sd_log_level)s->cfg.log_level);
-    snprintf(s->source, sizeof(s->source), SERVICE "/%s", s->cfg.instance);
-    sd_outbox_set_owner(s->source);
+    sd_service_init(SERVICE, &s->cfg.instance, s->cfg.topic_prefix, s->cfg.log_level, s->source,
+                    sizeof(s->source));
 }
 
 int main(int argc, char **argv)

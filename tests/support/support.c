@@ -534,3 +534,16 @@ int sdt_script(const char *cmd)
     free(line);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+bool sdt_file_has(const char *path, const char *text)
+{
+    char line[4096];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return found;
+}

@@ -4,6 +4,7 @@
 #ifndef SIPDRAIN_TEST_SUPPORT_H
 #define SIPDRAIN_TEST_SUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -86,6 +87,9 @@ void sdt_prefix_create(char *prefix, size_t size);
  * and stderr go to out_path (NULL = inherited). Returns the pid. */
 pid_t sdt_spawn(const char *path, const char *const *args, const char *const *env,
                 const char *out_path);
+
+/* Does some line of the file at path contain text? (false when there is no file) */
+bool sdt_file_has(const char *path, const char *text);
 
 /* Runs sql (no result needed) on dsn; fails the test on error. */
 void sdt_pg_run(const char *dsn, const char *sql);

@@ -43,19 +43,6 @@ static void env_setup(struct env *e)
                        " ('site2', 'site1')");
 }
 
-static bool log_has(const char *path, const char *text)
-{
-    char line[4096];
-    bool found = false;
-    FILE *f = fopen(path, "r");
-
-    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, text) != NULL;
-    if (f != NULL)
-        fclose(f);
-    return found;
-}
-
 /* Starts bin (in SIPDRAIN_BIN_DIR) with the env's settings plus extra. */
 static void start(struct env *e, struct proc *p, const char *bin, const char *name,
                   const char *const *extra)
@@ -84,7 +71,7 @@ static void wait_log(struct proc *p, const char *text)
     int64_t deadline = sd_mono_ms() + WAIT_MS;
     int status;
 
-    while (!log_has(p->log, text)) {
+    while (!sdt_file_has(p->log, text)) {
         cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "exited early (%s)", p->log);
         cr_assert_lt(sd_mono_ms(), deadline, "no \"%s\" in %s", text, p->log);
         usleep(50000);
@@ -327,11 +314,12 @@ Test(orchestrator, bad_or_conflicting_commands_get_drain_rejected_with_the_reaso
     struct env e;
     struct proc orch;
     struct evs r;
-    char req[8][SD_EVENT_ID_LEN + 1];
+    char req[9][SD_EVENT_ID_LEN + 1];
     int started = 0;
     static const char *const want[] = {
-        "unknown_site", "bad_options",       "bad_options",          "unknown_edge",
-        "bad_options",  "drain_in_progress", "no_drain_in_progress", "drain_id_mismatch"};
+        "unknown_site",         "bad_options",       "bad_options",
+        "unknown_edge",         "bad_options",       "drain_in_progress",
+        "no_drain_in_progress", "drain_id_mismatch", "peer_site_draining"};
 
     env_setup(&e);
     /* an agent on a call holds a drain of site2 open (no agent-state here) */
@@ -344,7 +332,10 @@ Test(orchestrator, bad_or_conflicting_commands_get_drain_rejected_with_the_reaso
     drain_start(&e, json_pack("{s:s, s:s}", "site", "site2", "edge", "edge-2a"), req[2]);
     drain_start(&e, json_pack("{s:s}", "edge", "edge-9z"), req[3]);
     drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "service_id", 42), req[4]);
-    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 600), NULL);
+    /* T-Library's private request id is accepted */
+    drain_start(
+        &e, json_pack("{s:s, s:i, s:i}", "site", "site2", "deadline_s", 600, "service_id", 3019),
+        NULL);
     evs_read(e.events, "drain.started", &r);
     evs_free(&r);
     drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 900), req[5]);
@@ -354,12 +345,16 @@ Test(orchestrator, bad_or_conflicting_commands_get_drain_rejected_with_the_reaso
                    json_pack("{s:s, s:s}", "site", "site2", "drain_id",
                              "00000000-0000-4000-8000-000000000000"),
                    req[7]);
-    for (size_t i = 0; i < 8; i++) {
+    /* site1's peer is site2, which drains */
+    sdt_send_event(e.commands, "site1", "drain.start", json_pack("{s:s}", "site", "site1"), req[8]);
+    for (size_t i = 0; i < 9; i++) {
         cr_expect_str_eq(rejected_reason(&e, req[i], &r), want[i], "command %zu", i);
         evs_free(&r);
     }
     /* the same start again: the drain goes on, announced again */
-    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "deadline_s", 600), req[0]);
+    drain_start(
+        &e, json_pack("{s:s, s:i, s:i}", "site", "site2", "deadline_s", 600, "service_id", 3019),
+        req[0]);
     for (int64_t deadline = sd_mono_ms() + WAIT_MS; started < 2;) {
         started = 0;
         evs_read(e.events, "drain.started", &r);
@@ -528,7 +523,7 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-acw"), 1);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents WHERE logouts_sent = 1"),
                  3, "one agent.logout each");
-    cr_expect(log_has(two.log, "drain completed"), "orch-2 completed it");
+    cr_expect(sdt_file_has(two.log, "drain completed"), "orch-2 completed it");
     evs_free(&agents);
     evs_free(&drains);
     cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
@@ -668,19 +663,19 @@ Test(orchestrator, drainctl_drain_start_wait_shows_progress_and_exits_0_when_the
     snprintf(out, sizeof(out), "/tmp/sipdrain-drainctl-%.12s.out", e.prefix + 2);
 
     cr_expect_eq(drainctl(&e, agents_args, out, WAIT_MS), 0);
-    cr_expect(log_has(out, "\"agent_id\":\"a-acw\""), "agents --json (%s)", out);
+    cr_expect(sdt_file_has(out, "\"agent_id\":\"a-acw\""), "agents --json (%s)", out);
 
     cr_expect_eq(drainctl(&e, start_args, out, 120000), 0, "drainctl exit (%s)", out);
-    cr_expect(log_has(out, "drain.start sent"), "%s", out);
-    cr_expect(log_has(out, "started (edges: 1)"), "%s", out);
-    cr_expect(log_has(out, "phase=wait_agents"), "progress lines (%s)", out);
-    cr_expect(log_has(out, "completed: 3 agents logged out (1 at the peer site)"), "%s", out);
+    cr_expect(sdt_file_has(out, "drain.start sent"), "%s", out);
+    cr_expect(sdt_file_has(out, "started (edges: 1)"), "%s", out);
+    cr_expect(sdt_file_has(out, "phase=wait_agents"), "progress lines (%s)", out);
+    cr_expect(sdt_file_has(out, "completed: 3 agents logged out (1 at the peer site)"), "%s", out);
 
     cr_expect_eq(drainctl(&e, status_args, out, WAIT_MS), 0);
-    cr_expect(log_has(out, "completed"), "drain status (%s)", out);
+    cr_expect(sdt_file_has(out, "completed"), "drain status (%s)", out);
 
     cr_expect_eq(drainctl(&e, bad_args, out, WAIT_MS), 1, "a rejected drain exits 1");
-    cr_expect(log_has(out, "rejected: unknown_site"), "%s", out);
+    cr_expect(sdt_file_has(out, "rejected: unknown_site"), "%s", out);
 
     cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
     kill(orch.pid, SIGTERM);

@@ -48,19 +48,6 @@ static void env_setup(struct edge_env *e)
                        " ('site2', 'site1')");
 }
 
-static bool log_has(const char *path, const char *text)
-{
-    char line[4096];
-    bool found = false;
-    FILE *f = fopen(path, "r");
-
-    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, text) != NULL;
-    if (f != NULL)
-        fclose(f);
-    return found;
-}
-
 /* Set by a test that wants the edge run under valgrind (exit 99 on an
  * error or a definite leak). */
 static bool under_valgrind;
@@ -104,7 +91,7 @@ static void edge_start(struct edge_env *e, struct edge_proc *p, const char *id,
     } else {
         p->pid = sdt_spawn(bin, NULL, envp, p->log);
     }
-    while (!log_has(p->log, "partitions assigned")) {
+    while (!sdt_file_has(p->log, "partitions assigned")) {
         int status;
         cr_assert_eq(waitpid(p->pid, &status, WNOHANG), 0, "sip-edge %s exited at start (%s)", id,
                      p->log);
@@ -220,7 +207,7 @@ Test(sip_edge, site_drain_refuses_invites_options_and_register_then_stops_on_shu
     cr_expect(has_state(states, n, "drained"));
     cr_expect(has_state(states, n, "stopping"));
     cr_expect_str_eq(states[n - 1], "stopped", "the last edge.status is %s", states[n - 1]);
-    cr_expect(log_has(p.log, "repeated edge.drain ignored"));
+    cr_expect(sdt_file_has(p.log, "repeated edge.drain ignored"));
 }
 
 Test(sip_edge, a_drain_with_reject_code_302_redirects_to_the_peer_site, .timeout = 120)
@@ -275,7 +262,7 @@ Test(sip_edge, resume_makes_a_draining_edge_active_again, .timeout = 120)
     control(&e, "edge-2a", "edge.resume", json_pack("{s:s}", "drain_id", DRAIN_A));
     wait_edge_state(&e, "edge-2a", "active");
     cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0);
-    cr_expect(log_has(p.log, "edge.resume of another drain ignored"));
+    cr_expect(sdt_file_has(p.log, "edge.resume of another drain ignored"));
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
@@ -459,7 +446,7 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
         status = sdt_wait(pid, 10000);
         cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", cases[i][0],
                   status);
-        cr_expect(log_has(out, cases[i][2]), "%s: the message does not name %s", cases[i][0],
+        cr_expect(sdt_file_has(out, cases[i][2]), "%s: the message does not name %s", cases[i][0],
                   cases[i][2]);
     }
     unlink(out);
@@ -786,7 +773,7 @@ Test(sip_edge, a_forced_shutdown_ends_the_calls_and_stops_at_once, .timeout = 18
     cr_expect_lt(sd_mono_ms() - t0, 10000, "a forced stop waits for nothing");
     cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0, "the caller got a BYE");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got a BYE");
-    cr_expect(log_has(p.log, "why=forced_stop"), "the cut (%s)", p.log);
+    cr_expect(sdt_file_has(p.log, "why=forced_stop"), "the cut (%s)", p.log);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
                                       " AND end_cause = 'drain_deadline'"),
                  1);
@@ -849,8 +836,8 @@ Test(sip_edge, a_phone_ignoring_bye_gets_it_again_until_the_timeout_then_the_edg
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone did not receive 8 BYEs");
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
     cr_expect_geq(sd_mono_ms() - term_ms, 9500, "the edge stopped before the BYE timeout");
-    cr_expect(log_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
-    cr_expect(log_has(p.log, "BYE never confirmed, given up"));
+    cr_expect(sdt_file_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
+    cr_expect(sdt_file_has(p.log, "BYE never confirmed, given up"));
 }
 
 Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_the_dialog,
@@ -875,19 +862,19 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
                              "extensions"),
                    NULL);
     deadline = sd_mono_ms() + WAIT_MS;
-    while (!log_has(p.log, "nailed-up dialog open")) {
+    while (!sdt_file_has(p.log, "nailed-up dialog open")) {
         cr_assert_lt(sd_mono_ms(), deadline, "the nailed-up dialog never opened (%s)", p.log);
         usleep(50000);
     }
     cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
                  "the call through the nailed-up dialog");
-    cr_expect(log_has(p.log, "call connected through the nailed-up dialog"));
+    cr_expect(sdt_file_has(p.log, "call connected through the nailed-up dialog"));
     /* The drain ends the (parked) dialog with BYE + Reason; the phone checks it. */
     drain(&e, "edge-2a", DRAIN_A, "site", NULL);
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
                  "the phone: park INVITE, customer re-INVITE, park re-INVITE, BYE with Reason");
     wait_edge_state(&e, "edge-2a", "drained");
-    cr_expect(log_has(p.log, "nailed-up dialog closed"));
+    cr_expect(sdt_file_has(p.log, "nailed-up dialog closed"));
     control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
@@ -1060,7 +1047,7 @@ Test(sip_edge, a_nailed_up_agent_logged_in_earlier_gets_its_dialog_when_the_phon
                       " ('a1', '2001', 'site2', 'ready', true)");
     phone = phone_start(&e, &p, "phone_nailed", "2001", calls);
     deadline = sd_mono_ms() + WAIT_MS;
-    while (!log_has(p.log, "nailed-up dialog open")) {
+    while (!sdt_file_has(p.log, "nailed-up dialog open")) {
         cr_assert_lt(sd_mono_ms(), deadline, "no nailed-up dialog after the REGISTER (%s)", p.log);
         usleep(50000);
     }
@@ -1100,5 +1087,5 @@ Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_
     cr_expect_eq(edge_exit_code(&p, 120000), 0,
                  "sip-edge under valgrind: 99 = an error or a definite leak (%s)", p.log);
     if (under_valgrind)
-        cr_expect(log_has(p.log, "ERROR SUMMARY: 0 errors"), "valgrind's summary (%s)", p.log);
+        cr_expect(sdt_file_has(p.log, "ERROR SUMMARY: 0 errors"), "valgrind's summary (%s)", p.log);
 }

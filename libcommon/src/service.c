@@ -1,0 +1,42 @@
+/* service.c - see service.h. */
+#include "sipdrain/service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sipdrain/log.h"
+#include "sipdrain/outbox.h"
+#include "sipdrain/topic.h"
+
+void sd_service_init(const char *service, char **instance, const char *topic_prefix, int log_level,
+                     char *source, size_t size)
+{
+    struct sd_err err = {0};
+    char host[256];
+    int max = SD_OUTBOX_OWNER_MAX - (int)strlen(service) - 1;
+
+    if (*instance == NULL || (*instance)[0] == '\0') {
+        if (gethostname(host, sizeof(host)) < 0)
+            snprintf(host, sizeof(host), "%s-0", service);
+        host[sizeof(host) - 1] = '\0';
+        free(*instance);
+        *instance = strdup(host);
+    }
+    if (*instance == NULL || (int)strlen(*instance) > max ||
+        strpbrk(*instance, " \t\"=/") != NULL) {
+        fprintf(stderr,
+                "%s: SIPDRAIN_INSTANCE_ID: must be 1-%d characters without spaces, quotes, '/'"
+                " or '='\n",
+                service, max);
+        exit(2);
+    }
+    if (sd_topic_set_prefix(topic_prefix, &err) < 0) {
+        fprintf(stderr, "%s: SIPDRAIN_TOPIC_PREFIX: %s\n", service, err.text);
+        exit(2);
+    }
+    sd_log_init(service, *instance, (enum sd_log_level)log_level);
+    snprintf(source, size, "%s/%s", service, *instance);
+    sd_outbox_set_owner(source);
+}
