@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libsofia-sip-ua-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
+  libmicrohttpd-dev  # /healthz, /readyz, /metrics
   postgresql sip-tester python3-jsonschema
   clang-format valgrind procps
   kamailio  # the peer of bench/edge.sh (stateful proxy, stateless 503)

@@ -152,6 +152,7 @@ struct edge_sip {
     long seq;
     /* counters reported in edge.status */
     unsigned long invites_rejected, byes_retransmitted, calls_cut, registrations;
+    unsigned long rejected_by_code[700]; /* INVITEs refused while draining, by status */
     struct pending_register *registers[REGISTER_MAX];
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
@@ -248,9 +249,62 @@ static void send_status_as(struct edge_sip *e, enum edge_state state)
     edge_queue_put(e->to_bus, EDGE_MSG_STATUS, 0, d);
 }
 
+/* /readyz and /metrics (SIPDRAIN_HTTP_ADDR): ready only while active, so
+ * Kubernetes and HTTP-probing load balancers agree with OPTIONS. */
+static void publish_health(struct edge_sip *e)
+{
+    struct edge_load l = load_now(e);
+    struct sd_metrics m = {0};
+    char labels[256];
+
+    if (e->cfg.http == NULL)
+        return;
+    sd_http_set_ready(e->cfg.http, e->fsm.state == EDGE_ACTIVE, edge_state_name(e->fsm.state));
+    sd_metrics_family(&m, "sipdrain_edge_state", "gauge",
+                      "1 for the drain state the edge is in (edges.state), 0 for the others");
+    for (int s = 0; s < EDGE_STATE_COUNT; s++) {
+        snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\",state=\"%s\"", e->cfg.edge_id,
+                 e->cfg.site, edge_state_name((enum edge_state)s));
+        sd_metrics_sample(&m, "sipdrain_edge_state", labels, e->fsm.state == (enum edge_state)s);
+    }
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
+    sd_metrics_family(&m, "sipdrain_edge_calls_active", "gauge", "calls up or being set up");
+    sd_metrics_sample(&m, "sipdrain_edge_calls_active", labels, l.active_calls);
+    sd_metrics_family(&m, "sipdrain_edge_calls_total", "counter", "calls handled since start");
+    sd_metrics_sample(&m, "sipdrain_edge_calls_total", labels, (double)e->calls_total);
+    sd_metrics_family(&m, "sipdrain_edge_byes_pending", "gauge",
+                      "BYEs sent and not yet confirmed by 200 OK");
+    sd_metrics_sample(&m, "sipdrain_edge_byes_pending", labels, l.pending_byes);
+    sd_metrics_family(&m, "sipdrain_edge_byes_retransmitted_total", "counter",
+                      "BYEs sent again in new transactions while draining");
+    sd_metrics_sample(&m, "sipdrain_edge_byes_retransmitted_total", labels,
+                      (double)e->byes_retransmitted);
+    sd_metrics_family(&m, "sipdrain_edge_nailed_up_dialogs", "gauge", "idle nailed-up dialogs");
+    sd_metrics_sample(&m, "sipdrain_edge_nailed_up_dialogs", labels, l.nailed_up_dialogs);
+    sd_metrics_family(&m, "sipdrain_edge_calls_cut_total", "counter",
+                      "calls ended by the edge at a drain deadline or a forced stop");
+    sd_metrics_sample(&m, "sipdrain_edge_calls_cut_total", labels, (double)e->calls_cut);
+    sd_metrics_family(&m, "sipdrain_edge_registrations_total", "counter",
+                      "REGISTERs stored since start");
+    sd_metrics_sample(&m, "sipdrain_edge_registrations_total", labels, (double)e->registrations);
+    sd_metrics_family(&m, "sipdrain_edge_invites_rejected_total", "counter",
+                      "new INVITEs refused while draining, by SIP status");
+    for (int code = 300; code < 700; code++) {
+        if (e->rejected_by_code[code] == 0)
+            continue;
+        snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\",code=\"%d\"", e->cfg.edge_id,
+                 e->cfg.site, code);
+        sd_metrics_sample(&m, "sipdrain_edge_invites_rejected_total", labels,
+                          (double)e->rejected_by_code[code]);
+    }
+    sd_http_set_metrics(e->cfg.http, m.buf);
+    sd_metrics_free(&m);
+}
+
 static void send_status(struct edge_sip *e)
 {
     send_status_as(e, e->fsm.state);
+    publish_health(e);
 }
 
 static void on_status_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
@@ -471,6 +525,7 @@ static void on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
         return;
     }
     e->invites_rejected++;
+    e->rejected_by_code[v.kind == EDGE_REDIRECT ? 302 : v.status % 700]++;
     reason_text(reason, sizeof(reason), v.kind == EDGE_REDIRECT ? 302 : v.status, e);
     sd_log_debug("INVITE refused while draining", "status=%d call=%s", v.status,
                  sip && sip->sip_call_id ? sip->sip_call_id->i_id : "-");

@@ -13,6 +13,7 @@
 #include "edge_fsm.h"
 #include "edge_queue.h"
 #include "sipdrain/err.h"
+#include "sipdrain/http.h"
 
 struct edge_sip_config {
     const char *edge_id;
@@ -21,6 +22,7 @@ struct edge_sip_config {
     const char *peer_site_uri;  /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
     const char *route_points;   /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
     const char *outbound_proxy; /* SIPDRAIN_OUTBOUND_PROXY: agent-originated calls, may be NULL */
+    struct sd_http *http;       /* SIPDRAIN_HTTP_ADDR's server, or NULL */
     const char *source;         /* "sip-edge/<edge id>" */
     int sip_t1_ms;              /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
     struct edge_config drain;   /* reject code, BYE timeout, Retry-After */

@@ -22,6 +22,7 @@
 #include "edge_queue.h"
 #include "edge_sip.h"
 #include "sipdrain/cfg.h"
+#include "sipdrain/http.h"
 #include "sipdrain/event.h"
 #include "sipdrain/log.h"
 #include "sipdrain/outbox.h"
@@ -42,6 +43,7 @@ struct sip_edge_cfg {
     char *peer_site_uri;
     char *route_points;
     char *outbound_proxy;
+    char *http_addr;
     char *topic_prefix;
     long sip_t1_ms;
     int log_level;
@@ -73,6 +75,9 @@ static const struct sd_cfg_item cfg_items[] = {
     {"SIPDRAIN_OUTBOUND_PROXY", SD_CFG_STRING, F(outbound_proxy), 0, 0, NULL, NULL, false,
      "where agent-originated calls go (sip: URI of the first hop; unset: call.originate is "
      "refused)"},
+    {"SIPDRAIN_HTTP_ADDR", SD_CFG_STRING, F(http_addr), 0, 0, NULL, NULL, false,
+     "host:port of /healthz, /readyz (503 unless active) and /metrics, e.g. 0.0.0.0:8080;"
+     " unset: none"},
     {"SIPDRAIN_SIP_T1_MS", SD_CFG_INT, F(sip_t1_ms), 50, 5000, NULL, "500", false,
      "RFC 3261 T1 in ms (transaction timers; Timer F = 64 x T1); shorter only for tests"},
     {"SIPDRAIN_TOPIC_PREFIX", SD_CFG_STRING, F(topic_prefix), 0, 0, NULL, NULL, false,
@@ -116,6 +121,8 @@ static void check_config(const struct sip_edge_cfg *c)
         die_config("SIPDRAIN_OUTBOUND_PROXY", "must be a sip: URI, e.g. sip:10.0.0.5:5060");
     if (c->outbound_proxy != NULL && strpbrk(c->outbound_proxy, "<>\" \t") != NULL)
         die_config("SIPDRAIN_OUTBOUND_PROXY", "must be a bare sip: URI (no <>, quotes or spaces)");
+    if (c->http_addr != NULL && !sd_http_addr_valid(c->http_addr))
+        die_config("SIPDRAIN_HTTP_ADDR", "must be host:port, e.g. 0.0.0.0:8080");
     if (c->reject_code >= 300 && c->reject_code <= 302 && c->peer_site_uri == NULL)
         die_config("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE",
                    "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
@@ -129,6 +136,7 @@ int main(int argc, char **argv)
     struct edge_queue *to_bus = NULL, *to_sip = NULL;
     struct edge_bus *bus = NULL;
     struct edge_sip *sip = NULL;
+    struct sd_http *http = NULL;
     struct sd_err err = {0};
     char source[SD_EVENT_SOURCE_MAX];
     int rc = 1;
@@ -148,6 +156,10 @@ int main(int argc, char **argv)
     snprintf(source, sizeof(source), SERVICE "/%s", c.edge_id);
     sd_outbox_set_owner(source);
     json_object_seed(0); /* before the second thread: jansson's hash seed */
+    if (c.http_addr != NULL && (http = sd_http_start(c.http_addr, 10000, &err)) == NULL) {
+        fprintf(stderr, "sip-edge: SIPDRAIN_HTTP_ADDR: %s\n", err.text);
+        exit(2);
+    }
     to_bus = edge_queue_new();
     to_sip = edge_queue_new();
     if (to_bus == NULL || to_sip == NULL) {
@@ -162,6 +174,7 @@ int main(int argc, char **argv)
             .peer_site_uri = c.peer_site_uri,
             .route_points = c.route_points,
             .outbound_proxy = c.outbound_proxy,
+            .http = http,
             .sip_t1_ms = (int)c.sip_t1_ms,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
@@ -182,6 +195,7 @@ out:
         sd_log_error("cannot start", "reason=\"%s\"", err.text);
     edge_bus_stop(bus, 5000); /* publishes the last edge.status */
     edge_sip_free(sip);
+    sd_http_stop(http);
     edge_queue_free(to_bus);
     edge_queue_free(to_sip);
     sd_cfg_free(cfg_items, CFG_COUNT, &c);

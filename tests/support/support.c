@@ -547,3 +547,36 @@ bool sdt_file_has(const char *path, const char *text)
         fclose(f);
     return found;
 }
+
+int sdt_http_get(int port, const char *path, char *body, size_t size)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char req[512], *buf = calloc(1, 65536);
+    size_t got = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), status = -1;
+    const char *sep;
+
+    cr_assert_not_null(buf);
+    body[0] = '\0';
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(buf);
+        return -1;
+    }
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        while (got < 65535 && (n = read(fd, buf + got, 65535 - got)) > 0)
+            got += (size_t)n;
+    }
+    close(fd);
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+        status = -1;
+    sep = strstr(buf, "\r\n\r\n");
+    snprintf(body, size, "%s", sep != NULL ? sep + 4 : "");
+    free(buf);
+    return status;
+}

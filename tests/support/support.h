@@ -88,6 +88,10 @@ void sdt_prefix_create(char *prefix, size_t size);
 pid_t sdt_spawn(const char *path, const char *const *args, const char *const *env,
                 const char *out_path);
 
+/* GET http://127.0.0.1:port<path>: the status code (-1 when nothing
+ * answered), the body in body (NUL-terminated, cut to size). */
+int sdt_http_get(int port, const char *path, char *body, size_t size);
+
 /* Does some line of the file at path contain text? (false when there is no file) */
 bool sdt_file_has(const char *path, const char *text);
 

@@ -210,6 +210,50 @@ Test(sip_edge, site_drain_refuses_invites_options_and_register_then_stops_on_shu
     cr_expect(sdt_file_has(p.log, "repeated edge.drain ignored"));
 }
 
+/* SIPDRAIN_HTTP_ADDR: /healthz, /readyz (503 unless active: Kubernetes and
+ * HTTP-probing load balancers agree with OPTIONS), /metrics. */
+Test(sip_edge, readyz_and_metrics_follow_the_drain, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    static char addr[64];
+    const char *extra[] = {addr, NULL};
+    const char *keys[] = {"retry_after", "30", NULL};
+    char body[16384];
+    int port = sdt_free_port();
+    int64_t deadline;
+
+    snprintf(addr, sizeof(addr), "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", port);
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), 200);
+    cr_expect_eq(sdt_http_get(port, "/readyz", body, sizeof(body)), 200, "%s", body);
+    cr_expect_eq(sdt_http_get(port, "/metrics", body, sizeof(body)), 200);
+    cr_expect(strstr(body, "# TYPE sipdrain_edge_state gauge") != NULL, "%s", body);
+    cr_expect(strstr(body, "sipdrain_edge_state{edge=\"edge-2a\",site=\"site2\",state=\"active\"}"
+                           " 1\n") != NULL,
+              "%s", body);
+    cr_expect_eq(sdt_http_get(port, "/nothing", body, sizeof(body)), 404);
+
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2001", keys), 0);
+    deadline = sd_mono_ms() + WAIT_MS; /* metrics follow within a second */
+    while (sdt_http_get(port, "/metrics", body, sizeof(body)) != 200 ||
+           strstr(body, "sipdrain_edge_invites_rejected_total{edge=\"edge-2a\",site=\"site2\","
+                        "code=\"503\"} 1\n") == NULL) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no rejection counted: %s", body);
+        usleep(100000);
+    }
+    cr_expect(strstr(body, "state=\"drained\"} 1\n") != NULL, "%s", body);
+    cr_expect_eq(sdt_http_get(port, "/readyz", body, sizeof(body)), 503);
+    cr_expect_str_eq(body, "drained\n");
+    cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), 200, "alive while draining");
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+    cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), -1, "gone with the edge");
+}
+
 Test(sip_edge, a_drain_with_reject_code_302_redirects_to_the_peer_site, .timeout = 120)
 {
     struct edge_env e;
@@ -425,6 +469,8 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
         {"SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=-1", NULL,
          "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT"},
         {"SIPDRAIN_SIP_URL=http://x", NULL, "SIPDRAIN_SIP_URL"},
+        {"SIPDRAIN_HTTP_ADDR=8080", NULL, "SIPDRAIN_HTTP_ADDR"},
+        {"SIPDRAIN_OUTBOUND_PROXY=tel:+49", NULL, "SIPDRAIN_OUTBOUND_PROXY"},
     };
     int fd = mkstemp(out);
 
