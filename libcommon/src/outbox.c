@@ -639,3 +639,17 @@ void sd_outbox_relay_free(struct sd_outbox_relay *r)
     free(r->acked);
     free(r);
 }
+
+int sd_outbox_backlog(struct sd_pg *pg, long *rows, struct sd_err *err)
+{
+    const char *values[1] = {outbox_owner};
+    PGresult *res =
+        sd_pg_query(pg, "SELECT count(*) FROM outbox WHERE owner = $1 AND failed_at IS NULL", 1,
+                    values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    *rows = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}

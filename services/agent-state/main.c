@@ -21,6 +21,7 @@
 #include "agent_fsm.h"
 #include "sipdrain/cfg.h"
 #include "sipdrain/event.h"
+#include "sipdrain/http.h"
 #include "sipdrain/inbox.h"
 #include "sipdrain/kafka.h"
 #include "sipdrain/log.h"
@@ -40,6 +41,7 @@ struct agent_state_cfg {
     char *brokers;
     char *instance;
     char *topic_prefix;
+    char *http_addr;
     int log_level;
 };
 
@@ -56,6 +58,9 @@ static const struct sd_cfg_item cfg_items[] = {
      NULL, NULL, false,
      "prefix of every topic and consumer group name (several environments on one broker); "
      "default: none"},
+    {"SIPDRAIN_HTTP_ADDR", SD_CFG_STRING, offsetof(struct agent_state_cfg, http_addr), 0, 0, NULL,
+     NULL, false,
+     "host:port of /healthz, /readyz (503 while PostgreSQL is away) and /metrics; unset: none"},
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, offsetof(struct agent_state_cfg, log_level), 0, 0,
      "debug|info|warn|error", "info", false, "least severe log level written"},
 };
@@ -70,6 +75,7 @@ struct svc {
     struct sd_outbox_relay *relay;
     struct sd_inbox_consumer *ic;
     bool timer_failing; /* log the ACW timer's database trouble once */
+    struct sd_http *http;
 };
 
 /* EventError.detail: what a person at the desktop (or in the log) reads. */
@@ -300,6 +306,57 @@ static int64_t on_acw_timer(struct sd_loop *loop, void *arg)
     return n == ACW_BATCH ? 0 : ACW_TICK_MS;
 }
 
+/* /readyz and /metrics (SIPDRAIN_HTTP_ADDR), refreshed every second. */
+static int64_t on_health(struct sd_loop *loop, void *arg)
+{
+    struct svc *s = arg;
+    struct sd_metrics m = {0};
+    struct sd_err err = {0};
+    const struct sd_inbox_stats *st = sd_inbox_consumer_stats(s->ic);
+    PGresult *res;
+    char labels[160];
+    long backlog = 0;
+
+    (void)loop;
+    res = sd_pg_query(s->timer_pg,
+                      "SELECT site, state, count(*), count(*) FILTER (WHERE call_id IS NOT NULL)"
+                      " FROM agents GROUP BY 1, 2 ORDER BY 1, 2",
+                      0, NULL, NULL, NULL, &err);
+    sd_http_set_ready(s->http, res != NULL, "database unavailable");
+    sd_metrics_family(&m, "sipdrain_agents", "gauge", "agents by site and state (agents table)");
+    for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+        snprintf(labels, sizeof(labels), "site=\"%s\",state=\"%s\"", PQgetvalue(res, i, 0),
+                 PQgetvalue(res, i, 1));
+        sd_metrics_sample(&m, "sipdrain_agents", labels, strtod(PQgetvalue(res, i, 2), NULL));
+    }
+    sd_metrics_family(&m, "sipdrain_agents_on_call", "gauge",
+                      "agents on a call, by site and state");
+    for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+        snprintf(labels, sizeof(labels), "site=\"%s\",state=\"%s\"", PQgetvalue(res, i, 0),
+                 PQgetvalue(res, i, 1));
+        sd_metrics_sample(&m, "sipdrain_agents_on_call", labels,
+                          strtod(PQgetvalue(res, i, 3), NULL));
+    }
+    PQclear(res);
+    sd_metrics_family(&m, "sipdrain_events_applied_total", "counter",
+                      "commands and call events applied (inbox)");
+    sd_metrics_sample(&m, "sipdrain_events_applied_total", NULL, (double)st->applied);
+    sd_metrics_family(&m, "sipdrain_events_duplicate_total", "counter",
+                      "redelivered events skipped (inbox)");
+    sd_metrics_sample(&m, "sipdrain_events_duplicate_total", NULL, (double)st->duplicates);
+    sd_metrics_family(&m, "sipdrain_events_deadlettered_total", "counter",
+                      "malformed events sent to sipdrain.deadletter");
+    sd_metrics_sample(&m, "sipdrain_events_deadlettered_total", NULL, (double)st->deadlettered);
+    if (sd_outbox_backlog(s->timer_pg, &backlog, &err) == 0) {
+        sd_metrics_family(&m, "sipdrain_outbox_backlog", "gauge",
+                          "events of this instance written and not yet on Kafka");
+        sd_metrics_sample(&m, "sipdrain_outbox_backlog", NULL, (double)backlog);
+    }
+    sd_http_set_metrics(s->http, m.buf);
+    sd_metrics_free(&m);
+    return 1000;
+}
+
 static void on_signal(struct sd_loop *loop, int signo, int count, void *arg)
 {
     (void)arg;
@@ -345,6 +402,10 @@ int main(int argc, char **argv)
     }
     memset(&s, 0, sizeof(s));
     setup(&s);
+    if (s.cfg.http_addr != NULL && (s.http = sd_http_start(s.cfg.http_addr, 10000, &err)) == NULL) {
+        fprintf(stderr, "agent-state: SIPDRAIN_HTTP_ADDR: %s\n", err.text);
+        return 2;
+    }
     topics[0] = sd_topic(SD_TOPIC_AGENT_COMMANDS);
     topics[1] = sd_topic(SD_TOPIC_CALL_EVENTS);
     s.loop = sd_loop_new();
@@ -362,6 +423,7 @@ int main(int argc, char **argv)
     if (s.ic == NULL || sd_inbox_consumer_attach(s.ic, s.loop) < 0 ||
         sd_outbox_relay_attach(s.relay, s.loop) < 0 ||
         sd_loop_add_timer(s.loop, 0, on_acw_timer, &s) < 0 ||
+        (s.http != NULL && sd_loop_add_timer(s.loop, 0, on_health, &s) < 0) ||
         sd_loop_watch_signals(s.loop, on_signal, &s) < 0) {
         sd_err_set(&err, SD_ERR_INTERNAL, "event loop set-up failed");
         goto fail;
@@ -389,6 +451,7 @@ out:
     sd_pg_free(s.relay_pg);
     sd_pg_free(s.timer_pg);
     sd_loop_free(s.loop);
+    sd_http_stop(s.http);
     sd_cfg_free(cfg_items, CFG_COUNT, &s.cfg);
     return rc;
 }

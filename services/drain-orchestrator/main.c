@@ -28,6 +28,7 @@
 #include "orch_db.h"
 #include "sipdrain/cfg.h"
 #include "sipdrain/event.h"
+#include "sipdrain/http.h"
 #include "sipdrain/inbox.h"
 #include "sipdrain/kafka.h"
 #include "sipdrain/log.h"
@@ -49,6 +50,7 @@ struct orch_cfg {
     char *brokers;
     char *instance;
     char *topic_prefix;
+    char *http_addr;
     long tick_ms;
     int log_level;
 };
@@ -65,6 +67,8 @@ static const struct sd_cfg_item cfg_items[] = {
      "prefix of every topic and consumer group name; default: none"},
     {"SIPDRAIN_DRAIN_TICK_MS", SD_CFG_INT, F(tick_ms), 50, 5000, NULL, "250", false,
      "how often each open drain looks at its edges and agents (ms)"},
+    {"SIPDRAIN_HTTP_ADDR", SD_CFG_STRING, F(http_addr), 0, 0, NULL, NULL, false,
+     "host:port of /healthz, /readyz (200 only for the active instance) and /metrics; unset: none"},
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, F(log_level), 0, 0, "debug|info|warn|error", "info", false,
      "least severe log level written"},
 };
@@ -83,6 +87,7 @@ struct svc {
     unsigned lock_generation;
     bool tick_failing;
     int exit_code;
+    struct sd_http *http;
     /* What a drain remembers between ticks and is not stored: what was
      * sent to which edge when, the last progress report. After a restart
      * it starts empty: the edges get their command once more (harmless). */
@@ -650,6 +655,50 @@ static int64_t on_lock(struct sd_loop *loop, void *arg)
     return LOCK_POLL_MS;
 }
 
+/* /readyz (the active instance only: a standby answers 503 "standby") and
+ * /metrics, refreshed every second. */
+static int64_t on_health(struct sd_loop *loop, void *arg)
+{
+    struct svc *s = arg;
+    struct sd_metrics m = {0};
+    struct sd_err err = {0};
+    PGresult *res = NULL;
+    char labels[256];
+    long backlog = 0;
+
+    (void)loop;
+    sd_http_set_ready(s->http, s->leader && !s->tick_failing,
+                      !s->leader ? "standby: another instance holds the orchestrator lock"
+                                 : "database unavailable");
+    sd_metrics_family(&m, "sipdrain_orchestrator_active", "gauge",
+                      "1 for the instance holding the orchestrator lock");
+    sd_metrics_sample(&m, "sipdrain_orchestrator_active", NULL, s->leader);
+    if (s->leader)
+        res = sd_pg_query(s->tick_pg,
+                          "SELECT drain_id, scope, target, phase FROM drains"
+                          " WHERE ended_at IS NULL ORDER BY started_at",
+                          0, NULL, NULL, NULL, &err);
+    sd_metrics_family(&m, "sipdrain_drain_phase", "gauge",
+                      "1 for the phase each drain in progress is in");
+    for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+        snprintf(labels, sizeof(labels), "drain_id=\"%s\",scope=\"%s\",target=\"%s\",phase=\"%s\"",
+                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                 PQgetvalue(res, i, 3));
+        sd_metrics_sample(&m, "sipdrain_drain_phase", labels, 1);
+    }
+    sd_metrics_family(&m, "sipdrain_drains_in_progress", "gauge", "drains not over yet");
+    sd_metrics_sample(&m, "sipdrain_drains_in_progress", NULL, res != NULL ? PQntuples(res) : 0);
+    PQclear(res);
+    if (s->leader && sd_outbox_backlog(s->tick_pg, &backlog, &err) == 0) {
+        sd_metrics_family(&m, "sipdrain_outbox_backlog", "gauge",
+                          "events of this instance written and not yet on Kafka");
+        sd_metrics_sample(&m, "sipdrain_outbox_backlog", NULL, (double)backlog);
+    }
+    sd_http_set_metrics(s->http, m.buf);
+    sd_metrics_free(&m);
+    return 1000;
+}
+
 static void on_signal(struct sd_loop *loop, int signo, int count, void *arg)
 {
     (void)arg;
@@ -693,6 +742,10 @@ int main(int argc, char **argv)
         return 2;
     }
     setup(&s);
+    if (s.cfg.http_addr != NULL && (s.http = sd_http_start(s.cfg.http_addr, 10000, &err)) == NULL) {
+        fprintf(stderr, SERVICE ": SIPDRAIN_HTTP_ADDR: %s\n", err.text);
+        return 2;
+    }
     s.loop = sd_loop_new();
     s.pg = sd_pg_new(s.cfg.pg_dsn, s.source);
     s.tick_pg = sd_pg_new(s.cfg.pg_dsn, s.source);
@@ -703,6 +756,7 @@ int main(int argc, char **argv)
         goto fail;
     if (sd_outbox_relay_attach(s.relay, s.loop) < 0 ||
         sd_loop_add_timer(s.loop, 0, on_lock, &s) < 0 ||
+        (s.http != NULL && sd_loop_add_timer(s.loop, 0, on_health, &s) < 0) ||
         sd_loop_watch_signals(s.loop, on_signal, &s) < 0) {
         sd_err_set(&err, SD_ERR_INTERNAL, "event loop set-up failed");
         goto fail;
@@ -725,6 +779,7 @@ out:
     sd_pg_free(s.lock_pg);
     sd_pg_free(s.relay_pg);
     sd_loop_free(s.loop);
+    sd_http_stop(s.http);
     sd_cfg_free(cfg_items, CFG_COUNT, &s.cfg);
     return s.exit_code;
 }

@@ -72,5 +72,7 @@ size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r);
  * was delivered; blocks up to timeout_ms in all. */
 void sd_outbox_relay_drain(struct sd_outbox_relay *r, int timeout_ms);
 void sd_outbox_relay_free(struct sd_outbox_relay *r);
+/* Rows of this owner not published yet (for /metrics). */
+int sd_outbox_backlog(struct sd_pg *pg, long *rows, struct sd_err *err) SD_MUST_CHECK;
 
 #endif

@@ -838,3 +838,42 @@ Test(agent_state, postgresql_restart_mid_stream_loses_and_doubles_nothing, .time
                  AGENTS);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM outbox"), 0);
 }
+
+/* SIPDRAIN_HTTP_ADDR: /readyz while PostgreSQL answers, /metrics with the
+ * agents by site and state and the inbox counters. */
+Test(agent_state, metrics_count_agents_by_state_and_applied_events, .timeout = 120)
+{
+    struct as_env e;
+    static char bin[1024], http[64];
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+    const char *env[7];
+    char body[16384];
+    int port = sdt_free_port();
+    int64_t deadline;
+    pid_t pid;
+
+    env_setup(&e);
+    snprintf(bin, sizeof(bin), "%s/agent-state", dir);
+    snprintf(http, sizeof(http), "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", port);
+    env[0] = e.env_dsn;
+    env[1] = e.env_brokers;
+    env[2] = e.env_prefix;
+    env[3] = "SIPDRAIN_INSTANCE_ID=as-http";
+    env[4] = http;
+    env[5] = "SIPDRAIN_LOG_LEVEL=info";
+    env[6] = NULL;
+    pid = sdt_spawn(bin, NULL, env, e.log);
+    login(&e, "a1", "1001", "site1", "auto_in", -1, false, NULL);
+    wait_events(&e, 1);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_http_get(port, "/metrics", body, sizeof(body)) != 200 ||
+           strstr(body, "sipdrain_agents{site=\"site1\",state=\"ready\"} 1\n") == NULL) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no ready agent in /metrics: %s", body);
+        usleep(100000);
+    }
+    cr_expect(strstr(body, "sipdrain_events_applied_total 1\n") != NULL, "%s", body);
+    cr_expect(strstr(body, "# TYPE sipdrain_outbox_backlog gauge") != NULL, "%s", body);
+    cr_expect_eq(sdt_http_get(port, "/readyz", body, sizeof(body)), 200, "%s", body);
+    cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), 200, "%s", body);
+    as_stop(pid);
+}

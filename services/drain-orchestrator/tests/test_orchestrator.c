@@ -296,17 +296,38 @@ static const char *rejected_reason(struct env *e, const char *request, struct ev
     }
 }
 
-static void orch_up(struct env *e, struct proc *p, const char *name)
+/* An orchestrator instance; http_port > 0: with SIPDRAIN_HTTP_ADDR on it. */
+static void orch_up_http(struct env *e, struct proc *p, const char *name, int http_port)
 {
-    static char inst[2][64];
+    static char inst[2][64], http[2][64];
     static int which;
-    const char *extra[2];
+    const char *extra[3] = {NULL, NULL, NULL};
 
     which = !which;
     snprintf(inst[which], sizeof(inst[which]), "SIPDRAIN_INSTANCE_ID=%s", name);
+    snprintf(http[which], sizeof(http[which]), "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", http_port);
     extra[0] = inst[which];
-    extra[1] = NULL;
+    if (http_port > 0)
+        extra[1] = http[which];
     start(e, p, "drain-orchestrator", name, extra);
+}
+
+static void orch_up(struct env *e, struct proc *p, const char *name)
+{
+    orch_up_http(e, p, name, 0);
+}
+
+/* GETs path until it answers want (the first refresh takes up to a second). */
+static void wait_http(int port, const char *path, int want, char *body, size_t size)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    int got;
+
+    while ((got = sdt_http_get(port, path, body, size)) != want) {
+        cr_assert_lt(sd_mono_ms(), deadline, "%s on port %d: %d, want %d (%s)", path, port, got,
+                     want, body);
+        usleep(100000);
+    }
 }
 
 Test(orchestrator, bad_or_conflicting_commands_get_drain_rejected_with_the_reason, .timeout = 180)
@@ -491,6 +512,8 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     struct evs drains, agents;
     const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
     int64_t killed_ms;
+    int http_one = sdt_free_port(), http_two = sdt_free_port();
+    char body[8192];
 
     env_setup(&e);
     agents_setup(&e);
@@ -498,10 +521,14 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
                       " WHERE agent_id = 'a-acw'");
     start(&e, &as, "agent-state", "agent-state", as_inst);
     edge_start(&e, &edge_a, "edge-2a");
-    orch_up(&e, &one, "orch-1");
+    orch_up_http(&e, &one, "orch-1", http_one);
     wait_log(&one, "partitions assigned");
-    orch_up(&e, &two, "orch-2");
+    orch_up_http(&e, &two, "orch-2", http_two);
     wait_log(&two, "standby until the orchestrator lock is free");
+    /* /readyz: only the active instance is ready */
+    wait_http(http_one, "/readyz", 200, body, sizeof(body));
+    wait_http(http_two, "/readyz", 503, body, sizeof(body));
+    cr_expect(strncmp(body, "standby", 7) == 0, "%s", body);
     drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
     /* a-ready and a-ws are logged out at once; a-acw waits for its ACW */
     {
@@ -516,6 +543,9 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     sdt_wait(one.pid, 10000);
     wait_log(&two, "active: holding the orchestrator lock");
     cr_expect_lt(sd_mono_ms() - killed_ms, 5000, "the standby took over within 5 s");
+    wait_http(http_two, "/readyz", 200, body, sizeof(body));
+    cr_expect_eq(sdt_http_get(http_two, "/metrics", body, sizeof(body)), 200);
+    cr_expect(strstr(body, "sipdrain_orchestrator_active 1\n") != NULL, "%s", body);
     evs_read(e.events, "drain.completed", &drains);
     evs_read(e.agent_events, "EventAgentLogout", &agents);
     cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
