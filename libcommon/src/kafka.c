@@ -331,6 +331,32 @@ int sd_kafka_consumer_assigned(const struct sd_kafka_consumer *c)
     return c->assigned;
 }
 
+long sd_kafka_consumer_lag(struct sd_kafka_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    long lag = 0;
+
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
+        return -1;
+    if (parts->cnt > 0 && rd_kafka_position(c->rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_topic_partition_list_destroy(parts);
+        return -1;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        if (p->offset < 0 ||
+            rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue; /* nothing fetched yet on it: unknown, not counted */
+        if (hi > p->offset)
+            lag += (long)(hi - p->offset);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return lag;
+}
+
 rd_kafka_message_t *sd_kafka_consumer_poll(struct sd_kafka_consumer *c)
 {
     rd_kafka_message_t *m;

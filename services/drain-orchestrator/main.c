@@ -694,6 +694,14 @@ static int64_t on_health(struct sd_loop *loop, void *arg)
                           "events of this instance written and not yet on Kafka");
         sd_metrics_sample(&m, "sipdrain_outbox_backlog", NULL, (double)backlog);
     }
+    if (s->leader && s->kc != NULL) {
+        long lag = sd_kafka_consumer_lag(s->kc);
+        if (lag >= 0) {
+            sd_metrics_family(&m, "sipdrain_consumer_lag", "gauge",
+                              "messages on this instance's partitions not consumed yet");
+            sd_metrics_sample(&m, "sipdrain_consumer_lag", NULL, (double)lag);
+        }
+    }
     sd_http_set_metrics(s->http, m.buf);
     sd_metrics_free(&m);
     return 1000;

@@ -69,6 +69,10 @@ int sd_kafka_consumer_store(struct sd_kafka_consumer *c, const rd_kafka_message_
                             struct sd_err *err) SD_MUST_CHECK;
 /* Number of partitions currently assigned. */
 int sd_kafka_consumer_assigned(const struct sd_kafka_consumer *c);
+/* Messages on the assigned partitions not consumed yet (the last known high
+ * watermark minus the position; partitions not fetched from yet are left
+ * out). Non-blocking: for /metrics. -1 when unknown. */
+long sd_kafka_consumer_lag(struct sd_kafka_consumer *c);
 /* Commits stored offsets, leaves the group (blocks), destroys. */
 void sd_kafka_consumer_free(struct sd_kafka_consumer *c);
 

@@ -873,6 +873,12 @@ Test(agent_state, metrics_count_agents_by_state_and_applied_events, .timeout = 1
     }
     cr_expect(strstr(body, "sipdrain_events_applied_total 1\n") != NULL, "%s", body);
     cr_expect(strstr(body, "# TYPE sipdrain_outbox_backlog gauge") != NULL, "%s", body);
+    deadline = sd_mono_ms() + WAIT_MS; /* the login consumed: nothing left behind */
+    while (sdt_http_get(port, "/metrics", body, sizeof(body)) != 200 ||
+           strstr(body, "sipdrain_consumer_lag 0\n") == NULL) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no consumer lag 0 in /metrics: %s", body);
+        usleep(100000);
+    }
     cr_expect_eq(sdt_http_get(port, "/readyz", body, sizeof(body)), 200, "%s", body);
     cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), 200, "%s", body);
     as_stop(pid);
