@@ -1104,6 +1104,145 @@ Test(sip_edge, a_nailed_up_agent_logged_in_earlier_gets_its_dialog_when_the_phon
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* --- behind Kamailio's dispatcher (deploy/kamailio/kamailio.cfg) ------------- */
+
+struct lb {
+    pid_t pid;
+    int port;
+    char log[256], list[256], dir[64];
+};
+
+/* Kamailio as the load balancer in front of edges a and b (in that order:
+ * with priority_order the first edge up always gets the call first). */
+static void lb_start(struct edge_env *e, struct lb *lb, const struct edge_proc *a,
+                     const struct edge_proc *b, int ping_s, bool priority_order)
+{
+    static char args[24][300];
+    const char *argv[24];
+    size_t n = 0;
+    FILE *f;
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    memset(lb, 0, sizeof(*lb));
+    lb->port = sdt_free_port();
+    snprintf(lb->dir, sizeof(lb->dir), "/tmp/sipdrain-lb-XXXXXX");
+    cr_assert_not_null(mkdtemp(lb->dir));
+    snprintf(lb->list, sizeof(lb->list), "%s/dispatcher.list", lb->dir);
+    snprintf(lb->log, sizeof(lb->log), "/tmp/sipdrain-lb-%.12s-%d.log", e->prefix + 2, lb->port);
+    unlink(lb->log);
+    f = fopen(lb->list, "w");
+    cr_assert_not_null(f);
+    /* priority: a (10) before b (5) */
+    fprintf(f, "1 sip:127.0.0.1:%d 0 10\n1 sip:127.0.0.1:%d 0 5\n", a->port, b->port);
+    fclose(f);
+#define ARG(...) (snprintf(args[n], sizeof(args[n]), __VA_ARGS__), argv[n] = args[n], n++)
+    ARG("-f");
+    ARG("%s/deploy/kamailio/kamailio.cfg", sdt_source_dir());
+    ARG("-L");
+    ARG("/usr/lib/x86_64-linux-gnu/kamailio/modules");
+    ARG("-l");
+    ARG("udp:127.0.0.1:%d", lb->port);
+    ARG("-A");
+    ARG("DISPATCHER_LIST=\"%s\"", lb->list);
+    ARG("-A");
+    ARG("PING_INTERVAL=%d", ping_s);
+    if (priority_order) {
+        ARG("-A");
+        ARG("PRIORITY_ORDER");
+    }
+    ARG("-m");
+    ARG("64");
+    ARG("-w");
+    ARG("%s", lb->dir);
+    ARG("-DD");
+    ARG("-E");
+#undef ARG
+    argv[n] = NULL;
+    lb->pid = sdt_spawn("/usr/sbin/kamailio", argv, NULL, lb->log);
+    while (sdt_sipp("options_200", lb->port, "lb", NULL) != 0) {
+        cr_assert_lt(sd_mono_ms(), deadline, "kamailio did not start (%s)", lb->log);
+        usleep(200000);
+    }
+}
+
+static void lb_stop(struct lb *lb)
+{
+    char cmd[128];
+
+    kill(lb->pid, SIGTERM);
+    sdt_wait(lb->pid, 10000);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", lb->dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+static int lines_with(const char *path, const char *text)
+{
+    char line[4096];
+    int n = 0;
+    FILE *f = fopen(path, "r");
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+/* A draining edge leaves the dispatcher's rotation by itself (OPTIONS 503),
+ * and a 503 to an INVITE that raced it fails over to the next edge: the
+ * gateway's calls all connect, through the edge that is still active. */
+Test(sip_edge, behind_kamailio_a_draining_edge_leaves_rotation_and_503_fails_over, .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc a, b;
+    struct lb lb;
+    const char *hold[] = {"hold_ms", "200", NULL};
+    int64_t deadline;
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &a, "edge-2a", NULL);
+    edge_start(&e, &b, "edge-2b", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL); /* edge-2a alone, waiting for edge.shutdown */
+    wait_edge_state(&e, "edge-2a", "drained");
+
+    /* 1. No probing (PING_INTERVAL 0): the LB offers the call to edge-2a
+     *    first, gets 503 and fails over to edge-2b at once. */
+    lb_start(&e, &lb, &a, &b, 0, true);
+    phone = phone_start(&e, &b, "phone_answer", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_call", lb.port, "2001", hold), 0, "the call via the LB");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got it");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE edge_id = 'edge-2b'"
+                                      " AND answered_at IS NOT NULL"),
+                 1);
+    cr_expect_eq(lines_with(lb.log, "refused"), 1, "one 503 failover (%s)", lb.log);
+    lb_stop(&lb);
+
+    /* 2. Probing every second: edge-2a answers OPTIONS 503 and leaves the
+     *    rotation; the next call goes straight to edge-2b. */
+    sdt_pg_run(e.dsn, "UPDATE agents SET call_id = NULL"); /* agent-state's job, not running */
+    lb_start(&e, &lb, &a, &b, 1, true);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (lines_with(lb.log, "out of rotation") < 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge-2a never left the rotation (%s)", lb.log);
+        usleep(200000);
+    }
+    cr_expect_eq(lines_with(lb.log, "out of rotation"), 1, "only edge-2a (%s)", lb.log);
+    phone = phone_start(&e, &b, "phone_answer", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_call", lb.port, "2001", hold), 0, "the call via the LB");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    cr_expect_eq(lines_with(lb.log, "refused"), 0, "no 503 needed (%s)", lb.log);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE edge_id = 'edge-2b'"
+                                      " AND answered_at IS NOT NULL"),
+                 2);
+    lb_stop(&lb);
+    kill(a.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&a, WAIT_MS), 0);
+    kill(b.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0);
+}
+
 /* Under valgrind in the normal build; in the ASan build (valgrind cannot
  * run an ASan binary) the edge's own sanitizers make a leak or an error a
  * non-zero exit instead. */
