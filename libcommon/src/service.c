@@ -10,8 +10,8 @@
 #include "sipdrain/outbox.h"
 #include "sipdrain/topic.h"
 
-void sd_service_init(const char *service, char **instance, const char *topic_prefix, int log_level,
-                     char *source, size_t size)
+void sd_service_init(const char *service, const char *instance_var, char **instance,
+                     const char *topic_prefix, int log_level, char *source, size_t size)
 {
     struct sd_err err = {0};
     char host[256];
@@ -26,10 +26,8 @@ void sd_service_init(const char *service, char **instance, const char *topic_pre
     }
     if (*instance == NULL || (int)strlen(*instance) > max ||
         strpbrk(*instance, " \t\"=/") != NULL) {
-        fprintf(stderr,
-                "%s: SIPDRAIN_INSTANCE_ID: must be 1-%d characters without spaces, quotes, '/'"
-                " or '='\n",
-                service, max);
+        fprintf(stderr, "%s: %s: must be 1-%d characters without spaces, quotes, '/' or '='\n",
+                service, instance_var, max);
         exit(2);
     }
     if (sd_topic_set_prefix(topic_prefix, &err) < 0) {

@@ -732,8 +732,8 @@ static void usage(void)
 static void setup(struct svc *s)
 {
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &s->cfg);
-    sd_service_init(SERVICE, &s->cfg.instance, s->cfg.topic_prefix, s->cfg.log_level, s->source,
-                    sizeof(s->source));
+    sd_service_init(SERVICE, "SIPDRAIN_INSTANCE_ID", &s->cfg.instance, s->cfg.topic_prefix,
+                    s->cfg.log_level, s->source, sizeof(s->source));
 }
 
 int main(int argc, char **argv)

@@ -25,11 +25,11 @@
 #include "sipdrain/http.h"
 #include "sipdrain/event.h"
 #include "sipdrain/log.h"
+#include "sipdrain/service.h"
 #include "sipdrain/outbox.h"
 #include "sipdrain/topic.h"
 
-#define SERVICE     "sip-edge"
-#define EDGE_ID_MAX (SD_OUTBOX_OWNER_MAX - (int)sizeof(SERVICE "/") + 1)
+#define SERVICE "sip-edge"
 
 struct sip_edge_cfg {
     char *site;
@@ -53,8 +53,8 @@ struct sip_edge_cfg {
 static const struct sd_cfg_item cfg_items[] = {
     {"SIPDRAIN_SITE", SD_CFG_STRING, F(site), 0, 0, NULL, NULL, true,
      "the site this edge belongs to (sites.site_id), e.g. site2"},
-    {"SIPDRAIN_EDGE_ID", SD_CFG_STRING, F(edge_id), 0, 0, NULL, NULL, true,
-     "this edge's id, unique and stable across restarts, e.g. edge-2a"},
+    {"SIPDRAIN_EDGE_ID", SD_CFG_STRING, F(edge_id), 0, 0, NULL, NULL, false,
+     "this edge's id, unique and stable across restarts, e.g. edge-2a; default: the host name"},
     {"SIPDRAIN_SIP_URL", SD_CFG_STRING, F(sip_url), 0, 0, NULL, "sip:127.0.0.1:5060", false,
      "where the edge listens for SIP, UDP and TCP (sofia-sip URL)"},
     {"SIPDRAIN_KAFKA_BROKERS", SD_CFG_STRING, F(brokers), 0, 0, NULL, NULL, true,
@@ -108,10 +108,6 @@ static void die_config(const char *name, const char *what)
 /* Checks what the table cannot: ids, URIs, the redirect's target. */
 static void check_config(const struct sip_edge_cfg *c)
 {
-    struct sd_err err = {0};
-
-    if (strlen(c->edge_id) > (size_t)EDGE_ID_MAX || strpbrk(c->edge_id, " \t\"=/") != NULL)
-        die_config("SIPDRAIN_EDGE_ID", "must be 1-35 characters: letters, digits, '.', '_', '-'");
     if (strncmp(c->sip_url, "sip:", 4) != 0)
         die_config("SIPDRAIN_SIP_URL", "must be a sip: URL, e.g. sip:127.0.0.1:5060");
     if (c->peer_site_uri != NULL && strncmp(c->peer_site_uri, "sip:", 4) != 0 &&
@@ -126,8 +122,6 @@ static void check_config(const struct sip_edge_cfg *c)
     if (c->reject_code >= 300 && c->reject_code <= 302 && c->peer_site_uri == NULL)
         die_config("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE",
                    "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
-    if (sd_topic_set_prefix(c->topic_prefix, &err) < 0)
-        die_config("SIPDRAIN_TOPIC_PREFIX", err.text);
 }
 
 int main(int argc, char **argv)
@@ -152,9 +146,10 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &c);
     check_config(&c);
-    sd_log_init(SERVICE, c.edge_id, (enum sd_log_level)c.log_level);
-    snprintf(source, sizeof(source), SERVICE "/%s", c.edge_id);
-    sd_outbox_set_owner(source);
+    /* the edge id, by default the host name (one edge per container or
+     * pod); the topic prefix, the log, the outbox owner */
+    sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,
+                    sizeof(source));
     json_object_seed(0); /* before the second thread: jansson's hash seed */
     if (c.http_addr != NULL && (http = sd_http_start(c.http_addr, 10000, &err)) == NULL) {
         fprintf(stderr, "sip-edge: SIPDRAIN_HTTP_ADDR: %s\n", err.text);

@@ -459,6 +459,44 @@ Test(sip_edge, malformed_sip_gets_no_crash_and_the_edge_keeps_serving, .timeout 
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* One edge per container or pod (docker compose --scale): without
+ * SIPDRAIN_EDGE_ID the edge is named after its host. */
+Test(sip_edge, the_edge_id_defaults_to_the_host_name, .timeout = 60)
+{
+    struct edge_env e;
+    char bin[1024], log[256], host[256] = "", sql[512], url[64], dsn[600], brokers[300],
+                              prefix[120];
+    const char *env[6];
+    int64_t deadline;
+    pid_t pid;
+
+    cr_assert_null(getenv("SIPDRAIN_EDGE_ID"), "the test's own environment sets it");
+    env_setup(&e);
+    cr_assert_eq(gethostname(host, sizeof(host)), 0);
+    snprintf(bin, sizeof(bin), "%s/sip-edge", getenv("SIPDRAIN_BIN_DIR"));
+    snprintf(log, sizeof(log), "/tmp/sipdrain-edge-%.12s-host.log", e.prefix + 2);
+    snprintf(url, sizeof(url), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
+    snprintf(dsn, sizeof(dsn), "SIPDRAIN_PG_DSN=%s", e.dsn);
+    snprintf(brokers, sizeof(brokers), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
+    snprintf(prefix, sizeof(prefix), "SIPDRAIN_TOPIC_PREFIX=%s", e.prefix);
+    env[0] = dsn;
+    env[1] = brokers;
+    env[2] = prefix;
+    env[3] = "SIPDRAIN_SITE=site2";
+    env[4] = url;
+    env[5] = NULL; /* no SIPDRAIN_EDGE_ID */
+    unlink(log);
+    pid = sdt_spawn(bin, NULL, env, log);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM edges WHERE edge_id = '%s'", host);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, sql) != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no edges row named %s (%s)", host, log);
+        usleep(100000);
+    }
+    kill(pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&(struct edge_proc){.pid = pid}, WAIT_MS), 0);
+}
+
 Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
 {
     char bin[1024], out[] = "/tmp/sipdrain-edge-config-XXXXXX";
@@ -470,6 +508,7 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
          "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT"},
         {"SIPDRAIN_SIP_URL=http://x", NULL, "SIPDRAIN_SIP_URL"},
         {"SIPDRAIN_HTTP_ADDR=8080", NULL, "SIPDRAIN_HTTP_ADDR"},
+        {"SIPDRAIN_EDGE_ID=edge 2a", NULL, "SIPDRAIN_EDGE_ID"},
         {"SIPDRAIN_OUTBOUND_PROXY=tel:+49", NULL, "SIPDRAIN_OUTBOUND_PROXY"},
     };
     int fd = mkstemp(out);
