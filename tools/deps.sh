@@ -3,21 +3,33 @@
 #   1. Debian packages (only the missing ones; no apt-get at all when none is)
 #   2. the Apache Kafka broker jars (tools/kafka-fetch.sh, cached per user)
 # Prints one summary line on stdout; progress goes to stderr.
+#   tools/deps.sh --build-only   only what building needs (deploy/Dockerfile)
 set -euo pipefail
+
+BUILD_ONLY=0
+[[ "${1:-}" == "--build-only" ]] && BUILD_ONLY=1
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libsofia-sip-ua-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
   libmicrohttpd-dev  # /healthz, /readyz, /metrics
-  postgresql sip-tester python3-jsonschema
+  postgresql sip-tester python3-jsonschema python3-yaml
   clang-format valgrind procps
-  kamailio  # the peer of bench/edge.sh (stateful proxy, stateless 503)
+  kamailio  # the load balancer (deploy/kamailio) and the peer of bench/edge.sh
+  docker-compose  # validates docker-compose.yml (no Docker engine is needed for that)
 )
 # kafka-fetch.sh and KafkaAdmin.java need Maven and a full JDK (javac for
 # single-file source launch); only asked for when they are not on PATH, so
 # a JDK/Maven installed some other way is left alone.
 command -v mvn >/dev/null || PACKAGES+=(maven)
 command -v javac >/dev/null || PACKAGES+=(openjdk-17-jdk-headless)
+if ((BUILD_ONLY)); then
+  PACKAGES=(
+    build-essential cmake ninja-build pkg-config
+    librdkafka-dev libsofia-sip-ua-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
+    libmicrohttpd-dev
+  )
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -65,6 +77,11 @@ else
     apt-get install -y --no-install-recommends "${missing[@]}" >&2
   fi
   pkg_summary="installed ${#missing[@]} of ${#PACKAGES[@]} packages (${missing[*]})"
+fi
+
+if ((BUILD_ONLY)); then
+  echo "deps: $pkg_summary (build only)"
+  exit 0
 fi
 
 # Kafka jars: "fetched" when kafka-fetch.sh wrote its .complete marker during

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""deploy/kubernetes/check.py - what the edges' manifests must promise
+(issue #6), checked as data: every container of every Deployment runs a
+sipdrain binary as PID 1 (SIGTERM reaches it); edges are ready on /readyz
+only, and their termination grace period covers the BYE timeout and more.
+Exit 0 when every rule holds; otherwise one line per broken rule."""
+import glob
+import os
+import sys
+
+import yaml
+
+here = os.path.dirname(os.path.abspath(__file__))
+problems = []
+edges = 0
+for path in sorted(glob.glob(os.path.join(here, "*.yaml"))):
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") != "Deployment":
+            continue
+        name = f"{os.path.basename(path)}:{doc['metadata']['name']}"
+        spec = doc["spec"]["template"]["spec"]
+        for c in spec["containers"]:
+            cmd = c.get("command", [])
+            if not cmd or cmd[0] not in ("sip-edge", "agent-state", "drain-orchestrator"):
+                problems.append(f"{name}: command must be the binary itself, not {cmd}")
+            if cmd and cmd[0] == "sip-edge":
+                edges += 1
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                timeout = int(env.get("SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT", "32"))
+                grace = spec.get("terminationGracePeriodSeconds", 30)
+                if grace <= timeout + 60:
+                    problems.append(f"{name}: terminationGracePeriodSeconds {grace} does not"
+                                    f" cover the BYE timeout {timeout} s and the calls")
+                probe = c.get("readinessProbe", {}).get("httpGet", {})
+                if probe.get("path") != "/readyz":
+                    problems.append(f"{name}: readinessProbe must GET /readyz")
+                if "SIPDRAIN_HTTP_ADDR" not in env:
+                    problems.append(f"{name}: SIPDRAIN_HTTP_ADDR unset: no /readyz")
+if edges == 0:
+    problems.append("no sip-edge Deployment found")
+for p in problems:
+    print(p)
+sys.exit(1 if problems else 0)
