@@ -38,6 +38,7 @@ struct edge_bus {
     struct sd_kafka_consumer *kc;
     pthread_t thread;
     int64_t started_ms;
+    int64_t stats_ms; /* last EDGE_MSG_BUS_STATS */
     /* Messages taken from to_bus and not yet written, oldest first. While
      * the database is away, a newer STATUS replaces a held one. */
     struct edge_msg *held, *held_tail;
@@ -564,10 +565,27 @@ static void on_control(struct sd_loop *loop, int fd, short revents, void *arg)
     poll_control(arg);
 }
 
+/* For the SIP thread's /metrics, every second: what the bus is behind by. */
+static void send_stats(struct edge_bus *b)
+{
+    struct sd_err err = {0};
+    long backlog = -1;
+
+    if (sd_mono_ms() - b->stats_ms < 1000)
+        return;
+    b->stats_ms = sd_mono_ms();
+    if (sd_outbox_backlog(b->pg, &backlog, &err) < 0)
+        backlog = -1;
+    edge_queue_put(b->to_sip, EDGE_MSG_BUS_STATS, 0,
+                   json_pack("{s:I, s:I}", "consumer_lag", (json_int_t)sd_kafka_consumer_lag(b->kc),
+                             "outbox_backlog", (json_int_t)backlog));
+}
+
 static int64_t on_tick(struct sd_loop *loop, void *arg)
 {
     (void)loop;
     poll_control(arg);
+    send_stats(arg);
     return BUS_TICK_MS;
 }
 

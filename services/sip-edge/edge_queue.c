@@ -25,6 +25,7 @@ static const char *const kind_names[EDGE_MSG_KIND_COUNT] = {
     [EDGE_MSG_ROUTE_DONE] = "route_done",
     [EDGE_MSG_CONTROL] = "control",
     [EDGE_MSG_NAILED] = "nailed",
+    [EDGE_MSG_BUS_STATS] = "bus_stats",
 };
 
 const char *edge_msg_kind_name(enum edge_msg_kind k)

@@ -24,6 +24,7 @@ enum edge_msg_kind {
     EDGE_MSG_ROUTE_DONE,    /* data: {status, reason, call_id, agent_id, dn, contact} */
     EDGE_MSG_CONTROL,       /* data: {type, data, id}: an edge.control event for this edge */
     EDGE_MSG_NAILED,        /* data: {op: up|down, agent_id, dn?, contact?}: a nailed-up dialog */
+    EDGE_MSG_BUS_STATS,     /* data: {consumer_lag, outbox_backlog} (-1: unknown), every second */
     EDGE_MSG_KIND_COUNT
 };
 

@@ -153,6 +153,7 @@ struct edge_sip {
     /* counters reported in edge.status */
     unsigned long invites_rejected, byes_retransmitted, calls_cut, registrations;
     unsigned long rejected_by_code[700]; /* INVITEs refused while draining, by status */
+    long consumer_lag, outbox_backlog;   /* from the bus thread (-1: unknown) */
     struct pending_register *registers[REGISTER_MAX];
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
@@ -296,6 +297,17 @@ static void publish_health(struct edge_sip *e)
                  e->cfg.site, code);
         sd_metrics_sample(&m, "sipdrain_edge_invites_rejected_total", labels,
                           (double)e->rejected_by_code[code]);
+    }
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
+    if (e->consumer_lag >= 0) {
+        sd_metrics_family(&m, "sipdrain_consumer_lag", "gauge",
+                          "edge.control / agent.events messages not consumed yet");
+        sd_metrics_sample(&m, "sipdrain_consumer_lag", labels, (double)e->consumer_lag);
+    }
+    if (e->outbox_backlog >= 0) {
+        sd_metrics_family(&m, "sipdrain_outbox_backlog", "gauge",
+                          "events of this edge written and not yet on Kafka");
+        sd_metrics_sample(&m, "sipdrain_outbox_backlog", labels, (double)e->outbox_backlog);
     }
     sd_http_set_metrics(e->cfg.http, m.buf);
     sd_metrics_free(&m);
@@ -1740,6 +1752,11 @@ static void on_queue(void *arg)
             on_nailed_msg(e, m->data);
         else if (m->kind == EDGE_MSG_CONTROL)
             on_control(e, m->data);
+        else if (m->kind == EDGE_MSG_BUS_STATS) {
+            e->consumer_lag = (long)json_integer_value(json_object_get(m->data, "consumer_lag"));
+            e->outbox_backlog =
+                (long)json_integer_value(json_object_get(m->data, "outbox_backlog"));
+        }
         edge_msg_free(m);
     }
 }
@@ -1780,6 +1797,7 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     e->to_bus = to_bus;
     e->to_sip = to_sip;
     e->exit_code = 1;
+    e->consumer_lag = e->outbox_backlog = -1;
     e->started_ms = sd_wall_ms();
     edge_fsm_init(&e->fsm, &cfg->drain);
     su_home_init(e->home);

@@ -249,6 +249,13 @@ Test(sip_edge, readyz_and_metrics_follow_the_drain, .timeout = 120)
     cr_expect_eq(sdt_http_get(port, "/readyz", body, sizeof(body)), 503);
     cr_expect_str_eq(body, "drained\n");
     cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), 200, "alive while draining");
+    deadline = sd_mono_ms() + WAIT_MS; /* the bus thread's figures, once all is consumed and sent */
+    while (sdt_http_get(port, "/metrics", body, sizeof(body)) != 200 ||
+           strstr(body, "sipdrain_consumer_lag{edge=\"edge-2a\",site=\"site2\"} 0\n") == NULL ||
+           strstr(body, "sipdrain_outbox_backlog{edge=\"edge-2a\",site=\"site2\"} 0\n") == NULL) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no lag / backlog 0 in /metrics: %s", body);
+        usleep(200000);
+    }
     control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
     cr_expect_eq(sdt_http_get(port, "/healthz", body, sizeof(body)), -1, "gone with the edge");
