@@ -241,6 +241,9 @@ static int load_view(struct svc *s, struct sd_pg *pg, const struct orch_drain *o
     if (od->fsm.scope == DRAIN_SCOPE_SITE &&
         orch_db_agents(pg, &od->fsm, s->agents, AGENTS_MAX, &na, err) < 0)
         return -1;
+    if (na == AGENTS_MAX || ne == DRAIN_EDGES_MAX)
+        sd_log_warn("drain view full: the agents or edges beyond it are not seen this tick",
+                    "drain=%s agents=%zu edges=%zu", od->fsm.id, na, ne);
     *v = (struct drain_view){sd_wall_ms(), s->edges, ne, s->agents, na};
     return 0;
 }
