@@ -6,7 +6,8 @@
 #   make asan         the whole suite built with ASan+UBSan (build-asan/)
 #   make format-check clang-format check, as CI runs it
 #   make bench        bench/bus.sh, bench/agent_state.sh, bench/edge.sh
-.PHONY: all build deps configure test unit integration asan format format-check bench clean
+#   make demo         two sites behind Kamailio, agents, calls, the drain of site2, a report
+.PHONY: all build deps configure test unit integration asan format format-check bench demo clean
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -53,6 +54,9 @@ bench: build
 	bench/bus.sh
 	bench/agent_state.sh
 	bench/edge.sh
+
+demo: build
+	tools/demo.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -240,8 +240,6 @@ void drain_fsm_step(struct drain *d, const struct drain_view *v, struct drain_ac
         else if (e->state == DRAIN_EDGE_DRAINED && d->phase == DRAIN_STOPPING)
             to_edge(d, v, i, DRAIN_DO_EDGE_SHUTDOWN, out);
     }
-    if (d->scope == DRAIN_SCOPE_SITE)
-        logouts(d, v, out);
     /* The phase, as far as the view allows in one step. */
     do {
         phase_changed = false;
@@ -285,6 +283,11 @@ void drain_fsm_step(struct drain *d, const struct drain_view *v, struct drain_ac
         }
         phase_changed = d->phase != p;
     } while (phase_changed && d->phase != DRAIN_COMPLETED);
+    /* Agents go only once every edge refuses new calls: an agent logged out
+     * while an edge still routes to the site would turn a call that could
+     * fail over (503) into a 480. */
+    if (d->scope == DRAIN_SCOPE_SITE && d->phase != DRAIN_REFUSING)
+        logouts(d, v, out);
     hash = counts_hash(&c, d->phase);
     if (d->phase == DRAIN_COMPLETED) {
         act(out, DRAIN_DO_COMPLETED, 0);

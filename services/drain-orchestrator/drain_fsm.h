@@ -131,7 +131,8 @@ struct drain {
     uint64_t progress_hash; /* what it said */
 };
 
-/* What one agent needs now (DESIGN.md §4, the logout rules):
+/* What one agent needs now (DESIGN.md §4, the logout rules; a drain applies
+ * them once every edge of the site refuses new calls, from wait_calls on):
  *   not on a call, not in ACW             -> LOGOUT at once
  *   not on a call, timed ACW              -> WAIT_ACW (agent-state's expiry makes it
  *                                            ready, then LOGOUT)

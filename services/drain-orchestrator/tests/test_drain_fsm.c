@@ -263,20 +263,21 @@ Test(drain_fsm, a_site_drain_goes_through_every_phase_to_completed)
     step(&d, &w);
     cr_expect_eq(d.phase, DRAIN_REFUSING);
     cr_expect(has(&out, DRAIN_DO_EDGE_DRAIN, 0) && has(&out, DRAIN_DO_EDGE_DRAIN, 1));
-    cr_expect(has(&out, DRAIN_DO_LOGOUT, 0), "the ready agent at once");
-    cr_expect_not(has(&out, DRAIN_DO_LOGOUT, 1), "the timed ACW agent waits");
+    cr_expect_eq(count(&out, DRAIN_DO_LOGOUT), 0, "nobody before the edges refuse calls");
     cr_expect_eq(count(&out, DRAIN_DO_PROGRESS), 1);
     cr_expect_eq(d.calls_at_start, 2);
     cr_expect_eq(d.agents_at_start, 2);
 
-    tick(&w, 300); /* the edges drain; agent-state logged "ready" out */
+    tick(&w, 300); /* the edges drain: the agents' turn */
     w.edges[0].state = DRAIN_EDGE_DRAINING;
     w.edges[1].state = DRAIN_EDGE_DRAINED;
-    w.agents[0].state = DRAIN_AGENT_LOGGED_OUT;
     step(&d, &w);
     cr_expect_eq(d.phase, DRAIN_WAIT_CALLS);
     cr_expect_eq(count(&out, DRAIN_DO_SAVE), 1);
     cr_expect_eq(count(&out, DRAIN_DO_EDGE_DRAIN), 0);
+    cr_expect(has(&out, DRAIN_DO_LOGOUT, 0), "the ready agent at once");
+    cr_expect_not(has(&out, DRAIN_DO_LOGOUT, 1), "the timed ACW agent waits");
+    w.agents[0].state = DRAIN_AGENT_LOGGED_OUT; /* agent-state did it */
 
     tick(&w, 5000); /* the calls end */
     w.edges[0].active_calls = 0;
@@ -523,4 +524,27 @@ Test(drain_fsm, names_parse_back)
         cr_expect_eq(drain_phase_parse("draining", &p), -1);
         cr_expect_eq(drain_phase_parse(NULL, &p), -1);
     }
+}
+
+/* A call routed by an edge that has not taken edge.drain yet must still
+ * find its agent: logouts start only once every edge refuses new calls. */
+Test(drain_fsm, no_agent_is_logged_out_before_every_edge_refuses_new_calls)
+{
+    struct drain d;
+    struct world w = {.now = T0};
+
+    edge(&w, "edge-2a", DRAIN_EDGE_DRAINING, 0);
+    edge(&w, "edge-2b", DRAIN_EDGE_ACTIVE, 0); /* has not seen edge.drain yet */
+    agent(&w, "ready", DRAIN_AGENT_READY, false);
+    drain_fsm_init(&d, "d1", DRAIN_SCOPE_SITE, "site2", NULL, T0, 0);
+    step(&d, &w);
+    tick(&w, 1500);
+    step(&d, &w);
+    cr_expect_eq(d.phase, DRAIN_REFUSING);
+    cr_expect_eq(count(&out, DRAIN_DO_LOGOUT), 0);
+    tick(&w, 250);
+    w.edges[1].state = DRAIN_EDGE_DRAINING;
+    step(&d, &w);
+    cr_expect_eq(d.phase, DRAIN_WAIT_AGENTS, "no calls: %s", drain_phase_name(d.phase));
+    cr_expect(has(&out, DRAIN_DO_LOGOUT, 0), "now");
 }

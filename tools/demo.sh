@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# tools/demo.sh - the one-command demo (make demo, issue #6): two sites, a
+# real SIP load balancer, agents, a steady stream of calls, and the drain of
+# site2 with drainctl's live progress, then a report. Exit 0 only if no
+# call was lost.
+#
+#   site1: edge-1a, edge-1b        site2: edge-2a, edge-2b
+#   Kamailio (deploy/kamailio/kamailio.cfg) in front of all four: OPTIONS
+#   probing, 503 failover. A SIPp gateway calls route point 7000 through it.
+#   40 agents (20 per site) log in through agent-state: timed ACW, untimed
+#   ACW, no ACW (auto_in / manual_in), nailed-up and workspace agents; each
+#   site's phones are one SIPp (tests/e2e/sipp/phones_uas.xml) registered
+#   per DN (phones_register.xml).
+#   After WARMUP_S the operator drains site2:
+#     drainctl drain start --site site2 --sip-timeout SIP_TIMEOUT_S --wait
+#
+# Env: RATE (calls/s, 2), HOLD_MS (4000), DURATION_S (40), WARMUP_S (10),
+# SIP_TIMEOUT_S (4), KEEP=1 (keep the database and logs). Logs: .run/demo/.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+RATE=${RATE:-2}
+HOLD_MS=${HOLD_MS:-4000}
+DURATION_S=${DURATION_S:-40}
+WARMUP_S=${WARMUP_S:-10}
+SIP_TIMEOUT_S=${SIP_TIMEOUT_S:-4}
+MODULES=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)/kamailio/modules
+logs=.run/demo
+rm -rf "$logs"
+mkdir -p "$logs"
+say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+now_ms() { date +%s%3N; }
+
+pids=()
+cleanup() {
+    local p
+    # a second SIGTERM stops an edge at once (the first one drains it)
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.2
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for _ in $(seq 1 30); do
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -z "${KEEP:-}" ] && [ -n "${dsn:-}" ]; then
+        psql "$SIPDRAIN_PG_DSN" -qAt -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+
+taken=" "
+free_port() { # VAR (any name but _fp)
+    local _fp
+    for _ in $(seq 1 200); do
+        _fp=$((20000 + RANDOM % 30000))
+        case "$taken" in *" $_fp "*) continue ;; esac
+        if [ -z "$(ss -Hanu "( sport = :$_fp )")$(ss -Hant "( sport = :$_fp )")" ]; then
+            taken="$taken$_fp "
+            printf -v "$1" '%s' "$_fp"
+            return 0
+        fi
+    done
+    echo "demo: no free port" >&2
+    exit 1
+}
+
+# --- servers, database, topics ----------------------------------------------
+say "starting PostgreSQL and Kafka (tests/scripts/stack-up.sh)"
+eval "$(tests/scripts/stack-up.sh)"
+db=demo_$(date +%s)
+prefix="demo.$(date +%s)."
+psql "$SIPDRAIN_PG_DSN" -qAt -c "CREATE DATABASE $db" >/dev/null
+dsn="${SIPDRAIN_PG_DSN%/*}/$db"
+SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir schemas/sql >"$logs/migrate.log" 2>&1
+SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir deploy/sql >>"$logs/migrate.log" 2>&1
+for t in drain.commands drain.events edge.control edge.status call.events agent.commands \
+    agent.events deadletter; do
+    build/tests/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
+done
+export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
+
+# --- services -------------------------------------------------------------------
+say "starting agent-state, two orchestrators, four edges, Kamailio"
+SIPDRAIN_INSTANCE_ID=as-1 build/bin/agent-state >"$logs/agent-state.log" 2>&1 &
+pids+=($!)
+for o in orch-1 orch-2; do
+    SIPDRAIN_INSTANCE_ID=$o build/bin/drain-orchestrator >"$logs/$o.log" 2>&1 &
+    pids+=($!)
+done
+free_port lb_port
+free_port uas1
+free_port uas2
+declare -A edge_port
+: >"$logs/dispatcher.list"
+for e in edge-1a edge-1b edge-2a edge-2b; do
+    free_port p
+    edge_port[$e]=$p
+    site=site${e:5:1}
+    peer=site$((3 - ${e:5:1}))
+    SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$p" \
+    SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=$SIP_TIMEOUT_S \
+    SIPDRAIN_PEER_SITE_URI="sip:127.0.0.1:$lb_port" SIPDRAIN_LOG_LEVEL=info \
+        build/bin/sip-edge >"$logs/$e.log" 2>&1 &
+    pids+=($!)
+    echo "1 sip:127.0.0.1:$p 0 0 site=$site" >>"$logs/dispatcher.list"
+    : "$peer"
+done
+kamailio -f deploy/kamailio/kamailio.cfg -L "$MODULES" -l "udp:127.0.0.1:$lb_port" \
+    -A "DISPATCHER_LIST=\"$repo/$logs/dispatcher.list\"" -A "CTL_SOCKET=\"unix:$repo/$logs/kamailio.ctl\"" \
+    -m 256 -w "$logs" -DD -E >"$logs/kamailio.log" 2>&1 &
+pids+=($!)
+for e in edge-1a edge-1b edge-2a edge-2b; do
+    for _ in $(seq 1 100); do
+        grep -q "partitions assigned" "$logs/$e.log" && break
+        sleep 0.2
+    done
+done
+
+# --- agents and their phones --------------------------------------------------
+say "40 agents log in; their phones register"
+modes=(acw acw acw acw auto_in auto_in auto_in manual_in manual_in manual_in)
+{
+    for s in 1 2; do
+        for i in $(seq 1 20); do
+            a="agent-$s-$(printf %02d "$i")"
+            dn="$s$(printf %03d "$i")"
+            mode=${modes[$(((i - 1) % 10))]}
+            acw=null
+            [ "$mode" = acw ] && acw=$([ $((i % 4)) = 1 ] && echo null || echo 3)
+            workspace=false
+            nailed=false
+            [ $((i % 5)) = 0 ] && workspace=true
+            [ $((i % 7)) = 0 ] && nailed=true
+            id=$(cat /proc/sys/kernel/random/uuid)
+            printf '%s|{"specversion":"1.0","id":"%s","source":"demo","type":"agent.login","time":"%s","datacontenttype":"application/json","data":{"agent_id":"%s","dn":"%s","site":"site%s","work_mode":"%s","acw_timeout_s":%s,"workspace":%s,"nailed_up":%s}}\n' \
+                "$a" "$id" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$a" "$dn" "$s" "$mode" "$acw" \
+                "$workspace" "$nailed"
+        done
+    done
+} >"$logs/logins.txt"
+for s in 1 2; do
+    uas=$([ "$s" = 1 ] && echo "$uas1" || echo "$uas2")
+    free_port cp
+    sipp -sf tests/e2e/sipp/phones_uas.xml -i 127.0.0.1 -p "$uas" -cp "$cp" -t u1 -m 100000 \
+        -timeout $((DURATION_S + 120))s -nostdin -trace_stat -stf "$logs/phones-site$s.csv" \
+        >"$logs/phones-site$s.out" 2>&1 &
+    pids+=($!)
+    { echo SEQUENTIAL; seq -f "$s%03g" 1 20; } >"$logs/dns-site$s.csv"
+    free_port rp
+    free_port rcp
+    sipp "127.0.0.1:${edge_port[edge-${s}a]}" -sf tests/e2e/sipp/phones_register.xml \
+        -inf "$logs/dns-site$s.csv" -key contact_port "$uas" -i 127.0.0.1 -p "$rp" -cp "$rcp" \
+        -t u1 -m 20 -r 20 -timeout 30s -timeout_error -nostdin -default_behaviors all,-bye \
+        >"$logs/register-site$s.out" 2>&1 ||
+        { echo "demo: the phones of site$s did not register" >&2; exit 1; }
+done
+timeout 60 java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
+    kafka.tools.ConsoleProducer --bootstrap-server "$SIPDRAIN_KAFKA_BROKERS" \
+    --topic "${prefix}sipdrain.agent.commands" --property parse.key=true \
+    --property key.separator='|' <"$logs/logins.txt" >"$logs/producer.log" 2>&1
+for _ in $(seq 1 100); do
+    [ "$(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" = 40 ] && break
+    sleep 0.2
+done
+echo "  agents logged in: $(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" >&2
+
+# --- calls and the drain -------------------------------------------------------------
+calls=$((RATE * DURATION_S))
+say "a gateway calls route point 7000 through Kamailio: $RATE calls/s of ${HOLD_MS} ms, $calls calls"
+echo -e "SEQUENTIAL\n7000" >"$logs/route.csv"
+free_port gp
+free_port gcp
+sipp "127.0.0.1:$lb_port" -sf bench/sipp/caller.xml -inf "$logs/route.csv" -d "$HOLD_MS" \
+    -i 127.0.0.1 -p "$gp" -cp "$gcp" -t u1 -r "$RATE" -m "$calls" -recv_timeout 10000 \
+    -timeout $((DURATION_S + 60))s -nostdin -trace_stat -stf "$logs/gateway.csv" -fd 1 \
+    >"$logs/gateway.out" 2>&1 &
+gw=$!
+pids+=($gw)
+sleep "$WARMUP_S"
+say "the operator drains site2"
+drain_t0=$(now_ms)
+set +e
+SIPDRAIN_KAFKA_BROKERS=$SIPDRAIN_KAFKA_BROKERS build/bin/drainctl drain start --site site2 \
+    --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
+drain_rc=$?
+drain_s=$(( ($(now_ms) - drain_t0) / 1000 ))
+say "the calls go on at site1 until the gateway is done"
+wait "$gw"
+gw_rc=$?
+set -e
+
+# --- report ---------------------------------------------------------------------------
+stat() { # column of the last line of the gateway's -trace_stat file
+    awk -F';' -v want="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == want) c = i; next }
+        NF > 10 { v = $c } END { print v + 0 }' "$logs/gateway.csv"
+}
+ok=$(stat 'SuccessfulCall(C)')
+failed=$(stat 'FailedCall(C)')
+q() { psql "$dsn" -qAt -c "$1"; }
+say "report"
+echo "gateway: $calls calls placed, $ok completed, $failed failed (SIPp exit $gw_rc)"
+echo "calls per site (calls table):"
+q "SELECT '  ' || site || ': ' || count(*) || ' offered, ' || count(answered_at) || ' answered, '
+     || count(*) FILTER (WHERE end_cause = 'drain_deadline') || ' cut'
+   FROM calls GROUP BY site ORDER BY site"
+echo "calls begun on site2 before the drain, all ended normally:"
+q "SELECT '  ' || count(*) || ' calls, ' || count(*) FILTER (WHERE end_cause NOT IN
+     ('caller_hangup', 'agent_hangup')) || ' ended otherwise' FROM calls
+   WHERE site = 'site2' AND answered_at IS NOT NULL"
+echo "agents:"
+q "SELECT '  logged out by the drain: ' || count(*) FROM drain_agents"
+q "SELECT '  now at site1 (workspace agents migrated): ' || count(*) FROM agents
+   WHERE agent_id LIKE 'agent-2-%' AND site = 'site1' AND state <> 'logged_out'"
+q "SELECT '  still logged in at site2: ' || count(*) FROM agents WHERE site = 'site2'
+   AND state <> 'logged_out'"
+echo "edges:"
+q "SELECT '  ' || edge_id || ': ' || state || ', BYEs sent again ' || byes_retransmitted
+   FROM edges ORDER BY edge_id"
+echo "drain (drains row):"
+q "SELECT '  ' || coalesce(result, phase) || ' in ' || $drain_s || ' s; phases (ms): ' || phase_ms::text
+   FROM drains"
+if [ "$failed" = 0 ] && [ "$ok" = "$calls" ] && [ "$drain_rc" = 0 ]; then
+    say "no call lost"
+    exit 0
+fi
+say "calls were lost or the drain did not complete (drainctl exit $drain_rc); logs in $logs"
+exit 1
