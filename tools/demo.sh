@@ -158,15 +158,43 @@ for s in 1 2; do
         >"$logs/register-site$s.out" 2>&1 ||
         { echo "demo: the phones of site$s did not register" >&2; exit 1; }
 done
-timeout 60 java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
+# The agents' desktops: one Kafka producer (Kafka's console producer, one
+# JVM) fed through a FIFO with agent commands, "key|event" per line.
+mkfifo "$logs/desk.fifo"
+java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
     kafka.tools.ConsoleProducer --bootstrap-server "$SIPDRAIN_KAFKA_BROKERS" \
     --topic "${prefix}sipdrain.agent.commands" --property parse.key=true \
-    --property key.separator='|' <"$logs/logins.txt" >"$logs/producer.log" 2>&1
+    --property key.separator='|' <"$logs/desk.fifo" >"$logs/producer.log" 2>&1 &
+pids+=($!)
+exec 3>"$logs/desk.fifo"
+cat "$logs/logins.txt" >&3
+# command AGENT TYPE: one agent command on the desk producer
+command() {
+    printf '%s|{"specversion":"1.0","id":"%s","source":"demo/desk","type":"%s","time":"%s","datacontenttype":"application/json","data":{"agent_id":"%s"}}\n' \
+        "$1" "$(cat /proc/sys/kernel/random/uuid)" "$2" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$1" >&3
+}
+# Agents who wrap up by hand: a manual_in agent presses Ready after a call,
+# an agent in untimed ACW presses "ACW complete" (a draining site refuses
+# Ready: agent-state answers EventError graceful_shutdown, as it should).
+desk() {
+    local end=$(( $(date +%s) + DURATION_S + 90 )) a s
+    while [ "$(date +%s)" -lt "$end" ]; do
+        psql "$dsn" -qAt -F ' ' -c "SELECT agent_id, state FROM agents WHERE call_id IS NULL
+            AND (state = 'not_ready' OR (state = 'acw' AND acw_until IS NULL))" 2>/dev/null |
+            while read -r a s; do
+                [ "$s" = not_ready ] && command "$a" agent.ready
+                [ "$s" = acw ] && command "$a" agent.acw_complete
+            done
+        sleep 1
+    done
+}
 for _ in $(seq 1 100); do
     [ "$(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" = 40 ] && break
     sleep 0.2
 done
 echo "  agents logged in: $(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" >&2
+desk &
+pids+=($!)
 
 # --- calls and the drain -------------------------------------------------------------
 calls=$((RATE * DURATION_S))
