@@ -82,6 +82,9 @@ for t in drain.commands drain.events edge.control edge.status call.events agent.
     build/tests/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
 done
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
+# for tests/e2e/migration.sh, which checks a run (KEEP=1 keeps the database)
+printf 'demo_dsn=%q\ndemo_prefix=%q\ndemo_brokers=%q\n' "$dsn" "$prefix" "$SIPDRAIN_KAFKA_BROKERS" \
+    >"$logs/env"
 
 # --- services -------------------------------------------------------------------
 say "starting agent-state, two orchestrators, four edges, Kamailio"

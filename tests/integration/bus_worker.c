@@ -6,6 +6,8 @@
  *   bus_worker produce DSN BROKERS TOPIC N    N events through the outbox, then relay
  *   bus_worker relay   DSN BROKERS            relay until nothing is unsent
  *   bus_worker topic   BROKERS NAME PARTITIONS create a topic (benchmarks)
+ *   bus_worker dump    BROKERS TOPIC          every message on TOPIC now, one value a line
+ *                                             (tests/e2e/migration.sh)
  *   bus_worker rawproduce BROKERS TOPIC N     the peer of bench/bus.sh: Kafka alone,
  *   bus_worker rawconsume BROKERS TOPIC GROUP N  no outbox, no inbox, no database
  *   bus_worker consume DSN BROKERS TOPIC GROUP N [DEADLETTER_TOPIC]
@@ -483,6 +485,61 @@ static int do_rawconsume(const char *brokers, const char *topic, const char *gro
     return got == n ? 0 : 3;
 }
 
+/* Prints every message of topic up to its current end, one value a line. */
+static int do_dump(const char *brokers, const char *topic)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *parts;
+    int64_t remaining = 0, deadline = sd_mono_ms() + 30000;
+
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "group.id", "bus-worker-dump", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+        (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL) {
+        fprintf(stderr, "dump: %s\n", errstr);
+        return 1;
+    }
+    rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topic_cnt != 1) {
+        fprintf(stderr, "dump: no metadata for %s\n", topic);
+        return 1;
+    }
+    parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        int32_t p = md->topics[0].partitions[i].id;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "dump: no watermarks for %s[%d]\n", topic, p);
+            return 1;
+        }
+        remaining += hi - lo;
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = lo;
+    }
+    rd_kafka_assign(rk, parts);
+    while (remaining > 0 && sd_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            printf("%.*s\n", (int)m->len, (const char *)m->payload);
+            remaining--;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return remaining > 0 ? 3 : 0;
+}
+
 int main(int argc, char **argv)
 {
     sd_log_init("bus-worker", NULL, getenv("SIPDRAIN_KAFKA_DEBUG") ? SD_LOG_DEBUG : SD_LOG_INFO);
@@ -505,6 +562,8 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (argc == 4 && !strcmp(argv[1], "dump"))
+        return do_dump(argv[2], argv[3]);
     if (argc == 5 && !strcmp(argv[1], "rawproduce"))
         return do_rawproduce(argv[2], argv[3], strtol(argv[4], NULL, 10));
     if (argc == 6 && !strcmp(argv[1], "rawconsume"))
