@@ -418,6 +418,15 @@ static int64_t on_tick(struct sd_loop *loop, void *arg)
     return s->cfg.tick_ms;
 }
 
+/* A tick now rather than at the next TICK_MS: a new drain's edge.drain
+ * goes out as soon as its row is committed (the command's transaction ends
+ * before the loop's next turn). */
+static int64_t on_kick(struct sd_loop *loop, void *arg)
+{
+    on_tick(loop, arg);
+    return -1;
+}
+
 /* --- commands ----------------------------------------------------------------- */
 
 /* An option: absent -> -1; present and in [lo, hi] -> its value; else -2. */
@@ -545,6 +554,8 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
         return -1;
     sd_log_info("drain started", "drain=%s scope=%s target=%s deadline_s=%d requested_by=\"%s\"",
                 id, edge ? "edge" : "site", edge ? edge : site, od.deadline_s, od.requested_by);
+    if (sd_loop_add_timer(s->loop, 0, on_kick, s) < 0)
+        sd_log_warn("drain started: the first look waits for the next tick", "drain=%s", id);
     return announce(s, pg, &od, ev->id, err);
 }
 
