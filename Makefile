@@ -5,7 +5,7 @@
 #   make unit         unit tests only: no servers, seconds
 #   make asan         the whole suite built with ASan+UBSan (build-asan/)
 #   make format-check clang-format check, as CI runs it
-#   make bench        bench/bus.sh, bench/agent_state.sh, bench/edge.sh
+#   make bench        bench/bus.sh, bench/agent_state.sh, bench/edge.sh, bench/drain.sh
 #   make demo         two sites behind Kamailio, agents, calls, the drain of site2, a report
 .PHONY: all build deps configure test unit integration asan format format-check bench demo clean
 
@@ -54,6 +54,7 @@ bench: build
 	bench/bus.sh
 	bench/agent_state.sh
 	bench/edge.sh
+	bench/drain.sh
 
 demo: build
 	tools/demo.sh

@@ -299,10 +299,10 @@ static int carry_out(struct svc *s, struct sd_pg *pg, struct orch_drain *od,
         case DRAIN_DO_CANCELLED: {
             json_t *d = drain_base(&od->fsm);
             save = true;
-            json_object_update_new(d,
-                                   json_pack("{s:s, s:I, s:i}", "phase", "cancelled", "elapsed_ms",
-                                             (json_int_t)(v->now_ms - od->fsm.started_ms),
-                                             "agents_logged_out", c.agents_logged_out));
+            json_object_update_new(d, json_pack("{s:s, s:I, s:i}", "phase",
+                                                drain_phase_name(od->cancelled_in), "elapsed_ms",
+                                                (json_int_t)(v->now_ms - od->fsm.started_ms),
+                                                "agents_logged_out", c.agents_logged_out));
             if (cancel_request != NULL)
                 json_object_set_new(d, "request_id", json_string(cancel_request));
             sd_log_info("drain cancelled", "drain=%s", od->fsm.id);
@@ -583,6 +583,7 @@ static int on_cancel(struct svc *s, struct sd_pg *pg, const struct sd_event *ev,
     }
     if (orch_db_drain_load(pg, id, &od, &found, err) < 0 || load_view(s, pg, &od, &v, err) < 0)
         return -1;
+    od.cancelled_in = od.fsm.phase;
     if (!drain_fsm_cancel(&od.fsm, &v, &s->out))
         return 0;
     if (carry_out(s, pg, &od, &v, ev->id, err) < 0)

@@ -31,6 +31,7 @@ struct orch_drain {
     char request_id[DRAIN_ID_SIZE];
     int reject_code, sip_timeout_s, retry_after_s, deadline_s; /* -1 = not given */
     char requested_by[129], reason[257];
+    enum drain_phase cancelled_in; /* the phase a drain.cancel found it in */
 };
 
 /* Loads drain id (0 with *found false when there is none). */

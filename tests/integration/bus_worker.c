@@ -7,6 +7,7 @@
  *   bus_worker relay   DSN BROKERS            relay until nothing is unsent
  *   bus_worker topic   BROKERS NAME PARTITIONS create a topic (benchmarks)
  *   bus_worker dump    BROKERS TOPIC          every message on TOPIC now, one value a line
+ *   bus_worker send    BROKERS TOPIC KEY VALUE one message, delivery awaited (bench/drain.sh)
  *                                             (tests/e2e/migration.sh)
  *   bus_worker rawproduce BROKERS TOPIC N     the peer of bench/bus.sh: Kafka alone,
  *   bus_worker rawconsume BROKERS TOPIC GROUP N  no outbox, no inbox, no database
@@ -561,6 +562,21 @@ int main(int argc, char **argv)
             return 1;
         }
         return 0;
+    }
+    if (argc == 6 && !strcmp(argv[1], "send")) {
+        struct sd_err err = {0};
+        struct sd_kafka_producer *p =
+            sd_kafka_producer_new(argv[2], "bus-worker", NULL, NULL, &err);
+        int rc = p != NULL &&
+                         sd_kafka_produce(p, argv[3], argv[4], strlen(argv[4]), argv[5],
+                                          strlen(argv[5]), NULL, 0, NULL, &err) == 0 &&
+                         sd_kafka_producer_flush(p, 10000) == 0
+                     ? 0
+                     : 1;
+        if (rc != 0)
+            fprintf(stderr, "send: %s\n", err.text[0] ? err.text : "not delivered");
+        sd_kafka_producer_free(p);
+        return rc;
     }
     if (argc == 4 && !strcmp(argv[1], "dump"))
         return do_dump(argv[2], argv[3]);

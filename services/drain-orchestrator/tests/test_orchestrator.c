@@ -416,8 +416,10 @@ Test(orchestrator, cancel_resumes_the_edges_clears_the_flags_and_logs_nobody_els
                    json_pack("{s:s, s:s}", "site", "site2", "reason", "rollback"), cancel);
     evs_read(e.events, "drain.cancelled", &r);
     for (size_t i = 0; i < r.n; i++) {
-        if (!strcmp(r.type[i], "drain.cancelled"))
+        if (!strcmp(r.type[i], "drain.cancelled")) {
             cr_expect_str_eq(str(r.data[i], "request_id"), cancel);
+            cr_expect_str_eq(str(r.data[i], "phase"), "wait_agents", "the phase it was in");
+        }
     }
     evs_free(&r);
     deadline = sd_mono_ms() + WAIT_MS;
