@@ -205,6 +205,9 @@ say "starting Kafka on 127.0.0.1:$bport (controller 127.0.0.1:$cport), log $log"
 # setsid+nohup: detached from our process group and terminal; all fds
 # redirected so callers doing $(kafka-up.sh) do not wait for the JVM.
 [[ -f "$log" ]] && mv -f "$log" "$log.prev"   # keep the previous run's log
+# Every partition keeps segment files open: a long-lived local stack (the
+# topics of every test run) ran out of file descriptors at the default limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # 1 GiB: a long-lived local stack collects the topics of every test run
 # (thousands of partitions); 512 MiB ran out of heap after ~18,000.
 setsid nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
