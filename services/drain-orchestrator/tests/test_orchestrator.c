@@ -546,8 +546,15 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     wait_log(&two, "active: holding the orchestrator lock");
     cr_expect_lt(sd_mono_ms() - killed_ms, 5000, "the standby took over within 5 s");
     wait_http(http_two, "/readyz", 200, body, sizeof(body));
-    cr_expect_eq(sdt_http_get(http_two, "/metrics", body, sizeof(body)), 200);
-    cr_expect(strstr(body, "sipdrain_orchestrator_active 1\n") != NULL, "%s", body);
+    {
+        /* /readyz and /metrics are handed over one after the other: wait */
+        int64_t until = sd_mono_ms() + WAIT_MS;
+        while (sdt_http_get(http_two, "/metrics", body, sizeof(body)) != 200 ||
+               strstr(body, "sipdrain_orchestrator_active 1\n") == NULL) {
+            cr_assert_lt(sd_mono_ms(), until, "orch-2 never reported active: %s", body);
+            usleep(100000);
+        }
+    }
     evs_read(e.events, "drain.completed", &drains);
     evs_read(e.agent_events, "EventAgentLogout", &agents);
     cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
