@@ -11,6 +11,11 @@
 #   ACW, no ACW (auto_in / manual_in), nailed-up and workspace agents; each
 #   site's phones are one SIPp (tests/e2e/sipp/phones_uas.xml) registered
 #   per DN (phones_register.xml).
+#   One site2 agent (agent-2-19, DN 2019) has a phone that never answers a
+#   BYE (tests/e2e/sipp/phone_ignore_bye.xml); it stays Not Ready, so it
+#   gets no route-point call, only one direct call on edge-2a placed just
+#   before the drain and hung up during it: edge-2a sends its BYE again
+#   until graceful-shutdown-sip-timeout, and site2's edges stop only then.
 #   After WARMUP_S the operator drains site2:
 #     drainctl drain start --site site2 --sip-timeout SIP_TIMEOUT_S --wait
 #
@@ -152,14 +157,31 @@ for s in 1 2; do
         -timeout $((DURATION_S + 120))s -nostdin -trace_stat -stf "$logs/phones-site$s.csv" \
         >"$logs/phones-site$s.out" 2>&1 &
     pids+=($!)
-    { echo SEQUENTIAL; seq -f "$s%03g" 1 20; } >"$logs/dns-site$s.csv"
+    # DN 2019's phone is the one that ignores BYE (below)
+    { echo SEQUENTIAL; seq -f "$s%03g" 1 20 | grep -vx 2019; } >"$logs/dns-site$s.csv"
     free_port rp
     free_port rcp
     sipp "127.0.0.1:${edge_port[edge-${s}a]}" -sf tests/e2e/sipp/phones_register.xml \
         -inf "$logs/dns-site$s.csv" -key contact_port "$uas" -i 127.0.0.1 -p "$rp" -cp "$rcp" \
-        -t u1 -m 20 -r 20 -timeout 30s -timeout_error -nostdin -default_behaviors all,-bye \
+        -t u1 -m $(($(wc -l <"$logs/dns-site$s.csv") - 1)) -r 20 -timeout 30s -timeout_error -nostdin -default_behaviors all,-bye \
         >"$logs/register-site$s.out" 2>&1 ||
         { echo "demo: the phones of site$s did not register" >&2; exit 1; }
+done
+# The phone of agent-2-19 answers one call and never answers its BYE: it
+# succeeds (exit 0) once it has received BYE_COUNT of them, none answered.
+BYE_COUNT=3
+free_port ibp
+free_port ibcp
+sipp "127.0.0.1:${edge_port[edge-2a]}" -sf tests/e2e/sipp/phone_ignore_bye.xml \
+    -oocsf tests/e2e/sipp/phone_ignore_bye.xml -m 1 -i 127.0.0.1 -p "$ibp" -cp "$ibcp" -t u1 \
+    -timeout $((DURATION_S + 120))s -timeout_error -nostdin -s 2019 -nr -key min_byes "$BYE_COUNT" \
+    -trace_logs -log_file "$logs/phone-2019.log" -trace_err -error_file "$logs/phone-2019.err" \
+    >"$logs/phone-2019.out" 2>&1 &
+bye_phone=$!
+pids+=($bye_phone)
+for _ in $(seq 1 100); do
+    grep -q "registered at" "$logs/phone-2019.log" 2>/dev/null && break
+    sleep 0.1
 done
 # The agents' desktops: one Kafka producer (Kafka's console producer, one
 # JVM) fed through a FIFO with agent commands, "key|event" per line.
@@ -183,7 +205,7 @@ desk() {
     local end=$(( $(date +%s) + DURATION_S + 90 )) a s
     while [ "$(date +%s)" -lt "$end" ]; do
         psql "$dsn" -qAt -F ' ' -c "SELECT agent_id, state FROM agents WHERE call_id IS NULL
-            AND (state = 'not_ready' OR (state = 'acw' AND acw_until IS NULL))" 2>/dev/null |
+            AND agent_id <> 'agent-2-19' AND (state = 'not_ready' OR (state = 'acw' AND acw_until IS NULL))" 2>/dev/null |
             while read -r a s; do
                 [ "$s" = not_ready ] && command "$a" agent.ready
                 [ "$s" = acw ] && command "$a" agent.acw_complete
@@ -211,7 +233,16 @@ sipp "127.0.0.1:$lb_port" -sf bench/sipp/caller.xml -inf "$logs/route.csv" -d "$
     >"$logs/gateway.out" 2>&1 &
 gw=$!
 pids+=($gw)
-sleep "$WARMUP_S"
+sleep $((WARMUP_S - 1))
+say "a direct call to DN 2019 on edge-2a (its phone never answers BYE)"
+free_port dp
+free_port dcp
+sipp "127.0.0.1:${edge_port[edge-2a]}" -sf tests/e2e/sipp/gateway_call.xml -m 1 -s 2019 \
+    -key hold_ms 2500 -i 127.0.0.1 -p "$dp" -cp "$dcp" -t u1 -timeout 30s -timeout_error -nostdin \
+    -trace_err -error_file "$logs/direct-call.err" >"$logs/direct-call.out" 2>&1 &
+direct=$!
+pids+=($direct)
+sleep 1
 say "the operator drains site2"
 drain_t0=$(now_ms)
 set +e
@@ -222,7 +253,20 @@ drain_s=$(( ($(now_ms) - drain_t0) / 1000 ))
 say "the calls go on at site1 until the gateway is done"
 wait "$gw"
 gw_rc=$?
+wait "$direct"
+direct_rc=$?
+# The phone is done once it has its BYEs; the edges stopped after the BYE
+# timeout, so a few seconds more would not bring it another one.
+for _ in $(seq 1 50); do
+    kill -0 "$bye_phone" 2>/dev/null || break
+    sleep 0.1
+done
+kill "$bye_phone" 2>/dev/null || true
+wait "$bye_phone"
+bye_phone_rc=$?
 set -e
+printf 'demo_sip_timeout_s=%q\ndemo_direct_rc=%q\ndemo_bye_phone_rc=%q\ndemo_bye_count=%q\n' \
+    "$SIP_TIMEOUT_S" "$direct_rc" "$bye_phone_rc" "$BYE_COUNT" >>"$logs/env"
 
 # --- report ---------------------------------------------------------------------------
 stat() { # column of the last line of the gateway's -trace_stat file
@@ -235,9 +279,16 @@ q() { psql "$dsn" -qAt -c "$1"; }
 say "report"
 echo "gateway: $calls calls placed, $ok completed, $failed failed (SIPp exit $gw_rc)"
 echo "calls per site (calls table):"
-q "SELECT '  ' || site || ': ' || count(*) || ' offered, ' || count(answered_at) || ' answered, '
-     || count(*) FILTER (WHERE end_cause = 'drain_deadline') || ' cut'
+q "SELECT '  ' || site || ': ' || count(*) || ' offered, '
+     || count(*) FILTER (WHERE end_cause IN ('caller_hangup', 'agent_hangup')) || ' completed, '
+     || count(*) FILTER (WHERE end_cause IN ('no_answer', 'busy', 'failed')) || ' failed, '
+     || count(*) FILTER (WHERE end_cause = 'drain_deadline') || ' cut, '
+     || count(*) FILTER (WHERE end_cause = 'cancelled') || ' cancelled by the caller, '
+     || count(*) FILTER (WHERE ended_at IS NULL) || ' still on'
    FROM calls GROUP BY site ORDER BY site"
+echo "the direct call to DN 2019 (its phone never answers BYE): SIPp exit $direct_rc"
+byes=$(grep -c "BYE #" "$logs/phone-2019.log" 2>/dev/null || true)
+echo "  BYEs the phone received, none answered: ${byes:-0} (SIPp exit $bye_phone_rc)"
 echo "calls begun on site2 before the drain, all ended normally:"
 q "SELECT '  ' || count(*) || ' calls, ' || count(*) FILTER (WHERE end_cause NOT IN
      ('caller_hangup', 'agent_hangup')) || ' ended otherwise' FROM calls
@@ -249,12 +300,18 @@ q "SELECT '  now at site1 (workspace agents migrated): ' || count(*) FROM agents
 q "SELECT '  still logged in at site2: ' || count(*) FROM agents WHERE site = 'site2'
    AND state <> 'logged_out'"
 echo "edges:"
-q "SELECT '  ' || edge_id || ': ' || state || ', BYEs sent again ' || byes_retransmitted
-   FROM edges ORDER BY edge_id"
+q "SELECT '  ' || edge_id || ': ' || state || ', BYEs sent again in new transactions '
+     || byes_retransmitted FROM edges ORDER BY edge_id"
+for e in edge-2a edge-2b; do
+    awk -v e="$e" '/msg="edge state changed"/ && /to=bye_wait/ { split($1, t, "T"); b = t[2] }
+        /msg="edge state changed"/ && /from=bye_wait/ { split($1, t, "T"); d = t[2] }
+        /msg="stopped"/ { split($1, t, "T"); s = t[2]; x = $0; sub(/.*exit=/, "", x) }
+        END { printf "  %s: BYE wait %s .. %s, stopped %s, exit %s\n", e, b, d, s, x }' "$logs/$e.log"
+done
 echo "drain (drains row):"
 q "SELECT '  ' || coalesce(result, phase) || ' in ' || $drain_s || ' s; phases (ms): ' || phase_ms::text
    FROM drains"
-if [ "$failed" = 0 ] && [ "$ok" = "$calls" ] && [ "$drain_rc" = 0 ]; then
+if [ "$failed" = 0 ] && [ "$ok" = "$calls" ] && [ "$drain_rc" = 0 ] && [ "$direct_rc" = 0 ]; then
     say "no call lost"
     exit 0
 fi

@@ -12,7 +12,11 @@
 #   5. no site2 agent was logged out before its call ended, nor a timed-ACW
 #      agent before its ACW ran out;
 #   6. the workspace agents of site2 are logged in at site1;
-#   7. edge-2a and edge-2b stopped and exited 0.
+#   7. edge-2a and edge-2b stopped and exited 0;
+#   8. the phone of DN 2019, which never answers BYE, got its BYE again and
+#      again (the demo's direct call on edge-2a, hung up during the drain);
+#      edge-2a waited for that BYE's 200 until graceful-shutdown-sip-timeout,
+#      and edge-2a and edge-2b exited 0 only after that.
 # Uses the stack of tests/scripts (started by the demo if needed).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -76,6 +80,28 @@ check "7. edge-2a and edge-2b stopped" \
     equals "SELECT count(*) FROM edges WHERE edge_id IN ('edge-2a', 'edge-2b') AND state = 'stopped'" 2
 check "7. and exited 0" grep -q 'msg="stopped" exit=0' .run/demo/edge-2a.log
 check "7. (edge-2b)" grep -q 'msg="stopped" exit=0' .run/demo/edge-2b.log
+
+# 8. The edges' logs: ts=... msg="edge state changed" from=bye_wait ...
+log_ms() { # FILE, then an awk pattern: the time of its first line, in ms since the epoch
+    local ts
+    ts=$(awk "/$2/"' { sub(/^ts=/, "", $1); print $1; exit }' "$1")
+    [ -n "$ts" ] && date -d "$ts" +%s%3N
+}
+after_bye_wait() { [ -n "$bye_wait_out" ] && [ -n "$1" ] && [ "$1" -ge "$bye_wait_out" ]; }
+check "8. the direct call to the phone that ignores BYE was answered and hung up" \
+    [ "$demo_direct_rc" = 0 ]
+check "8. that phone got $demo_bye_count BYEs and answered none" [ "$demo_bye_phone_rc" = 0 ]
+check "8. (its log shows each)" \
+    [ "$(grep -c "BYE #" .run/demo/phone-2019.log)" -ge "$demo_bye_count" ]
+bye_wait_in=$(log_ms .run/demo/edge-2a.log 'msg="edge state changed".*to=bye_wait' || true)
+bye_wait_out=$(log_ms .run/demo/edge-2a.log 'msg="edge state changed".*from=bye_wait' || true)
+stop_a=$(log_ms .run/demo/edge-2a.log 'msg="stopped" exit=0' || true)
+stop_b=$(log_ms .run/demo/edge-2b.log 'msg="stopped" exit=0' || true)
+echo "     edge-2a BYE wait ${bye_wait_in:-?}..${bye_wait_out:-?} ms; stopped: edge-2a ${stop_a:-?}, edge-2b ${stop_b:-?}"
+check "8. edge-2a waited for the BYE's answer until the timeout (${demo_sip_timeout_s} s)" \
+    [ $((${bye_wait_out:-0} - ${bye_wait_in:-0})) -ge $((demo_sip_timeout_s * 1000 - 20)) ]
+check "8. edge-2a exited 0 only after that" after_bye_wait "$stop_a"
+check "8. edge-2b exited 0 only after that" after_bye_wait "$stop_b"
 rm -f "$events"
 psql "${demo_dsn%/*}/postgres" -qAt -c "DROP DATABASE IF EXISTS ${demo_dsn##*/}" >/dev/null 2>&1 || true
 exit $fail
