@@ -18,10 +18,16 @@
 # drain also pays for its producer's first contact with edge.control
 # (measured: ~800 ms once, ~35 ms after).
 #
-# Env: ROUNDS (30). Logs: .run/bench-drain/.
+# Then bench/drain_rate.sh: the largest steady call rate at which a site
+# drain loses no call, beside the same runs without a drain (about 5 min).
+#
+# Env: ROUNDS (30), PARTS ("propagation rate"; either alone). Logs:
+# .run/bench-drain/ and .run/bench-drain-rate/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+PARTS=${PARTS:-propagation rate}
+case " $PARTS " in *" propagation "*) ;; *) exec bench/drain_rate.sh ;; esac
 . bench/lib.sh
 ROUNDS=${ROUNDS:-30}
 logs=.run/bench-drain
@@ -141,3 +147,11 @@ printf '  %-38s p50 %5s   p99 %5s   max %5s\n' "peer: edge.drain straight to the
 echo "  goal: drain p99 < 100 ms (the peer has no orchestrator and no drainctl start-up)"
 cp "$results" "$logs/rounds.txt"
 rm -f "$results"
+case " $PARTS " in
+*" rate "*)
+    cleanup
+    pids=()
+    echo
+    bench/drain_rate.sh
+    ;;
+esac

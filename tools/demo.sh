@@ -7,7 +7,7 @@
 #   site1: edge-1a, edge-1b        site2: edge-2a, edge-2b
 #   Kamailio (deploy/kamailio/kamailio.cfg) in front of all four: OPTIONS
 #   probing, 503 failover. A SIPp gateway calls route point 7000 through it.
-#   40 agents (20 per site) log in through agent-state: timed ACW, untimed
+#   40 agents (AGENTS = 20 per site) log in through agent-state: timed ACW, untimed
 #   ACW, no ACW (auto_in / manual_in), nailed-up and workspace agents; each
 #   site's phones are one SIPp (tests/e2e/sipp/phones_uas.xml) registered
 #   per DN (phones_register.xml).
@@ -20,7 +20,10 @@
 #     drainctl drain start --site site2 --sip-timeout SIP_TIMEOUT_S --wait
 #
 # Env: RATE (calls/s, 2), HOLD_MS (4000), DURATION_S (40), WARMUP_S (10),
-# SIP_TIMEOUT_S (4), KEEP=1 (keep the database and logs). Logs: .run/demo/.
+# SIP_TIMEOUT_S (4), AGENTS (per site, 20; 19..999), AGENT_MODES (the work
+# modes dealt out in turn, "acw acw acw acw auto_in auto_in auto_in manual_in
+# manual_in manual_in"), DRAIN (1; 0 = the same run without the drain, for
+# bench/drain.sh's peer), KEEP=1 (keep the database and logs). Logs: .run/demo/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -29,6 +32,20 @@ HOLD_MS=${HOLD_MS:-4000}
 DURATION_S=${DURATION_S:-40}
 WARMUP_S=${WARMUP_S:-10}
 SIP_TIMEOUT_S=${SIP_TIMEOUT_S:-4}
+AGENTS=${AGENTS:-20}
+DRAIN=${DRAIN:-1}
+read -r -a modes <<<"${AGENT_MODES:-acw acw acw acw auto_in auto_in auto_in manual_in manual_in manual_in}"
+for m in "${modes[@]}"; do
+    case "$m" in acw | auto_in | manual_in) ;; *)
+        echo "demo: AGENT_MODES: '$m' is not a work mode (acw, auto_in, manual_in)" >&2
+        exit 2
+        ;;
+    esac
+done
+if ! [[ "$AGENTS" =~ ^[0-9]+$ ]] || [ "$AGENTS" -lt 19 ] || [ "$AGENTS" -gt 999 ]; then
+    echo "demo: AGENTS must be 19..999 (agents per site; DN 2019 is the BYE-ignoring phone)" >&2
+    exit 2
+fi
 MODULES=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)/kamailio/modules
 logs=.run/demo
 rm -rf "$logs"
@@ -129,14 +146,15 @@ for e in edge-1a edge-1b edge-2a edge-2b; do
 done
 
 # --- agents and their phones --------------------------------------------------
-say "40 agents log in; their phones register"
-modes=(acw acw acw acw auto_in auto_in auto_in manual_in manual_in manual_in)
+say "$((2 * AGENTS)) agents log in; their phones register"
 {
     for s in 1 2; do
-        for i in $(seq 1 20); do
+        for i in $(seq 1 "$AGENTS"); do
             a="agent-$s-$(printf %02d "$i")"
             dn="$s$(printf %03d "$i")"
-            mode=${modes[$(((i - 1) % 10))]}
+            mode=${modes[$(((i - 1) % ${#modes[@]}))]}
+            # the BYE-ignoring phone's agent stays Not Ready: manual_in
+            [ "$a" = agent-2-19 ] && mode=manual_in
             acw=null
             [ "$mode" = acw ] && acw=$([ $((i % 4)) = 1 ] && echo null || echo 3)
             workspace=false
@@ -158,12 +176,12 @@ for s in 1 2; do
         >"$logs/phones-site$s.out" 2>&1 &
     pids+=($!)
     # DN 2019's phone is the one that ignores BYE (below)
-    { echo SEQUENTIAL; seq -f "$s%03g" 1 20 | grep -vx 2019; } >"$logs/dns-site$s.csv"
+    { echo SEQUENTIAL; seq -f "$s%03g" 1 "$AGENTS" | grep -vx 2019; } >"$logs/dns-site$s.csv"
     free_port rp
     free_port rcp
     sipp "127.0.0.1:${edge_port[edge-${s}a]}" -sf tests/e2e/sipp/phones_register.xml \
         -inf "$logs/dns-site$s.csv" -key contact_port "$uas" -i 127.0.0.1 -p "$rp" -cp "$rcp" \
-        -t u1 -m $(($(wc -l <"$logs/dns-site$s.csv") - 1)) -r 20 -timeout 30s -timeout_error -nostdin -default_behaviors all,-bye \
+        -t u1 -m $(($(wc -l <"$logs/dns-site$s.csv") - 1)) -r 200 -timeout 60s -timeout_error -nostdin -default_behaviors all,-bye \
         >"$logs/register-site$s.out" 2>&1 ||
         { echo "demo: the phones of site$s did not register" >&2; exit 1; }
 done
@@ -213,8 +231,8 @@ desk() {
         sleep 1
     done
 }
-for _ in $(seq 1 100); do
-    [ "$(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" = 40 ] && break
+for _ in $(seq 1 300); do
+    [ "$(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" = $((2 * AGENTS)) ] && break
     sleep 0.2
 done
 echo "  agents logged in: $(psql "$dsn" -qAt -c "SELECT count(*) FROM agents WHERE state <> 'logged_out'")" >&2
@@ -243,12 +261,17 @@ sipp "127.0.0.1:${edge_port[edge-2a]}" -sf tests/e2e/sipp/gateway_call.xml -m 1 
 direct=$!
 pids+=($direct)
 sleep 1
-say "the operator drains site2"
 drain_t0=$(now_ms)
 set +e
-SIPDRAIN_KAFKA_BROKERS=$SIPDRAIN_KAFKA_BROKERS build/bin/drainctl drain start --site site2 \
-    --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
-drain_rc=$?
+if [ "$DRAIN" = 1 ]; then
+    say "the operator drains site2"
+    SIPDRAIN_KAFKA_BROKERS=$SIPDRAIN_KAFKA_BROKERS build/bin/drainctl drain start --site site2 \
+        --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
+    drain_rc=$?
+else
+    say "no drain (DRAIN=0)"
+    drain_rc=0
+fi
 drain_s=$(( ($(now_ms) - drain_t0) / 1000 ))
 say "the calls go on at site1 until the gateway is done"
 wait "$gw"
@@ -275,9 +298,15 @@ stat() { # column of the last line of the gateway's -trace_stat file
 }
 ok=$(stat 'SuccessfulCall(C)')
 failed=$(stat 'FailedCall(C)')
+unexpected=$(stat 'FailedUnexpectedMessage(C)')
+timeouts=$(($(stat 'FailedTimeoutOnRecv(C)') + $(stat 'FailedMaxUDPRetrans(C)')))
+retrans=$(stat 'Retransmissions(C)')
+printf 'demo_calls=%q\ndemo_ok=%q\ndemo_failed=%q\ndemo_unexpected=%q\ndemo_timeouts=%q\ndemo_retrans=%q\ndemo_drain_rc=%q\n' \
+    "$calls" "$ok" "$failed" "$unexpected" "$timeouts" "$retrans" "$drain_rc" >>"$logs/env"
 q() { psql "$dsn" -qAt -c "$1"; }
 say "report"
 echo "gateway: $calls calls placed, $ok completed, $failed failed (SIPp exit $gw_rc)"
+echo "  failed: $unexpected by an error response, $timeouts by a timeout; retransmissions: $retrans"
 echo "calls per site (calls table):"
 q "SELECT '  ' || site || ': ' || count(*) || ' offered, '
      || count(*) FILTER (WHERE end_cause IN ('caller_hangup', 'agent_hangup')) || ' completed, '

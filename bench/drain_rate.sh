@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench/drain_rate.sh - the largest steady call rate at which the drain of a
+# site loses no call on this machine (issue #6; bench/drain.sh runs it after
+# its propagation figure, PARTS=rate runs only this).
+#
+# Each round is the demo (tools/demo.sh: two sites of two edges behind
+# Kamailio, agent-state, two orchestrators, agents whose phones are SIPp, a
+# SIPp gateway calling route point 7000 through Kamailio at RATE calls/s)
+# at one rate, run twice side by side:
+#   drain   site2 is drained with drainctl while the calls go on
+#   peer    the same run without the drain (DRAIN=0): what the two sites
+#           carry with no call lost when nothing drains
+# A run loses no call when the gateway's SIPp counts every call it placed as
+# successful (answered, held, hung up with a 200) and, for drain, the drain
+# completed. The rates climb (RATES) until both have lost calls; a failed
+# rate says why: error responses (no_agent = every agent busy: the agent
+# pool, not the machine, is then the limit) or timeouts.
+# It prints numbers; it is not a test.
+#
+# Env: RATES ("100 200 300 400 500"), AGENTS (per site, 999), HOLD_MS
+# (1000), DURATION_S (20), AGENT_MODES (auto_in: an agent is Ready again as
+# soon as its call ends, so the pool carries AGENTS / hold calls/s per site).
+# Logs: .run/bench-drain-rate/<drain|peer>-<rate>/ (the demo's logs).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+RATES=${RATES:-"100 200 300 400 500"}
+AGENTS=${AGENTS:-999}
+HOLD_MS=${HOLD_MS:-1000}
+DURATION_S=${DURATION_S:-20}
+AGENT_MODES=${AGENT_MODES:-auto_in}
+logs=.run/bench-drain-rate
+rm -rf "$logs"
+mkdir -p "$logs"
+for b in build/bin/sip-edge build/bin/drain-orchestrator build/bin/drainctl build/bin/agent-state \
+    build/tests/bus_worker; do
+    [ -x "$b" ] || { echo "bench: $b missing: run make" >&2; exit 1; }
+done
+
+# run MODE RATE -> one line "ok|lost <details>"; the demo's logs are kept
+run() {
+    local mode=$1 rate=$2 rc no_agent
+    set +e
+    DRAIN=$([ "$mode" = drain ] && echo 1 || echo 0) KEEP=1 RATE=$rate HOLD_MS=$HOLD_MS \
+        DURATION_S=$DURATION_S WARMUP_S=8 SIP_TIMEOUT_S=3 AGENTS=$AGENTS AGENT_MODES=$AGENT_MODES \
+        tools/demo.sh >"$logs/$mode-$rate.out" 2>&1
+    rc=$?
+    set -e
+    cp -r .run/demo "$logs/$mode-$rate"
+    if ! [ -f "$logs/$mode-$rate/env" ] || ! grep -q demo_ok "$logs/$mode-$rate/env"; then
+        echo "lost (the demo did not get as far as its report, exit $rc: $logs/$mode-$rate.out)"
+        return
+    fi
+    # shellcheck disable=SC1091
+    . "$logs/$mode-$rate/env"
+    no_agent=$(build/tests/bus_worker dump "$demo_brokers" "${demo_prefix}sipdrain.call.events" |
+        grep -c '"reason":"no_agent"' || true)
+    psql "${demo_dsn%/*}/postgres" -qAt -c "DROP DATABASE IF EXISTS ${demo_dsn##*/}" >/dev/null 2>&1 || true
+    if [ "$rc" = 0 ]; then
+        printf 'ok   %s of %s completed; retransmissions %s\n' "$demo_ok" "$demo_calls" "$demo_retrans"
+    else
+        printf 'lost %s of %s failed (%s error responses, %s timeouts; no_agent refusals %s)%s\n' \
+            "$demo_failed" "$demo_calls" "$demo_unexpected" "$demo_timeouts" "$no_agent" \
+            "$([ "$demo_drain_rc" = 0 ] || echo ", drain not completed (drainctl exit $demo_drain_rc)")"
+    fi
+}
+
+echo "largest steady call rate with no call lost: calls of $HOLD_MS ms through Kamailio to 2 sites"
+echo "x 2 edges, $AGENTS $AGENT_MODES agents per site, $DURATION_S s of calls per run (logs: $logs)"
+printf '  %-7s %-62s %s\n' "calls/s" "drain of site2 during the calls" "peer: no drain"
+best_drain=0
+best_peer=0
+drain_lost=0
+peer_lost=0
+for r in $RATES; do
+    d="-"
+    p="-"
+    if [ "$drain_lost" = 0 ]; then
+        d=$(run drain "$r")
+        case "$d" in ok*) best_drain=$r ;; *) drain_lost=1 ;; esac
+    fi
+    if [ "$peer_lost" = 0 ]; then
+        p=$(run peer "$r")
+        case "$p" in ok*) best_peer=$r ;; *) peer_lost=1 ;; esac
+    fi
+    printf '  %-7s %-62s %s\n' "$r" "$d" "$p"
+    [ "$drain_lost" = 1 ] && [ "$peer_lost" = 1 ] && break
+done
+echo "  largest rate with no call lost: drain $best_drain calls/s, peer (no drain) $best_peer calls/s"
+echo "  (of the rates tried: RATES=\"$RATES\"; the true limit lies below the next rate tried)"
