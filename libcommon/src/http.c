@@ -229,3 +229,18 @@ void sd_metrics_free(struct sd_metrics *m)
     m->buf = NULL;
     m->len = m->cap = 0;
 }
+
+void sd_metrics_bus(struct sd_metrics *m, const char *labels, long consumer_lag,
+                    long outbox_backlog)
+{
+    if (consumer_lag >= 0) {
+        sd_metrics_family(m, "sipdrain_consumer_lag", "gauge",
+                          "messages on this instance's partitions not consumed yet");
+        sd_metrics_sample(m, "sipdrain_consumer_lag", labels, (double)consumer_lag);
+    }
+    if (outbox_backlog >= 0) {
+        sd_metrics_family(m, "sipdrain_outbox_backlog", "gauge",
+                          "events of this instance written and not yet on Kafka");
+        sd_metrics_sample(m, "sipdrain_outbox_backlog", labels, (double)outbox_backlog);
+    }
+}

@@ -347,19 +347,8 @@ static int64_t on_health(struct sd_loop *loop, void *arg)
     sd_metrics_family(&m, "sipdrain_events_deadlettered_total", "counter",
                       "malformed events sent to sipdrain.deadletter");
     sd_metrics_sample(&m, "sipdrain_events_deadlettered_total", NULL, (double)st->deadlettered);
-    if (sd_outbox_backlog(s->timer_pg, &backlog, &err) == 0) {
-        sd_metrics_family(&m, "sipdrain_outbox_backlog", "gauge",
-                          "events of this instance written and not yet on Kafka");
-        sd_metrics_sample(&m, "sipdrain_outbox_backlog", NULL, (double)backlog);
-    }
-    if (s->kc != NULL) {
-        long lag = sd_kafka_consumer_lag(s->kc);
-        if (lag >= 0) {
-            sd_metrics_family(&m, "sipdrain_consumer_lag", "gauge",
-                              "messages on this instance's partitions not consumed yet");
-            sd_metrics_sample(&m, "sipdrain_consumer_lag", NULL, (double)lag);
-        }
-    }
+    sd_metrics_bus(&m, NULL, s->kc != NULL ? sd_kafka_consumer_lag(s->kc) : -1,
+                   sd_outbox_backlog(s->timer_pg, &backlog, &err) == 0 ? backlog : -1);
     sd_http_set_metrics(s->http, m.buf);
     sd_metrics_free(&m);
     return 1000;

@@ -704,19 +704,10 @@ static int64_t on_health(struct sd_loop *loop, void *arg)
     sd_metrics_family(&m, "sipdrain_drains_in_progress", "gauge", "drains not over yet");
     sd_metrics_sample(&m, "sipdrain_drains_in_progress", NULL, res != NULL ? PQntuples(res) : 0);
     PQclear(res);
-    if (s->leader && sd_outbox_backlog(s->tick_pg, &backlog, &err) == 0) {
-        sd_metrics_family(&m, "sipdrain_outbox_backlog", "gauge",
-                          "events of this instance written and not yet on Kafka");
-        sd_metrics_sample(&m, "sipdrain_outbox_backlog", NULL, (double)backlog);
-    }
-    if (s->leader && s->kc != NULL) {
-        long lag = sd_kafka_consumer_lag(s->kc);
-        if (lag >= 0) {
-            sd_metrics_family(&m, "sipdrain_consumer_lag", "gauge",
-                              "messages on this instance's partitions not consumed yet");
-            sd_metrics_sample(&m, "sipdrain_consumer_lag", NULL, (double)lag);
-        }
-    }
+    /* A standby consumes nothing and writes nothing: no bus gauges. */
+    if (s->leader)
+        sd_metrics_bus(&m, NULL, s->kc != NULL ? sd_kafka_consumer_lag(s->kc) : -1,
+                       sd_outbox_backlog(s->tick_pg, &backlog, &err) == 0 ? backlog : -1);
     sd_http_set_metrics(s->http, m.buf);
     sd_metrics_free(&m);
     return 1000;

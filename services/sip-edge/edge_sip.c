@@ -299,16 +299,7 @@ static void publish_health(struct edge_sip *e)
                           (double)e->rejected_by_code[code]);
     }
     snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
-    if (e->consumer_lag >= 0) {
-        sd_metrics_family(&m, "sipdrain_consumer_lag", "gauge",
-                          "edge.control / agent.events messages not consumed yet");
-        sd_metrics_sample(&m, "sipdrain_consumer_lag", labels, (double)e->consumer_lag);
-    }
-    if (e->outbox_backlog >= 0) {
-        sd_metrics_family(&m, "sipdrain_outbox_backlog", "gauge",
-                          "events of this edge written and not yet on Kafka");
-        sd_metrics_sample(&m, "sipdrain_outbox_backlog", labels, (double)e->outbox_backlog);
-    }
+    sd_metrics_bus(&m, labels, e->consumer_lag, e->outbox_backlog);
     sd_http_set_metrics(e->cfg.http, m.buf);
     sd_metrics_free(&m);
 }

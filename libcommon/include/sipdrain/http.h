@@ -45,6 +45,12 @@ void sd_metrics_family(struct sd_metrics *m, const char *name, const char *type,
  * already formatted, e.g. "state=\"draining\"". */
 void sd_metrics_sample(struct sd_metrics *m, const char *name, const char *labels, double value);
 void sd_metrics_free(struct sd_metrics *m);
+/* The bus gauges every service shows: sipdrain_consumer_lag (messages on
+ * the instance's partitions not consumed yet) and sipdrain_outbox_backlog
+ * (events written and not yet on Kafka). A negative value (not known, or
+ * not this instance's to tell) leaves its family out. */
+void sd_metrics_bus(struct sd_metrics *m, const char *labels, long consumer_lag,
+                    long outbox_backlog);
 
 /* Checks addr ("host:port", port 1-65535) without starting anything. */
 int sd_http_addr_valid(const char *addr);
