@@ -20,9 +20,10 @@
 #     drainctl drain start --site site2 --sip-timeout SIP_TIMEOUT_S --wait
 #
 # Env: RATE (calls/s, 2), HOLD_MS (4000), DURATION_S (40), WARMUP_S (10),
-# SIP_TIMEOUT_S (4), AGENTS (per site, 20; 19..999), AGENT_MODES (the work
-# modes dealt out in turn, "acw acw acw acw auto_in auto_in auto_in manual_in
-# manual_in manual_in"), DRAIN (1; 0 = the same run without the drain, for
+# SIP_TIMEOUT_S (4), SIPDRAIN_BIN_DIR / SIPDRAIN_TEST_BIN_DIR (build/bin,
+# build/tests: the binaries to run, e.g. build-asan's), AGENTS (per site,
+# 20; 19..999), AGENT_MODES (the work modes dealt out in turn: "acw acw
+# acw acw auto_in auto_in auto_in manual_in manual_in manual_in"), DRAIN (1; 0 = the same run without the drain, for
 # bench/drain.sh's peer), KEEP=1 (keep the database and logs). Logs: .run/demo/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +34,12 @@ DURATION_S=${DURATION_S:-40}
 WARMUP_S=${WARMUP_S:-10}
 SIP_TIMEOUT_S=${SIP_TIMEOUT_S:-4}
 AGENTS=${AGENTS:-20}
+bin=${SIPDRAIN_BIN_DIR:-build/bin}
+tbin=${SIPDRAIN_TEST_BIN_DIR:-build/tests}
+for b in "$bin"/sipdrain-migrate "$bin"/agent-state "$bin"/drain-orchestrator "$bin"/sip-edge \
+    "$bin"/drainctl "$tbin"/bus_worker; do
+    [ -x "$b" ] || { echo "demo: $b missing: run make (or make demo)" >&2; exit 2; }
+done
 DRAIN=${DRAIN:-1}
 read -r -a modes <<<"${AGENT_MODES:-acw acw acw acw auto_in auto_in auto_in manual_in manual_in manual_in}"
 for m in "${modes[@]}"; do
@@ -97,11 +104,11 @@ db=demo_$(date +%s)
 prefix="demo.$(date +%s)."
 psql "$SIPDRAIN_PG_DSN" -qAt -c "CREATE DATABASE $db" >/dev/null
 dsn="${SIPDRAIN_PG_DSN%/*}/$db"
-SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir schemas/sql >"$logs/migrate.log" 2>&1
-SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir deploy/sql >>"$logs/migrate.log" 2>&1
+SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir schemas/sql >"$logs/migrate.log" 2>&1
+SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir deploy/sql >>"$logs/migrate.log" 2>&1
 for t in drain.commands drain.events edge.control edge.status call.events agent.commands \
     agent.events deadletter; do
-    build/tests/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
+    "$tbin"/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
 done
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
 # for tests/e2e/migration.sh, which checks a run (KEEP=1 keeps the database)
@@ -110,10 +117,10 @@ printf 'demo_dsn=%q\ndemo_prefix=%q\ndemo_brokers=%q\n' "$dsn" "$prefix" "$SIPDR
 
 # --- services -------------------------------------------------------------------
 say "starting agent-state, two orchestrators, four edges, Kamailio"
-SIPDRAIN_INSTANCE_ID=as-1 build/bin/agent-state >"$logs/agent-state.log" 2>&1 &
+SIPDRAIN_INSTANCE_ID=as-1 "$bin"/agent-state >"$logs/agent-state.log" 2>&1 &
 pids+=($!)
 for o in orch-1 orch-2; do
-    SIPDRAIN_INSTANCE_ID=$o build/bin/drain-orchestrator >"$logs/$o.log" 2>&1 &
+    SIPDRAIN_INSTANCE_ID=$o "$bin"/drain-orchestrator >"$logs/$o.log" 2>&1 &
     pids+=($!)
 done
 free_port lb_port
@@ -129,7 +136,7 @@ for e in edge-1a edge-1b edge-2a edge-2b; do
     SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$p" \
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=$SIP_TIMEOUT_S \
     SIPDRAIN_PEER_SITE_URI="sip:127.0.0.1:$lb_port" SIPDRAIN_LOG_LEVEL=info \
-        build/bin/sip-edge >"$logs/$e.log" 2>&1 &
+        "$bin"/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
     echo "1 sip:127.0.0.1:$p 0 0 site=$site" >>"$logs/dispatcher.list"
     : "$peer"
@@ -265,7 +272,7 @@ drain_t0=$(now_ms)
 set +e
 if [ "$DRAIN" = 1 ]; then
     say "the operator drains site2"
-    SIPDRAIN_KAFKA_BROKERS=$SIPDRAIN_KAFKA_BROKERS build/bin/drainctl drain start --site site2 \
+    SIPDRAIN_KAFKA_BROKERS=$SIPDRAIN_KAFKA_BROKERS "$bin"/drainctl drain start --site site2 \
         --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
     drain_rc=$?
 else

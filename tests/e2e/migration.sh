@@ -55,7 +55,7 @@ check "3. and some did (the gateway kept calling)" \
              AND c.created_at > d.started_at")" -gt 0 ]
 
 events=$(mktemp)
-build/tests/bus_worker dump "$demo_brokers" "${demo_prefix}sipdrain.agent.events" >"$events"
+${SIPDRAIN_TEST_BIN_DIR:-build/tests}/bus_worker dump "$demo_brokers" "${demo_prefix}sipdrain.agent.events" >"$events"
 logouts_ok() {
     local a n bad=0
     for a in $(q "SELECT agent_id FROM drain_agents ORDER BY agent_id"); do
@@ -89,6 +89,7 @@ log_ms() { # FILE, then an awk pattern: the time of its first line, in ms since 
     ts=$(awk "/$2/"' { sub(/^ts=/, "", $1); print $1; exit }' "$1")
     [ -n "$ts" ] && date -d "$ts" +%s%3N
 }
+zero_reports() { ! grep -l -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$@"; }
 after_bye_wait() { [ -n "$bye_wait_out" ] && [ -n "$1" ] && [ "$1" -ge "$bye_wait_out" ]; }
 check "8. the direct call to the phone that ignores BYE was answered and hung up" \
     [ "$demo_direct_rc" = 0 ]
@@ -104,6 +105,12 @@ check "8. edge-2a waited for the BYE's answer until the timeout (${demo_sip_time
     [ $((${bye_wait_out:-0} - ${bye_wait_in:-0})) -ge $((demo_sip_timeout_s * 1000 - 20)) ]
 check "8. edge-2a exited 0 only after that" after_bye_wait "$stop_a"
 check "8. edge-2b exited 0 only after that" after_bye_wait "$stop_b"
+# 9. Under make asan the demo's services are the sanitized build: any report
+# in their logs fails the test.
+if [ "${SIPDRAIN_SANITIZED:-0}" = 1 ]; then
+    check "9. no sanitizer report in the logs of the demo's services" \
+        zero_reports .run/demo/agent-state.log .run/demo/orch-*.log .run/demo/edge-*.log
+fi
 rm -f "$events"
 psql "${demo_dsn%/*}/postgres" -qAt -c "DROP DATABASE IF EXISTS ${demo_dsn##*/}" >/dev/null 2>&1 || true
 exit $fail
