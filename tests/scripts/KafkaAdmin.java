@@ -9,6 +9,11 @@
 // 2. creates the topics that are missing (6 partitions, replication 1);
 //    topics that already exist are fine;
 // 3. waits until every topic is visible with 6 partitions, each with a leader.
+// With --delete-prefixed as the first topic, the other arguments are name
+// prefixes instead: after step 1 it deletes every topic whose name starts
+// with one of them (the runs' own topics, e.g. "t." "demo." "bench.", so a
+// long-lived local broker does not pile up the partitions of every run), and
+// skips steps 2 and 3. Used by tests/scripts/kafka-down.sh.
 // One summary line goes to stderr. Exit 0 on success, 1 on timeout/failure
 // (with the reason), 2 on bad usage. Client logging: as -Dlog4j.configuration
 // says, else errors only, to stderr. Used by tests/scripts/kafka-up.sh.
@@ -27,6 +32,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.CreateTopicsResult;
+import org.apache.kafka.clients.admin.DeleteTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -68,6 +74,38 @@ public class KafkaAdmin {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             fail("interrupted");
+        }
+    }
+
+    /** Deletes the topics whose names start with one of the prefixes. */
+    static void deletePrefixed(Admin admin, Set<String> args, long t0) {
+        List<String> prefixes = new ArrayList<>(args);
+        prefixes.remove("--delete-prefixed");
+        if (prefixes.isEmpty() || prefixes.contains("")) fail("--delete-prefixed needs non-empty prefixes");
+        String last = "no answer yet";
+        while (true) {
+            if (expired()) fail("timeout deleting topics (" + last + ")");
+            try {
+                List<String> doomed = new ArrayList<>();
+                for (String t : admin.listTopics().names().get(slice(), TimeUnit.MILLISECONDS)) {
+                    for (String prefix : prefixes) {
+                        if (t.startsWith(prefix)) {
+                            doomed.add(t);
+                            break;
+                        }
+                    }
+                }
+                if (!doomed.isEmpty()) {
+                    DeleteTopicsResult dr = admin.deleteTopics(doomed);
+                    dr.all().get(Math.max(slice(), 30000), TimeUnit.MILLISECONDS);
+                }
+                System.err.printf("kafka-admin: deleted %d topics named %s* (%.1f s)%n", doomed.size(),
+                    String.join("* / ", prefixes), (System.nanoTime() - t0) / 1e9);
+                return;
+            } catch (Exception e) {
+                last = reason(e);
+                sleep();
+            }
         }
     }
 
@@ -125,6 +163,11 @@ public class KafkaAdmin {
                     last = reason(e);
                 }
                 if (clusterId == null) sleep();
+            }
+
+            if (topics.contains("--delete-prefixed")) {
+                deletePrefixed(admin, topics, t0);
+                System.exit(0);
             }
 
             // 2. Create what is missing; racing creators (TopicExists) are fine.

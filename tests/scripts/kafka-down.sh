@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Stop the private Kafka started by kafka-up.sh: SIGTERM (controlled
 # shutdown), wait up to 30 s, then SIGKILL. Data and ports are kept for the
-# next kafka-up.sh unless --purge is given (then .run/kafka is removed).
+# next kafka-up.sh unless --purge is given (then .run/kafka is removed); the
+# topics of test, demo and benchmark runs are deleted first (keep them with
+# SIPDRAIN_KEEP_TOPICS=1).
 # Safe to call when nothing runs.
 set -euo pipefail
 
@@ -31,6 +33,20 @@ running_pid() {
 }
 
 if pid=$(running_pid); then
+  # The runs' own topics (tests: t.*, demo: demo.*, benchmarks: bench.*) go
+  # first, so the partitions of every run do not pile up in the data kept for
+  # the next start (thousands of them make the broker slow to start, then
+  # run it out of memory or file descriptors). Best effort: a failure here
+  # does not stop the shutdown.
+  if ((!purge)) && [[ -f "$run/env" ]] && [[ -z "${SIPDRAIN_KEEP_TOPICS:-}" ]]; then
+    kafka_dir=$("$REPO/tools/kafka-fetch.sh" 2>/dev/null) || kafka_dir=
+    if [[ -s "$kafka_dir/classpath" ]] && command -v java >/dev/null; then
+      bootstrap=$(sed -n 's/^export SIPDRAIN_KAFKA_BROKERS=//p' "$run/env")
+      timeout 90 java -Dlog4j.configuration="file:$run/admin-log4j.properties" \
+        -cp "$(<"$kafka_dir/classpath")" "$script_dir/KafkaAdmin.java" "$bootstrap" 60 \
+        --delete-prefixed t. demo. bench. </dev/null >&2 || say "could not delete the runs' topics (kept)"
+    fi
+  fi
   say "stopping Kafka (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 60; i++)); do

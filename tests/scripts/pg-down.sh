@@ -2,6 +2,8 @@
 # Stop the private PostgreSQL cluster started by pg-up.sh (fast shutdown).
 # Data and port are kept unless --purge is given, which removes .run/pg (and
 # the /tmp directory it points to, see pg-up.sh). Safe when nothing runs.
+# The databases of test, demo and benchmark runs are dropped first (keep them
+# with SIPDRAIN_KEEP_DATABASES=1).
 set -euo pipefail
 
 purge=0
@@ -34,6 +36,23 @@ PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/de
 
 if [[ -n "$data" && -f "$data/PG_VERSION" && -n "$PGBIN" ]] \
   && as_pg "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  # The runs' own databases (tests: t_*, demo: demo_*, benchmarks: bench_*)
+  # go first: every test makes one, and a cluster kept from run to run would
+  # otherwise grow by gigabytes. Best effort; SIPDRAIN_KEEP_DATABASES=1 keeps
+  # them.
+  if ((!purge)) && [[ -z "${SIPDRAIN_KEEP_DATABASES:-}" ]] && [[ -f "$run/env" ]]; then
+    dsn=$(sed -n 's/^export SIPDRAIN_PG_DSN=//p' "$run/env")
+    admin="${dsn%/*}/postgres"
+    drops=$(psql "$admin" -qAt -c "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE);', datname)
+                FROM pg_database WHERE datname ~ '^(t|demo|bench)_[a-z0-9_]+$'" 2>/dev/null) || drops=
+    if [[ -n "$drops" ]]; then
+      if psql "$admin" -q -v ON_ERROR_STOP=0 <<<"$drops" >/dev/null 2>&1; then
+        say "dropped $(grep -c . <<<"$drops") databases of test, demo and benchmark runs"
+      else
+        say "could not drop every database of the runs (kept)"
+      fi
+    fi
+  fi
   say "stopping PostgreSQL ($data)"
   as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >&2
 else
