@@ -331,6 +331,10 @@ q "SELECT '  ' || count(*) || ' calls, ' || count(*) FILTER (WHERE end_cause NOT
    WHERE site = 'site2' AND answered_at IS NOT NULL"
 echo "agents:"
 q "SELECT '  logged out by the drain: ' || count(*) FROM drain_agents"
+# agent-state's own word for it: its EventAgentLogout events and their reason
+"$tbin"/bus_worker dump "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.agent.events" 2>/dev/null |
+    grep '"type":"EventAgentLogout"' | grep -o '"ReasonCode":"[^"]*"' | cut -d'"' -f4 | sort | uniq -c |
+    awk '{ printf "  EventAgentLogout with reason %s: %d\n", $2, $1 }' || true
 q "SELECT '  now at site1 (workspace agents migrated): ' || count(*) FROM agents
    WHERE agent_id LIKE 'agent-2-%' AND site = 'site1' AND state <> 'logged_out'"
 q "SELECT '  still logged in at site2: ' || count(*) FROM agents WHERE site = 'site2'
