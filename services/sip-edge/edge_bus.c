@@ -332,7 +332,17 @@ fail:
     sd_log_warn("call not routed: database unavailable", "call=%s reason=\"%s\"",
                 r.call_id ? r.call_id : "-", err.text);
     edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
-                   json_pack("{s:i, s:s}", "status", 503, "reason", "failed"));
+                   json_pack("{s:i, s:s}", "status", 503, "reason", "database_unavailable"));
+    /* Its call.rejected waits with the held events for the database. */
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:s?, s:s?}", "call_id",
+                   r.call_id ? r.call_id : "-", "edge", b->edge_id, "site", b->site, "direction",
+                   "inbound", "reject_code", 503, "reason", "failed", "retry_after_s",
+                   EDGE_DB_RETRY_AFTER_S, "caller", caller, "called", called);
+    rejected = json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
+                         r.dn ? r.dn : "-", "type", "call.rejected", "data", ev);
+    json_decref(m->data); /* r points into it: nothing of r is used after this */
+    m->data = rejected;
+    m->kind = EDGE_MSG_EVENT;
 }
 
 static void drain_all(struct edge_bus *b, int timeout_ms);

@@ -19,6 +19,11 @@
 #include "edge_queue.h"
 #include "sipdrain/err.h"
 
+/* Retry-After of what the edge refuses while its database is away: a new
+ * call (503, so the caller fails over to another edge) and a REGISTER (500). */
+#define EDGE_DB_RETRY_AFTER_S 5
+#define EDGE_DB_RETRY_AFTER   "5"
+
 struct edge_bus_config {
     const char *pg_dsn;
     const char *brokers;

@@ -24,6 +24,7 @@ struct edge_leg;
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
+#include "edge_bus.h"
 #include "edge_sdp.h"
 #include "edge_sip.h"
 #include "sipdrain/event.h"
@@ -504,7 +505,7 @@ static void on_register_done(struct edge_sip *e, const struct edge_msg *m)
                 e->registrations++;
         } else {
             nua_respond(pr->nh, 500, "Registration Not Stored", NUTAG_WITH_SAVED(pr->saved),
-                        SIPTAG_RETRY_AFTER_STR("5"), TAG_END());
+                        SIPTAG_RETRY_AFTER_STR(EDGE_DB_RETRY_AFTER), TAG_END());
         }
         nua_destroy_event(pr->saved);
         nua_handle_destroy(pr->nh);
@@ -778,10 +779,17 @@ static void on_route_done(struct edge_sip *e, const struct edge_msg *m)
                  json_string_value(json_object_get(d, "call_id")));
     c->phase = CALL_RINGING;
     if (status != 0) {
+        /* 503: the database was away (edge_bus.c), the caller may try
+         * another edge at once */
+        bool db_away = status == 503;
         c->a_final = true;
         if (!c->a.gone)
-            nua_respond(c->a.nh, status, sip_status_phrase(status),
-                        TAG_IF(status == 480, SIPTAG_RETRY_AFTER_STR("30")), TAG_END());
+            nua_respond(
+                c->a.nh, status, sip_status_phrase(status),
+                TAG_IF(status == 480, SIPTAG_RETRY_AFTER_STR("30")),
+                TAG_IF(db_away, SIPTAG_RETRY_AFTER_STR(EDGE_DB_RETRY_AFTER)),
+                TAG_IF(db_away, SIPTAG_REASON_STR("SIP;cause=503;text=\"database unavailable\"")),
+                TAG_END());
         call_end(e, c, "failed", status);
         call_maybe_free(e, c);
         return;

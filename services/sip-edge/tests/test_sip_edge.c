@@ -698,6 +698,60 @@ Test(sip_edge, unroutable_calls_get_404_480_or_486_and_call_rejected_says_why, .
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* PostgreSQL stopped under a running edge: a new call gets 503 with
+ * Retry-After and a Reason (the caller fails over to another edge), and its
+ * call.rejected waits for the database with the other held events. With
+ * PostgreSQL back, the same process routes calls again. */
+Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once_it_is_back,
+     .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    const char *retry[] = {"retry_after", "5", NULL};
+    const char *hold[] = {"hold_ms", "300", NULL};
+    json_t *rejected = NULL;
+    int64_t deadline;
+    int status;
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    cr_assert_eq(sdt_script("SIPDRAIN_KEEP_DATABASES=1 tests/scripts/pg-down.sh >/dev/null 2>&1"),
+                 0);
+    cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2001", retry), 0,
+                 "503 with Retry-After 5 and Reason cause=503 (%s)", p.log);
+    cr_expect_eq(waitpid(p.pid, &status, WNOHANG), 0, "the edge exited with its database away");
+    cr_assert_eq(sdt_script("tests/scripts/pg-up.sh >/dev/null 2>&1"), 0);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (!sdt_file_has(p.log, "database back")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the edge never wrote its held events (%s)", p.log);
+        usleep(100000);
+    }
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
+                 "a call once the database is back");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    call_events_read(&e, &ce, 4);
+    cr_assert_eq(ce.n, 4, "call events: %zu (call.rejected, then offered, established, ended)",
+                 ce.n);
+    for (size_t k = 0; k < ce.n; k++) {
+        if (!strcmp(ce.type[k], "call.rejected"))
+            rejected = ce.data[k];
+    }
+    cr_assert_not_null(rejected, "no call.rejected for the call refused without a database");
+    cr_expect_str_eq(field(rejected, "reason"), "failed");
+    cr_expect_eq(json_integer_value(json_object_get(rejected, "reject_code")), 503);
+    cr_expect_eq(json_integer_value(json_object_get(rejected, "retry_after_s")), 5);
+    call_events_free(&ce);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended' AND end_cause = 'caller_hangup'"),
+                 1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 Test(sip_edge, a_route_point_call_goes_to_the_longest_idle_ready_agent, .timeout = 180)
 {
     struct edge_env e;
