@@ -572,6 +572,54 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
 }
 
+/* PostgreSQL restarted mid-drain: the active instance's lock session is
+ * gone with it, so it exits 1 (DESIGN: never two active); the standby takes
+ * the lock once PostgreSQL is back and finishes the drain from its row.
+ * agent-state and the edge ride the restart out; nobody is logged out twice. */
+Test(orchestrator, a_postgresql_restart_mid_drain_hands_the_drain_to_the_standby, .timeout = 240)
+{
+    struct env e;
+    struct proc as, one, two, edge_a;
+    struct evs drains, agents;
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    int64_t deadline;
+
+    env_setup(&e);
+    agents_setup(&e);
+    sdt_pg_run(e.dsn, "UPDATE agents SET acw_until = now() + interval '8 seconds'"
+                      " WHERE agent_id = 'a-acw'");
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &one, "orch-1");
+    wait_log(&one, "partitions assigned");
+    orch_up(&e, &two, "orch-2");
+    wait_log(&two, "standby until the orchestrator lock is free");
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents") < 2) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no logouts");
+        usleep(100000);
+    }
+    cr_assert_eq(sdt_script("tests/scripts/pg-restart.sh >/dev/null 2>&1"), 0);
+    cr_expect_eq(exit_code(one.pid, WAIT_MS), 1, "orch-1 with its lock session gone (%s)", one.log);
+    wait_log(&two, "active: holding the orchestrator lock");
+    evs_read(e.events, "drain.completed", &drains);
+    evs_read(e.agent_events, "EventAgentLogout", &agents);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ws"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-acw"), 1);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents WHERE logouts_sent = 1"),
+                 3, "one agent.logout each");
+    cr_expect(sdt_file_has(two.log, "drain completed"), "orch-2 completed it (%s)", two.log);
+    evs_free(&agents);
+    evs_free(&drains);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "the edge (%s)", edge_a.log);
+    kill(two.pid, SIGTERM);
+    cr_expect_eq(exit_code(two.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0, "agent-state (%s)", as.log);
+}
+
 /* The logout table's "on a call" and "untimed ACW" rows against
  * agent-state: a call is waited for; after it, agent-state applies the work
  * mode (timed ACW: NotReady/ACW, then Ready at the timeout, then the logout;
