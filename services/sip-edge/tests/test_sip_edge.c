@@ -752,6 +752,43 @@ Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* Kafka stopped under a running edge: calls go on (routing needs only
+ * PostgreSQL), their events wait in the outbox and reach Kafka once the
+ * broker is back; the edge.control consumer reconnects, so a drain sent
+ * then still reaches the edge. */
+Test(sip_edge, with_kafka_away_calls_go_on_and_their_events_and_a_drain_arrive_once_it_is_back,
+     .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct call_events ce;
+    const char *hold[] = {"hold_ms", "300", NULL};
+    pid_t phone;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    cr_assert_eq(sdt_script("SIPDRAIN_KEEP_TOPICS=1 tests/scripts/kafka-down.sh >/dev/null 2>&1"),
+                 0);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0, "a call with Kafka away");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended' AND end_cause = 'caller_hangup'"),
+                 1);
+    cr_assert_eq(sdt_script("tests/scripts/kafka-up.sh >/dev/null 2>&1"), 0);
+    call_events_read(&e, &ce, 3);
+    cr_assert_eq(ce.n, 3, "call events after the broker came back: %zu", ce.n);
+    cr_expect_str_eq(ce.type[0], "call.offered");
+    cr_expect_str_eq(ce.type[1], "call.established");
+    cr_expect_str_eq(ce.type[2], "call.ended");
+    call_events_free(&ce);
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "drained");
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
+}
+
 Test(sip_edge, a_route_point_call_goes_to_the_longest_idle_ready_agent, .timeout = 180)
 {
     struct edge_env e;
