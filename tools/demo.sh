@@ -7,8 +7,8 @@
 #   site1: edge-1a, edge-1b        site2: edge-2a, edge-2b
 #   Kamailio (deploy/kamailio/kamailio.cfg) in front of all four: OPTIONS
 #   probing, 503 failover. A SIPp gateway calls route point 7000 through it.
-#   40 agents (AGENTS = 20 per site) log in through agent-state: timed ACW, untimed
-#   ACW, no ACW (auto_in / manual_in), nailed-up and workspace agents; each
+#   40 agents (AGENTS = 20 per site) log in through agent-state: timed
+#   ACW, untimed ACW, no ACW (auto_in / manual_in), nailed-up and workspace agents; each
 #   site's phones are one SIPp (tests/e2e/sipp/phones_uas.xml) registered
 #   per DN (phones_register.xml).
 #   One site2 agent (agent-2-19, DN 2019) has a phone that never answers a
@@ -23,8 +23,9 @@
 # SIP_TIMEOUT_S (4), SIPDRAIN_BIN_DIR / SIPDRAIN_TEST_BIN_DIR (build/bin,
 # build/tests: the binaries to run, e.g. build-asan's), AGENTS (per site,
 # 20; 19..999), AGENT_MODES (the work modes dealt out in turn: "acw acw
-# acw acw auto_in auto_in auto_in manual_in manual_in manual_in"), DRAIN (1; 0 = the same run without the drain, for
-# bench/drain.sh's peer), KEEP=1 (keep the database and logs). Logs: .run/demo/.
+# acw acw auto_in auto_in auto_in manual_in manual_in manual_in"), DRAIN
+# (1; 0 = the same run without the drain, for bench/drain.sh's peer),
+# KEEP=1 (keep the database and logs). Logs: .run/demo/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -188,7 +189,8 @@ for s in 1 2; do
     free_port rcp
     sipp "127.0.0.1:${edge_port[edge-${s}a]}" -sf tests/e2e/sipp/phones_register.xml \
         -inf "$logs/dns-site$s.csv" -key contact_port "$uas" -i 127.0.0.1 -p "$rp" -cp "$rcp" \
-        -t u1 -m $(($(wc -l <"$logs/dns-site$s.csv") - 1)) -r 200 -timeout 60s -timeout_error -nostdin -default_behaviors all,-bye \
+        -t u1 -m $(($(wc -l <"$logs/dns-site$s.csv") - 1)) -r 200 -timeout 60s -timeout_error \
+        -nostdin -default_behaviors all,-bye \
         >"$logs/register-site$s.out" 2>&1 ||
         { echo "demo: the phones of site$s did not register" >&2; exit 1; }
 done
@@ -208,6 +210,8 @@ for _ in $(seq 1 100); do
     grep -q "registered at" "$logs/phone-2019.log" 2>/dev/null && break
     sleep 0.1
 done
+grep -q "registered at" "$logs/phone-2019.log" 2>/dev/null ||
+    { echo "demo: the phone of DN 2019 did not register ($logs/phone-2019.*)" >&2; exit 1; }
 # The agents' desktops: one Kafka producer (Kafka's console producer, one
 # JVM) fed through a FIFO with agent commands, "key|event" per line.
 mkfifo "$logs/desk.fifo"

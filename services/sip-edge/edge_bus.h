@@ -22,7 +22,9 @@
 /* Retry-After of what the edge refuses while its database is away: a new
  * call (503, so the caller fails over to another edge) and a REGISTER (500). */
 #define EDGE_DB_RETRY_AFTER_S 5
-#define EDGE_DB_RETRY_AFTER   "5"
+#define EDGE_DB_RETRY_AFTER   EDGE_STRING(EDGE_DB_RETRY_AFTER_S) /* "5", for the header */
+#define EDGE_STRING(x)        EDGE_STRING_(x)
+#define EDGE_STRING_(x)       #x
 
 struct edge_bus_config {
     const char *pg_dsn;

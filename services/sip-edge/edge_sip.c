@@ -779,9 +779,10 @@ static void on_route_done(struct edge_sip *e, const struct edge_msg *m)
                  json_string_value(json_object_get(d, "call_id")));
     c->phase = CALL_RINGING;
     if (status != 0) {
-        /* 503: the database was away (edge_bus.c), the caller may try
-         * another edge at once */
-        bool db_away = status == 503;
+        /* the database was away (edge_bus.c): the caller may try another
+         * edge at once */
+        const char *why = json_string_value(json_object_get(d, "reason"));
+        bool db_away = why != NULL && strcmp(why, "database_unavailable") == 0;
         c->a_final = true;
         if (!c->a.gone)
             nua_respond(

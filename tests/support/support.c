@@ -156,10 +156,16 @@ long sdt_topic_count(const char *topic)
     cr_assert_eq(rd_kafka_metadata(rk, 0, rkt, &md, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
     cr_assert_eq(md->topic_cnt, 1);
     for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-        int64_t lo = 0, hi = 0;
-        cr_assert_eq(rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
-                                                      &lo, &hi, 10000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+        int64_t lo = 0, hi = 0, deadline = sd_mono_ms() + 20000;
+        rd_kafka_resp_err_t e;
+        /* A broker busy with a leader change answers some queries with a
+         * transient error (seen once in CI): ask again for a while. */
+        while ((e = rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id, &lo,
+                                                     &hi, 10000)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+               sd_mono_ms() < deadline)
+            usleep(200000);
+        cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s [%d]: %s", topic,
+                     md->topics[0].partitions[p].id, rd_kafka_err2str(e));
         total += (long)(hi - lo);
     }
     rd_kafka_metadata_destroy(md);
