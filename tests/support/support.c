@@ -162,8 +162,11 @@ long sdt_topic_count(const char *topic)
          * transient error (seen once in CI): ask again for a while. */
         while ((e = rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id, &lo,
                                                      &hi, 10000)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-               sd_mono_ms() < deadline)
+               sd_mono_ms() < deadline) {
+            fprintf(stderr, "sdt: watermarks of %s [%d]: %s; asking again\n", topic,
+                    md->topics[0].partitions[p].id, rd_kafka_err2str(e));
             usleep(200000);
+        }
         cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s [%d]: %s", topic,
                      md->topics[0].partitions[p].id, rd_kafka_err2str(e));
         total += (long)(hi - lo);
