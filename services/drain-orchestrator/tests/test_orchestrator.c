@@ -505,41 +505,73 @@ Test(orchestrator, the_deadline_logs_out_without_waiting_for_acw_and_the_drain_i
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
 }
 
+/* Two orchestrators (orch-1 active, orch-2 standby; http ports may be 0),
+ * agent-state and edge-2a, and a site2 drain under way: a-ready and a-ws
+ * logged out, a-acw still in its 8 s of ACW. For the hand-over tests. */
+static void drain_under_way_with_a_standby(struct env *e, struct proc *as, struct proc *one,
+                                           struct proc *two, struct proc *edge_a, int http_one,
+                                           int http_two)
+{
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    int64_t deadline;
+
+    env_setup(e);
+    agents_setup(e);
+    sdt_pg_run(e->dsn, "UPDATE agents SET acw_until = now() + interval '8 seconds'"
+                       " WHERE agent_id = 'a-acw'");
+    start(e, as, "agent-state", "agent-state", as_inst);
+    edge_start(e, edge_a, "edge-2a");
+    orch_up_http(e, one, "orch-1", http_one);
+    wait_log(one, "partitions assigned");
+    orch_up_http(e, two, "orch-2", http_two);
+    wait_log(two, "standby until the orchestrator lock is free");
+    drain_start(e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e->dsn, "SELECT count(*) FROM drain_agents") < 2) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no logouts");
+        usleep(100000);
+    }
+}
+
+/* After a hand-over: orch-2 completed the drain, each of the three agents
+ * was logged out exactly once, the edge stopped; then the rest stops. */
+static void standby_completed_the_drain(struct env *e, struct proc *as, struct proc *two,
+                                        struct proc *edge_a)
+{
+    struct evs drains, agents;
+
+    evs_read(e->events, "drain.completed", &drains);
+    evs_read(e->agent_events, "EventAgentLogout", &agents);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ws"), 1);
+    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-acw"), 1);
+    cr_expect_eq(sdt_pg_scalar(e->dsn, "SELECT count(*) FROM drain_agents WHERE logouts_sent = 1"),
+                 3, "one agent.logout each");
+    cr_expect(sdt_file_has(two->log, "drain completed"), "orch-2 completed it (%s)", two->log);
+    evs_free(&agents);
+    evs_free(&drains);
+    cr_expect_eq(exit_code(edge_a->pid, WAIT_MS), 0, "the edge (%s)", edge_a->log);
+    kill(two->pid, SIGTERM);
+    cr_expect_eq(exit_code(two->pid, WAIT_MS), 0);
+    kill(as->pid, SIGTERM);
+    cr_expect_eq(exit_code(as->pid, WAIT_MS), 0, "agent-state (%s)", as->log);
+}
+
 /* The active orchestrator dies mid-drain: the standby takes the lock within
  * seconds and finishes the drain from its row; nobody is logged out twice. */
 Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .timeout = 240)
 {
     struct env e;
     struct proc as, one, two, edge_a;
-    struct evs drains, agents;
-    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
     int64_t killed_ms;
     int http_one = sdt_free_port(), http_two = sdt_free_port();
     char body[8192];
 
-    env_setup(&e);
-    agents_setup(&e);
-    sdt_pg_run(e.dsn, "UPDATE agents SET acw_until = now() + interval '8 seconds'"
-                      " WHERE agent_id = 'a-acw'");
-    start(&e, &as, "agent-state", "agent-state", as_inst);
-    edge_start(&e, &edge_a, "edge-2a");
-    orch_up_http(&e, &one, "orch-1", http_one);
-    wait_log(&one, "partitions assigned");
-    orch_up_http(&e, &two, "orch-2", http_two);
-    wait_log(&two, "standby until the orchestrator lock is free");
+    drain_under_way_with_a_standby(&e, &as, &one, &two, &edge_a, http_one, http_two);
     /* /readyz: only the active instance is ready */
     wait_http(http_one, "/readyz", 200, body, sizeof(body));
     wait_http(http_two, "/readyz", 503, body, sizeof(body));
     cr_expect(strncmp(body, "standby", 7) == 0, "%s", body);
-    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
-    /* a-ready and a-ws are logged out at once; a-acw waits for its ACW */
-    {
-        int64_t deadline = sd_mono_ms() + WAIT_MS;
-        while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents") < 2) {
-            cr_assert_lt(sd_mono_ms(), deadline, "no logouts");
-            usleep(100000);
-        }
-    }
     cr_assert_eq(kill(one.pid, SIGKILL), 0);
     killed_ms = sd_mono_ms();
     sdt_wait(one.pid, 10000);
@@ -555,21 +587,7 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
             usleep(100000);
         }
     }
-    evs_read(e.events, "drain.completed", &drains);
-    evs_read(e.agent_events, "EventAgentLogout", &agents);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ws"), 1);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-acw"), 1);
-    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents WHERE logouts_sent = 1"),
-                 3, "one agent.logout each");
-    cr_expect(sdt_file_has(two.log, "drain completed"), "orch-2 completed it");
-    evs_free(&agents);
-    evs_free(&drains);
-    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
-    kill(two.pid, SIGTERM);
-    cr_expect_eq(exit_code(two.pid, WAIT_MS), 0);
-    kill(as.pid, SIGTERM);
-    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+    standby_completed_the_drain(&e, &as, &two, &edge_a);
 }
 
 /* PostgreSQL restarted mid-drain: the active instance's lock session is
@@ -580,44 +598,12 @@ Test(orchestrator, a_postgresql_restart_mid_drain_hands_the_drain_to_the_standby
 {
     struct env e;
     struct proc as, one, two, edge_a;
-    struct evs drains, agents;
-    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
-    int64_t deadline;
 
-    env_setup(&e);
-    agents_setup(&e);
-    sdt_pg_run(e.dsn, "UPDATE agents SET acw_until = now() + interval '8 seconds'"
-                      " WHERE agent_id = 'a-acw'");
-    start(&e, &as, "agent-state", "agent-state", as_inst);
-    edge_start(&e, &edge_a, "edge-2a");
-    orch_up(&e, &one, "orch-1");
-    wait_log(&one, "partitions assigned");
-    orch_up(&e, &two, "orch-2");
-    wait_log(&two, "standby until the orchestrator lock is free");
-    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
-    deadline = sd_mono_ms() + WAIT_MS;
-    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents") < 2) {
-        cr_assert_lt(sd_mono_ms(), deadline, "no logouts");
-        usleep(100000);
-    }
+    drain_under_way_with_a_standby(&e, &as, &one, &two, &edge_a, 0, 0);
     cr_assert_eq(sdt_script("tests/scripts/pg-restart.sh >/dev/null 2>&1"), 0);
     cr_expect_eq(exit_code(one.pid, WAIT_MS), 1, "orch-1 with its lock session gone (%s)", one.log);
     wait_log(&two, "active: holding the orchestrator lock");
-    evs_read(e.events, "drain.completed", &drains);
-    evs_read(e.agent_events, "EventAgentLogout", &agents);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ready"), 1);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-ws"), 1);
-    cr_expect_eq(count_of(&agents, "EventAgentLogout", "a-acw"), 1);
-    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drain_agents WHERE logouts_sent = 1"),
-                 3, "one agent.logout each");
-    cr_expect(sdt_file_has(two.log, "drain completed"), "orch-2 completed it (%s)", two.log);
-    evs_free(&agents);
-    evs_free(&drains);
-    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "the edge (%s)", edge_a.log);
-    kill(two.pid, SIGTERM);
-    cr_expect_eq(exit_code(two.pid, WAIT_MS), 0);
-    kill(as.pid, SIGTERM);
-    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0, "agent-state (%s)", as.log);
+    standby_completed_the_drain(&e, &as, &two, &edge_a);
 }
 
 /* The logout table's "on a call" and "untimed ACW" rows against
