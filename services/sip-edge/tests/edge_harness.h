@@ -1,0 +1,69 @@
+/* edge_harness.h - what the sip-edge integration tests share: a private
+ * database and topic prefix per test, a sip-edge process started from the
+ * build, control events, and reading back edge.status, call.* and rows.
+ * Everything runs against the real PostgreSQL and Kafka of tests/scripts. */
+#ifndef SIPDRAIN_EDGE_HARNESS_H
+#define SIPDRAIN_EDGE_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "sipdrain/event.h"
+
+#define WAIT_MS 30000
+
+static const char *const DRAIN_A = "5a1f3c2e-7b4d-4e8f-9a0b-1c2d3e4f5a6b";
+
+struct edge_env {
+    char dsn[512];
+    char prefix[64];
+    char control[160], status[160], agent_events[160], call_events[160], deadletter[160];
+};
+
+struct edge_proc {
+    pid_t pid;
+    int port;
+    char id[32];
+    char log[256];
+};
+
+/* The call.* events, parsed (types and data, new references). */
+struct call_events {
+    size_t n;
+    char type[64][SD_EVENT_TYPE_MAX];
+    json_t *data[64];
+};
+
+/* Set by a test that wants the edge run under valgrind (exit 99 on an
+ * error or a definite leak). */
+extern bool under_valgrind;
+
+void env_setup(struct edge_env *e);
+/* Starts an edge of site2 and waits until it listens and its edge.control
+ * consumer has its partitions. extra: "K=V" entries, NULL-ended. */
+void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const char *const *extra);
+/* Waits for the edge to exit; returns its exit code (-1 on a signal). */
+int edge_exit_code(struct edge_proc *p, int timeout_ms);
+void wait_edge_state(struct edge_env *e, const char *id, const char *state);
+void control(struct edge_env *e, const char *edge, const char *type, json_t *data);
+void drain(struct edge_env *e, const char *edge, const char *drain_id, const char *scope,
+           json_t *options);
+/* The edge.status events of edge, in order, with their states. */
+size_t statuses(struct edge_env *e, const char *edge, char states[][16], size_t max);
+bool has_state(char states[][16], size_t n, const char *state);
+/* An agent logged in (as agent-state leaves the row) on dn at site2. */
+void agent_ready(struct edge_env *e, const char *agent, const char *dn, int idle_s);
+/* Starts a phone scenario for dn and waits until its REGISTER is stored. */
+pid_t phone_start(struct edge_env *e, struct edge_proc *p, const char *scenario, const char *dn,
+                  const char *const *keys);
+void call_events_read(struct edge_env *e, struct call_events *ce, size_t want);
+void call_events_free(struct call_events *ce);
+/* A string member of d, "" when absent. */
+const char *field(json_t *d, const char *key);
+/* Waits until n calls are established (the calls rows). */
+void wait_established(struct edge_env *e, int n);
+
+#endif
