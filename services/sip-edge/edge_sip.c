@@ -67,6 +67,8 @@ struct edge_leg {
     struct edge_sdp_origin *origin; /* set: SDP sent on this leg carries the edge's o= line */
     char sip_call_id[256];          /* the dialog's SIP Call-ID */
     char target[512];               /* the far end's Contact (remote target) */
+    char route[1024];               /* the dialog's route set, as a Route value ("" = none) */
+    char bye_reason[160];           /* the Reason our BYE carried ("" = none) */
     nua_handle_t *nh;
     bool is_a;
     bool gone;        /* terminated; the handle is destroyed */
@@ -75,14 +77,19 @@ struct edge_leg {
     bool reinvite_in; /* a re-INVITE received here waits for the other side's answer */
 };
 
+/* Everything a BYE within the dialog needs (RFC 3261 §12.2.1.1), taken
+ * from the BYE that went unanswered: Call-ID, From with the edge's tag,
+ * To with the far end's tag, its CSeq; and the dialog's route set and
+ * remote target, kept on the leg since the dialog was set up. */
 struct unconfirmed_bye {
     struct unconfirmed_bye *next;
     struct edge_leg leg; /* magic of the retransmission's handle */
     char call_ref[256];  /* sipdrain call id, for the log */
-    char call_id[256], from[512], to[512], target[512];
-    unsigned cseq;
-    nua_handle_t *nh; /* the transaction in flight, or NULL */
-    unsigned sent;
+    char leg_name[8];    /* "caller" / "agent" */
+    char call_id[256], from[512], to[512], target[512], route[1024], reason[160];
+    uint32_t cseq;         /* the last CSeq sent in the dialog */
+    nua_handle_t *nh;      /* the transaction in flight, or NULL */
+    unsigned transactions; /* BYE transactions so far, the first one included */
 };
 
 /* A nailed-up connection (DESIGN.md §4): a standing dialog from the edge
@@ -336,6 +343,8 @@ static void end_nailed_up(struct edge_sip *e);
 static bool nailed_connect(struct edge_sip *e, struct edge_call *c);
 static void nailed_release(struct edge_sip *e, struct edge_call *c, bool park);
 static void nailed_free(struct edge_sip *e, struct nailed *n);
+static void nailed_unlink(struct edge_sip *e, struct nailed *n);
+static void call_unlink(struct edge_sip *e, struct edge_call *c);
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 static void on_out_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
 
@@ -610,12 +619,17 @@ static void call_end(struct edge_sip *e, struct edge_call *c, const char *cause,
 /* Frees the call once neither leg has a dialog left. */
 static void call_maybe_free(struct edge_sip *e, struct edge_call *c)
 {
-    struct edge_call **pp;
-
     if ((c->a.nh != NULL && !c->a.gone) || (c->b.nh != NULL && !c->b.gone) ||
         c->phase == CALL_ROUTING)
         return;
-    for (pp = &e->calls; *pp != NULL; pp = &(*pp)->next) {
+    call_unlink(e, c);
+    load_changed(e);
+}
+
+/* Unlinks and frees c (its handles are gone); the caller tells edge_fsm. */
+static void call_unlink(struct edge_sip *e, struct edge_call *c)
+{
+    for (struct edge_call **pp = &e->calls; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
             break;
@@ -623,7 +637,6 @@ static void call_maybe_free(struct edge_sip *e, struct edge_call *c)
     }
     free(c->offer);
     free(c);
-    load_changed(e);
 }
 
 static struct edge_call *call_by_token(struct edge_sip *e, unsigned long token)
@@ -646,6 +659,7 @@ static void leg_bye(struct edge_leg *l, const char *reason)
     if (l->nh == NULL || l->gone || l->bye_pending)
         return;
     l->bye_pending = true;
+    snprintf(l->bye_reason, sizeof(l->bye_reason), "%s", reason != NULL ? reason : "");
     nua_bye(l->nh, TAG_IF(reason != NULL, SIPTAG_REASON_STR(reason)), TAG_END());
 }
 
@@ -691,12 +705,66 @@ static const char *sdp_toward(struct edge_leg *to, const sip_payload_t *pl, bool
     return buf;
 }
 
-/* The far end's Call-ID and Contact of a leg's dialog (for BYEs sent again). */
-static void note_dialog(struct edge_leg *l, const sip_t *sip)
+#define ROUTE_SET_MAX 16 /* Record-Route entries kept per dialog */
+
+/* The route set of a dialog as a Route header value: the Record-Route
+ * entries of the request that set it up, in order, on the UAS side; of
+ * the 2xx answer, reversed, on the UAC side (RFC 3261 §12.1.1, §12.1.2).
+ * "" when there is none, or when it does not fit (then the BYE goes
+ * straight to the remote target, as before the route set was kept). */
+static void route_set(char *out, size_t size, const sip_record_route_t *rr, bool reverse)
 {
-    if (sip != NULL && sip->sip_call_id != NULL)
+    const sip_record_route_t *hop[ROUTE_SET_MAX];
+    size_t n = 0, len = 0;
+    char uri[512];
+
+    out[0] = '\0';
+    for (; rr != NULL; rr = rr->r_next) {
+        if (n == ROUTE_SET_MAX)
+            return;
+        hop[n++] = rr;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sip_record_route_t *h = hop[reverse ? n - 1 - i : i];
+        int w;
+        if (url_e(uri, (int)sizeof(uri), h->r_url) < 0)
+            goto too_long;
+        w = snprintf(out + len, size - len, "%s<%s>", i > 0 ? ", " : "", uri);
+        if (w < 0 || (size_t)w >= size - len)
+            goto too_long;
+        len += (size_t)w;
+        for (size_t k = 0; h->r_params != NULL && h->r_params[k] != NULL; k++) {
+            w = snprintf(out + len, size - len, ";%s", h->r_params[k]);
+            if (w < 0 || (size_t)w >= size - len)
+                goto too_long;
+            len += (size_t)w;
+        }
+    }
+    return;
+too_long:
+    out[0] = '\0';
+}
+
+/* The dialog of leg l as the message that set it up tells it: Call-ID,
+ * the far end's Contact (remote target) and the route set. uac: sip is
+ * the 2xx answer to the edge's INVITE; else the INVITE the edge got. */
+static void note_dialog(struct edge_leg *l, const sip_t *sip, bool uac)
+{
+    if (sip == NULL)
+        return;
+    if (sip->sip_call_id != NULL)
         snprintf(l->sip_call_id, sizeof(l->sip_call_id), "%s", sip->sip_call_id->i_id);
-    if (sip != NULL && sip->sip_contact != NULL)
+    if (sip->sip_contact != NULL)
+        url_e(l->target, (int)sizeof(l->target), sip->sip_contact->m_url);
+    route_set(l->route, sizeof(l->route), sip->sip_record_route, uac);
+}
+
+/* A target refresh (RFC 3261 §12.2): a re-INVITE in the dialog, or a 2xx
+ * to one, with a Contact gives the dialog its new remote target. */
+static void note_target(struct edge_leg *l, const sip_t *sip)
+{
+    if (l != NULL && l->retry == NULL && sip != NULL && sip->sip_contact != NULL &&
+        sip->sip_cseq != NULL && sip->sip_cseq->cs_method == sip_method_invite)
         url_e(l->target, (int)sizeof(l->target), sip->sip_contact->m_url);
 }
 
@@ -742,10 +810,7 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     c->a.call = c->b.call = c;
     c->a.is_a = true;
     c->a.nh = nh;
-    snprintf(c->a.sip_call_id, sizeof(c->a.sip_call_id), "%s",
-             sip->sip_call_id ? sip->sip_call_id->i_id : "");
-    if (sip->sip_contact != NULL)
-        url_e(c->a.target, (int)sizeof(c->a.target), sip->sip_contact->m_url);
+    note_dialog(&c->a, sip, false);
     nua_handle_bind(nh, &c->a);
     c->phase = CALL_ROUTING;
     c->created_ms = sd_wall_ms();
@@ -890,7 +955,7 @@ static void on_b_invite_answer(struct edge_sip *e, struct edge_leg *b, int statu
     }
     c->a_final = true;
     if (status < 300) {
-        note_dialog(b, sip);
+        note_dialog(b, sip, true);
         c->phase = CALL_ANSWERED;
         c->answered_ms = sd_wall_ms();
         b->answered_up = c->a.answered_up = true;
@@ -952,55 +1017,84 @@ static void on_cancel(struct edge_sip *e, struct edge_leg *a)
         call_end(e, c, "cancelled", 487);
 }
 
+/* The call a leg belongs to, for the log. */
+static void leg_ref(const struct edge_leg *l, char *out, size_t size)
+{
+    if (l->call != NULL)
+        snprintf(out, size, "%s", l->call->call_id);
+    else
+        snprintf(out, size, "nailed-up:%s", l->nailed ? l->nailed->agent_id : "?");
+}
+
+static const char *leg_name(const struct edge_leg *l)
+{
+    return l->is_a ? "caller" : "agent";
+}
+
 /* Keeps the dialog of a BYE the far end did not confirm, to send it again
- * in new transactions during bye_wait. 481: the far end knows no such
+ * in new transactions during bye_wait. Its identifiers come from `sip`,
+ * the answer to that BYE: the far end's, or the one the transaction layer
+ * makes from our own request on a timeout or a transport error
+ * (NTATAG_TIMEOUT_408), so From, To (both tags), Call-ID and CSeq are
+ * exactly those of the BYE that went out. 481: the far end knows no such
  * dialog, which is as good as a 200. */
-static void remember_unconfirmed(struct edge_sip *e, struct edge_leg *l, int status)
+static void remember_unconfirmed(struct edge_sip *e, struct edge_leg *l, int status,
+                                 const sip_t *sip)
 {
     struct unconfirmed_bye *u;
-    const sip_to_t *local = nua_handle_local(l->nh), *remote = nua_handle_remote(l->nh);
-    char *from = NULL, *to = NULL;
+    char *from = NULL, *to = NULL, ref[256];
 
-    if (status == 481 || local == NULL || remote == NULL || l->target[0] == '\0')
+    leg_ref(l, ref, sizeof(ref));
+    if (status == 481)
         return;
+    if (sip == NULL || sip->sip_from == NULL || sip->sip_to == NULL || sip->sip_cseq == NULL ||
+        sip->sip_call_id == NULL || sip->sip_from->a_tag == NULL || sip->sip_to->a_tag == NULL ||
+        l->target[0] == '\0') {
+        sd_log_warn("BYE unconfirmed and cannot be sent again: its dialog is not known",
+                    "call=%s leg=%s status=%d", ref, leg_name(l), status);
+        return;
+    }
     u = calloc(1, sizeof(*u));
-    from = sip_header_as_string(e->home, (const sip_header_t *)local);
-    to = sip_header_as_string(e->home, (const sip_header_t *)remote);
+    from = sip_header_as_string(e->home, (const sip_header_t *)sip->sip_from);
+    to = sip_header_as_string(e->home, (const sip_header_t *)sip->sip_to);
     if (u == NULL || from == NULL || to == NULL) {
         free(u);
         su_free(e->home, from);
         su_free(e->home, to);
+        sd_log_warn("BYE unconfirmed and cannot be sent again: out of memory",
+                    "call=%s leg=%s status=%d", ref, leg_name(l), status);
         return;
     }
     u->leg.retry = u;
-    if (l->call != NULL)
-        snprintf(u->call_ref, sizeof(u->call_ref), "%s", l->call->call_id);
-    else
-        snprintf(u->call_ref, sizeof(u->call_ref), "nailed-up:%s",
-                 l->nailed ? l->nailed->agent_id : "?");
-    snprintf(u->call_id, sizeof(u->call_id), "%s", l->sip_call_id);
+    u->leg.is_a = l->is_a;
+    snprintf(u->call_ref, sizeof(u->call_ref), "%s", ref);
+    snprintf(u->leg_name, sizeof(u->leg_name), "%s", leg_name(l));
+    snprintf(u->call_id, sizeof(u->call_id), "%s", sip->sip_call_id->i_id);
     snprintf(u->from, sizeof(u->from), "%s", from);
     snprintf(u->to, sizeof(u->to), "%s", to);
     snprintf(u->target, sizeof(u->target), "%s", l->target);
-    u->cseq = 1000;
+    snprintf(u->route, sizeof(u->route), "%s", l->route);
+    snprintf(u->reason, sizeof(u->reason), "%s", l->bye_reason);
+    u->cseq = sip->sip_cseq->cs_seq;
+    u->transactions = 1;
     su_free(e->home, from);
     su_free(e->home, to);
     u->next = e->byes;
     e->byes = u;
-    sd_log_info("BYE unconfirmed: will be sent again while the edge drains",
-                "call=%s leg=%s status=%d target=%s", u->call_ref, l->is_a ? "caller" : "agent",
-                status, u->target);
+    sd_log_info("BYE unconfirmed: will be sent again in the dialog while the edge drains",
+                "call=%s leg=%s status=%d call_id=%s cseq=%u target=%s route=\"%s\"", u->call_ref,
+                u->leg_name, status, u->call_id, (unsigned)u->cseq, u->target, u->route);
 }
 
-static void on_r_bye(struct edge_sip *e, struct edge_leg *l, int status)
+static void on_r_bye(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip)
 {
     if (status < 200)
         return;
     l->bye_pending = false;
     if (status >= 300) {
-        sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", l->call->call_id,
-                    l->is_a ? "caller" : "agent", status);
-        remember_unconfirmed(e, l, status);
+        sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", l->call->call_id, leg_name(l),
+                    status);
+        remember_unconfirmed(e, l, status, sip);
     }
     load_changed(e);
 }
@@ -1014,7 +1108,9 @@ static void unconfirmed_free(struct unconfirmed_bye *u)
     free(u);
 }
 
-/* bye_wait: one new BYE transaction per unconfirmed dialog, CSeq one up. */
+/* bye_wait: one new BYE transaction per unconfirmed dialog whose last one
+ * is over: the same Call-ID, From and To (both tags), route set and
+ * remote target, CSeq one above the last one sent. */
 static void on_bye_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg)
 {
     struct edge_sip *e = magic;
@@ -1031,16 +1127,20 @@ static void on_bye_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *
                            SIPTAG_FROM_STR(u->from), SIPTAG_TO_STR(u->to), TAG_END());
         if (u->nh == NULL)
             continue;
-        snprintf(cseq, sizeof(cseq), "%u BYE", ++u->cseq);
+        snprintf(cseq, sizeof(cseq), "%u BYE", (unsigned)++u->cseq);
         nua_method(u->nh, NUTAG_METHOD("BYE"), NUTAG_URL(u->target), SIPTAG_CSEQ_STR(cseq),
-                   SIPTAG_REASON_STR("SIP;cause=200;text=\"call ended\""), TAG_END());
-        u->sent++;
+                   TAG_IF(u->route[0] != '\0', SIPTAG_ROUTE_STR(u->route)),
+                   TAG_IF(u->reason[0] != '\0', SIPTAG_REASON_STR(u->reason)), TAG_END());
+        u->transactions++;
         e->byes_retransmitted++;
-        sd_log_info("BYE sent again", "call=%s target=%s cseq=%u", u->call_ref, u->target, u->cseq);
+        sd_log_info("BYE sent again", "call=%s leg=%s call_id=%s cseq=%u target=%s transaction=%u",
+                    u->call_ref, u->leg_name, u->call_id, (unsigned)u->cseq, u->target,
+                    u->transactions);
     }
 }
 
-/* The answer to a BYE sent again: 2xx (or 481) ends the matter. */
+/* The answer to a BYE sent again: 2xx (or 481) ends the matter; any other
+ * final answer, or none, leaves it for the next transaction. */
 static void on_retry_answer(struct edge_sip *e, struct unconfirmed_bye *u, int status)
 {
     struct unconfirmed_bye **pp;
@@ -1050,9 +1150,13 @@ static void on_retry_answer(struct edge_sip *e, struct unconfirmed_bye *u, int s
     nua_handle_bind(u->nh, NULL);
     nua_handle_destroy(u->nh);
     u->nh = NULL;
-    if (status >= 300 && status != 481)
+    if (status >= 300 && status != 481) {
+        sd_log_info("BYE sent again not confirmed", "call=%s leg=%s cseq=%u status=%d", u->call_ref,
+                    u->leg_name, (unsigned)u->cseq, status);
         return;
-    sd_log_info("BYE confirmed", "call=%s status=%d after=%u", u->call_ref, status, u->sent);
+    }
+    sd_log_info("BYE confirmed", "call=%s leg=%s status=%d cseq=%u transactions=%u", u->call_ref,
+                u->leg_name, status, (unsigned)u->cseq, u->transactions);
     for (pp = &e->byes; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == u) {
             *pp = u->next;
@@ -1063,16 +1167,58 @@ static void on_retry_answer(struct edge_sip *e, struct unconfirmed_bye *u, int s
     load_changed(e);
 }
 
-/* The BYE timeout is over (or the drain was cancelled): give up. */
+/* Gives up waiting for the answer to a leg's first BYE: its handle is
+ * destroyed, so the transaction no longer holds the SIP shutdown (NUA
+ * would wait for it up to Timer F, 32 s). */
+static void leg_give_up_bye(struct edge_leg *l)
+{
+    char ref[256];
+
+    leg_ref(l, ref, sizeof(ref));
+    sd_log_warn("BYE never confirmed, given up", "call=%s leg=%s bye_transactions=1 answered=0",
+                ref, leg_name(l));
+    l->bye_pending = false;
+    l->gone = true;
+    nua_handle_bind(l->nh, NULL);
+    nua_handle_destroy(l->nh);
+}
+
+/* The BYE timeout is over, or the edge stops (or the drain was cancelled):
+ * no more BYE transactions. Stopping or at the timeout, the ones still in
+ * flight are abandoned too, so the edge stops within a second of the
+ * timeout whatever is in flight (the transport may still retransmit an
+ * abandoned one until the process exits). Every dialog is logged with the
+ * BYE transactions it got, none of them answered. */
 static void give_up_byes(struct edge_sip *e)
 {
     struct unconfirmed_bye *u;
+    bool stopping = e->fsm.state != EDGE_ACTIVE;
 
     while ((u = e->byes) != NULL) {
         e->byes = u->next;
-        sd_log_warn("BYE never confirmed, given up", "call=%s target=%s sent_again=%u", u->call_ref,
-                    u->target, u->sent);
+        sd_log_warn("BYE never confirmed, given up",
+                    "call=%s leg=%s call_id=%s bye_transactions=%u answered=0 target=%s",
+                    u->call_ref, u->leg_name, u->call_id, u->transactions, u->target);
         unconfirmed_free(u);
+    }
+    if (!stopping)
+        return; /* a cancelled drain: first BYEs in flight get their answers */
+    for (struct edge_call *c = e->calls, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->a.bye_pending && !c->a.gone && c->a.nh != NULL)
+            leg_give_up_bye(&c->a);
+        if (c->b.bye_pending && !c->b.gone && c->b.nh != NULL && c->b.nailed == NULL)
+            leg_give_up_bye(&c->b);
+        if (c->phase == CALL_ENDED && (c->a.nh == NULL || c->a.gone) &&
+            (c->b.nh == NULL || c->b.gone))
+            call_unlink(e, c);
+    }
+    for (struct nailed *n = e->nailed, *next; n != NULL; n = next) {
+        next = n->next;
+        if (n->call == NULL && n->leg.bye_pending && !n->leg.gone) {
+            leg_give_up_bye(&n->leg);
+            nailed_unlink(e, n);
+        }
     }
 }
 
@@ -1145,6 +1291,13 @@ static struct nailed *nailed_of(struct edge_sip *e, const char *agent_id)
 /* Unlinks and frees n; its handle is already destroyed (or is NUA's to destroy). */
 static void nailed_free(struct edge_sip *e, struct nailed *n)
 {
+    nailed_unlink(e, n);
+    load_changed(e);
+}
+
+/* nailed_free without telling edge_fsm (the caller does). */
+static void nailed_unlink(struct edge_sip *e, struct nailed *n)
+{
     for (struct nailed **pp = &e->nailed; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == n) {
             *pp = n->next;
@@ -1153,7 +1306,6 @@ static void nailed_free(struct edge_sip *e, struct nailed *n)
     }
     sd_log_info("nailed-up dialog closed", "agent=%s dn=%s", n->agent_id, n->dn);
     free(n);
-    load_changed(e);
 }
 
 /* A nailed_up agent logged in with its phone registered here: call the
@@ -1274,6 +1426,7 @@ static bool nailed_connect(struct edge_sip *e, struct edge_call *c)
     c->b.nh = n->leg.nh;
     snprintf(c->b.sip_call_id, sizeof(c->b.sip_call_id), "%s", n->leg.sip_call_id);
     snprintf(c->b.target, sizeof(c->b.target), "%s", n->leg.target);
+    snprintf(c->b.route, sizeof(c->b.route), "%s", n->leg.route);
     nua_handle_bind(c->b.nh, &c->b);
     if (edge_sdp_reorigin(c->offer, strlen(c->offer), &n->origin, true, sdp, sizeof(sdp)) < 0)
         snprintf(sdp, sizeof(sdp), "%s", c->offer); /* checked plausible: cannot happen */
@@ -1301,7 +1454,7 @@ static void on_nailed_event(struct edge_sip *e, struct nailed *n, nua_event_t ev
         }
         if (!n->up) {
             n->up = true;
-            note_dialog(&n->leg, sip);
+            note_dialog(&n->leg, sip, true);
             n->leg.answered_up = true;
             sd_log_info("nailed-up dialog open", "agent=%s dn=%s", n->agent_id, n->dn);
             if (n->ending)
@@ -1316,7 +1469,7 @@ static void on_nailed_event(struct edge_sip *e, struct nailed *n, nua_event_t ev
         if (status >= 200) {
             n->leg.bye_pending = false;
             if (status >= 300)
-                remember_unconfirmed(e, &n->leg, status);
+                remember_unconfirmed(e, &n->leg, status, sip);
             load_changed(e);
         }
         break;
@@ -1338,6 +1491,9 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
                    tagi_t tags[])
 {
     (void)nua;
+    if (leg != NULL &&
+        ((event == nua_r_invite && status >= 200 && status < 300) || event == nua_i_invite))
+        note_target(leg, sip);
     if (leg != NULL && leg->call == NULL && leg->nailed != NULL) {
         on_nailed_event(e, leg->nailed, event, status, sip, tags);
         return;
@@ -1373,7 +1529,7 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
         break;
     case nua_r_bye:
         if (leg != NULL && leg->call != NULL)
-            on_r_bye(e, leg, status);
+            on_r_bye(e, leg, status, sip);
         break;
     case nua_r_method:
         if (leg != NULL && leg->retry != NULL)
@@ -1609,7 +1765,7 @@ static void on_out_answer(struct edge_sip *e, struct edge_leg *l, int status, co
             return;
         }
         l->answered_up = true;
-        note_dialog(l, sip);
+        note_dialog(l, sip, true);
         if (c->phase == CALL_ENDED || c->b.gone || c->b.bye_pending) {
             c->step = OUT_DONE; /* the agent hung up meanwhile */
             nua_ack(l->nh, TAG_END());
@@ -1641,7 +1797,7 @@ static void on_out_answer(struct edge_sip *e, struct edge_leg *l, int status, co
             return;
         }
         l->answered_up = true;
-        note_dialog(l, sip);
+        note_dialog(l, sip, true);
         if (c->phase == CALL_ENDED) {
             c->step = OUT_DONE;
             leg_bye(l, NULL);
@@ -1821,8 +1977,11 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
         /* T1 alone does not shorten Timer F in sofia-sip 1.12.11 */
         NTATAG_SIP_T1((unsigned)cfg->sip_t1_ms), NTATAG_SIP_T1X64((unsigned)cfg->sip_t1_ms * 64),
-        NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"), NUTAG_ALLOW("REGISTER"),
-        NUTAG_ALLOW("INFO"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
+        /* A BYE that times out is reported with a 408 made from the BYE
+         * itself (its From, To, Call-ID, CSeq): what a BYE sent again in
+         * the same dialog needs (remember_unconfirmed). */
+        NTATAG_TIMEOUT_408(1), NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
+        NUTAG_ALLOW("REGISTER"), NUTAG_ALLOW("INFO"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
     if (e->nua == NULL) {
         sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_SIP_URL: cannot listen on %s", cfg->sip_url);
         goto fail;
@@ -1878,8 +2037,12 @@ void edge_sip_free(struct edge_sip *e)
         }
     }
     if (e->nua != NULL)
-        nua_destroy(e->nua);
-    give_up_byes(e);
+        nua_destroy(e->nua); /* every handle with it */
+    while (e->byes != NULL) {
+        struct unconfirmed_bye *u = e->byes;
+        e->byes = u->next;
+        free(u);
+    }
     while (e->nailed != NULL) {
         struct nailed *n = e->nailed;
         e->nailed = n->next;
