@@ -45,6 +45,10 @@ struct edge_leg;
 
 #define SDP_MAX 8192 /* an SDP body the edge rewrites (origin) or builds */
 
+/* The methods the edge serves: calls (relayed in dialog: re-INVITE, ACK,
+ * BYE, CANCEL, INFO), OPTIONS and REGISTER. */
+#define EDGE_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO"
+
 #define UDP_BUFFER_BYTES (4u << 20) /* SIP socket buffers (see nua_create) */
 
 #define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
@@ -768,6 +772,19 @@ static void note_target(struct edge_leg *l, const sip_t *sip)
         url_e(l->target, (int)sizeof(l->target), sip->sip_contact->m_url);
 }
 
+static void uri_hostport(const char *uri, char *out, size_t size);
+
+/* The To of a request the edge sends to an agent's phone: the agent's DN
+ * at the edge's own address, i.e. the phone's address of record (it
+ * registered sip:DN@<edge>); the phone's Contact is the Request-URI. */
+static void agent_to(const struct edge_sip *e, const char *dn, char *out, size_t size)
+{
+    char host[256];
+
+    uri_hostport(e->cfg.sip_url, host, sizeof(host));
+    snprintf(out, size, "<sip:%s@%s>", dn, host);
+}
+
 static bool is_route_point(const struct edge_sip *e, const char *dn)
 {
     for (int i = 0; i < e->n_route_points; i++) {
@@ -874,8 +891,7 @@ static void on_route_done(struct edge_sip *e, const struct edge_msg *m)
         c->offer = NULL;
         return;
     }
-    snprintf(to, sizeof(to), "<sip:%s@%s>", c->dn,
-             json_string_value(json_object_get(d, "contact")) + 4);
+    agent_to(e, c->dn, to, sizeof(to));
     c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(json_string_value(json_object_get(d, "contact"))),
                          SIPTAG_TO_STR(to), TAG_END());
     if (c->b.nh == NULL) {
@@ -1334,7 +1350,7 @@ static void nailed_open(struct edge_sip *e, json_t *d)
     n->origin.sess_id = (unsigned long)sd_wall_ms();
     snprintf(n->agent_id, sizeof(n->agent_id), "%s", agent);
     snprintf(n->dn, sizeof(n->dn), "%s", dn);
-    snprintf(to, sizeof(to), "<sip:%s@%s>", dn, contact + 4);
+    agent_to(e, dn, to, sizeof(to));
     n->leg.nh = nua_handle(e->nua, &n->leg, NUTAG_URL(contact), SIPTAG_TO_STR(to), TAG_END());
     if (n->leg.nh == NULL) {
         free(n);
@@ -1700,7 +1716,7 @@ static void originate_start(struct edge_sip *e, json_t *d, const char *contact, 
     snprintf(c->called, sizeof(c->called), "%s",
              json_string_value(json_object_get(d, "destination")));
     snprintf(c->dest_uri, sizeof(c->dest_uri), "%s", uri);
-    snprintf(to, sizeof(to), "<sip:%s@%s>", c->dn, contact + 4);
+    agent_to(e, c->dn, to, sizeof(to));
     snprintf(from, sizeof(from), "<%s>", uri); /* the phone shows whom it is calling */
     c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(contact), SIPTAG_TO_STR(to),
                          SIPTAG_FROM_STR(from), TAG_END());
@@ -1981,7 +1997,11 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
          * itself (its From, To, Call-ID, CSeq): what a BYE sent again in
          * the same dialog needs (remember_unconfirmed). */
         NTATAG_TIMEOUT_408(1), NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
-        NUTAG_ALLOW("REGISTER"), NUTAG_ALLOW("INFO"), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
+        /* Exactly what the edge handles (NUA's default list names MESSAGE,
+         * SUBSCRIBE, NOTIFY, REFER, PRACK and UPDATE, and answered some of
+         * them 200 with nothing behind it): every other method gets 405
+         * with this Allow, in a dialog or not. */
+        SIPTAG_ALLOW_STR(EDGE_ALLOW), SIPTAG_SUPPORTED(NULL), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
     if (e->nua == NULL) {
         sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_SIP_URL: cannot listen on %s", cfg->sip_url);
         goto fail;

@@ -321,6 +321,25 @@ Test(sip_edge, malformed_sip_gets_no_crash_and_the_edge_keeps_serving, .timeout 
 
 /* One edge per container or pod (docker compose --scale): without
  * SIPDRAIN_EDGE_ID the edge is named after its host. */
+/* Out of a dialog, the methods the edge does not serve get 405 with an
+ * Allow naming exactly what it handles (NUA alone answered MESSAGE 200
+ * and listed MESSAGE, SUBSCRIBE, NOTIFY, REFER, PRACK and UPDATE). A PRACK
+ * out of a dialog gets 481 from the transaction layer. */
+Test(sip_edge, methods_the_edge_does_not_serve_get_405_with_exactly_its_allow, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    cr_expect_eq(sdt_sipp("methods_405", p.port, "2001", NULL), 0,
+                 "MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, UPDATE: each 405 with the"
+                 " edge's Allow (see /tmp/sipdrain-sipp-methods_405-*.err)");
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "OPTIONS still answered");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 Test(sip_edge, the_edge_id_defaults_to_the_host_name, .timeout = 60)
 {
     struct edge_env e;
