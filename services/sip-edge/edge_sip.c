@@ -14,6 +14,7 @@ struct edge_leg;
 #define NUA_HMAGIC_T    struct edge_leg
 #define SU_ROOT_MAGIC_T struct edge_sip
 
+#include <sofia-sip/hostdomain.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nua_tag.h>
@@ -193,6 +194,37 @@ static void on_signal(int signo)
     errno = saved;
 }
 
+#define SOFIA_LOG_BURST 3 /* the same line this often a second, then folded */
+
+/* Writes a sofia-sip line, or folds it: the same text more than
+ * SOFIA_LOG_BURST times within a second is counted, not written, and the
+ * count comes with the next line that differs or the first repeat after
+ * the second is over ("repeated=N"). A stack stuck in a loop (a resolver
+ * without a route, a peer flooding) then costs a line a second, not
+ * gigabytes of log. */
+static void sofia_log_line(const char *line)
+{
+    static char last[1024];
+    static int64_t since_ms;
+    static unsigned in_window, folded;
+    int64_t now = sd_mono_ms();
+
+    if (strcmp(line, last) == 0 && now - since_ms < 1000) {
+        if (++in_window > SOFIA_LOG_BURST) {
+            folded++;
+            return;
+        }
+    } else {
+        if (folded > 0)
+            sd_log_info("sofia-sip", "text=\"%s\" repeated=%u", last, folded);
+        snprintf(last, sizeof(last), "%s", line);
+        since_ms = now;
+        in_window = 1;
+        folded = 0;
+    }
+    sd_log_info("sofia-sip", "text=\"%s\"", line);
+}
+
 /* sofia-sip's own messages (e.g. "nta: INVITE: Connection refused"), as
  * our log lines instead of raw stderr. They come in pieces: a line is
  * logged when its newline arrives. */
@@ -211,7 +243,7 @@ static void on_sofia_log(void *stream, char const *fmt, va_list ap)
             if (*p == '"')
                 *p = '\'';
         }
-        sd_log_info("sofia-sip", "text=\"%s\"", line);
+        sofia_log_line(line);
         line[0] = '\0';
     }
 }
@@ -469,6 +501,13 @@ static void on_register(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     }
     if (dn == NULL || dn[0] == '\0' || strlen(dn) > 64 || m == NULL || m->m_url->url_host == NULL) {
         refuse_register(e, nh, 400, "Missing DN or Contact", 0);
+        return;
+    }
+    if (!e->cfg.allow_contact_names && !host_is_ip_address(m->m_url->url_host)) {
+        /* Calls to this phone would make the edge resolve a name the
+         * network chose (SIPDRAIN_ALLOW_CONTACT_NAMES). */
+        sd_log_info("REGISTER refused", "dn=%s why=\"Contact host is not an IP address\"", dn);
+        refuse_register(e, nh, 400, "Contact host must be an IP address", 0);
         return;
     }
     if (m->m_expires != NULL)
@@ -794,6 +833,20 @@ static bool is_route_point(const struct edge_sip *e, const char *dn)
     return false;
 }
 
+/* Whether every host a dialog set up by this request would send to (its
+ * Contact, its Record-Route entries) is an IP address, not a name. */
+static bool names_are_ip(const sip_t *sip)
+{
+    if (sip->sip_contact != NULL && sip->sip_contact->m_url->url_host != NULL &&
+        !host_is_ip_address(sip->sip_contact->m_url->url_host))
+        return false;
+    for (const sip_record_route_t *r = sip->sip_record_route; r != NULL; r = r->r_next) {
+        if (r->r_url->url_host == NULL || !host_is_ip_address(r->r_url->url_host))
+            return false;
+    }
+    return true;
+}
+
 /* A new INVITE accepted by the drain verdict: hold it (NUA has sent 100
  * Trying) while the bus thread picks the agent. */
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
@@ -803,6 +856,12 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
 
     if (dn == NULL || dn[0] == '\0' || strlen(dn) > 64) {
         nua_respond(nh, 404, "Not Found", TAG_END());
+        return;
+    }
+    if (!e->cfg.allow_contact_names && !names_are_ip(sip)) {
+        /* In-dialog requests (a BYE) would go to that name: the edge does
+         * not resolve names the network sent it. */
+        nua_respond(nh, 400, "Contact and Record-Route hosts must be IP addresses", TAG_END());
         return;
     }
     if (sip->sip_payload == NULL || sip->sip_payload->pl_len == 0) {
@@ -1996,7 +2055,11 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         /* A BYE that times out is reported with a 408 made from the BYE
          * itself (its From, To, Call-ID, CSeq): what a BYE sent again in
          * the same dialog needs (remember_unconfirmed). */
-        NTATAG_TIMEOUT_408(1), NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
+        NTATAG_TIMEOUT_408(1),
+        /* Responses go back to the address and port the request came from
+         * (RFC 3581 rport, used even when the client did not ask), never to
+         * a host named in its Via. */
+        NTATAG_SERVER_RPORT(2), NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
         /* Exactly what the edge handles (NUA's default list names MESSAGE,
          * SUBSCRIBE, NOTIFY, REFER, PRACK and UPDATE, and answered some of
          * them 200 with nothing behind it): every other method gets 405

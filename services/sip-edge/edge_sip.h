@@ -25,7 +25,8 @@ struct edge_sip_config {
     struct sd_http *http;       /* SIPDRAIN_HTTP_ADDR's server, or NULL */
     const char *source;         /* "sip-edge/<edge id>" */
     int sip_t1_ms;              /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
-    struct edge_config drain;   /* reject code, BYE timeout, Retry-After */
+    bool allow_contact_names; /* SIPDRAIN_ALLOW_CONTACT_NAMES: host names in Contact/Record-Route */
+    struct edge_config drain; /* reject code, BYE timeout, Retry-After */
 };
 
 struct edge_sip;

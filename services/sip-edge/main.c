@@ -46,6 +46,7 @@ struct sip_edge_cfg {
     char *http_addr;
     char *topic_prefix;
     long sip_t1_ms;
+    bool allow_contact_names;
     int log_level;
 };
 
@@ -80,6 +81,10 @@ static const struct sd_cfg_item cfg_items[] = {
      " unset: none"},
     {"SIPDRAIN_SIP_T1_MS", SD_CFG_INT, F(sip_t1_ms), 50, 5000, NULL, "500", false,
      "RFC 3261 T1 in ms (transaction timers; Timer F = 64 x T1); shorter only for tests"},
+    {"SIPDRAIN_ALLOW_CONTACT_NAMES", SD_CFG_BOOL, F(allow_contact_names), 0, 0, NULL, "false",
+     false,
+     "accept host names (not only IP addresses) in phones' and callers' Contact and"
+     " Record-Route; a risk: the edge then resolves names that the network sent it"},
     {"SIPDRAIN_TOPIC_PREFIX", SD_CFG_STRING, F(topic_prefix), 0, 0, NULL, NULL, false,
      "prefix of every topic and consumer group name; default: none"},
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, F(log_level), 0, 0, "debug|info|warn|error", "info", false,
@@ -171,6 +176,7 @@ int main(int argc, char **argv)
             .outbound_proxy = c.outbound_proxy,
             .http = http,
             .sip_t1_ms = (int)c.sip_t1_ms,
+            .allow_contact_names = c.allow_contact_names,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
         };

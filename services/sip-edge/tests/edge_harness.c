@@ -25,6 +25,7 @@ void env_setup(struct edge_env *e)
 }
 
 bool under_valgrind;
+const char *edge_resolv_conf;
 
 /* Starts an edge of site2 and waits until it listens and its edge.control
  * consumer has its partitions (it starts at the end of the topic: a
@@ -61,6 +62,20 @@ void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const c
         const char *args[] = {"--leak-check=full", "--errors-for-leak-kinds=definite",
                               "--error-exitcode=99", bin, NULL};
         p->pid = sdt_spawn("/usr/bin/valgrind", args, envp, p->log);
+    } else if (edge_resolv_conf != NULL) {
+        /* A mount namespace of its own, where /etc/resolv.conf is the
+         * test's; getent looks up the probe name there first, so the test
+         * can tell that the bind (and its resolver) works. */
+        const char *args[] = {"--mount",
+                              "--",
+                              "/bin/sh",
+                              "-c",
+                              "mount --bind \"$0\" /etc/resolv.conf && "
+                              "{ getent hosts probe.sipdrain.invalid >/dev/null; exec \"$1\"; }",
+                              edge_resolv_conf,
+                              bin,
+                              NULL};
+        p->pid = sdt_spawn("/usr/bin/unshare", args, envp, p->log);
     } else {
         p->pid = sdt_spawn(bin, NULL, envp, p->log);
     }

@@ -40,6 +40,10 @@ struct call_events {
 /* Set by a test that wants the edge run under valgrind (exit 99 on an
  * error or a definite leak). */
 extern bool under_valgrind;
+/* Set by a test that wants the edge to see this file as /etc/resolv.conf
+ * (a mount namespace of its own; needs root): edge_start looks up
+ * "probe.sipdrain.invalid" there just before the edge starts. */
+extern const char *edge_resolv_conf;
 
 void env_setup(struct edge_env *e);
 /* Starts an edge of site2 and waits until it listens and its edge.control

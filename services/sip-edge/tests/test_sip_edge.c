@@ -4,6 +4,7 @@
  * asserts the SIP answers (SIPp's exit status: every check of the scenario
  * held) and the edges / registrations rows and edge.status events. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,6 +337,213 @@ Test(sip_edge, methods_the_edge_does_not_serve_get_405_with_exactly_its_allow, .
                  "MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, UPDATE: each 405 with the"
                  " edge's Allow (see /tmp/sipdrain-sipp-methods_405-*.err)");
     cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "OPTIONS still answered");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* --- names from the network are never resolved ---------------------------- */
+
+/* A stand-in DNS server on 127.0.0.77:53: it answers every query NXDOMAIN
+ * (so a lookup fails fast) and keeps the names asked for. */
+struct dns_spy {
+    int fd;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    char names[2048];
+    volatile bool stop;
+};
+
+static void *dns_spy_run(void *arg)
+{
+    struct dns_spy *d = arg;
+    unsigned char q[512];
+    struct sockaddr_in from;
+    socklen_t len;
+
+    while (!d->stop) {
+        char name[256] = "";
+        size_t o = 12, n = 0;
+        ssize_t got;
+
+        len = sizeof(from);
+        got = recvfrom(d->fd, q, sizeof(q), 0, (struct sockaddr *)&from, &len);
+        if (got < 12)
+            continue;
+        while (o < (size_t)got && q[o] != 0 && n + q[o] + 2 < sizeof(name)) {
+            memcpy(name + n, q + o + 1, q[o]);
+            n += q[o];
+            name[n++] = '.';
+            o += (size_t)q[o] + 1;
+        }
+        name[n] = '\0';
+        pthread_mutex_lock(&d->lock);
+        if (strlen(d->names) + n + 2 < sizeof(d->names)) {
+            strcat(d->names, name);
+            strcat(d->names, " ");
+        }
+        pthread_mutex_unlock(&d->lock);
+        q[2] = 0x81; /* a response, recursion desired */
+        q[3] = 0x83; /* recursion available, NXDOMAIN */
+        sendto(d->fd, q, (size_t)got, 0, (struct sockaddr *)&from, len);
+    }
+    return NULL;
+}
+
+static void dns_spy_start(struct dns_spy *d)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+    struct timeval tv = {0, 200000};
+
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    inet_pton(AF_INET, "127.0.0.77", &a.sin_addr);
+    d->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    setsockopt(d->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    cr_assert_eq(bind(d->fd, (struct sockaddr *)&a, sizeof(a)), 0,
+                 "cannot bind 127.0.0.77:53 for the stand-in resolver (the test needs root)");
+    cr_assert_eq(pthread_create(&d->thread, NULL, dns_spy_run, d), 0);
+}
+
+static void dns_spy_names(struct dns_spy *d, char *out, size_t size)
+{
+    pthread_mutex_lock(&d->lock);
+    snprintf(out, size, "%s", d->names);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void dns_spy_stop(struct dns_spy *d)
+{
+    d->stop = true;
+    pthread_join(d->thread, NULL);
+    close(d->fd);
+}
+
+/* Sends one request over UDP from a socket of its own; returns the status
+ * of the first final response that comes back to that socket (0: none
+ * within 2 s). %d in req is the socket's port. */
+static int udp_request(int edge_port, const char *req, char *reply, size_t size)
+{
+    struct sockaddr_in to = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)edge_port)};
+    struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(me);
+    struct timeval tv = {2, 0};
+    char msg[2048];
+    int u = socket(AF_INET, SOCK_DGRAM, 0), status = 0;
+
+    bind(u, (struct sockaddr *)&me, sizeof(me));
+    getsockname(u, (struct sockaddr *)&me, &len);
+    setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    snprintf(msg, sizeof(msg), req, ntohs(me.sin_port));
+    sendto(u, msg, strlen(msg), 0, (struct sockaddr *)&to, sizeof(to));
+    for (int i = 0; i < 4 && status < 200; i++) {
+        ssize_t n = recv(u, reply, size - 1, 0);
+        if (n <= 0)
+            break;
+        reply[n] = '\0';
+        if (strncmp(reply, "SIP/2.0 ", 8) == 0)
+            status = atoi(reply + 8);
+    }
+    close(u);
+    return status;
+}
+
+/* Point 4 of issue 12: a REGISTER whose Contact is a name is refused and
+ * nothing is stored; an INVITE whose Contact or Record-Route is a name is
+ * refused; requests whose Via names a host are answered at the address and
+ * port they came from; and none of it makes the edge ask DNS (a stand-in
+ * resolver on 127.0.0.77, which the edge's /etc/resolv.conf names, counts
+ * the questions; a lookup of probe.sipdrain.invalid made just before the
+ * edge starts proves the counting works). */
+Test(sip_edge, names_in_received_messages_are_never_resolved, .timeout = 120)
+{
+    static const char conf[] = "nameserver 127.0.0.77\noptions timeout:1 attempts:1\n";
+    static const struct {
+        const char *what, *req;
+        int want;
+    } cases[] = {
+        {"OPTIONS, Via host a name, no rport",
+         "OPTIONS sip:2001@127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP host129.example.invalid:%d;branch=z9hG4bKdns1\r\n"
+         "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-1\r\n"
+         "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+         200},
+        {"OPTIONS, Via host a name with rport",
+         "OPTIONS sip:2001@127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP via-rport.example.invalid:%d;branch=z9hG4bKdns2;rport\r\n"
+         "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-2\r\n"
+         "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+         200},
+        {"REGISTER, Contact host a name",
+         "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdns3;rport\r\n"
+         "From: <sip:2001@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-3\r\n"
+         "CSeq: 1 REGISTER\r\nContact: <sip:2001@phone.attacker.invalid>\r\nExpires: 3600\r\n"
+         "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+         400},
+        {"INVITE, Contact host a name",
+         "INVITE sip:2001@127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdns4;rport\r\n"
+         "From: <sip:gw@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-4\r\n"
+         "CSeq: 1 INVITE\r\nContact: <sip:gw@gateway.attacker.invalid>\r\nMax-Forwards: 70\r\n"
+         "Content-Type: application/sdp\r\nContent-Length: 0\r\n\r\n",
+         400},
+        {"INVITE, Record-Route host a name",
+         "INVITE sip:2001@127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdns5;rport\r\n"
+         "Record-Route: <sip:proxy.attacker.invalid;lr>\r\n"
+         "From: <sip:gw@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-5\r\n"
+         "CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.1>\r\nMax-Forwards: 70\r\n"
+         "Content-Type: application/sdp\r\nContent-Length: 0\r\n\r\n",
+         400},
+        /* A call to the DN whose REGISTER named a host: no phone for it
+         * (an edge that had stored the name would look it up now). */
+        {"INVITE to the DN, a well-formed call",
+         "INVITE sip:2001@127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdns6;rport\r\n"
+         "From: <sip:gw@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-6\r\n"
+         "CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.1>\r\nMax-Forwards: 70\r\n"
+         "Content-Type: application/sdp\r\nContent-Length: 65\r\n\r\n"
+         "v=0\r\no=gw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n",
+         480},
+    };
+    struct edge_env e;
+    struct edge_proc p;
+    struct dns_spy d;
+    char path[] = "/tmp/sipdrain-resolv-XXXXXX", names[2048], reply[4096];
+    int fd = mkstemp(path);
+
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, conf, sizeof(conf) - 1), (ssize_t)(sizeof(conf) - 1));
+    close(fd);
+    env_setup(&e);
+    agent_ready(&e, "a1", "2001", 10);
+    dns_spy_start(&d);
+    edge_resolv_conf = path;
+    edge_start(&e, &p, "edge-2a", NULL);
+    edge_resolv_conf = NULL;
+    dns_spy_names(&d, names, sizeof(names));
+    cr_assert(strstr(names, "probe.sipdrain.invalid.") != NULL,
+              "the stand-in resolver saw no probe: the test cannot count (%s)", names);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = udp_request(p.port, cases[i].req, reply, sizeof(reply));
+        cr_expect_eq(status, cases[i].want,
+                     "%s: answered %d at the sender's address, want %d (0: no answer came back)",
+                     cases[i].what, status, cases[i].want);
+        if (cases[i].want == 400)
+            cr_expect(strstr(reply, "must be") != NULL || strstr(reply, "must be") != NULL,
+                      "%s: the 400 does not say why: %.80s", cases[i].what, reply);
+    }
+    usleep(1500000); /* anything the edge would look up has been asked by now */
+    dns_spy_names(&d, names, sizeof(names));
+    for (char *probe; (probe = strstr(names, "probe.sipdrain.invalid. ")) != NULL;)
+        memmove(probe, probe + 24, strlen(probe + 24) + 1); /* getent's A and AAAA */
+    cr_expect_str_eq(names, "", "the edge asked DNS about names the network sent it: %s", names);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations"), 0,
+                 "the REGISTER with a name in Contact was stored");
+    dns_spy_stop(&d);
+    unlink(path);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
