@@ -1,0 +1,262 @@
+/* edge_originate.c - agent-originated calls (call.originate, RFC 3725 Flow IV). */
+#include "edge_sip_int.h"
+
+static void originate_refuse(struct edge_sip *e, json_t *d, const char *error_reason,
+                             const char *rejected_reason, int code, const char *detail);
+static bool dest_uri(const struct edge_sip *e, const char *dest, char *out, size_t size);
+static void originate_start(struct edge_sip *e, json_t *d, const char *contact, const char *uri);
+static bool originate_dest(struct edge_sip *e, struct edge_call *c);
+
+/* Refuses call.originate: EventError answering agent-state's request, and
+ * call.rejected, which frees the agent agent-state reserved for the call. */
+static void originate_refuse(struct edge_sip *e, json_t *d, const char *error_reason,
+                             const char *rejected_reason, int code, const char *detail)
+{
+    const char *agent = json_string_value(json_object_get(d, "agent_id"));
+    const char *call = json_string_value(json_object_get(d, "call_id"));
+    json_t *err, *rej;
+
+    err = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:s, s:{}}", "agent_id", agent, "command",
+                    "call.originate", "reason", error_reason, "detail", detail, "call_id", call,
+                    "request_id", json_object_get(d, "request_id"), "edge", e->cfg.edge_id,
+                    "extensions");
+    rej = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:O?, s:O?}", "call_id", call, "edge",
+                    e->cfg.edge_id, "site", e->cfg.site, "direction", "outbound", "reject_code",
+                    code, "reason", rejected_reason, "agent_id", agent, "dn",
+                    json_object_get(d, "dn"), "called", json_object_get(d, "destination"));
+    if (!strcmp(rejected_reason, "draining") && e->fsm.drain.drain_id[0] != '\0')
+        json_object_set_new(rej, "drain_id", json_string(e->fsm.drain.drain_id));
+    sd_log_info("call.originate refused", "agent=%s call=%s reason=%s detail=\"%s\"", agent, call,
+                error_reason, detail);
+    edge_sip_publish(e, SD_TOPIC_AGENT_EVENTS, agent, "EventError", err);
+    edge_sip_publish(e, SD_TOPIC_CALL_EVENTS, agent, "call.rejected", rej);
+}
+
+/* The Request-URI for destination: a sip:/sips: URI as given; a number or a
+ * tel: URI as sip:<number>@<outbound proxy>;user=phone ('#' escaped), for
+ * the proxy to route. false: not something the edge can dial. */
+static bool dest_uri(const struct edge_sip *e, const char *dest, char *out, size_t size)
+{
+    char host[256], num[200];
+    size_t n = 0;
+    int len;
+
+    if (dest == NULL || dest[0] == '\0' || strpbrk(dest, " \t\r\n<>\"") != NULL)
+        return false;
+    if (!strncmp(dest, "sip:", 4) || !strncmp(dest, "sips:", 5)) {
+        len = snprintf(out, size, "%s", dest);
+        return len > 4 && (size_t)len < size;
+    }
+    if (!strncmp(dest, "tel:", 4))
+        dest += 4;
+    for (const char *p = dest; *p != '\0' && *p != ';'; p++) {
+        if (strchr("+0123456789*#.()-", *p) == NULL || n + 4 >= sizeof(num))
+            return false;
+        n += (size_t)snprintf(num + n, sizeof(num) - n, *p == '#' ? "%%23" : "%c", *p);
+    }
+    if (n == 0)
+        return false;
+    edge_sip_uri_hostport(e->cfg.outbound_proxy, host, sizeof(host));
+    len = snprintf(out, size, "sip:%s@%s;user=phone", num, host);
+    return len > 0 && (size_t)len < size;
+}
+
+/* call.originate accepted: the call, and its first step (RFC 3725 §4.4,
+ * Flow IV, the flow the RFC recommends when the far end is a person):
+ *   1. INVITE the agent's phone with an SDP offer without media; it
+ *      answers (no media either) and is ACKed: the agent is connected;
+ *   2. INVITE the destination without SDP, through SIPDRAIN_OUTBOUND_PROXY
+ *      (a Route header); its 200 carries its offer;
+ *   3. re-INVITE the phone with that offer (the edge's o= line: one
+ *      session on the phone's dialog); the phone's answer goes to the
+ *      destination in the ACK of step 2.
+ * Flow I would give the destination the phone's offer directly, but the
+ * phone's 200 would then wait un-ACKed while the destination rings (it
+ * gives up after 32 s); Flow IV has no such limit. The agent hears silence
+ * while the destination rings. Steps 2 and 3: on_out_answer. */
+static void originate_start(struct edge_sip *e, json_t *d, const char *contact, const char *uri)
+{
+    struct edge_call *c = calloc(1, sizeof(*c));
+    char to[600], from[600], sdp[256];
+
+    if (c == NULL) {
+        originate_refuse(e, d, "originate_failed", "failed", 503, "out of memory");
+        return;
+    }
+    c->a.call = c->b.call = c;
+    c->a.is_a = true;
+    c->outbound = true;
+    c->step = OUT_PHONE;
+    c->phase = CALL_RINGING;
+    c->a_final = true; /* no INVITE of anyone's waits for an answer from the edge */
+    c->routed = true;
+    c->origin.sess_id = (unsigned long)sd_wall_ms();
+    c->b.origin = &c->origin;
+    c->created_ms = sd_wall_ms();
+    snprintf(c->call_id, sizeof(c->call_id), "%s",
+             json_string_value(json_object_get(d, "call_id")));
+    snprintf(c->agent_id, sizeof(c->agent_id), "%s",
+             json_string_value(json_object_get(d, "agent_id")));
+    snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));
+    snprintf(c->caller, sizeof(c->caller), "%s", c->dn);
+    snprintf(c->called, sizeof(c->called), "%s",
+             json_string_value(json_object_get(d, "destination")));
+    snprintf(c->dest_uri, sizeof(c->dest_uri), "%s", uri);
+    edge_call_agent_to(e, c->dn, to, sizeof(to));
+    snprintf(from, sizeof(from), "<%s>", uri); /* the phone shows whom it is calling */
+    c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(contact), SIPTAG_TO_STR(to),
+                         SIPTAG_FROM_STR(from), TAG_END());
+    if (c->b.nh == NULL || edge_sdp_no_media(&c->origin, sdp, sizeof(sdp)) < 0) {
+        if (c->b.nh != NULL)
+            nua_handle_destroy(c->b.nh);
+        free(c);
+        originate_refuse(e, d, "originate_failed", "failed", 503, "SIP handle not created");
+        return;
+    }
+    c->next = e->calls;
+    e->calls = c;
+    e->calls_total++;
+    edge_call_report(e, c, "offered", NULL, 0);
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+               TAG_END());
+    sd_log_info("outbound call: calling the agent's phone", "call=%s agent=%s contact=%s to=%s",
+                c->call_id, c->agent_id, contact, uri);
+    edge_sip_load_changed(e);
+}
+
+/* Step 2: the destination, without SDP, through the outbound proxy; the
+ * edge ACKs its 200 itself (with the phone's answer), so no auto-ACK. */
+static bool originate_dest(struct edge_sip *e, struct edge_call *c)
+{
+    char from[600], to[600], route[600], host[256];
+
+    edge_sip_uri_hostport(e->cfg.sip_url, host, sizeof(host));
+    snprintf(from, sizeof(from), "<sip:%s@%s>", c->dn, host);
+    snprintf(to, sizeof(to), "<%s>", c->dest_uri);
+    snprintf(route, sizeof(route), "<%s%s>", e->cfg.outbound_proxy,
+             strstr(e->cfg.outbound_proxy, ";lr") != NULL ? "" : ";lr");
+    c->a.nh = nua_handle(e->nua, &c->a, NUTAG_URL(c->dest_uri), SIPTAG_TO_STR(to),
+                         SIPTAG_FROM_STR(from), TAG_END());
+    if (c->a.nh == NULL)
+        return false;
+    nua_set_hparams(c->a.nh, NUTAG_AUTOACK(0), TAG_END());
+    nua_invite(c->a.nh, SIPTAG_ROUTE_STR(route), TAG_END());
+    sd_log_info("outbound call: the phone answered, calling the destination", "call=%s uri=%s",
+                c->call_id, c->dest_uri);
+    return true;
+}
+
+/* Final answers while an outbound call is set up (steps of originate_start). */
+void edge_originate_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip)
+{
+    struct edge_call *c = l->call;
+    const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
+    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
+    char sdp[SDP_MAX], reason[128];
+
+    if (status < 200)
+        return;    /* ringing: the agent is connected already and hears silence */
+    if (l->is_a) { /* the destination's answer (step 2) */
+        if (status >= 300) {
+            c->step = OUT_DONE;
+            snprintf(reason, sizeof(reason), "SIP;cause=%d;text=\"destination: %s\"", status,
+                     edge_call_phrase(status));
+            sd_log_info("outbound call not answered", "call=%s status=%d", c->call_id, status);
+            edge_call_end(e, c, edge_call_failure_cause(status), status);
+            edge_call_leg_end(&c->b, reason, 0);
+            return;
+        }
+        l->answered_up = true;
+        edge_call_note_dialog(l, sip, true);
+        if (c->phase == CALL_ENDED || c->b.gone || c->b.bye_pending) {
+            c->step = OUT_DONE; /* the agent hung up meanwhile */
+            nua_ack(l->nh, TAG_END());
+            edge_call_leg_bye(l, NULL);
+            return;
+        }
+        if (pl == NULL || !edge_sdp_plausible(pl->pl_data, pl->pl_len, true) ||
+            edge_sdp_reorigin(pl->pl_data, pl->pl_len, &c->origin, true, sdp, sizeof(sdp)) < 0) {
+            c->step = OUT_DONE;
+            sd_log_warn("outbound call: the destination answered without a usable SDP offer",
+                        "call=%s", c->call_id);
+            nua_ack(l->nh, TAG_END());
+            edge_call_end(e, c, "failed", 0);
+            edge_call_leg_bye(l, "SIP;cause=488;text=\"no usable SDP offer in the 200\"");
+            edge_call_leg_bye(&c->b, NULL);
+            return;
+        }
+        c->step = OUT_CONNECT;
+        nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+                   TAG_END());
+        return;
+    }
+    if (c->step == OUT_PHONE) { /* step 1 */
+        if (status >= 300) {
+            c->step = OUT_DONE;
+            sd_log_info("outbound call: the agent's phone did not answer", "call=%s status=%d",
+                        c->call_id, status);
+            edge_call_end(e, c, edge_call_failure_cause(status), status);
+            return;
+        }
+        l->answered_up = true;
+        edge_call_note_dialog(l, sip, true);
+        if (c->phase == CALL_ENDED) {
+            c->step = OUT_DONE;
+            edge_call_leg_bye(l, NULL);
+        } else if (!originate_dest(e, c)) {
+            c->step = OUT_DONE;
+            edge_call_end(e, c, "failed", 0);
+            edge_call_leg_bye(l, NULL);
+        } else {
+            c->step = OUT_DEST;
+        }
+        return;
+    }
+    /* step 3: the phone's answer to the destination's offer */
+    c->step = OUT_DONE;
+    if (status >= 300 || pl == NULL) {
+        sd_log_warn("outbound call: the agent's phone refused the destination's media",
+                    "call=%s status=%d", c->call_id, status);
+        nua_ack(c->a.nh, TAG_END());
+        edge_call_end(e, c, "failed", status >= 300 ? status : 0);
+        edge_call_leg_bye(&c->a, "SIP;cause=488;text=\"the agent's phone refused the media\"");
+        edge_call_leg_bye(&c->b, NULL);
+        return;
+    }
+    nua_ack(c->a.nh, SIPTAG_CONTENT_TYPE_STR(ct ? ct : "application/sdp"), SIPTAG_PAYLOAD(pl),
+            TAG_END());
+    nua_set_hparams(c->a.nh, NUTAG_AUTOACK(1), TAG_END()); /* later re-INVITEs: NUA ACKs */
+    if (c->phase == CALL_ENDED) {                          /* cut meanwhile */
+        edge_call_leg_bye(&c->a, DEADLINE_REASON);
+        edge_call_leg_bye(&c->b, DEADLINE_REASON);
+        return;
+    }
+    c->phase = CALL_ANSWERED;
+    c->answered_ms = sd_wall_ms();
+    edge_call_report(e, c, "established", NULL, 0);
+    sd_log_info("call established", "call=%s agent=%s direction=outbound", c->call_id, c->agent_id);
+}
+
+/* call.originate from agent-state (the bus thread added the phone's
+ * contact at this edge: "" = none, null = the database is away). */
+void edge_originate_on_control(struct edge_sip *e, json_t *d)
+{
+    json_t *contact = json_object_get(d, "contact");
+    char uri[512];
+
+    if (e->fsm.state != EDGE_ACTIVE)
+        originate_refuse(e, d, "graceful_shutdown", "draining", 503, "the edge is draining");
+    else if (e->cfg.outbound_proxy == NULL)
+        originate_refuse(e, d, "originate_failed", "failed", 503,
+                         "SIPDRAIN_OUTBOUND_PROXY is not set on this edge");
+    else if (!json_is_string(contact))
+        originate_refuse(e, d, "internal_error", "failed", 503, "the database is unavailable");
+    else if (strncmp(json_string_value(contact), "sip:", 4) != 0)
+        originate_refuse(e, d, "not_registered", "not_registered", 480,
+                         "the agent's phone is not registered at this edge");
+    else if (!dest_uri(e, json_string_value(json_object_get(d, "destination")), uri, sizeof(uri)))
+        originate_refuse(e, d, "originate_failed", "failed", 484,
+                         "the destination is not a number or a sip:/tel: URI");
+    else
+        originate_start(e, d, json_string_value(contact), uri);
+}

@@ -1,0 +1,254 @@
+/* edge_sip_int.h - what the files of sip-edge's SIP thread share: the
+ * state of the edge (struct edge_sip), its calls, their legs, nailed-up
+ * dialogs, unconfirmed BYEs, and each file's functions for the others.
+ * Private to edge_sip.c, edge_status.c, edge_register.c, edge_call.c,
+ * edge_bye.c, edge_nailed.c and edge_originate.c; everything here runs on
+ * the su_root thread (edge_sip.h says what the rest of the process sees).
+ */
+#ifndef SIPDRAIN_EDGE_SIP_INT_H
+#define SIPDRAIN_EDGE_SIP_INT_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct edge_sip;
+struct edge_leg;
+#define NUA_MAGIC_T     struct edge_sip
+#define NUA_HMAGIC_T    struct edge_leg
+#define SU_ROOT_MAGIC_T struct edge_sip
+
+#include <sofia-sip/hostdomain.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nta_tag.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su_log.h>
+#include <sofia-sip/su_tag_io.h>
+#include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url.h>
+
+#include "edge_bus.h"
+#include "edge_sdp.h"
+#include "edge_sip.h"
+#include "sipdrain/event.h"
+#include "sipdrain/log.h"
+#include "sipdrain/suroot.h"
+#include "sipdrain/topic.h"
+
+#define STATUS_EVERY_MS  1000 /* edge.status heartbeat */
+#define QUEUE_TICK_MS    100
+#define REGISTER_MAX     512 /* REGISTERs waiting for the database at once */
+#define REGISTER_DEFAULT 3600
+#define REGISTER_MIN     60
+#define CONTROL_SEEN_MAX 64 /* edge.control ids remembered (a repeat is ignored) */
+#define ROUTE_POINTS_MAX 32
+#define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
+#define DRAIN_REASON     "SIP;cause=503;text=\"site draining\""
+#define STOP_REASON      "SIP;cause=503;text=\"edge stopped at once\""
+
+#define SDP_MAX 8192 /* an SDP body the edge rewrites (origin) or builds */
+
+/* The methods the edge serves: calls (relayed in dialog: re-INVITE, ACK,
+ * BYE, CANCEL, INFO), OPTIONS and REGISTER. */
+#define EDGE_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO"
+
+#define UDP_BUFFER_BYTES (4u << 20) /* SIP socket buffers (see nua_create) */
+
+#define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
+
+/* A BYE the far end never confirmed (its transaction timed out): sent
+ * again, in new transactions, while the edge is in bye_wait (DESIGN.md §4;
+ * RFC 3261 lets a UA give up after Timer F, the edge deliberately does not
+ * until graceful-shutdown-sip-timeout). */
+struct unconfirmed_bye;
+
+/* One side of a bridged call: a = the gateway's (caller's) dialog, b = the
+ * agent phone's. The handle's magic points here (for a BYE retransmission
+ * handle: retry is set and call is NULL). */
+struct nailed;
+
+struct edge_leg {
+    struct edge_call *call;
+    struct unconfirmed_bye *retry;
+    struct nailed *nailed;          /* the agent's standing dialog (also while a call uses it) */
+    struct edge_sdp_origin *origin; /* set: SDP sent on this leg carries the edge's o= line */
+    char sip_call_id[256];          /* the dialog's SIP Call-ID */
+    char target[512];               /* the far end's Contact (remote target) */
+    char route[1024];               /* the dialog's route set, as a Route value ("" = none) */
+    char bye_reason[160];           /* the Reason our BYE carried ("" = none) */
+    nua_handle_t *nh;
+    bool is_a;
+    bool gone;        /* terminated; the handle is destroyed */
+    bool bye_pending; /* our BYE is waiting for its answer */
+    bool answered_up; /* a 2xx went through on this leg's INVITE */
+    bool reinvite_in; /* a re-INVITE received here waits for the other side's answer */
+};
+
+/* Everything a BYE within the dialog needs (RFC 3261 §12.2.1.1), taken
+ * from the BYE that went unanswered: Call-ID, From with the edge's tag,
+ * To with the far end's tag, its CSeq; and the dialog's route set and
+ * remote target, kept on the leg since the dialog was set up. */
+struct unconfirmed_bye {
+    struct unconfirmed_bye *next;
+    struct edge_leg leg; /* magic of the retransmission's handle */
+    char call_ref[256];  /* sipdrain call id, for the log */
+    char leg_name[8];    /* "caller" / "agent" */
+    char call_id[256], from[512], to[512], target[512], route[1024], reason[160];
+    uint32_t cseq;         /* the last CSeq sent in the dialog */
+    nua_handle_t *nh;      /* the transaction in flight, or NULL */
+    unsigned transactions; /* BYE transactions so far, the first one included */
+};
+
+/* A nailed-up connection (DESIGN.md §4): a standing dialog from the edge
+ * to a nailed_up agent's phone, opened at login, parked (inactive SDP)
+ * between calls. A customer call is connected through it by re-INVITE with
+ * the caller's SDP, and the dialog is parked again when the call ends. The
+ * handle's magic is `leg` while idle, the call's b leg while a call uses it. */
+struct nailed {
+    struct nailed *next;
+    struct edge_leg leg;
+    struct edge_sdp_origin origin; /* the edge's side of the standing session */
+    char agent_id[65], dn[65];
+    bool up;                /* the phone answered the edge's INVITE */
+    bool ending;            /* BYE once no customer call is on it (drain, logout) */
+    struct edge_call *call; /* the customer call connected through it */
+};
+
+enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED };
+
+/* An agent-originated call (RFC 3725 Flow IV, see originate_start): what
+ * the edge waits for. */
+enum out_step {
+    OUT_PHONE,   /* the phone's answer to the INVITE without media */
+    OUT_DEST,    /* the destination's answer to the INVITE without SDP */
+    OUT_CONNECT, /* the phone's answer to the re-INVITE with the destination's offer */
+    OUT_DONE     /* connected (or over): ordinary relaying */
+};
+
+/* A gateway call bridged to an agent phone (B2BUA, SDP passed through); or
+ * an agent-originated call (outbound): b = the agent's phone, a = the
+ * destination, both dialogs started by the edge. */
+struct edge_call {
+    struct edge_call *next;
+    struct edge_leg a, b;
+    enum call_phase phase;
+    bool outbound;
+    enum out_step step;
+    struct edge_sdp_origin origin; /* outbound: the edge's side of the phone's session */
+    char dest_uri[512];            /* outbound: the Request-URI towards the destination */
+    unsigned long token;           /* the ROUTE request while routing */
+    char call_id[256], agent_id[65], dn[65], caller[257], called[257];
+    char *offer; /* the caller's SDP, until the agent leg's INVITE is sent */
+    int64_t created_ms, answered_ms;
+    bool routed;     /* call.offered is written: call.ended is owed */
+    bool ended_sent; /* call.ended is written */
+    bool a_final;    /* a final response went to the caller's INVITE */
+};
+
+/* A REGISTER answered once the bus thread has stored it. */
+struct pending_register {
+    unsigned long token;
+    nua_handle_t *nh;
+    nua_saved_event_t saved[1];
+    char contact[512];
+    int expires_s;
+};
+
+struct edge_sip {
+    struct edge_sip_config cfg;
+    su_home_t home[1];
+    su_root_t *root;
+    nua_t *nua;
+    struct edge_queue *to_bus, *to_sip;
+    struct sd_suroot_watch *queue_watch, *signal_watch;
+    su_timer_t *status_timer, *fsm_timer;
+    struct edge_fsm fsm;
+    int64_t started_ms;
+    long seq;
+    /* counters reported in edge.status */
+    unsigned long invites_rejected, byes_retransmitted, calls_cut, registrations;
+    unsigned long rejected_by_code[700]; /* INVITEs refused while draining, by status */
+    long consumer_lag, outbox_backlog;   /* from the bus thread (-1: unknown) */
+    struct pending_register *registers[REGISTER_MAX];
+    unsigned long next_token;
+    char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
+    unsigned control_next;
+    char route_points[ROUTE_POINTS_MAX][65];
+    int n_route_points;
+    struct edge_call *calls;
+    unsigned long calls_total;
+    struct unconfirmed_bye *byes;
+    su_timer_t *bye_timer;
+    struct nailed *nailed;
+    int exit_code;
+};
+
+/* edge_sip.c: set-up, on_nua, the drain */
+void edge_sip_load_changed(struct edge_sip *e);
+void edge_sip_publish(struct edge_sip *e, const char *topic, const char *key, const char *type,
+                      json_t *data);
+void edge_sip_uri_hostport(const char *uri, char *out, size_t size);
+
+/* edge_status.c: edge.status, /readyz, /metrics */
+struct edge_load edge_status_load(const struct edge_sip *e);
+void edge_status_send_as(struct edge_sip *e, enum edge_state state);
+void edge_status_send(struct edge_sip *e);
+void edge_status_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+
+/* edge_register.c: REGISTER and OPTIONS */
+void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh);
+void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
+void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m);
+
+/* edge_call.c: calls (B2BUA) */
+void edge_call_on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
+void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state,
+                      const char *end_cause, int sip_status);
+void edge_call_end(struct edge_sip *e, struct edge_call *c, const char *cause, int sip_status);
+void edge_call_unlink(struct edge_sip *e, struct edge_call *c);
+struct edge_leg *edge_call_other_leg(struct edge_leg *l);
+void edge_call_leg_bye(struct edge_leg *l, const char *reason);
+void edge_call_leg_end(struct edge_leg *l, const char *reason, int status);
+void edge_call_note_dialog(struct edge_leg *l, const sip_t *sip, bool uac);
+void edge_call_note_target(struct edge_leg *l, const sip_t *sip);
+void edge_call_agent_to(const struct edge_sip *e, const char *dn, char *out, size_t size);
+void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m);
+const char *edge_call_phrase(int status);
+const char *edge_call_failure_cause(int status);
+void edge_call_relay_answer(struct edge_leg *asker, int status, const sip_t *sip);
+void edge_call_on_agent_answer(struct edge_sip *e, struct edge_leg *b, int status,
+                               const char *phrase, const sip_t *sip);
+void edge_call_on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip);
+void edge_call_on_bye(struct edge_sip *e, struct edge_leg *l);
+void edge_call_on_cancel(struct edge_sip *e, struct edge_leg *a);
+void edge_call_on_terminated(struct edge_sip *e, struct edge_leg *l);
+void edge_call_cut_all(struct edge_sip *e, const char *reason);
+
+/* edge_bye.c: the BYE wait */
+void edge_bye_remember(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
+void edge_bye_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
+void edge_bye_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+void edge_bye_on_retry_answer(struct edge_sip *e, struct unconfirmed_bye *u, int status);
+void edge_bye_give_up_all(struct edge_sip *e);
+
+/* edge_nailed.c: nailed-up dialogs */
+void edge_nailed_unlink(struct edge_sip *e, struct nailed *n);
+void edge_nailed_end_all(struct edge_sip *e);
+void edge_nailed_on_msg(struct edge_sip *e, json_t *d);
+void edge_nailed_release(struct edge_sip *e, struct edge_call *c, bool park);
+bool edge_nailed_connect(struct edge_sip *e, struct edge_call *c);
+void edge_nailed_on_event(struct edge_sip *e, struct nailed *n, nua_event_t event, int status,
+                          const sip_t *sip, tagi_t tags[]);
+
+/* edge_originate.c: agent-originated calls */
+void edge_originate_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
+void edge_originate_on_control(struct edge_sip *e, json_t *d);
+
+#endif
