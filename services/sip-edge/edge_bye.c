@@ -75,19 +75,6 @@ void edge_bye_remember(struct edge_sip *e, struct edge_leg *l, int status, const
                 u->leg_name, status, u->call_id, (unsigned)u->cseq, u->target, u->route);
 }
 
-void edge_bye_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip)
-{
-    if (status < 200)
-        return;
-    l->bye_pending = false;
-    if (status >= 300) {
-        sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", l->call->call_id, leg_name(l),
-                    status);
-        edge_bye_remember(e, l, status, sip);
-    }
-    edge_sip_load_changed(e);
-}
-
 static void unconfirmed_free(struct unconfirmed_bye *u)
 {
     if (u->nh != NULL) {
@@ -193,14 +180,23 @@ void edge_bye_give_up_all(struct edge_sip *e)
     if (!stopping)
         return; /* a cancelled drain: first BYEs in flight get their answers */
     for (struct edge_call *c = e->calls, *next; c != NULL; c = next) {
+        struct call_input in_a = {.kind = CALL_IN_TERMINATED, .leg = CALL_LEG_A};
+        struct call_input in_b = {.kind = CALL_IN_TERMINATED, .leg = CALL_LEG_B};
+        struct call_ctx quiet = {.quiet = true}; /* edge_fsm is the caller */
+        bool a = c->st.leg[CALL_LEG_A].bye_pending && c->a.nh != NULL && !c->a.gone;
+        bool b = c->st.leg[CALL_LEG_B].bye_pending && c->b.nh != NULL && !c->b.gone;
+
         next = c->next;
-        if (c->a.bye_pending && !c->a.gone && c->a.nh != NULL)
+        if (a)
             leg_give_up_bye(&c->a);
-        if (c->b.bye_pending && !c->b.gone && c->b.nh != NULL && c->b.nailed == NULL)
+        if (b)
             leg_give_up_bye(&c->b);
-        if (c->phase == CALL_ENDED && (c->a.nh == NULL || c->a.gone) &&
-            (c->b.nh == NULL || c->b.gone))
-            edge_call_unlink(e, c);
+        /* A BYE out means the leg is open, so the first input cannot free
+         * the call while the second is still to come. */
+        if (a)
+            edge_call_input(e, c, &in_a, &quiet);
+        if (b)
+            edge_call_input(e, c, &in_b, &quiet);
     }
     for (struct nailed *n = e->nailed, *next; n != NULL; n = next) {
         next = n->next;

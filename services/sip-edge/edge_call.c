@@ -1,19 +1,12 @@
-/* edge_call.c - calls: a gateway's INVITE bridged to an agent's phone (B2BUA,
- * SDP passed through), its legs, re-INVITEs, CANCEL, BYE, the events of a
- * call, cuts. */
+/* edge_call.c - calls: a gateway's INVITE bridged to an agent's phone
+ * (B2BUA, SDP passed through) and agent-originated calls, as call_fsm
+ * decides them: this file turns SIP events into its inputs and carries out
+ * its actions (respond, INVITE, BYE, CANCEL, report); re-INVITEs and INFO
+ * are relayed here without it. */
 #include "edge_sip_int.h"
 
-static void reason_text(char *buf, size_t size, int status, const struct edge_sip *e);
-static void user_or_uri(char *dst, size_t size, const url_t *url);
-static void call_maybe_free(struct edge_sip *e, struct edge_call *c);
-static struct edge_call *call_by_token(struct edge_sip *e, unsigned long token);
-static bool leg_is_uac(const struct edge_leg *l);
-static const char *sdp_toward(struct edge_leg *to, const sip_payload_t *pl, bool bump, char *buf,
-                              size_t size);
-static void route_set(char *out, size_t size, const sip_record_route_t *rr, bool reverse);
-static bool is_route_point(const struct edge_sip *e, const char *dn);
-static bool names_are_ip(const sip_t *sip);
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
+static void route_set(char *out, size_t size, const sip_record_route_t *rr, bool reverse);
 
 /* "Reason: SIP;cause=503;text="..."" (RFC 3326) for a refusal while draining. */
 static void reason_text(char *buf, size_t size, int status, const struct edge_sip *e)
@@ -83,7 +76,6 @@ void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state
         json_object_set_new(d, "end_cause", json_string(end_cause));
         if (!answered && sip_status >= 300 && sip_status <= 699)
             json_object_set_new(d, "sip_status", json_integer(sip_status));
-        c->ended_sent = true;
     }
     edge_queue_put(e->to_bus, EDGE_MSG_CALL, 0,
                    json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:o}", "call_id", c->call_id, "state",
@@ -91,30 +83,8 @@ void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state
                              c->outbound ? "outbound" : "inbound", "type", type, "data", d));
 }
 
-/* The call is over for the caller and the agent (events written once). */
-void edge_call_end(struct edge_sip *e, struct edge_call *c, const char *cause, int sip_status)
-{
-    if (c->phase == CALL_ENDED)
-        return;
-    c->phase = CALL_ENDED;
-    if (c->routed && !c->ended_sent)
-        edge_call_report(e, c, "ended", cause, sip_status);
-    sd_log_info("call ended", "call=%s agent=%s cause=%s sip_status=%d", c->call_id,
-                c->agent_id[0] ? c->agent_id : "-", cause, sip_status);
-}
-
-/* Frees the call once neither leg has a dialog left. */
-static void call_maybe_free(struct edge_sip *e, struct edge_call *c)
-{
-    if ((c->a.nh != NULL && !c->a.gone) || (c->b.nh != NULL && !c->b.gone) ||
-        c->phase == CALL_ROUTING)
-        return;
-    edge_call_unlink(e, c);
-    edge_sip_load_changed(e);
-}
-
-/* Unlinks and frees c (its handles are gone); the caller tells edge_fsm. */
-void edge_call_unlink(struct edge_sip *e, struct edge_call *c)
+/* Unlinks and frees c (its handles are gone). */
+static void call_unlink(struct edge_sip *e, struct edge_call *c)
 {
     for (struct edge_call **pp = &e->calls; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == c) {
@@ -129,51 +99,43 @@ void edge_call_unlink(struct edge_sip *e, struct edge_call *c)
 static struct edge_call *call_by_token(struct edge_sip *e, unsigned long token)
 {
     for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
-        if (c->phase == CALL_ROUTING && c->token == token)
+        if (c->st.phase == CALL_ROUTING && c->token == token)
             return c;
     }
     return NULL;
 }
 
-struct edge_leg *edge_call_other_leg(struct edge_leg *l)
+static struct edge_leg *other_leg(struct edge_leg *l)
 {
     return l->is_a ? &l->call->b : &l->call->a;
 }
 
-/* Sends BYE on a leg that has a dialog (with Reason when given). */
-void edge_call_leg_bye(struct edge_leg *l, const char *reason)
+static struct edge_leg *leg_of(struct edge_call *c, enum call_leg_id id)
 {
-    if (l->nh == NULL || l->gone || l->bye_pending)
+    return id == CALL_LEG_A ? &c->a : &c->b;
+}
+
+static enum call_leg_id id_of(const struct edge_leg *l)
+{
+    return l->is_a ? CALL_LEG_A : CALL_LEG_B;
+}
+
+/* Sends BYE on a leg's dialog (with Reason when given); the caller has
+ * checked that no BYE is out already. */
+void edge_call_send_bye(struct edge_leg *l, const char *reason)
+{
+    if (l->nh == NULL || l->gone)
         return;
-    l->bye_pending = true;
     snprintf(l->bye_reason, sizeof(l->bye_reason), "%s", reason != NULL ? reason : "");
     nua_bye(l->nh, TAG_IF(reason != NULL, SIPTAG_REASON_STR(reason)), TAG_END());
 }
 
-const char *edge_call_phrase(int status);
-
-/* The edge starts the agent leg of every call and both legs of an
- * outbound one; only an inbound call's caller leg is its UAS side. */
-static bool leg_is_uac(const struct edge_leg *l)
+/* The reason phrase to send on: a callback's phrase lives in a message
+ * that is freed before NUA sends our response, so only static text. */
+const char *edge_call_phrase(int status)
 {
-    return !l->is_a || l->call == NULL || l->call->outbound;
-}
-
-/* Ends what leg l has: BYE once answered, CANCEL while the edge's INVITE
- * rings, else the final answer `status` to the caller's INVITE. */
-void edge_call_leg_end(struct edge_leg *l, const char *reason, int status)
-{
-    if (l->nh == NULL || l->gone)
-        return;
-    if (l->answered_up)
-        edge_call_leg_bye(l, reason);
-    else if (leg_is_uac(l))
-        nua_cancel(l->nh, TAG_END());
-    else if (!l->call->a_final) {
-        l->call->a_final = true;
-        nua_respond(l->nh, status, edge_call_phrase(status),
-                    TAG_IF(reason != NULL, SIPTAG_REASON_STR(reason)), TAG_END());
-    }
+    const char *p = sip_status_phrase(status);
+    return p != NULL ? p : "Unknown";
 }
 
 /* The SDP to send on leg `to`: pl as it is, or, when `to` is a dialog of
@@ -289,6 +251,169 @@ static bool names_are_ip(const sip_t *sip)
     return true;
 }
 
+/* INVITEs the agent's phone with the caller's offer: through its idle
+ * nailed-up dialog (a re-INVITE), or a new dialog to its registration. */
+static bool invite_agent(struct edge_sip *e, struct edge_call *c, bool nailed)
+{
+    char to[600];
+
+    if (nailed && edge_nailed_connect(e, c))
+        goto sent;
+    edge_call_agent_to(e, c->dn, to, sizeof(to));
+    c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(c->contact), SIPTAG_TO_STR(to), TAG_END());
+    if (c->b.nh == NULL)
+        return false;
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),
+               TAG_END());
+sent:
+    free(c->offer);
+    c->offer = NULL;
+    return true;
+}
+
+/* Answers the caller's INVITE: status (with Reason when given; a routing
+ * refusal says when to try again), or the agent's answer relayed with its
+ * SDP (relay). */
+static void respond_caller(struct edge_call *c, const struct call_action *a,
+                           const struct call_ctx *ctx, bool relay)
+{
+    const sip_payload_t *pl = relay && ctx->sip ? ctx->sip->sip_payload : NULL;
+    const char *ct = pl && ctx->sip->sip_content_type ? ctx->sip->sip_content_type->c_type : NULL;
+    bool routing = c->st.routed == false && a->status != 0;
+
+    if (c->a.nh == NULL || c->a.gone)
+        return;
+    nua_respond(
+        c->a.nh, a->status, edge_call_phrase(a->status),
+        TAG_IF(a->reason != NULL, SIPTAG_REASON_STR(a->reason)),
+        TAG_IF(routing && a->status == 480, SIPTAG_RETRY_AFTER_STR("30")),
+        TAG_IF(ctx->db_away, SIPTAG_RETRY_AFTER_STR(EDGE_DB_RETRY_AFTER)),
+        TAG_IF(ctx->db_away, SIPTAG_REASON_STR("SIP;cause=503;text=\"database unavailable\"")),
+        TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)), TAG_IF(pl, SIPTAG_PAYLOAD(pl)), TAG_END());
+}
+
+/* BYE on a leg; an outbound call's phone hears what the destination said. */
+static void bye_leg(struct edge_call *c, const struct call_action *a)
+{
+    char reason[128];
+
+    if (a->status != 0 && a->reason == NULL) {
+        snprintf(reason, sizeof(reason), "SIP;cause=%d;text=\"destination: %s\"", a->status,
+                 edge_call_phrase(a->status));
+        edge_call_send_bye(leg_of(c, a->leg), reason);
+    } else {
+        edge_call_send_bye(leg_of(c, a->leg), a->reason);
+    }
+}
+
+static void do_action(struct edge_sip *e, struct edge_call *c, const struct call_action *a,
+                      const struct call_ctx *ctx)
+{
+    struct edge_leg *l = leg_of(c, a->leg);
+
+    switch (a->kind) {
+    case CALL_DO_RESPOND:
+        respond_caller(c, a, ctx, false);
+        break;
+    case CALL_DO_RELAY_ANSWER:
+        respond_caller(c, a, ctx, true);
+        break;
+    case CALL_DO_INVITE_AGENT:
+        if (!invite_agent(e, c, a->park)) {
+            struct call_input fail = {.kind = CALL_IN_ANSWER, .leg = CALL_LEG_B, .status = 500};
+            struct call_input gone = {.kind = CALL_IN_TERMINATED, .leg = CALL_LEG_B};
+            sd_log_warn("agent INVITE not sent", "call=%s why=\"no SIP handle\"", c->call_id);
+            edge_call_input(e, c, &fail, ctx);
+            edge_call_input(e, c, &gone, ctx);
+        }
+        break;
+    case CALL_DO_INVITE_DEST:
+        if (!edge_originate_dest(e, c)) {
+            struct call_input fail = {.kind = CALL_IN_ANSWER, .leg = CALL_LEG_A, .status = 500};
+            struct call_input gone = {.kind = CALL_IN_TERMINATED, .leg = CALL_LEG_A};
+            edge_call_input(e, c, &fail, ctx);
+            edge_call_input(e, c, &gone, ctx);
+        }
+        break;
+    case CALL_DO_CONNECT_PHONE:
+        edge_originate_connect(c, ctx->sdp);
+        break;
+    case CALL_DO_ACK_DEST:
+        edge_originate_ack(c, a->with_body ? ctx->sip : NULL);
+        break;
+    case CALL_DO_BYE:
+        bye_leg(c, a);
+        break;
+    case CALL_DO_CANCEL:
+        if (l->nh != NULL && !l->gone)
+            nua_cancel(l->nh, TAG_END());
+        break;
+    case CALL_DO_PARK:
+        edge_nailed_release(e, c, a->park, a->bye_pending);
+        break;
+    case CALL_DO_REPORT_ESTABLISHED:
+        c->answered_ms = sd_wall_ms();
+        edge_call_report(e, c, "established", NULL, 0);
+        sd_log_info("call established", "call=%s agent=%s direction=%s", c->call_id, c->agent_id,
+                    c->outbound ? "outbound" : "inbound");
+        break;
+    case CALL_DO_REPORT_ENDED:
+        edge_call_report(e, c, "ended", call_end_cause_name(c->st.cause), c->st.end_status);
+        break;
+    case CALL_DO_REMEMBER_BYE:
+        sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", c->call_id,
+                    l->is_a ? "caller" : "agent", a->status);
+        edge_bye_remember(e, l, a->status, ctx->sip);
+        break;
+    case CALL_DO_COUNT_CUT:
+        e->calls_cut++;
+        break;
+    case CALL_DO_FREE:
+        c->free_me = true;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Feeds one input to c's call_fsm, logs what changed, carries out the
+ * actions in order. The call is freed when call_fsm says so, once the
+ * outermost input on it returns (an action may feed another); then, unless
+ * ctx says quiet, edge_fsm hears of the load. c may be gone afterwards. */
+void edge_call_input(struct edge_sip *e, struct edge_call *c, const struct call_input *in,
+                     const struct call_ctx *ctx)
+{
+    struct call_actions out;
+    static const struct call_ctx none = {0};
+
+    if (ctx == NULL)
+        ctx = &none;
+    c->depth++;
+    call_fsm_step(&c->st, in, &out);
+    if (out.note != NULL)
+        sd_log_debug("call input ignored", "call=%s input=%s why=\"%s\"", c->call_id,
+                     call_input_name(in->kind), out.note);
+    for (size_t i = 0; i < out.n_moves; i++) {
+        if (out.moves[i].to == CALL_ENDED)
+            sd_log_info("call ended", "call=%s agent=%s from=%s input=%s cause=%s sip_status=%d",
+                        c->call_id, c->agent_id[0] ? c->agent_id : "-",
+                        call_phase_name(out.moves[i].from), call_input_name(in->kind),
+                        call_end_cause_name(c->st.cause), c->st.end_status);
+        else
+            sd_log_debug("call phase changed", "call=%s from=%s to=%s input=%s", c->call_id,
+                         call_phase_name(out.moves[i].from), call_phase_name(out.moves[i].to),
+                         call_input_name(in->kind));
+    }
+    for (size_t i = 0; i < out.n; i++)
+        do_action(e, c, &out.a[i], ctx);
+    if (--c->depth > 0)
+        return;
+    if (c->free_me)
+        call_unlink(e, c);
+    if (!ctx->quiet)
+        edge_sip_load_changed(e);
+}
+
 /* A new INVITE accepted by the drain verdict: hold it (NUA has sent 100
  * Trying) while the bus thread picks the agent. */
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
@@ -330,7 +455,7 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     c->a.nh = nh;
     edge_call_note_dialog(&c->a, sip, false);
     nua_handle_bind(nh, &c->a);
-    c->phase = CALL_ROUTING;
+    call_fsm_init_inbound(&c->st);
     c->created_ms = sd_wall_ms();
     c->token = ++e->next_token;
     snprintf(c->call_id, sizeof(c->call_id), "%.200s",
@@ -351,8 +476,9 @@ void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m)
 {
     struct edge_call *c = call_by_token(e, m->token);
     json_t *d = m->data;
-    int status = (int)json_integer_value(json_object_get(d, "status"));
-    char to[600];
+    const char *why = json_string_value(json_object_get(d, "reason"));
+    struct call_input in = {.kind = CALL_IN_ROUTE_DONE};
+    struct call_ctx ctx = {0};
 
     if (c == NULL)
         return;
@@ -360,74 +486,22 @@ void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m)
         json_string_value(json_object_get(d, "call_id"))[0] != '\0')
         snprintf(c->call_id, sizeof(c->call_id), "%s",
                  json_string_value(json_object_get(d, "call_id")));
-    c->phase = CALL_RINGING;
-    if (status != 0) {
-        /* the database was away (edge_bus.c): the caller may try another
-         * edge at once */
-        const char *why = json_string_value(json_object_get(d, "reason"));
-        bool db_away = why != NULL && strcmp(why, "database_unavailable") == 0;
-        c->a_final = true;
-        if (!c->a.gone)
-            nua_respond(
-                c->a.nh, status, sip_status_phrase(status),
-                TAG_IF(status == 480, SIPTAG_RETRY_AFTER_STR("30")),
-                TAG_IF(db_away, SIPTAG_RETRY_AFTER_STR(EDGE_DB_RETRY_AFTER)),
-                TAG_IF(db_away, SIPTAG_REASON_STR("SIP;cause=503;text=\"database unavailable\"")),
-                TAG_END());
-        edge_call_end(e, c, "failed", status);
-        call_maybe_free(e, c);
-        return;
+    in.status = (int)json_integer_value(json_object_get(d, "status"));
+    /* the database was away (edge_bus.c): the caller may try another edge at once */
+    ctx.db_away = in.status != 0 && why != NULL && strcmp(why, "database_unavailable") == 0;
+    if (in.status == 0) {
+        snprintf(c->agent_id, sizeof(c->agent_id), "%s",
+                 json_string_value(json_object_get(d, "agent_id")));
+        snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));
+        snprintf(c->contact, sizeof(c->contact), "%s",
+                 json_string_value(json_object_get(d, "contact")));
+        in.nailed_idle = edge_nailed_idle(e, c->agent_id);
     }
-    c->routed = true;
-    snprintf(c->agent_id, sizeof(c->agent_id), "%s",
-             json_string_value(json_object_get(d, "agent_id")));
-    snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));
-    if (c->a.gone) { /* the caller gave up while the agent was being picked */
-        edge_call_end(e, c, "cancelled", 487);
-        call_maybe_free(e, c);
-        return;
-    }
-    if (edge_nailed_connect(e, c)) {
-        free(c->offer);
-        c->offer = NULL;
-        return;
-    }
-    edge_call_agent_to(e, c->dn, to, sizeof(to));
-    c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(json_string_value(json_object_get(d, "contact"))),
-                         SIPTAG_TO_STR(to), TAG_END());
-    if (c->b.nh == NULL) {
-        c->a_final = true;
-        nua_respond(c->a.nh, 500, "Internal Server Error", TAG_END());
-        edge_call_end(e, c, "failed", 500);
-        return;
-    }
-    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),
-               TAG_END());
-    free(c->offer);
-    c->offer = NULL;
-}
-
-/* The reason phrase to send on: a callback's phrase lives in a message
- * that is freed before NUA sends our response, so only static text. */
-const char *edge_call_phrase(int status)
-{
-    const char *p = sip_status_phrase(status);
-    return p != NULL ? p : "Unknown";
-}
-
-const char *edge_call_failure_cause(int status)
-{
-    if (status == 486 || status == 600 || status == 603)
-        return "busy";
-    if (status == 408 || status == 480 || status == 404)
-        return "no_answer";
-    if (status == 487)
-        return "cancelled";
-    return "failed";
+    edge_call_input(e, c, &in, &ctx);
 }
 
 /* The final answer to a relayed re-INVITE goes back to the side that sent it. */
-void edge_call_relay_answer(struct edge_leg *asker, int status, const sip_t *sip)
+static void relay_answer(struct edge_leg *asker, int status, const sip_t *sip)
 {
     const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
     const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
@@ -442,67 +516,17 @@ void edge_call_relay_answer(struct edge_leg *asker, int status, const sip_t *sip
                 TAG_END());
 }
 
-/* The agent phone answers the edge's INVITE (or a relayed re-INVITE). */
-void edge_call_on_agent_answer(struct edge_sip *e, struct edge_leg *b, int status,
-                               const char *phrase, const sip_t *sip)
-{
-    struct edge_call *c = b->call;
-    const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
-    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
-
-    (void)phrase; /* freed before our response goes out: edge_call_phrase() instead */
-    if (status < 101)
-        return;
-    if (c->a.reinvite_in) { /* the answer to a re-INVITE relayed from the caller */
-        edge_call_relay_answer(&c->a, status, sip);
-        return;
-    }
-    if (c->outbound)
-        return; /* set up by on_out_answer; nothing else is asked of the phone */
-    if (c->a.gone || c->phase == CALL_ENDED) {
-        if (status >= 200 && b->nailed != NULL)
-            edge_nailed_release(e, c, status < 300);
-        else if (status >= 200 && status < 300)
-            edge_call_leg_bye(b, NULL); /* answered too late: the caller is gone */
-        return;
-    }
-    if (status < 200) {
-        nua_respond(c->a.nh, status, edge_call_phrase(status),
-                    TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)), TAG_IF(pl, SIPTAG_PAYLOAD(pl)),
-                    TAG_END());
-        return;
-    }
-    c->a_final = true;
-    if (status < 300) {
-        edge_call_note_dialog(b, sip, true);
-        c->phase = CALL_ANSWERED;
-        c->answered_ms = sd_wall_ms();
-        b->answered_up = c->a.answered_up = true;
-        nua_respond(c->a.nh, status, edge_call_phrase(status),
-                    TAG_IF(ct, SIPTAG_CONTENT_TYPE_STR(ct)), TAG_IF(pl, SIPTAG_PAYLOAD(pl)),
-                    TAG_END());
-        edge_call_report(e, c, "established", NULL, 0);
-        sd_log_info("call established", "call=%s agent=%s", c->call_id, c->agent_id);
-        return;
-    }
-    nua_respond(c->a.nh, status == 408 ? 480 : status,
-                edge_call_phrase(status == 408 ? 480 : status), TAG_END());
-    edge_call_end(e, c, edge_call_failure_cause(status), status);
-    edge_nailed_release(e, c, false); /* a refused re-INVITE leaves it parked */
-}
-
 /* A re-INVITE (hold, codec change) from either side: sent on to the
  * other, and its final answer relayed back (relay_answer). */
-void edge_call_on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip)
+static void on_reinvite(struct edge_leg *l, const sip_t *sip)
 {
-    struct edge_leg *o = edge_call_other_leg(l);
+    struct edge_leg *o = other_leg(l);
     const sip_payload_t *pl = sip->sip_payload;
     const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
     char buf[SDP_MAX];
     const char *body;
 
-    (void)e;
-    if (o->nh == NULL || o->gone || o->reinvite_in || l->call->phase != CALL_ANSWERED) {
+    if (o->nh == NULL || o->gone || o->reinvite_in || l->call->st.phase != CALL_ANSWERED) {
         nua_respond(l->nh, 491, "Request Pending", TAG_END());
         return;
     }
@@ -512,67 +536,95 @@ void edge_call_on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *
                TAG_IF(body, SIPTAG_PAYLOAD_STR(body)), TAG_END());
 }
 
-/* BYE from one side: BYE the other (unless it is gone). */
-void edge_call_on_bye(struct edge_sip *e, struct edge_leg *l)
+/* An answer to an INVITE the edge sent on leg l: a relayed re-INVITE's goes
+ * back to its sender; one that sets the call up is call_fsm's input. */
+static void on_invite_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip)
 {
     struct edge_call *c = l->call;
-    struct edge_leg *o = edge_call_other_leg(l);
+    struct call_input in = {.kind = CALL_IN_ANSWER, .leg = id_of(l), .status = status};
+    struct call_ctx ctx = {.sip = sip};
+    char sdp[SDP_MAX];
 
-    edge_call_end(e, c, l->is_a ? "caller_hangup" : "agent_hangup", 0);
-    if (o->nailed != NULL && o->answered_up)
-        edge_nailed_release(e, c, true); /* park the agent's standing dialog */
-    else
-        edge_call_leg_end(o, NULL, 480);
-    edge_sip_load_changed(e);
+    if (other_leg(l)->reinvite_in) {
+        relay_answer(other_leg(l), status, sip);
+        return;
+    }
+    if (status >= 200 && status < 300 && !c->st.leg[in.leg].answered && !c->st.leg[in.leg].nailed)
+        edge_call_note_dialog(l, sip, true);
+    if (c->outbound)
+        in.usable_sdp = edge_originate_answer_sdp(c, in.leg, sip, sdp, sizeof(sdp), &ctx.sdp);
+    edge_call_input(e, c, &in, &ctx);
 }
 
-void edge_call_on_cancel(struct edge_sip *e, struct edge_leg *a)
+/* The leg's dialog is over: its handle goes, and call_fsm hears of it. */
+static void on_terminated(struct edge_sip *e, struct edge_leg *l)
 {
-    struct edge_call *c = a->call;
-
-    c->a_final = true; /* NUA answered the INVITE 487 */
-    if (c->b.nh != NULL && !c->b.gone)
-        nua_cancel(c->b.nh, TAG_END());
-    if (c->phase != CALL_ROUTING)
-        edge_call_end(e, c, "cancelled", 487);
-}
-
-void edge_call_on_terminated(struct edge_sip *e, struct edge_leg *l)
-{
-    struct edge_call *c = l->call;
-    struct edge_leg *o = edge_call_other_leg(l);
+    struct call_input in = {.kind = CALL_IN_TERMINATED, .leg = id_of(l)};
 
     if (l->gone)
         return;
     l->gone = true;
-    l->bye_pending = false;
     nua_handle_bind(l->nh, NULL);
     nua_handle_destroy(l->nh);
-    if (l->nailed != NULL) /* the agent's standing dialog ended with it */
-        edge_nailed_release(e, c, false);
-    if (c->phase != CALL_ENDED && c->phase != CALL_ROUTING) {
-        /* A leg ended without BYE (e.g. the agent's INVITE timed out). */
-        if (o->nailed != NULL && o->answered_up)
-            edge_nailed_release(e, c, true);
-        else
-            edge_call_leg_end(o, NULL, 480);
-        edge_call_end(e, c, l->is_a ? "caller_hangup" : "failed", 0);
-    }
-    call_maybe_free(e, c);
+    edge_call_input(e, l->call, &in, NULL);
 }
 
-/* The drain deadline, or a forced stop: end every call, both legs, saying why. */
+/* NUA's events on a leg of a call (on_nua hands them here). */
+void edge_call_on_event(struct edge_sip *e, struct edge_leg *l, nua_event_t event, int status,
+                        const sip_t *sip, tagi_t tags[])
+{
+    struct call_input in = {.leg = id_of(l), .status = status};
+    struct call_ctx ctx = {.sip = sip};
+    int state = nua_callstate_init;
+
+    switch (event) {
+    case nua_i_invite:
+        on_reinvite(l, sip);
+        break;
+    case nua_r_invite:
+        on_invite_answer(e, l, status, sip);
+        break;
+    case nua_i_cancel:
+        in.kind = CALL_IN_CANCEL;
+        if (l->is_a)
+            edge_call_input(e, l->call, &in, &ctx);
+        break;
+    case nua_i_bye:
+        in.kind = CALL_IN_BYE;
+        edge_call_input(e, l->call, &in, &ctx);
+        break;
+    case nua_r_bye:
+        in.kind = CALL_IN_BYE_ANSWER;
+        edge_call_input(e, l->call, &in, &ctx);
+        break;
+    case nua_i_info:
+        if (other_leg(l)->nh != NULL && !other_leg(l)->gone)
+            nua_info(other_leg(l)->nh,
+                     TAG_IF(sip->sip_content_type, SIPTAG_CONTENT_TYPE(sip->sip_content_type)),
+                     TAG_IF(sip->sip_payload, SIPTAG_PAYLOAD(sip->sip_payload)), TAG_END());
+        break;
+    case nua_i_state:
+        tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
+        if (state == nua_callstate_terminated)
+            on_terminated(e, l);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The drain deadline, or a forced stop: every call is cut, both legs, with
+ * reason; edge_fsm hears of the load once, at the end. */
 void edge_call_cut_all(struct edge_sip *e, const char *reason)
 {
     unsigned long before = e->calls_cut;
+    struct call_input in = {.kind = CALL_IN_CUT, .reason = reason};
+    struct call_ctx ctx = {.quiet = true};
 
-    for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
-        if (c->phase == CALL_ENDED)
-            continue;
-        edge_call_leg_end(&c->a, reason, 503);
-        edge_call_leg_end(&c->b, reason, 503);
-        e->calls_cut++;
-        edge_call_end(e, c, "drain_deadline", 0);
+    for (struct edge_call *c = e->calls, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->st.phase != CALL_ENDED)
+            edge_call_input(e, c, &in, &ctx);
     }
     if (e->calls_cut > before)
         sd_log_warn("calls cut", "calls=%lu why=%s", e->calls_cut - before,

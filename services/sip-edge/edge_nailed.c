@@ -6,6 +6,7 @@ static struct nailed *nailed_of(struct edge_sip *e, const char *agent_id);
 static void nailed_free(struct edge_sip *e, struct nailed *n);
 static void nailed_open(struct edge_sip *e, json_t *d);
 static void nailed_close(struct nailed *n, const char *reason);
+static void nailed_bye(struct nailed *n, const char *reason);
 
 /* The parked session; its o= line becomes the dialog's own (edge_sdp.h). */
 static const char PARK_SDP[] = "v=0\r\no=sipdrain 1 1 IN IP4 0.0.0.0\r\ns=sipdrain-park\r\n"
@@ -98,7 +99,7 @@ static void nailed_close(struct nailed *n, const char *reason)
     if (!n->up)
         nua_cancel(n->leg.nh, TAG_END());
     else
-        edge_call_leg_bye(&n->leg, reason);
+        nailed_bye(n, reason);
 }
 
 void edge_nailed_end_all(struct edge_sip *e)
@@ -122,10 +123,12 @@ void edge_nailed_on_msg(struct edge_sip *e, json_t *d)
     }
 }
 
-/* The customer call through n is over: n goes back to idle, parked again
- * (or ended, when a drain or a logout asked for it meanwhile). park false:
- * the call's re-INVITE failed and the dialog is still parked. */
-void edge_nailed_release(struct edge_sip *e, struct edge_call *c, bool park)
+/* The customer call through n is over (call_fsm's PARK): n goes back to
+ * idle, parked again (or ended, when a drain or a logout asked for it
+ * meanwhile). park false: the call's re-INVITE failed and the dialog is
+ * still parked. bye_pending: the edge's BYE is out on it (a cut). The
+ * caller (edge_call_input) tells edge_fsm of the load. */
+void edge_nailed_release(struct edge_sip *e, struct edge_call *c, bool park, bool bye_pending)
 {
     struct nailed *n = c->b.nailed;
     char sdp[256];
@@ -135,20 +138,35 @@ void edge_nailed_release(struct edge_sip *e, struct edge_call *c, bool park)
     n->call = NULL;
     c->b.nailed = NULL;
     if (c->b.gone) { /* the phone ended the dialog itself */
-        nailed_free(e, n);
+        edge_nailed_unlink(e, n);
         return;
     }
     nua_handle_bind(n->leg.nh, &n->leg);
-    n->leg.bye_pending = c->b.bye_pending;
+    n->leg.bye_pending = bye_pending;
     c->b.nh = NULL;
     c->b.gone = true;
-    c->b.bye_pending = false;
     if (n->ending || e->fsm.state != EDGE_ACTIVE)
         nailed_close(n, DRAIN_REASON);
     else if (park)
         nua_invite(n->leg.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
                    SIPTAG_PAYLOAD_STR(park_sdp(n, true, sdp, sizeof(sdp))), TAG_END());
-    edge_sip_load_changed(e);
+}
+
+/* Whether agent_id has a nailed-up dialog here that can take a call now. */
+bool edge_nailed_idle(struct edge_sip *e, const char *agent_id)
+{
+    struct nailed *n = nailed_of(e, agent_id);
+
+    return n != NULL && n->up && n->call == NULL && !n->ending && !n->leg.bye_pending;
+}
+
+/* BYE on n's own dialog, once. */
+static void nailed_bye(struct nailed *n, const char *reason)
+{
+    if (n->leg.nh == NULL || n->leg.gone || n->leg.bye_pending)
+        return;
+    n->leg.bye_pending = true;
+    edge_call_send_bye(&n->leg, reason);
 }
 
 /* Connects call c to the agent through its nailed-up dialog, if it has an
@@ -158,7 +176,7 @@ bool edge_nailed_connect(struct edge_sip *e, struct edge_call *c)
     struct nailed *n = nailed_of(e, c->agent_id);
     char sdp[SDP_MAX];
 
-    if (n == NULL || !n->up || n->call != NULL || n->ending || n->leg.bye_pending)
+    if (!edge_nailed_idle(e, c->agent_id))
         return false;
     n->call = c;
     c->b.nailed = n;
@@ -198,7 +216,7 @@ void edge_nailed_on_event(struct edge_sip *e, struct nailed *n, nua_event_t even
             n->leg.answered_up = true;
             sd_log_info("nailed-up dialog open", "agent=%s dn=%s", n->agent_id, n->dn);
             if (n->ending)
-                edge_call_leg_bye(&n->leg, DRAIN_REASON);
+                nailed_bye(n, DRAIN_REASON);
         }
         break;
     case nua_i_invite: /* the phone refreshes the session: stay parked */

@@ -5,7 +5,6 @@ static void originate_refuse(struct edge_sip *e, json_t *d, const char *error_re
                              const char *rejected_reason, int code, const char *detail);
 static bool dest_uri(const struct edge_sip *e, const char *dest, char *out, size_t size);
 static void originate_start(struct edge_sip *e, json_t *d, const char *contact, const char *uri);
-static bool originate_dest(struct edge_sip *e, struct edge_call *c);
 
 /* Refuses call.originate: EventError answering agent-state's request, and
  * call.rejected, which frees the agent agent-state reserved for the call. */
@@ -73,7 +72,8 @@ static bool dest_uri(const struct edge_sip *e, const char *dest, char *out, size
  * Flow I would give the destination the phone's offer directly, but the
  * phone's 200 would then wait un-ACKed while the destination rings (it
  * gives up after 32 s); Flow IV has no such limit. The agent hears silence
- * while the destination rings. Steps 2 and 3: on_out_answer. */
+ * while the destination rings. call_fsm takes the call through the steps;
+ * the SIP of steps 2 and 3 is below. */
 static void originate_start(struct edge_sip *e, json_t *d, const char *contact, const char *uri)
 {
     struct edge_call *c = calloc(1, sizeof(*c));
@@ -86,10 +86,7 @@ static void originate_start(struct edge_sip *e, json_t *d, const char *contact, 
     c->a.call = c->b.call = c;
     c->a.is_a = true;
     c->outbound = true;
-    c->step = OUT_PHONE;
-    c->phase = CALL_RINGING;
-    c->a_final = true; /* no INVITE of anyone's waits for an answer from the edge */
-    c->routed = true;
+    call_fsm_init_outbound(&c->st);
     c->origin.sess_id = (unsigned long)sd_wall_ms();
     c->b.origin = &c->origin;
     c->created_ms = sd_wall_ms();
@@ -126,7 +123,7 @@ static void originate_start(struct edge_sip *e, json_t *d, const char *contact, 
 
 /* Step 2: the destination, without SDP, through the outbound proxy; the
  * edge ACKs its 200 itself (with the phone's answer), so no auto-ACK. */
-static bool originate_dest(struct edge_sip *e, struct edge_call *c)
+bool edge_originate_dest(struct edge_sip *e, struct edge_call *c)
 {
     char from[600], to[600], route[600], host[256];
 
@@ -146,95 +143,60 @@ static bool originate_dest(struct edge_sip *e, struct edge_call *c)
     return true;
 }
 
-/* Final answers while an outbound call is set up (steps of originate_start). */
-void edge_originate_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip)
+/* What an answer during the set-up carries for call_fsm: the destination's
+ * 2xx (step 2) is usable with a plausible SDP offer, given the edge's o=
+ * line for the phone's session (into buf, *sdp); the phone's answer to
+ * that offer (step 3) with any body. */
+bool edge_originate_answer_sdp(struct edge_call *c, enum call_leg_id leg, const sip_t *sip,
+                               char *buf, size_t size, const char **sdp)
 {
-    struct edge_call *c = l->call;
     const sip_payload_t *pl = sip ? sip->sip_payload : NULL;
-    const char *ct = pl && sip->sip_content_type ? sip->sip_content_type->c_type : NULL;
-    char sdp[SDP_MAX], reason[128];
+    int status = sip && sip->sip_status ? sip->sip_status->st_status : 0;
 
-    if (status < 200)
-        return;    /* ringing: the agent is connected already and hears silence */
-    if (l->is_a) { /* the destination's answer (step 2) */
-        if (status >= 300) {
-            c->step = OUT_DONE;
-            snprintf(reason, sizeof(reason), "SIP;cause=%d;text=\"destination: %s\"", status,
-                     edge_call_phrase(status));
-            sd_log_info("outbound call not answered", "call=%s status=%d", c->call_id, status);
-            edge_call_end(e, c, edge_call_failure_cause(status), status);
-            edge_call_leg_end(&c->b, reason, 0);
-            return;
-        }
-        l->answered_up = true;
-        edge_call_note_dialog(l, sip, true);
-        if (c->phase == CALL_ENDED || c->b.gone || c->b.bye_pending) {
-            c->step = OUT_DONE; /* the agent hung up meanwhile */
-            nua_ack(l->nh, TAG_END());
-            edge_call_leg_bye(l, NULL);
-            return;
-        }
+    *sdp = NULL;
+    if (status < 200 || status >= 300)
+        return false;
+    if (c->st.step == CALL_OUT_DEST && leg == CALL_LEG_A) {
         if (pl == NULL || !edge_sdp_plausible(pl->pl_data, pl->pl_len, true) ||
-            edge_sdp_reorigin(pl->pl_data, pl->pl_len, &c->origin, true, sdp, sizeof(sdp)) < 0) {
-            c->step = OUT_DONE;
+            edge_sdp_reorigin(pl->pl_data, pl->pl_len, &c->origin, true, buf, size) < 0) {
             sd_log_warn("outbound call: the destination answered without a usable SDP offer",
                         "call=%s", c->call_id);
-            nua_ack(l->nh, TAG_END());
-            edge_call_end(e, c, "failed", 0);
-            edge_call_leg_bye(l, "SIP;cause=488;text=\"no usable SDP offer in the 200\"");
-            edge_call_leg_bye(&c->b, NULL);
-            return;
+            return false;
         }
-        c->step = OUT_CONNECT;
-        nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
-                   TAG_END());
-        return;
+        *sdp = buf;
+        return true;
     }
-    if (c->step == OUT_PHONE) { /* step 1 */
-        if (status >= 300) {
-            c->step = OUT_DONE;
-            sd_log_info("outbound call: the agent's phone did not answer", "call=%s status=%d",
-                        c->call_id, status);
-            edge_call_end(e, c, edge_call_failure_cause(status), status);
-            return;
-        }
-        l->answered_up = true;
-        edge_call_note_dialog(l, sip, true);
-        if (c->phase == CALL_ENDED) {
-            c->step = OUT_DONE;
-            edge_call_leg_bye(l, NULL);
-        } else if (!originate_dest(e, c)) {
-            c->step = OUT_DONE;
-            edge_call_end(e, c, "failed", 0);
-            edge_call_leg_bye(l, NULL);
-        } else {
-            c->step = OUT_DEST;
-        }
-        return;
+    if (c->st.step == CALL_OUT_CONNECT && leg == CALL_LEG_B) {
+        if (pl == NULL)
+            sd_log_warn("outbound call: the agent's phone refused the destination's media",
+                        "call=%s status=%d", c->call_id, status);
+        return pl != NULL;
     }
-    /* step 3: the phone's answer to the destination's offer */
-    c->step = OUT_DONE;
-    if (status >= 300 || pl == NULL) {
-        sd_log_warn("outbound call: the agent's phone refused the destination's media",
-                    "call=%s status=%d", c->call_id, status);
+    return false;
+}
+
+/* Step 3: the phone gets the destination's offer (sdp) by re-INVITE. */
+void edge_originate_connect(struct edge_call *c, const char *sdp)
+{
+    nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
+               TAG_END());
+}
+
+/* The ACK of the destination's 2xx: with the phone's answer (step 3 done),
+ * or empty when the call is given up. Later re-INVITEs: NUA ACKs them. */
+void edge_originate_ack(struct edge_call *c, const sip_t *answer)
+{
+    const sip_payload_t *pl = answer ? answer->sip_payload : NULL;
+    const char *ct =
+        pl && answer->sip_content_type ? answer->sip_content_type->c_type : "application/sdp";
+
+    if (c->a.nh == NULL || c->a.gone)
+        return;
+    if (pl != NULL)
+        nua_ack(c->a.nh, SIPTAG_CONTENT_TYPE_STR(ct), SIPTAG_PAYLOAD(pl), TAG_END());
+    else
         nua_ack(c->a.nh, TAG_END());
-        edge_call_end(e, c, "failed", status >= 300 ? status : 0);
-        edge_call_leg_bye(&c->a, "SIP;cause=488;text=\"the agent's phone refused the media\"");
-        edge_call_leg_bye(&c->b, NULL);
-        return;
-    }
-    nua_ack(c->a.nh, SIPTAG_CONTENT_TYPE_STR(ct ? ct : "application/sdp"), SIPTAG_PAYLOAD(pl),
-            TAG_END());
-    nua_set_hparams(c->a.nh, NUTAG_AUTOACK(1), TAG_END()); /* later re-INVITEs: NUA ACKs */
-    if (c->phase == CALL_ENDED) {                          /* cut meanwhile */
-        edge_call_leg_bye(&c->a, DEADLINE_REASON);
-        edge_call_leg_bye(&c->b, DEADLINE_REASON);
-        return;
-    }
-    c->phase = CALL_ANSWERED;
-    c->answered_ms = sd_wall_ms();
-    edge_call_report(e, c, "established", NULL, 0);
-    sd_log_info("call established", "call=%s agent=%s direction=outbound", c->call_id, c->agent_id);
+    nua_set_hparams(c->a.nh, NUTAG_AUTOACK(1), TAG_END());
 }
 
 /* call.originate from agent-state (the bus thread added the phone's

@@ -4,6 +4,7 @@
 #include "edge_sip_int.h"
 
 static void on_signal(int signo);
+static void line_shape(const char *line, char *out, size_t size);
 static void sofia_log_line(const char *line);
 static void on_sofia_log(void *stream, char const *fmt, va_list ap);
 static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cause);
@@ -31,33 +32,53 @@ static void on_signal(int signo)
     errno = saved;
 }
 
-#define SOFIA_LOG_BURST 3 /* the same line this often a second, then folded */
+#define SOFIA_LOG_BURST 3 /* lines of one shape this often a second, then folded */
 
-/* Writes a sofia-sip line, or folds it: the same text more than
- * SOFIA_LOG_BURST times within a second is counted, not written, and the
- * count comes with the next line that differs or the first repeat after
- * the second is over ("repeated=N"). A stack stuck in a loop (a resolver
- * without a route, a peer flooding) then costs a line a second, not
- * gigabytes of log. */
+/* The shape of a line: its digits as '0', so "garbage from 127.0.0.1:40001"
+ * and "...:40002" (a flood from many ports) are the same line. */
+static void line_shape(const char *line, char *out, size_t size)
+{
+    size_t i = 0;
+
+    for (; line[i] != '\0' && i + 1 < size; i++)
+        out[i] = line[i] >= '0' && line[i] <= '9' ? '0' : line[i];
+    out[i] = '\0';
+}
+
+/* Writes a sofia-sip line, or folds it: lines of the same shape more than
+ * SOFIA_LOG_BURST times within a second are counted, not written; the
+ * count comes out as one line ("repeated=N", with the last of them) with
+ * the next line of another shape, or once the second is over (line NULL:
+ * the queue's tick asks). A stack stuck in a loop (a resolver without a
+ * route, a peer flooding) then costs a line a second, not gigabytes. */
 static void sofia_log_line(const char *line)
 {
-    static char last[1024];
+    static char shape[1024], last[1024];
     static int64_t since_ms;
     static unsigned in_window, folded;
+    char now_shape[1024] = "";
     int64_t now = sd_mono_ms();
 
-    if (strcmp(line, last) == 0 && now - since_ms < 1000) {
+    if (line != NULL)
+        line_shape(line, now_shape, sizeof(now_shape));
+    if (line != NULL && strcmp(now_shape, shape) == 0 && now - since_ms < 1000) {
+        snprintf(last, sizeof(last), "%s", line);
         if (++in_window > SOFIA_LOG_BURST) {
             folded++;
             return;
         }
-    } else {
+    } else if (line != NULL || now - since_ms >= 1000) {
         if (folded > 0)
             sd_log_info("sofia-sip", "text=\"%s\" repeated=%u", last, folded);
-        snprintf(last, sizeof(last), "%s", line);
-        since_ms = now;
-        in_window = 1;
         folded = 0;
+        in_window = 1;
+        since_ms = now;
+        snprintf(shape, sizeof(shape), "%s", now_shape);
+        snprintf(last, sizeof(last), "%s", line != NULL ? line : "");
+        if (line == NULL)
+            return;
+    } else {
+        return; /* a tick within the second */
     }
     sd_log_info("sofia-sip", "text=\"%s\"", line);
 }
@@ -153,6 +174,9 @@ static void arm_fsm_timer(struct edge_sip *e)
                               (su_duration_t)(due > now ? due - now : 0));
 }
 
+/* NUA's one callback: events of a call's leg go to edge_call.c, of a
+ * nailed-up dialog to edge_nailed.c, of a BYE sent again to edge_bye.c;
+ * new requests to whoever serves them. */
 static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua,
                    struct edge_sip *e, nua_handle_t *nh, struct edge_leg *leg, sip_t const *sip,
                    tagi_t tags[])
@@ -161,9 +185,18 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
     if (leg != NULL &&
         ((event == nua_r_invite && status >= 200 && status < 300) || event == nua_i_invite))
         edge_call_note_target(leg, sip);
-    if (leg != NULL && leg->call == NULL && leg->nailed != NULL) {
+    if (leg != NULL && leg->call != NULL) {
+        edge_call_on_event(e, leg, event, status, sip, tags);
+        return;
+    }
+    if (leg != NULL && leg->nailed != NULL) {
         edge_nailed_on_event(e, leg->nailed, event, status, sip, tags);
         return;
+    }
+    if (leg != NULL && leg->retry != NULL) {
+        if (event == nua_r_method)
+            edge_bye_on_retry_answer(e, leg->retry, status);
+        return; /* its handle is freed with its answer */
     }
     switch (event) {
     case nua_i_options:
@@ -173,52 +206,13 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
         edge_register_on_request(e, nh, sip);
         break;
     case nua_i_invite:
-        if (leg != NULL)
-            edge_call_on_reinvite(e, leg, sip);
-        else
-            edge_call_on_invite(e, nh, sip);
-        break;
-    case nua_r_invite:
-        if (leg != NULL && leg->call != NULL && leg->call->outbound && leg->call->step != OUT_DONE)
-            edge_originate_on_answer(e, leg, status, sip);
-        else if (leg != NULL && !leg->is_a)
-            edge_call_on_agent_answer(e, leg, status, phrase, sip);
-        else if (leg != NULL && leg->is_a && leg->call->b.reinvite_in)
-            edge_call_relay_answer(&leg->call->b, status, sip); /* the agent's re-INVITE */
-        break;
-    case nua_i_cancel:
-        if (leg != NULL && leg->is_a)
-            edge_call_on_cancel(e, leg);
-        break;
-    case nua_i_bye:
-        if (leg != NULL)
-            edge_call_on_bye(e, leg);
-        break;
-    case nua_r_bye:
-        if (leg != NULL && leg->call != NULL)
-            edge_bye_on_answer(e, leg, status, sip);
-        break;
-    case nua_r_method:
-        if (leg != NULL && leg->retry != NULL)
-            edge_bye_on_retry_answer(e, leg->retry, status);
-        break;
-    case nua_i_info:
-        if (leg != NULL && edge_call_other_leg(leg)->nh != NULL && !edge_call_other_leg(leg)->gone)
-            nua_info(edge_call_other_leg(leg)->nh,
-                     TAG_IF(sip->sip_content_type, SIPTAG_CONTENT_TYPE(sip->sip_content_type)),
-                     TAG_IF(sip->sip_payload, SIPTAG_PAYLOAD(sip->sip_payload)), TAG_END());
+        edge_call_on_invite(e, nh, sip);
         break;
     case nua_i_state: {
         int state = nua_callstate_init;
         tl_gets(tags, NUTAG_CALLSTATE_REF(state), TAG_END());
-        if (state == nua_callstate_terminated) {
-            if (leg != NULL && leg->call != NULL)
-                edge_call_on_terminated(e, leg);
-            else if (leg != NULL)
-                break; /* a BYE retransmission's handle: freed with its answer */
-            else
-                nua_handle_destroy(nh);
-        }
+        if (state == nua_callstate_terminated && nh != NULL)
+            nua_handle_destroy(nh);
         break;
     }
     case nua_r_shutdown:
@@ -234,8 +228,7 @@ static void on_nua(nua_event_t event, int status, char const *phrase, nua_t *nua
     default:
         /* Requests the edge does not serve get NUA's own answers; handles
          * it created for them are ours to free. */
-        if (status == 0 && nh != NULL && leg == NULL && event >= nua_i_chat &&
-            event <= nua_i_update)
+        if (status == 0 && nh != NULL && event >= nua_i_chat && event <= nua_i_update)
             nua_handle_destroy(nh);
         break;
     }
@@ -299,6 +292,8 @@ static void on_queue(void *arg)
 {
     struct edge_sip *e = arg;
     struct edge_msg *m;
+
+    sofia_log_line(NULL); /* a folded count whose second is over */
 
     while ((m = edge_queue_take(e->to_sip)) != NULL) {
         if (m->kind == EDGE_MSG_REGISTER_DONE)

@@ -34,6 +34,7 @@ struct edge_leg;
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
+#include "call_fsm.h"
 #include "edge_bus.h"
 #include "edge_sdp.h"
 #include "edge_sip.h"
@@ -85,7 +86,8 @@ struct edge_leg {
     char bye_reason[160];           /* the Reason our BYE carried ("" = none) */
     nua_handle_t *nh;
     bool is_a;
-    bool gone;        /* terminated; the handle is destroyed */
+    bool gone; /* terminated; the handle is destroyed */
+    /* A nailed-up dialog's own leg only (a call's legs: call_fsm's state). */
     bool bye_pending; /* our BYE is waiting for its answer */
     bool answered_up; /* a 2xx went through on this leg's INVITE */
     bool reinvite_in; /* a re-INVITE received here waits for the other side's answer */
@@ -121,35 +123,33 @@ struct nailed {
     struct edge_call *call; /* the customer call connected through it */
 };
 
-enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED };
-
-/* An agent-originated call (RFC 3725 Flow IV, see originate_start): what
- * the edge waits for. */
-enum out_step {
-    OUT_PHONE,   /* the phone's answer to the INVITE without media */
-    OUT_DEST,    /* the destination's answer to the INVITE without SDP */
-    OUT_CONNECT, /* the phone's answer to the re-INVITE with the destination's offer */
-    OUT_DONE     /* connected (or over): ordinary relaying */
-};
-
 /* A gateway call bridged to an agent phone (B2BUA, SDP passed through); or
  * an agent-originated call (outbound): b = the agent's phone, a = the
  * destination, both dialogs started by the edge. */
 struct edge_call {
     struct edge_call *next;
     struct edge_leg a, b;
-    enum call_phase phase;
-    bool outbound;
-    enum out_step step;
+    struct call_state st;          /* phase, outbound step, legs, end cause: call_fsm decides */
+    bool outbound;                 /* = st.outbound */
     struct edge_sdp_origin origin; /* outbound: the edge's side of the phone's session */
     char dest_uri[512];            /* outbound: the Request-URI towards the destination */
     unsigned long token;           /* the ROUTE request while routing */
     char call_id[256], agent_id[65], dn[65], caller[257], called[257];
-    char *offer; /* the caller's SDP, until the agent leg's INVITE is sent */
+    char contact[512]; /* the agent's phone (its registration), once routed */
+    char *offer;       /* the caller's SDP, until the agent leg's INVITE is sent */
     int64_t created_ms, answered_ms;
-    bool routed;     /* call.offered is written: call.ended is owed */
-    bool ended_sent; /* call.ended is written */
-    bool a_final;    /* a final response went to the caller's INVITE */
+    int depth;    /* edge_call_input calls under way on this call */
+    bool free_me; /* call_fsm said free: done when the outermost input returns */
+};
+
+/* What an input to a call comes with, besides call_fsm's own input: the
+ * SIP message it came in (answers relay its body), how to refuse a caller
+ * the database could not route, an SDP the shell prepared. */
+struct call_ctx {
+    const sip_t *sip;
+    bool db_away;    /* ROUTE_DONE: refused because the database is away */
+    bool quiet;      /* do not tell edge_fsm (the caller does, once) */
+    const char *sdp; /* CONNECT_PHONE: the destination's offer with the edge's o= line */
 };
 
 /* A REGISTER answered once the bus thread has stored it. */
@@ -207,33 +207,24 @@ void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh);
 void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m);
 
-/* edge_call.c: calls (B2BUA) */
+/* edge_call.c: calls (B2BUA), as call_fsm decides them */
 void edge_call_on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
+void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m);
+void edge_call_on_event(struct edge_sip *e, struct edge_leg *l, nua_event_t event, int status,
+                        const sip_t *sip, tagi_t tags[]);
+void edge_call_input(struct edge_sip *e, struct edge_call *c, const struct call_input *in,
+                     const struct call_ctx *ctx);
 void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state,
                       const char *end_cause, int sip_status);
-void edge_call_end(struct edge_sip *e, struct edge_call *c, const char *cause, int sip_status);
-void edge_call_unlink(struct edge_sip *e, struct edge_call *c);
-struct edge_leg *edge_call_other_leg(struct edge_leg *l);
-void edge_call_leg_bye(struct edge_leg *l, const char *reason);
-void edge_call_leg_end(struct edge_leg *l, const char *reason, int status);
+void edge_call_send_bye(struct edge_leg *l, const char *reason);
 void edge_call_note_dialog(struct edge_leg *l, const sip_t *sip, bool uac);
 void edge_call_note_target(struct edge_leg *l, const sip_t *sip);
 void edge_call_agent_to(const struct edge_sip *e, const char *dn, char *out, size_t size);
-void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m);
 const char *edge_call_phrase(int status);
-const char *edge_call_failure_cause(int status);
-void edge_call_relay_answer(struct edge_leg *asker, int status, const sip_t *sip);
-void edge_call_on_agent_answer(struct edge_sip *e, struct edge_leg *b, int status,
-                               const char *phrase, const sip_t *sip);
-void edge_call_on_reinvite(struct edge_sip *e, struct edge_leg *l, const sip_t *sip);
-void edge_call_on_bye(struct edge_sip *e, struct edge_leg *l);
-void edge_call_on_cancel(struct edge_sip *e, struct edge_leg *a);
-void edge_call_on_terminated(struct edge_sip *e, struct edge_leg *l);
 void edge_call_cut_all(struct edge_sip *e, const char *reason);
 
 /* edge_bye.c: the BYE wait */
 void edge_bye_remember(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
-void edge_bye_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
 void edge_bye_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
 void edge_bye_on_retry_answer(struct edge_sip *e, struct unconfirmed_bye *u, int status);
 void edge_bye_give_up_all(struct edge_sip *e);
@@ -242,13 +233,18 @@ void edge_bye_give_up_all(struct edge_sip *e);
 void edge_nailed_unlink(struct edge_sip *e, struct nailed *n);
 void edge_nailed_end_all(struct edge_sip *e);
 void edge_nailed_on_msg(struct edge_sip *e, json_t *d);
-void edge_nailed_release(struct edge_sip *e, struct edge_call *c, bool park);
+void edge_nailed_release(struct edge_sip *e, struct edge_call *c, bool park, bool bye_pending);
+bool edge_nailed_idle(struct edge_sip *e, const char *agent_id);
 bool edge_nailed_connect(struct edge_sip *e, struct edge_call *c);
 void edge_nailed_on_event(struct edge_sip *e, struct nailed *n, nua_event_t event, int status,
                           const sip_t *sip, tagi_t tags[]);
 
 /* edge_originate.c: agent-originated calls */
-void edge_originate_on_answer(struct edge_sip *e, struct edge_leg *l, int status, const sip_t *sip);
+bool edge_originate_dest(struct edge_sip *e, struct edge_call *c);
+void edge_originate_connect(struct edge_call *c, const char *sdp);
+void edge_originate_ack(struct edge_call *c, const sip_t *answer);
+bool edge_originate_answer_sdp(struct edge_call *c, enum call_leg_id leg, const sip_t *sip,
+                               char *buf, size_t size, const char **sdp);
 void edge_originate_on_control(struct edge_sip *e, json_t *d);
 
 #endif

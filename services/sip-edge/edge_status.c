@@ -8,9 +8,10 @@ struct edge_load edge_status_load(const struct edge_sip *e)
     struct edge_load l = {0, 0, 0};
 
     for (const struct edge_call *c = e->calls; c != NULL; c = c->next) {
-        if (c->phase != CALL_ENDED)
+        if (c->st.phase != CALL_ENDED)
             l.active_calls++;
-        l.pending_byes += (unsigned)c->a.bye_pending + (unsigned)c->b.bye_pending;
+        l.pending_byes += (unsigned)c->st.leg[CALL_LEG_A].bye_pending +
+                          (unsigned)c->st.leg[CALL_LEG_B].bye_pending;
     }
     for (const struct unconfirmed_bye *u = e->byes; u != NULL; u = u->next)
         l.pending_byes++;
