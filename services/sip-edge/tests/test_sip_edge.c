@@ -548,6 +548,129 @@ Test(sip_edge, names_in_received_messages_are_never_resolved, .timeout = 120)
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* sofia-sip's lines of one shape (digits aside) more than three times a
+ * second are folded into one line with a count: a flood of garbage from
+ * 50 source ports writes a handful of lines, and every datagram is still
+ * accounted for (lines written + the counts = datagrams sent). */
+Test(sip_edge, a_flood_of_one_sofia_line_is_folded_into_a_count, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    const char garbage[] = "HELLO WORLD\r\n\r\n";
+    char line[2048];
+    long written = 0, folded = 0, sent = 0;
+    FILE *f;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    to.sin_port = htons((uint16_t)p.port);
+    for (int k = 0; k < 50; k++) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        for (int i = 0; i < 4; i++, sent++)
+            sendto(s, garbage, sizeof(garbage) - 1, 0, (struct sockaddr *)&to, sizeof(to));
+        close(s);
+    }
+    usleep(2500000); /* the count comes out once its second is over */
+    f = fopen(p.log, "r");
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *rep;
+        if (strstr(line, "msg=\"sofia-sip\"") == NULL || strstr(line, "received garbage") == NULL)
+            continue;
+        if ((rep = strstr(line, "repeated=")) != NULL)
+            folded += atol(rep + 9);
+        else
+            written++;
+    }
+    fclose(f);
+    cr_expect_leq(written, 9, "%ld lines written for %ld datagrams: not folded", written, sent);
+    cr_expect_eq(written + folded, sent, "written %ld + folded %ld != %ld datagrams sent", written,
+                 folded, sent);
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "the edge stopped serving");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* The value of the first header line `name` of msg ("" when absent). */
+static void header_value(const char *msg, const char *name, char *out, size_t size)
+{
+    char key[64];
+    const char *h;
+
+    snprintf(key, sizeof(key), "\r\n%s:", name);
+    out[0] = '\0';
+    if ((h = strstr(msg, key)) == NULL)
+        return;
+    h += strlen(key);
+    h += strspn(h, " \t");
+    snprintf(out, size, "%.*s", (int)strcspn(h, "\r\n"), h);
+}
+
+/* The INVITE the edge sends to a phone names the agent in To as a
+ * well-formed URI: the DN at the edge (the phone's address of record),
+ * one '@'; it was <sip:2001@2001@127.0.0.1:port>, built from the Contact.
+ * A phone made of a UDP socket registers, gets the INVITE, checks it and
+ * answers 486. */
+Test(sip_edge, the_to_of_an_invite_to_a_phone_is_the_dn_at_the_edge, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in edge = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(me);
+    struct timeval tv = {5, 0};
+    char msg[2048], in[4096], to[512], want[128], via[512], from[512], callid[256], cseq[64];
+    int phone = socket(AF_INET, SOCK_DGRAM, 0), port;
+    const char *hold[] = {"hold_ms", "200", NULL};
+    ssize_t n;
+    pid_t gw;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    edge.sin_port = htons((uint16_t)p.port);
+    cr_assert_eq(bind(phone, (struct sockaddr *)&me, sizeof(me)), 0);
+    getsockname(phone, (struct sockaddr *)&me, &len);
+    setsockopt(phone, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    port = ntohs(me.sin_port);
+    snprintf(msg, sizeof(msg),
+             "REGISTER sip:127.0.0.1:%d SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKreg1;rport\r\n"
+             "From: <sip:2001@127.0.0.1:%d>;tag=r1\r\nTo: <sip:2001@127.0.0.1:%d>\r\n"
+             "Call-ID: to-reg-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:2001@127.0.0.1:%d>\r\n"
+             "Expires: 3600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+             p.port, port, p.port, p.port, port);
+    sendto(phone, msg, strlen(msg), 0, (struct sockaddr *)&edge, sizeof(edge));
+    n = recv(phone, in, sizeof(in) - 1, 0);
+    cr_assert_gt(n, 0, "no answer to the REGISTER");
+    in[n] = '\0';
+    cr_assert(strncmp(in, "SIP/2.0 200", 11) == 0, "REGISTER: %.40s", in);
+    gw = sdt_sipp_start("gateway_call", p.port, "2001", hold);
+    do { /* the edge's INVITE (a retransmitted 200 to the REGISTER aside) */
+        n = recv(phone, in, sizeof(in) - 1, 0);
+        cr_assert_gt(n, 0, "the phone got no INVITE");
+        in[n] = '\0';
+    } while (strncmp(in, "INVITE ", 7) != 0);
+    header_value(in, "To", to, sizeof(to));
+    snprintf(want, sizeof(want), "<sip:2001@127.0.0.1:%d>", p.port);
+    cr_expect_str_eq(to, want, "the To of the INVITE to the phone");
+    cr_expect_eq(strchr(to, '@'), strrchr(to, '@'), "more than one @ in %s", to);
+    header_value(in, "Via", via, sizeof(via));
+    header_value(in, "From", from, sizeof(from));
+    header_value(in, "Call-ID", callid, sizeof(callid));
+    header_value(in, "CSeq", cseq, sizeof(cseq));
+    snprintf(msg, sizeof(msg),
+             "SIP/2.0 486 Busy Here\r\nVia: %s\r\nFrom: %s\r\nTo: %s;tag=ph1\r\nCall-ID: %s\r\n"
+             "CSeq: %s\r\nContent-Length: 0\r\n\r\n",
+             via, from, to, callid, cseq);
+    sendto(phone, msg, strlen(msg), 0, (struct sockaddr *)&edge, sizeof(edge));
+    sdt_sipp_wait(gw, WAIT_MS); /* the gateway's scenario wants a 200: its verdict is not ours */
+    close(phone);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 Test(sip_edge, the_edge_id_defaults_to_the_host_name, .timeout = 60)
 {
     struct edge_env e;
