@@ -147,10 +147,21 @@ static int follower_open(struct follower *f, const char *brokers, const char *to
     parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t p = md->topics[0].partitions[i].id;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(f->rk, topic, p, &lo, &hi, 10000) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "drainctl: cannot read the end of %s[%d]\n", topic, p);
+        int64_t lo = 0, hi = 0, until = sd_mono_ms() + 10000;
+        rd_kafka_resp_err_t e;
+        /* The broker answers some of these with a transient error (seen:
+         * "Not leader for partition" from the only broker, seconds after
+         * the topic was created): ask again for a while. */
+        while ((e = rd_kafka_query_watermark_offsets(f->rk, topic, p, &lo, &hi, 10000)) !=
+                   RD_KAFKA_RESP_ERR_NO_ERROR &&
+               sd_mono_ms() < until) {
+            fprintf(stderr, "drainctl: the end of %s[%d]: %s; asking again\n", topic, p,
+                    rd_kafka_err2str(e));
+            usleep(200000);
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "drainctl: cannot read the end of %s[%d]: %s\n", topic, p,
+                    rd_kafka_err2str(e));
             rd_kafka_topic_partition_list_destroy(parts);
             rd_kafka_metadata_destroy(md);
             rd_kafka_topic_destroy(rkt);
@@ -429,6 +440,7 @@ static int cmd_watch(const struct opts *o)
         return EXIT_INFRA;
     if (!o->json)
         printf("watching %s (Ctrl-C to stop)\n", sd_topic(SD_TOPIC_DRAIN_EVENTS));
+    fflush(stdout); /* a pipe or file: say it now, not with the first event */
     while (!interrupted) {
         struct sd_event ev;
         if (follower_next(&f, 250, &ev) == 1) {
