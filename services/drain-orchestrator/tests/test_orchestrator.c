@@ -413,6 +413,12 @@ Test(orchestrator, cancel_resumes_the_edges_clears_the_flags_and_logs_nobody_els
         cr_assert_lt(sd_mono_ms(), deadline, "the edge never drained");
         usleep(100000);
     }
+    /* the orchestrator sees that at its next tick (every 250 ms): then the
+     * drain waits for the agent on its call */
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE phase = 'wait_agents'") != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the drain never waited for the agent");
+        usleep(50000);
+    }
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE drain"), 1);
     sdt_send_event(e.commands, "site2", "drain.cancel",
                    json_pack("{s:s, s:s}", "site", "site2", "reason", "rollback"), cancel);
