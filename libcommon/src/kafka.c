@@ -312,11 +312,12 @@ struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char 
          * looked for again only at this periodic refresh: librdkafka's
          * default of 5 minutes left an edge started right after its topics
          * were created without sipdrain.agent.events for its whole life
-         * (issue #12). The refresh asks the broker about the few subscribed
-         * and assigned topics only (sparse metadata requests), so every
-         * 2 s costs a small request per consumer, and a new or
-         * recreated topic is consumed within about 2 s plus a rebalance
-         * (Java consumers likewise ask again soon for a missing topic). The
+         * (issue #12). The refresh asks the broker about the consumer's few
+         * subscribed and assigned topics only (sparse metadata requests),
+         * so every 2 s costs one small request per consumer, and a topic
+         * that appears is consumed within about 2 s plus a rebalance. A
+         * topic that stays missing is reported once ("Subscribed topic not
+         * available"; librdkafka silences repeats), not every 2 s. The
          * metadata cache then lives 3 x 2 s (metadata.max.age.ms follows
          * this); producers keep the defaults. */
         conf_set(conf, "topic.metadata.refresh.interval.ms", "2000", err) < 0 ||
