@@ -232,6 +232,27 @@ void sd_kafka_producer_free(struct sd_kafka_producer *p)
 
 /* --- consumer ---------------------------------------------------------- */
 
+/* "topic:partitions ..." of parts, each topic once, in the order met:
+ * the log line says which topics an assignment covers (a topic missing
+ * from it is one the consumer does not read). */
+static void topic_counts(const rd_kafka_topic_partition_list_t *parts, char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (int i = 0; i < parts->cnt && used < size; i++) {
+        int n = 0, seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = !strcmp(parts->elems[j].topic, parts->elems[i].topic);
+        if (seen)
+            continue;
+        for (int j = i; j < parts->cnt; j++)
+            n += !strcmp(parts->elems[j].topic, parts->elems[i].topic);
+        used += (size_t)snprintf(out + used, size - used, "%s%s:%d", used > 0 ? " " : "",
+                                 parts->elems[i].topic, n);
+    }
+}
+
 /* Logs assignments and applies them. No commit here: with auto-commit on,
  * librdkafka itself commits the stored offsets when partitions are revoked,
  * and a synchronous commit would block the caller's loop (the SIP thread in
@@ -242,8 +263,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
     struct sd_kafka_consumer *c = opaque;
 
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        char topics[512];
         c->assigned = parts->cnt;
-        sd_log_info("partitions assigned", "group=%s count=%d", c->group, parts->cnt);
+        topic_counts(parts, topics, sizeof(topics));
+        sd_log_info("partitions assigned", "group=%s count=%d topics=\"%s\"", c->group, parts->cnt,
+                    topics);
         rd_kafka_assign(rk, parts);
     } else {
         sd_log_info("partitions revoked", "group=%s count=%d", c->group, parts->cnt);
@@ -282,6 +306,21 @@ struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char 
          * 10 ms more latency when idle. */
         conf_set(conf, "fetch.wait.max.ms", "10", err) < 0 ||
         conf_set(conf, "fetch.min.bytes", "4096", err) < 0 ||
+        /* A subscribed topic that is not in the broker's metadata when the
+         * consumer joins (created a moment later, or just created and not
+         * yet propagated, or briefly missing from a metadata answer) is
+         * looked for again only at this periodic refresh: librdkafka's
+         * default of 5 minutes left an edge started right after its topics
+         * were created without sipdrain.agent.events for its whole life
+         * (issue #12). The refresh asks the broker about the consumer's few
+         * subscribed and assigned topics only (sparse metadata requests),
+         * so every 2 s costs one small request per consumer, and a topic
+         * that appears is consumed within about 2 s plus a rebalance. A
+         * topic that stays missing is reported once ("Subscribed topic not
+         * available"; librdkafka silences repeats), not every 2 s. The
+         * metadata cache then lives 3 x 2 s (metadata.max.age.ms follows
+         * this); producers keep the defaults. */
+        conf_set(conf, "topic.metadata.refresh.interval.ms", "2000", err) < 0 ||
         /* librdkafka's own debug contexts, e.g. "fetch,cgrp" (logged at debug) */
         (getenv("SIPDRAIN_KAFKA_DEBUG") &&
          conf_set(conf, "debug", getenv("SIPDRAIN_KAFKA_DEBUG"), err) < 0) ||

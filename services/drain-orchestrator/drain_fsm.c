@@ -169,6 +169,17 @@ void drain_fsm_counts(const struct drain *d, const struct drain_view *v, struct 
     }
 }
 
+/* The totals (see struct drain): taken at the first step, raised to what
+ * a later step sees when that is more. */
+static void raise_totals(struct drain *d, const struct drain_counts *c)
+{
+    if (!d->counted || c->calls_left > d->calls_at_start)
+        d->calls_at_start = c->calls_left;
+    if (!d->counted || c->agents_logged_in > d->agents_at_start)
+        d->agents_at_start = c->agents_logged_in;
+    d->counted = true;
+}
+
 static uint64_t counts_hash(const struct drain_counts *c, enum drain_phase p)
 {
     const uint32_t f[] = {c->edges_total,   c->edges_not_stopped, c->calls_left,
@@ -220,11 +231,7 @@ void drain_fsm_step(struct drain *d, const struct drain_view *v, struct drain_ac
     if (d->phase == DRAIN_COMPLETED || d->phase == DRAIN_CANCELLED)
         return;
     drain_fsm_counts(d, v, &c);
-    if (!d->counted) {
-        d->counted = true;
-        d->calls_at_start = c.calls_left;
-        d->agents_at_start = c.agents_logged_in;
-    }
+    raise_totals(d, &c);
     if (d->deadline_ms > 0 && v->now_ms >= d->deadline_ms && !d->forced &&
         d->phase < DRAIN_WAIT_BYES) {
         d->forced = true;

@@ -119,6 +119,14 @@ struct drain {
     int64_t phase_ms[DRAIN_PHASE_COUNT]; /* time spent in each phase so far */
     bool forced;
     bool counted; /* calls_at_start / agents_at_start taken (first step) */
+    /* The totals drain.progress measures calls_left and agents_logged_in
+     * against (its calls_at_start, agents_at_start): what the first step
+     * saw, raised whenever a step sees more at once, never lowered. The
+     * edges report their calls once a second, so the first look can miss
+     * a call answered just before the start (counted at the edge's next
+     * report), and an edge takes calls until edge.drain reaches it; a
+     * total fixed at the first look then showed calls_left=1/0 (issue
+     * #12). So the counts left never exceed their totals. */
     uint32_t calls_at_start, agents_at_start;
     /* not stored: after a restart the commands go out again (edges ignore
      * a repeated edge.drain / edge.shutdown) */

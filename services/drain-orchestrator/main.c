@@ -314,7 +314,7 @@ static int carry_out(struct svc *s, struct sd_pg *pg, struct orch_drain *od,
             return -1;
     }
     if (od->fsm.phase != DRAIN_COMPLETED && od->fsm.phase != DRAIN_CANCELLED && od->fsm.counted)
-        save = true; /* counts at start, first time; cheap */
+        save = true; /* the totals, raised as more calls or agents are seen; cheap */
     return save ? orch_db_drain_save(pg, od, err) : 0;
 }
 

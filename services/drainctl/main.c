@@ -147,10 +147,21 @@ static int follower_open(struct follower *f, const char *brokers, const char *to
     parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t p = md->topics[0].partitions[i].id;
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(f->rk, topic, p, &lo, &hi, 10000) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "drainctl: cannot read the end of %s[%d]\n", topic, p);
+        int64_t lo = 0, hi = 0, until = sd_mono_ms() + 10000;
+        rd_kafka_resp_err_t e;
+        /* The broker answers some of these with a transient error (seen:
+         * "Not leader for partition" from the only broker, seconds after
+         * the topic was created): ask again for a while. */
+        while ((e = rd_kafka_query_watermark_offsets(f->rk, topic, p, &lo, &hi, 10000)) !=
+                   RD_KAFKA_RESP_ERR_NO_ERROR &&
+               sd_mono_ms() < until) {
+            fprintf(stderr, "drainctl: the end of %s[%d]: %s; asking again\n", topic, p,
+                    rd_kafka_err2str(e));
+            usleep(200000);
+        }
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "drainctl: cannot read the end of %s[%d]: %s\n", topic, p,
+                    rd_kafka_err2str(e));
             rd_kafka_topic_partition_list_destroy(parts);
             rd_kafka_metadata_destroy(md);
             rd_kafka_topic_destroy(rkt);
@@ -202,6 +213,15 @@ static const char *text(json_t *d, const char *key)
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
+/* The total that left counts down from (calls_at_start for calls_left,
+ * agents_at_start for agents_logged_in). The orchestrator never reports
+ * more left than the total; an event from an orchestrator older than that
+ * rule (issue #12) could, and is shown as n/n rather than n/0. */
+static long total_of(json_t *d, const char *total, const char *left)
+{
+    return num(d, total) > num(d, left) ? num(d, total) : num(d, left);
+}
+
 static void bar(char *out, size_t size, long done, long total)
 {
     const int width = 30;
@@ -231,6 +251,8 @@ static void show_event(struct screen *sc, const struct sd_event *ev)
 {
     json_t *d = ev->data;
     char b1[64], b2[64], elapsed[48], left[48];
+    long calls_total = total_of(d, "calls_at_start", "calls_left");
+    long agents_total = total_of(d, "agents_at_start", "agents_logged_in");
 
     if (sc->json) {
         char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
@@ -270,19 +292,17 @@ static void show_event(struct screen *sc, const struct sd_event *ev)
         printf("%s drain=%s phase=%s calls_left=%ld/%ld agents_logged_in=%ld/%ld acw=%ld"
                " on_call=%ld byes_pending=%ld nailed_up=%ld edges_not_stopped=%ld/%ld"
                " elapsed=%s\n",
-               ev->time, text(d, "drain_id"), text(d, "phase"), num(d, "calls_left"),
-               num(d, "calls_at_start"), num(d, "agents_logged_in"), num(d, "agents_at_start"),
-               num(d, "agents_in_acw"), num(d, "agents_on_call"), num(d, "byes_pending"),
-               num(d, "nailed_up_left"), num(d, "edges_not_stopped"), num(d, "edges_total"),
-               elapsed);
+               ev->time, text(d, "drain_id"), text(d, "phase"), num(d, "calls_left"), calls_total,
+               num(d, "agents_logged_in"), agents_total, num(d, "agents_in_acw"),
+               num(d, "agents_on_call"), num(d, "byes_pending"), num(d, "nailed_up_left"),
+               num(d, "edges_not_stopped"), num(d, "edges_total"), elapsed);
         fflush(stdout);
         return;
     }
     if (sc->lines > 0)
         printf("\033[%dA", sc->lines); /* back to the top of the last picture */
-    bar(b1, sizeof(b1), num(d, "calls_at_start") - num(d, "calls_left"), num(d, "calls_at_start"));
-    bar(b2, sizeof(b2), num(d, "agents_at_start") - num(d, "agents_logged_in"),
-        num(d, "agents_at_start"));
+    bar(b1, sizeof(b1), calls_total - num(d, "calls_left"), calls_total);
+    bar(b2, sizeof(b2), agents_total - num(d, "agents_logged_in"), agents_total);
     left[0] = '\0';
     if (json_object_get(d, "deadline_in_ms") != NULL)
         clock_text(left, sizeof(left), num(d, "deadline_in_ms"));
@@ -290,11 +310,10 @@ static void show_event(struct screen *sc, const struct sd_event *ev)
            text(d, "scope"), !strcmp(text(d, "scope"), "edge") ? text(d, "edge") : text(d, "site"),
            text(d, "phase"), elapsed, left[0] ? "  deadline in " : "", left);
     printf("\033[2K  calls   %s %4ld of %ld ended, %ld left\n", b1,
-           num(d, "calls_at_start") - num(d, "calls_left"), num(d, "calls_at_start"),
-           num(d, "calls_left"));
+           calls_total - num(d, "calls_left"), calls_total, num(d, "calls_left"));
     printf("\033[2K  agents  %s %4ld of %ld logged out (%ld in ACW, %ld on a call)\n", b2,
-           num(d, "agents_at_start") - num(d, "agents_logged_in"), num(d, "agents_at_start"),
-           num(d, "agents_in_acw"), num(d, "agents_on_call"));
+           agents_total - num(d, "agents_logged_in"), agents_total, num(d, "agents_in_acw"),
+           num(d, "agents_on_call"));
     printf("\033[2K  BYEs pending %ld   nailed-up dialogs %ld   edges not stopped %ld of %ld\n",
            num(d, "byes_pending"), num(d, "nailed_up_left"), num(d, "edges_not_stopped"),
            num(d, "edges_total"));
@@ -429,6 +448,7 @@ static int cmd_watch(const struct opts *o)
         return EXIT_INFRA;
     if (!o->json)
         printf("watching %s (Ctrl-C to stop)\n", sd_topic(SD_TOPIC_DRAIN_EVENTS));
+    fflush(stdout); /* a pipe or file: say it now, not with the first event */
     while (!interrupted) {
         struct sd_event ev;
         if (follower_next(&f, 250, &ev) == 1) {

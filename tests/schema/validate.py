@@ -18,6 +18,9 @@ Checks, each failure printed as one line "FAIL <file>: <message>":
     without schema, or a schema violation);
   * every non-empty line of each --jsonl file (e.g. the C encoder's output, one
     event per line) is an event that passes its type's schema.
+An event passes its type's schema and the rules between its fields that JSON
+Schema cannot say (RELATIONS below, e.g. drain.progress's calls_left never
+above calls_at_start).
 Then one summary line; exit status 1 on any failure, 0 otherwise, 2 on usage.
 
 Runs offline: every $ref is resolved from the schemas directory (a resolver
@@ -232,6 +235,26 @@ def load_schemas(schema_dir, rep):
     return by_type, store
 
 
+# Rules between two integer fields of data that JSON Schema cannot express:
+# type -> [(field, must be <= field)]. Each is also said in the field's
+# description in the schema.
+RELATIONS = {
+    "drain.progress": [("calls_left", "calls_at_start"), ("agents_logged_in", "agents_at_start")],
+}
+
+
+def relation_errors(event):
+    data = event.get("data")
+    out = []
+    if not isinstance(data, dict):
+        return out
+    for small, big in RELATIONS.get(event.get("type"), []):
+        a, b = data.get(small), data.get(big)
+        if isinstance(a, int) and isinstance(b, int) and a > b:
+            out.append("data: %s %d exceeds %s %d" % (small, a, big, b))
+    return out
+
+
 class EventChecker:
     def __init__(self, by_type, store):
         self.by_type = by_type
@@ -262,7 +285,7 @@ class EventChecker:
             out.append("%s: %s" % (where, short(e.message)))
         if len(errs) > MAX_ERRORS_PER_EVENT:
             out.append("... and %d more errors" % (len(errs) - MAX_ERRORS_PER_EVENT))
-        return out
+        return out + relation_errors(event)
 
 
 def _no_duplicates(pairs):

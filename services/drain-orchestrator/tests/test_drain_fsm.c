@@ -506,6 +506,135 @@ Test(drain_fsm, progress_is_reported_on_changes_at_most_every_200_ms_and_at_leas
     cr_expect_eq(count(&out, DRAIN_DO_PROGRESS), 1, "a second without a report");
 }
 
+/* --- the progress counts against their totals -------------------------------- */
+
+/* What drain.progress would say after the last step (the shell counts the
+ * same view the core stepped on). */
+static void progress_of(const struct drain *d, struct world *w, struct drain_counts *c)
+{
+    struct drain_view v = view_of(w);
+
+    drain_fsm_counts(d, &v, c);
+}
+
+/* Issue #12: a call answered 0.7 s before the drain started is not in the
+ * edge's last edge.status yet (one a second), so the first look counts 0;
+ * its next report has it. calls_at_start follows: 1/1, not 1/0. */
+Test(drain_fsm, a_call_the_first_look_missed_raises_calls_at_start_with_calls_left)
+{
+    struct drain d;
+    struct world w = {.now = T0};
+    struct drain_counts c;
+
+    edge(&w, "edge-2a", DRAIN_EDGE_ACTIVE, 0);
+    w.edges[0].heartbeat_ms = T0 - 800; /* its report from before the answer */
+    drain_fsm_init(&d, "d1", DRAIN_SCOPE_EDGE, "site2", "edge-2a", T0, 0);
+    step(&d, &w);
+    progress_of(&d, &w, &c);
+    cr_expect_eq(count(&out, DRAIN_DO_PROGRESS), 1);
+    cr_expect_eq(c.calls_left, 0);
+    cr_expect_eq(d.calls_at_start, 0, "nothing seen yet");
+
+    tick(&w, 250); /* the edge's next report: draining, the call up */
+    w.edges[0].state = DRAIN_EDGE_DRAINING;
+    w.edges[0].active_calls = 1;
+    step(&d, &w);
+    progress_of(&d, &w, &c);
+    cr_expect_eq(count(&out, DRAIN_DO_PROGRESS), 1, "the phase changed: reported");
+    cr_expect_eq(c.calls_left, 1);
+    cr_expect_eq(d.calls_at_start, 1, "calls_left=1/%u", d.calls_at_start);
+
+    tick(&w, 5000); /* the call ends: 0 of 1 left */
+    w.edges[0].active_calls = 0;
+    step(&d, &w);
+    progress_of(&d, &w, &c);
+    cr_expect_eq(c.calls_left, 0);
+    cr_expect_eq(d.calls_at_start, 1, "a total does not go down");
+}
+
+/* The same for agents: one agent-state logged in just as the site's drain
+ * started (the first look did not see it) counts in agents_at_start. */
+Test(drain_fsm, an_agent_the_first_look_missed_raises_agents_at_start)
+{
+    struct drain d;
+    struct world w = {.now = T0};
+    struct drain_counts c;
+
+    edge(&w, "edge-2a", DRAIN_EDGE_DRAINING, 0);
+    agent(&w, "a1", DRAIN_AGENT_ACW, false)->acw_timed = true;
+    drain_fsm_init(&d, "d1", DRAIN_SCOPE_SITE, "site2", NULL, T0, 0);
+    step(&d, &w);
+    cr_expect_eq(d.agents_at_start, 1);
+    tick(&w, 300);
+    agent(&w, "a2", DRAIN_AGENT_NOT_READY, true);
+    step(&d, &w);
+    progress_of(&d, &w, &c);
+    cr_expect_eq(c.agents_logged_in, 2);
+    cr_expect_eq(d.agents_at_start, 2, "agents_logged_in=2/%u", d.agents_at_start);
+}
+
+/* Whatever the views do - calls counted late, an edge gone silent and back
+ * with its calls, agents logging in and out, a drain loaded again from its
+ * row after a restart - no step leaves calls_left above calls_at_start or
+ * agents_logged_in above agents_at_start, and neither total goes down. */
+Test(drain_fsm, no_step_reports_more_calls_or_agents_left_than_its_total)
+{
+    static struct drain d; /* copied whole on the "restart" below */
+    struct world w = {.now = T0};
+    struct drain_counts c;
+    uint32_t seed = 12345, calls_total = 0, agents_total = 0;
+
+    edge(&w, "edge-2a", DRAIN_EDGE_ACTIVE, 0);
+    edge(&w, "edge-2b", DRAIN_EDGE_ACTIVE, 0);
+    for (int i = 0; i < 6; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "a%d", i);
+        agent(&w, id, DRAIN_AGENT_LOGGED_OUT, false);
+    }
+    drain_fsm_init(&d, "d1", DRAIN_SCOPE_SITE, "site2", NULL, T0, 0);
+    for (int n = 0; n < 2000; n++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        struct drain_edge_view *e = &w.edges[r % 2];
+        struct drain_agent_view *a = &w.agents[(r >> 3) % 6];
+        int64_t before = w.now;
+
+        tick(&w, 50 + (int64_t)(r % 400));
+        if ((r >> 8) % 3 == 0)
+            e->active_calls = (r >> 10) % 5;
+        if ((r >> 18) % 16 == 0) /* on through the phases, mostly */
+            e->state = (enum drain_edge_state)((r >> 20) % (DRAIN_EDGE_STATE_COUNT - 1));
+        if ((r >> 12) % 40 == 0) /* silent for a while, then reports again */
+            e->heartbeat_ms = before - DRAIN_EDGE_GONE_MS;
+        if ((r >> 14) % 4 == 0)
+            a->state = (enum drain_agent_state)((r >> 16) % DRAIN_AGENT_STATE_COUNT);
+        if (n == 1000) { /* the orchestrator restarts: what the row keeps */
+            struct drain row;
+            drain_fsm_init(&row, d.id, d.scope, d.site, NULL, d.started_ms, d.deadline_ms);
+            row.phase = d.phase;
+            row.counted = d.counted;
+            row.calls_at_start = d.calls_at_start;
+            row.agents_at_start = d.agents_at_start;
+            d = row;
+        }
+        step(&d, &w);
+        if (d.phase == DRAIN_COMPLETED)
+            break;
+        progress_of(&d, &w, &c);
+        cr_assert_leq(c.calls_left, d.calls_at_start, "step %d: calls_left=%u/%u", n, c.calls_left,
+                      d.calls_at_start);
+        cr_assert_leq(c.agents_logged_in, d.agents_at_start, "step %d: agents_logged_in=%u/%u", n,
+                      c.agents_logged_in, d.agents_at_start);
+        cr_assert_geq(d.calls_at_start, calls_total, "step %d: calls total went down", n);
+        cr_assert_geq(d.agents_at_start, agents_total, "step %d: agents total went down", n);
+        calls_total = d.calls_at_start;
+        agents_total = d.agents_at_start;
+    }
+    cr_expect_gt(calls_total, 0, "the sequence had calls");
+    cr_expect_neq(d.phase, DRAIN_REFUSING, "the sequence got past refusing");
+    cr_expect_gt(agents_total, 0, "and agents");
+}
+
 Test(drain_fsm, names_parse_back)
 {
     for (int p = 0; p < DRAIN_PHASE_COUNT; p++) {

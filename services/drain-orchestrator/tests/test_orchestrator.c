@@ -24,6 +24,7 @@ struct env {
 
 struct proc {
     pid_t pid;
+    int port; /* an edge's SIP port */
     char log[256];
 };
 
@@ -89,7 +90,8 @@ static void edge_start(struct env *e, struct proc *p, const char *id)
 
     which = !which;
     snprintf(envs[which][0], 128, "SIPDRAIN_EDGE_ID=%s", id);
-    snprintf(envs[which][1], 128, "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
+    p->port = sdt_free_port();
+    snprintf(envs[which][1], 128, "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", p->port);
     snprintf(envs[which][2], 128, "SIPDRAIN_SITE=site2");
     extra[0] = envs[which][0];
     extra[1] = envs[which][1];
@@ -410,6 +412,12 @@ Test(orchestrator, cancel_resumes_the_edges_clears_the_flags_and_logs_nobody_els
     while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE state = 'drained'") != 1) {
         cr_assert_lt(sd_mono_ms(), deadline, "the edge never drained");
         usleep(100000);
+    }
+    /* the orchestrator sees that at its next tick (every 250 ms): then the
+     * drain waits for the agent on its call */
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE phase = 'wait_agents'") != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the drain never waited for the agent");
+        usleep(50000);
     }
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE drain"), 1);
     sdt_send_event(e.commands, "site2", "drain.cancel",
@@ -751,6 +759,159 @@ Test(orchestrator, drainctl_drain_start_wait_shows_progress_and_exits_0_when_the
     cr_expect(sdt_file_has(out, "rejected: unknown_site"), "%s", out);
 
     cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+    kill(as.pid, SIGTERM);
+    cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
+
+/* --- the progress counts ------------------------------------------------------ */
+
+/* Returns once edge has just written its edges row (its edge.status, once
+ * a second): the next one is about a second away. */
+static void just_after_a_heartbeat(struct env *e, const char *edge)
+{
+    char sql[256];
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    long first;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT (extract(epoch from last_heartbeat) * 1000)::bigint FROM edges"
+             " WHERE edge_id = '%s'",
+             edge);
+    first = sdt_pg_scalar(e->dsn, sql);
+    while (sdt_pg_scalar(e->dsn, sql) == first) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge %s stopped reporting", edge);
+        usleep(10000);
+    }
+}
+
+/* Every "calls_left=X/Y" and "agents_logged_in=X/Y" of drainctl's progress
+ * lines has X <= Y; how many lines said calls_left=1/1. */
+static int drainctl_lines_honest(const char *path, int *lines)
+{
+    FILE *f = fopen(path, "r");
+    char line[2048];
+    int one_of_one = 0;
+
+    *lines = 0;
+    cr_assert_not_null(f, "%s", path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *c = strstr(line, " calls_left="), *a = strstr(line, " agents_logged_in=");
+        long left, total;
+        if (c == NULL)
+            continue;
+        (*lines)++;
+        cr_assert_eq(sscanf(c, " calls_left=%ld/%ld", &left, &total), 2, "%s", line);
+        cr_expect_leq(left, total, "drainctl: %s", line);
+        one_of_one += left == 1 && total == 1;
+        cr_assert_not_null(a, "%s", line);
+        cr_assert_eq(sscanf(a, " agents_logged_in=%ld/%ld", &left, &total), 2, "%s", line);
+        cr_expect_leq(left, total, "drainctl: %s", line);
+    }
+    fclose(f);
+    return one_of_one;
+}
+
+/* Issue #12: a call answered less than a second before the drain starts is
+ * not in its edge's last edge.status, so the first look at the edges counts
+ * no call; the edge's next report has it. Every drain.progress and every
+ * line of drainctl must still show calls_left at most its total (1/1, not
+ * 1/0). The call is a real one (SIPp gateway -> sip-edge -> SIPp phone),
+ * placed just after the edge reported, and the drain.start sent as soon as
+ * the call is established. */
+Test(orchestrator, a_call_answered_just_before_the_drain_starts_never_shows_more_left_than_total,
+     .timeout = 240)
+{
+    struct env e;
+    struct proc as, orch, edge_a;
+    struct evs drains;
+    const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
+    const char *hold[] = {"hold_ms", "3000", NULL};
+    const char *watch_args[] = {"watch", NULL};
+    const char *watch_env[4] = {e.env_brokers, e.env_prefix, e.env_dsn, NULL};
+    char watch_out[256], dir_bin[1024];
+    pid_t phone, gateway, watch;
+    int64_t placed_ms, answered_ms, deadline;
+    long max_left = 0, last_total = -1, first_left = -1;
+    int progress = 0, lines, one_of_one;
+
+    env_setup(&e);
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, work_mode, ready_since,"
+                      " version) VALUES ('a1', '2001', 'site2', 'ready', 'manual_in',"
+                      " now() - interval '10 seconds', 1)");
+    start(&e, &as, "agent-state", "agent-state", as_inst);
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    wait_log(&as, "partitions assigned");
+
+    /* drainctl follows drain.events from its end: started before the drain */
+    snprintf(dir_bin, sizeof(dir_bin), "%s/drainctl", getenv("SIPDRAIN_BIN_DIR"));
+    snprintf(watch_out, sizeof(watch_out), "/tmp/sipdrain-drainctl-watch-%.12s.out", e.prefix + 2);
+    unlink(watch_out);
+    watch = sdt_spawn(dir_bin, watch_args, watch_env, watch_out);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (!sdt_file_has(watch_out, "watching")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "drainctl watch did not start (%s)", watch_out);
+        usleep(50000);
+    }
+
+    phone = sdt_sipp_start("phone_answer", edge_a.port, "2001", NULL);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2001'") < 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the phone never registered");
+        usleep(50000);
+    }
+    just_after_a_heartbeat(&e, "edge-2a");
+    placed_ms = sd_mono_ms();
+    gateway = sdt_sipp_start("gateway_call", edge_a.port, "2001", hold);
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'established'") < 1) {
+        cr_assert_lt(sd_mono_ms() - placed_ms, WAIT_MS, "the call was never established");
+        usleep(10000);
+    }
+    answered_ms = sd_mono_ms();
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    cr_log_info("call placed right after edge-2a's report, established %lld ms later,"
+                " drain.start sent at %lld ms",
+                (long long)(answered_ms - placed_ms), (long long)(sd_mono_ms() - placed_ms));
+
+    evs_read(e.events, "drain.completed", &drains); /* also validates: calls_left <= total */
+    for (size_t i = 0; i < drains.n; i++) {
+        json_t *d = drains.data[i];
+        long left = (long)json_integer_value(json_object_get(d, "calls_left"));
+        long total = (long)json_integer_value(json_object_get(d, "calls_at_start"));
+        long in = (long)json_integer_value(json_object_get(d, "agents_logged_in"));
+        long in_total = (long)json_integer_value(json_object_get(d, "agents_at_start"));
+        if (strcmp(drains.type[i], "drain.progress") != 0)
+            continue;
+        progress++;
+        if (first_left < 0)
+            first_left = left;
+        cr_expect_leq(left, total, "drain.progress %d: calls_left=%ld/%ld", progress, left, total);
+        cr_expect_leq(in, in_total, "drain.progress %d: agents_logged_in=%ld/%ld", progress, in,
+                      in_total);
+        cr_expect_geq(total, last_total, "the total went down");
+        max_left = left > max_left ? left : max_left;
+        last_total = total;
+    }
+    cr_log_info("%d drain.progress; the first said calls_left=%ld", progress, first_left);
+    cr_expect_gt(progress, 0);
+    cr_expect_eq(max_left, 1, "the call was counted");
+    cr_expect_eq(last_total, 1, "calls_at_start: the one call");
+    evs_free(&drains);
+
+    cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0, "the gateway's call, ended by its BYE");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone");
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "edge-2a stopped by the drain (%s)",
+                 edge_a.log);
+
+    kill(watch, SIGTERM);
+    cr_expect_eq(exit_code(watch, WAIT_MS), 0, "drainctl watch (%s)", watch_out);
+    one_of_one = drainctl_lines_honest(watch_out, &lines);
+    cr_expect_gt(lines, 0, "drainctl showed the progress (%s)", watch_out);
+    cr_expect_gt(one_of_one, 0, "drainctl showed calls_left=1/1 (%s)", watch_out);
+
     kill(orch.pid, SIGTERM);
     cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
     kill(as.pid, SIGTERM);
