@@ -84,11 +84,14 @@ else
 fi
 
 # sofia-sip, patched: "built" when sofia-sip-build.sh wrote its .complete
-# marker during this run (a build takes minutes), "cached" when it was there.
+# marker during this run (a build takes minutes), "cached" when it was there,
+# "installed" when it is installed but this user has no cache of it.
 t0=$(date +%s)
 sofia_dir=$("$here/sofia-sip-build.sh")
 sofia_ver=${sofia_dir##*/sofia-sip-}
-if (($(stat -c %Y "$sofia_dir/.complete") > t0)); then
+if [[ ! -f "$sofia_dir/.complete" ]]; then
+  sofia_state=installed
+elif (($(stat -c %Y "$sofia_dir/.complete") > t0)); then
   sofia_state=built
 else
   sofia_state=cached

@@ -77,6 +77,14 @@ if check_cached; then
   echo "$dest"
   exit 0
 fi
+# Installed already, built by someone else (root, another user's cache):
+# nothing to do either.
+if [[ "$(installed_version libsofia-sip-ua0)" == "$VERSION" &&
+      "$(installed_version libsofia-sip-ua-dev)" == "$VERSION" ]]; then
+  echo "sofia-sip-build: $VERSION installed (no cache in $cache)" >&2
+  echo "$dest"
+  exit 0
+fi
 
 need_root "building sofia-sip $VERSION"
 mkdir -p "$cache"
