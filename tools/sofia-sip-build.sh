@@ -12,8 +12,8 @@
 #               nothing is built and apt is not asked anything
 # <version> is Debian's with a local suffix (+sipdrainN), which sorts above
 # Debian's so apt does not "upgrade" back to the unpatched library. Change
-# a patch => bump LOCAL_SUFFIX (the script refuses a cache built from other
-# patches under the same version).
+# a patch's diff => bump LOCAL_SUFFIX (the script refuses a cache built from
+# other diffs under the same version).
 #
 # A build (first run only, a few minutes on 2 cores) adds a deb-src entry if
 # apt has none, fetches the pinned source with apt-get source, installs the
@@ -35,7 +35,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache="${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}"
 dest="$cache/sofia-sip-$VERSION"
 patches=("$here"/sofia-sip/*.patch)
-patch_sum=$(cat "${patches[@]}" | sha256sum | cut -d' ' -f1)
+# The diffs only: a patch's header can be edited without a rebuild.
+patch_sum=$(sed -n '/^--- a\//,$p' "${patches[@]}" | sha256sum | cut -d' ' -f1)
 
 installed_version() {
   local status
@@ -77,9 +78,11 @@ if check_cached; then
   echo "$dest"
   exit 0
 fi
-# Installed already, built by someone else (root, another user's cache):
-# nothing to do either.
-if [[ "$(installed_version libsofia-sip-ua0)" == "$VERSION" &&
+# Not root, and installed already (built by root, or from another user's
+# cache): nothing to do either. Root builds the cache (the image copies the
+# runtime .deb from it).
+if [[ "$(id -u)" != 0 &&
+      "$(installed_version libsofia-sip-ua0)" == "$VERSION" &&
       "$(installed_version libsofia-sip-ua-dev)" == "$VERSION" ]]; then
   echo "sofia-sip-build: $VERSION installed (no cache in $cache)" >&2
   echo "$dest"
@@ -111,7 +114,7 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
 fi
-if ! apt-cache showsrc "sofia-sip=$DEBIAN_VERSION" 2>/dev/null | grep -qx "Version: $DEBIAN_VERSION"; then
+if ! apt-cache showsrc sofia-sip 2>/dev/null | grep -qxF "Version: $DEBIAN_VERSION"; then
   echo "sofia-sip-build: apt-get update" >&2
   apt-get update >&2
 fi
