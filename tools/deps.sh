@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what sipdrain's build and tests need, idempotently:
 #   1. Debian packages (only the missing ones; no apt-get at all when none is)
-#   2. the Apache Kafka broker jars (tools/kafka-fetch.sh, cached per user)
+#   2. sofia-sip with sipdrain's patches (tools/sofia-sip-build.sh: built once,
+#      cached per user, installed when the installed library is not that one)
+#   3. the Apache Kafka broker jars (tools/kafka-fetch.sh, cached per user)
 # Prints one summary line on stdout; progress goes to stderr.
 #   tools/deps.sh --build-only   only what building needs (deploy/Dockerfile)
 set -euo pipefail
@@ -11,7 +13,7 @@ BUILD_ONLY=0
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  librdkafka-dev libsofia-sip-ua-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
+  librdkafka-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
   libmicrohttpd-dev  # /healthz, /readyz, /metrics
   postgresql sip-tester python3-jsonschema python3-yaml
   clang-format valgrind procps
@@ -26,10 +28,12 @@ command -v javac >/dev/null || PACKAGES+=(openjdk-17-jdk-headless)
 if ((BUILD_ONLY)); then
   PACKAGES=(
     build-essential cmake ninja-build pkg-config
-    librdkafka-dev libsofia-sip-ua-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
+    librdkafka-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
     libmicrohttpd-dev
   )
 fi
+# libsofia-sip-ua-dev (and libsofia-sip-ua0) are not in these lists: Debian's
+# build crashes on one TCP packet; tools/sofia-sip-build.sh installs ours.
 
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -79,8 +83,22 @@ else
   pkg_summary="installed ${#missing[@]} of ${#PACKAGES[@]} packages (${missing[*]})"
 fi
 
+# sofia-sip, patched: "built" when sofia-sip-build.sh wrote its .complete
+# marker during this run (a build takes minutes), "cached" when it was there,
+# "installed" when it is installed but this user has no cache of it.
+t0=$(date +%s)
+sofia_dir=$("$here/sofia-sip-build.sh")
+sofia_ver=${sofia_dir##*/sofia-sip-}
+if [[ ! -f "$sofia_dir/.complete" ]]; then
+  sofia_state=installed
+elif (($(stat -c %Y "$sofia_dir/.complete") > t0)); then
+  sofia_state=built
+else
+  sofia_state=cached
+fi
+
 if ((BUILD_ONLY)); then
-  echo "deps: $pkg_summary (build only)"
+  echo "deps: $pkg_summary, sofia-sip $sofia_ver $sofia_state (build only)"
   exit 0
 fi
 
@@ -95,4 +113,4 @@ else
   kafka_state=cached
 fi
 
-echo "deps: $pkg_summary, kafka $kafka_ver $kafka_state"
+echo "deps: $pkg_summary, sofia-sip $sofia_ver $sofia_state, kafka $kafka_ver $kafka_state"
