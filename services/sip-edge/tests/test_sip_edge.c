@@ -475,6 +475,12 @@ Test(sip_edge, names_in_received_messages_are_never_resolved, .timeout = 120)
          "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-2\r\n"
          "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
          200},
+        {"OPTIONS, Via with maddr a name",
+         "OPTIONS sip:2001@127.0.0.1 SIP/2.0\r\n"
+         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdns7;rport;maddr=maddr.example.invalid\r\n"
+         "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:2001@127.0.0.1>\r\nCall-ID: dns-7\r\n"
+         "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+         200},
         {"REGISTER, Contact host a name",
          "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
          "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdns3;rport\r\n"
