@@ -380,7 +380,12 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         /* Responses go back to the address and port the request came from
          * (RFC 3581 rport, used even when the client did not ask), never to
          * a host named in its Via. */
-        NTATAG_SERVER_RPORT(2), NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
+        NTATAG_SERVER_RPORT(2),
+        /* A SIP message of an edge's (an INVITE with its SDP) is a few KiB:
+         * anything over 64 KiB is refused (413, TCP closed), not buffered
+         * up to nta's default of 2 MB per message. */
+        NTATAG_MAXSIZE(EDGE_MAX_MESSAGE), NUTAG_APPL_METHOD("OPTIONS"),
+        NUTAG_APPL_METHOD("REGISTER"),
         /* Exactly what the edge handles (NUA's default list names MESSAGE,
          * SUBSCRIBE, NOTIFY, REFER, PRACK and UPDATE, and answered some of
          * them 200 with nothing behind it): every other method gets 405

@@ -60,6 +60,8 @@ struct edge_leg;
  * BYE, CANCEL, INFO), OPTIONS and REGISTER. */
 #define EDGE_ALLOW "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO"
 
+#define EDGE_MAX_MESSAGE (64u << 10) /* the largest SIP message taken (nta: 413) */
+
 #define UDP_BUFFER_BYTES (4u << 20) /* SIP socket buffers (see nua_create) */
 
 #define BYE_RETRY_MS 2000 /* bye_wait: a new BYE transaction this often per dialog */
