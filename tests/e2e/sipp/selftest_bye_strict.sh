@@ -4,7 +4,7 @@
 # for sip-edge: a correct edge must pass, every kind of out-of-dialog or
 # badly numbered BYE must fail the check made for it.
 #
-# Usage:  tests/e2e/sipp/selftest_bye_strict.sh          # 35 cases, about 90 s
+# Usage:  tests/e2e/sipp/selftest_bye_strict.sh          # 36 cases, about 90 s
 #         SELFTEST_OUT=/tmp/x ...   # where logs and mutants go
 #
 # Phone leg (as selftest_calls.sh, other ports): selftest_registrar.xml on
@@ -110,6 +110,9 @@ M=$(mutant selftest_bye_edge.xml edge_bye2_compact.xml \
     's{(BYE \[next_url\] SIP/2\.0\n\s+)Via:( [^\n]*bye2-[^\n]*\n\s+)From:([^\n]*\n\s+)To:([^\n]*\n\s+)Call-ID:}{${1}v:${2}f:${3}t:${4}i:}')
 phone_case "2nd transaction in compact form (v: f: t: i:)" phone_bye_strict.xml 0 "$M" 0 \
     "${SILENT[@]}" -- "${TWO[@]}"
+M=$(mutant selftest_bye_edge.xml edge_options_other_call.xml \
+    's{(\n  <label id="bye2"/>)}{\n  <send>\n    <![CDATA[\n\n      OPTIONS [next_url] SIP/2.0\n      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n      From: <sip:edge\@[local_ip]:[local_port]>;tag=edge[pid]T[call_number]\n      To: <sip:[service]\@[remote_ip]:[remote_port]>\n      Call-ID: other-[call_id]\n      CSeq: 30 OPTIONS\n      Max-Forwards: 70\n      Content-Length: 0\n\n    ]]>\n  </send>$1}')
+phone_case "an OPTIONS of another call between the BYEs" phone_bye_strict.xml 0 "$M" 0 "${SILENT[@]}" -- "${TWO[@]}"
 
 # ---- phone leg: wrong counts and keys -----------------------------------------------
 phone_case "answer yes, but fewer BYEs than ignore_byes" phone_bye_strict.xml 1 selftest_bye_edge.xml 0 \
