@@ -11,11 +11,15 @@
  * (retransmissions and new transactions alike, hence -nr) and log when each
  * arrived (README.md there, "Strict BYE checks").
  *
- * These are the tests the fixed edge must pass. The edge before the fix
- * sends the BYEs of a new transaction OUTSIDE the dialog (a new From tag,
- * no To tag, CSeq 1001): against it the peers' checks fail, so
- * the_phone_..._in_the_dialog, the_caller_..._in_the_dialog and
- * a_silent_phone_past_timer_f_... fail there. */
+ * These are the tests the fixed edge must pass; the edge before the fix
+ * fails all four. It sends the BYEs of a new transaction OUTSIDE the
+ * dialog: no To tag and CSeq 1001, below the INVITE's (sofia-sip starts
+ * near 1001384000), on the caller leg also a new From tag; the peers'
+ * checks of those BYEs fail (the two ..._gets_it_again_in_the_dialog_...
+ * tests and a_silent_phone_past_timer_f_...). And with its first BYE
+ * transaction still in flight at the timeout it stops only at Timer F
+ * (a_silent_phone_inside_timer_f_...: exit 32.5 s into a 4 s wait, BYEs
+ * until 31.5 s). */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -289,8 +293,8 @@ static void call_hung_up_by_the_caller(const struct edge_proc *p)
 /* T1 100 ms: the first BYE transaction has 7 datagrams and times out
  * (Timer F) after 6.4 s; the phone leaves 9 datagrams unanswered, so the
  * one it answers belongs to a BYE the edge sent again in a new transaction,
- * which must be in the dialog. Fails on the old edge (the phone's checks:
- * new From tag, no To tag). */
+ * which must be in the dialog. Fails on the old edge (the phone's checks
+ * of the new transaction: no To tag). */
 Test(sip_bye, the_phone_ignoring_the_first_bye_transaction_gets_it_again_in_the_dialog_and_confirms,
      .timeout = 180)
 {
@@ -325,7 +329,10 @@ Test(sip_bye, the_phone_ignoring_the_first_bye_transaction_gets_it_again_in_the_
 }
 
 /* Default T1 (Timer F 32 s), graceful-shutdown-sip-timeout 4 s: the wait
- * ends inside the first BYE transaction. */
+ * ends inside the first BYE transaction, which must not hold the exit up.
+ * The start of the wait is the edge's "edge state changed ... to=bye_wait"
+ * log line (SIGTERM with no call left). Fails on the old edge (it exits
+ * at Timer F). */
 Test(sip_bye, a_silent_phone_inside_timer_f_gets_byes_until_the_timeout_then_the_edge_exits_0,
      .timeout = 180)
 {
@@ -366,7 +373,8 @@ Test(sip_bye, a_silent_phone_inside_timer_f_gets_byes_until_the_timeout_then_the
 /* Default T1, graceful-shutdown-sip-timeout 40 s: past Timer F (32 s), the
  * BYE is sent again in a new transaction, which must be in the dialog, and
  * the wait still ends at 40 s with that transaction in flight. Fails on the
- * old edge (the phone's checks of the new transaction). */
+ * old edge (the phone's checks of the new transaction: no To tag, CSeq
+ * 1001 below the INVITE's; its exit time is right). */
 Test(sip_bye, a_silent_phone_past_timer_f_gets_the_bye_again_in_the_dialog_until_the_timeout,
      .timeout = 240)
 {
@@ -412,7 +420,7 @@ Test(sip_bye, a_silent_phone_past_timer_f_gets_the_bye_again_in_the_dialog_until
 /* The agent hangs up; the edge BYEs the caller, which leaves 9 datagrams
  * unanswered (T1 100 ms: the first transaction has 7), so the one it
  * answers belongs to a BYE sent again in a new transaction. Fails on the
- * old edge (the gateway's checks: new From tag, no To tag). */
+ * old edge (the gateway's checks: a new From tag, no To tag). */
 Test(sip_bye,
      the_caller_ignoring_the_first_bye_transaction_gets_it_again_in_the_dialog_and_confirms,
      .timeout = 180)
