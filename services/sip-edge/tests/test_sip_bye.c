@@ -368,6 +368,10 @@ Test(sip_bye, a_silent_phone_inside_timer_f_gets_byes_until_the_timeout_then_the
     cr_expect_eq(b.ok, b.byes, "BYEs that passed every check: %d of %d", b.ok, b.byes);
     cr_expect_leq(b.last_ms, (double)wait_at + 4500, "a BYE %.0f ms into a 4 s BYE wait (%s)",
                   b.last_ms - (double)wait_at, phone.log);
+    fprintf(stderr,
+            "sip_bye: 4 s BYE wait: edge exited %lld ms after it began; %d BYE datagrams, the last"
+            " %.0f ms after it began, %d passed every check\n",
+            (long long)(exit_at - wait_at), b.byes, b.last_ms - (double)wait_at, b.ok);
 }
 
 /* Default T1, graceful-shutdown-sip-timeout 40 s: past Timer F (32 s), the
@@ -413,6 +417,10 @@ Test(sip_bye, a_silent_phone_past_timer_f_gets_the_bye_again_in_the_dialog_until
     cr_expect_leq(b.last_ms, (double)wait_at + 40500, "a BYE %.0f ms into a 40 s BYE wait (%s)",
                   b.last_ms - (double)wait_at, phone.log);
     cr_expect(sdt_file_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
+    fprintf(stderr,
+            "sip_bye: 40 s BYE wait: edge exited %lld ms after it began; %d BYE datagrams (%d of a"
+            " new transaction), the last %.0f ms after it began, %d passed every check\n",
+            (long long)(exit_at - wait_at), b.byes, b.new_ok, b.last_ms - (double)wait_at, b.ok);
 }
 
 /* --- the caller leg -------------------------------------------------------- */
