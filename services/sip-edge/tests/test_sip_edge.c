@@ -1129,31 +1129,9 @@ Test(sip_edge, a_call_begun_before_the_drain_finishes_normally_while_new_ones_ar
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
-Test(sip_edge, a_phone_ignoring_bye_gets_it_again_until_the_timeout_then_the_edge_exits_0,
-     .timeout = 180)
-{
-    struct edge_env e;
-    struct edge_proc p;
-    const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=10",
-                           NULL};
-    const char *hold[] = {"hold_ms", "200", NULL};
-    const char *min_byes[] = {"min_byes", "8", NULL};
-    int64_t term_ms;
-    pid_t phone;
-
-    env_setup(&e);
-    edge_start(&e, &p, "edge-2a", extra);
-    agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_ignore_bye", "2001", min_byes);
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0);
-    cr_assert_eq(kill(p.pid, SIGTERM), 0);
-    term_ms = sd_mono_ms();
-    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone did not receive 8 BYEs");
-    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
-    cr_expect_geq(sd_mono_ms() - term_ms, 9500, "the edge stopped before the BYE timeout");
-    cr_expect(sdt_file_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
-    cr_expect(sdt_file_has(p.log, "BYE never confirmed, given up"));
-}
+/* The BYE wait (BYEs sent again within the dialog until the timeout, the
+ * exit within a second of it) is tested against strict peers in
+ * test_sip_bye.c. */
 
 Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_the_dialog,
      .timeout = 180)
