@@ -180,6 +180,7 @@ for s in 1 2; do
     uas=$([ "$s" = 1 ] && echo "$uas1" || echo "$uas2")
     free_port cp
     sipp -sf tests/e2e/sipp/phones_uas.xml -i 127.0.0.1 -p "$uas" -cp "$cp" -t u1 -m 100000 \
+        -key sdp_token "phones-site$s" \
         -timeout $((DURATION_S + 120))s -nostdin -trace_stat -stf "$logs/phones-site$s.csv" \
         >"$logs/phones-site$s.out" 2>&1 &
     pids+=($!)
@@ -202,6 +203,7 @@ free_port ibcp
 sipp "127.0.0.1:${edge_port[edge-2a]}" -sf tests/e2e/sipp/phone_ignore_bye.xml \
     -oocsf tests/e2e/sipp/phone_ignore_bye.xml -m 1 -i 127.0.0.1 -p "$ibp" -cp "$ibcp" -t u1 \
     -timeout $((DURATION_S + 120))s -timeout_error -nostdin -s 2019 -nr -key min_byes "$BYE_COUNT" \
+    -key sdp_token phone-2019 -key sdp_expect s=gateway-2019 \
     -trace_logs -log_file "$logs/phone-2019.log" -trace_err -error_file "$logs/phone-2019.err" \
     >"$logs/phone-2019.out" 2>&1 &
 bye_phone=$!
@@ -267,7 +269,8 @@ say "a direct call to DN 2019 on edge-2a (its phone never answers BYE)"
 free_port dp
 free_port dcp
 sipp "127.0.0.1:${edge_port[edge-2a]}" -sf tests/e2e/sipp/gateway_call.xml -m 1 -s 2019 \
-    -key hold_ms 2500 -i 127.0.0.1 -p "$dp" -cp "$dcp" -t u1 -timeout 30s -timeout_error -nostdin \
+    -key hold_ms 2500 -key sdp_token gateway-2019 -key sdp_expect s=phone-2019 \
+    -i 127.0.0.1 -p "$dp" -cp "$dcp" -t u1 -timeout 30s -timeout_error -nostdin \
     -trace_err -error_file "$logs/direct-call.err" >"$logs/direct-call.out" 2>&1 &
 direct=$!
 pids+=($direct)

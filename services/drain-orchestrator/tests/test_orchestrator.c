@@ -827,7 +827,10 @@ Test(orchestrator, a_call_answered_just_before_the_drain_starts_never_shows_more
     struct proc as, orch, edge_a;
     struct evs drains;
     const char *as_inst[] = {"SIPDRAIN_INSTANCE_ID=as-1", NULL};
-    const char *hold[] = {"hold_ms", "3000", NULL};
+    /* each side checks the other's SDP arrived (tests/e2e/sipp/README.md) */
+    const char *phone_keys[] = {"sdp_token", "phone-orch", "sdp_expect", "s=gw-orch", NULL};
+    const char *gateway_keys[] = {"hold_ms",    "3000",         "sdp_token", "gw-orch",
+                                  "sdp_expect", "s=phone-orch", NULL};
     const char *watch_args[] = {"watch", NULL};
     const char *watch_env[4] = {e.env_brokers, e.env_prefix, e.env_dsn, NULL};
     char watch_out[256], dir_bin[1024];
@@ -857,7 +860,7 @@ Test(orchestrator, a_call_answered_just_before_the_drain_starts_never_shows_more
         usleep(50000);
     }
 
-    phone = sdt_sipp_start("phone_answer", edge_a.port, "2001", NULL);
+    phone = sdt_sipp_start("phone_answer", edge_a.port, "2001", phone_keys);
     deadline = sd_mono_ms() + WAIT_MS;
     while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2001'") < 1) {
         cr_assert_lt(sd_mono_ms(), deadline, "the phone never registered");
@@ -865,7 +868,7 @@ Test(orchestrator, a_call_answered_just_before_the_drain_starts_never_shows_more
     }
     just_after_a_heartbeat(&e, "edge-2a");
     placed_ms = sd_mono_ms();
-    gateway = sdt_sipp_start("gateway_call", edge_a.port, "2001", hold);
+    gateway = sdt_sipp_start("gateway_call", edge_a.port, "2001", gateway_keys);
     while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'established'") < 1) {
         cr_assert_lt(sd_mono_ms() - placed_ms, WAIT_MS, "the call was never established");
         usleep(10000);

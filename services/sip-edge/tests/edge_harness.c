@@ -165,6 +165,38 @@ void agent_ready(struct edge_env *e, const char *agent, const char *dn, int idle
     sdt_pg_run(e->dsn, sql);
 }
 
+const char *const *sdp_keys(struct sdp_keys *k, const char *token, const char *expect,
+                            const char *const *extra)
+{
+    size_t n = 0;
+
+    snprintf(k->token, sizeof(k->token), "%s", token);
+    snprintf(k->expect, sizeof(k->expect), "%s", expect);
+    k->v[n++] = "sdp_token";
+    k->v[n++] = k->token;
+    k->v[n++] = "sdp_expect";
+    k->v[n++] = k->expect;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && extra[i + 1] != NULL; i += 2) {
+        cr_assert_lt(n + 2, sizeof(k->v) / sizeof(k->v[0]), "too many SIPp keys");
+        k->v[n++] = extra[i];
+        k->v[n++] = extra[i + 1];
+    }
+    k->v[n] = NULL;
+    return k->v;
+}
+
+/* The suffix of e->prefix ("t.<random>.") names this test's tokens. */
+const char *const *sdp_pair_keys(struct sdp_keys *k, const struct edge_env *e, const char *self,
+                                 const char *peer, const char *const *extra)
+{
+    char token[64], expect[96];
+    int len = (int)strlen(e->prefix) - 3;
+
+    snprintf(token, sizeof(token), "%s-%.*s", self, len, e->prefix + 2);
+    snprintf(expect, sizeof(expect), "s=%s-%.*s", peer, len, e->prefix + 2);
+    return sdp_keys(k, token, expect, extra);
+}
+
 /* Starts a phone scenario for dn and waits until its REGISTER is stored. */
 pid_t phone_start(struct edge_env *e, struct edge_proc *p, const char *scenario, const char *dn,
                   const char *const *keys)

@@ -60,6 +60,23 @@ size_t statuses(struct edge_env *e, const char *edge, char states[][16], size_t 
 bool has_state(char states[][16], size_t n, const char *state);
 /* An agent logged in (as agent-state leaves the row) on dn at site2. */
 void agent_ready(struct edge_env *e, const char *agent, const char *dn, int idle_s);
+/* The keys of a SIPp call scenario that sends and checks SDP
+ * (tests/e2e/sipp/README.md, "What the scenarios check in SDP"): token, the
+ * session name of the SDP it sends (s=<token>); expect, a line the far
+ * end's SDP must carry (from the line start to a blank or the line end);
+ * then extra "name", "value" pairs (NULL-ended, may be NULL). The array
+ * returned lives in k. */
+struct sdp_keys {
+    const char *v[16];
+    char token[64], expect[96];
+};
+const char *const *sdp_keys(struct sdp_keys *k, const char *token, const char *expect,
+                            const char *const *extra);
+/* The keys of one SIPp end of a call whose far end is SIPp too: the token
+ * "<self>-<this test's random topic suffix>", expecting the line
+ * "s=<peer>-<same suffix>", so no SDP of another test or side can pass. */
+const char *const *sdp_pair_keys(struct sdp_keys *k, const struct edge_env *e, const char *self,
+                                 const char *peer, const char *const *extra);
 /* Starts a phone scenario for dn and waits until its REGISTER is stored. */
 pid_t phone_start(struct edge_env *e, struct edge_proc *p, const char *scenario, const char *dn,
                   const char *const *keys);

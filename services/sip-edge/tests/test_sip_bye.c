@@ -283,9 +283,12 @@ static bool edge_log_has(const char *path, const char *a, const char *b)
 static void call_hung_up_by_the_caller(const struct edge_proc *p)
 {
     const char *hold[] = {"hold_ms", "200", NULL};
+    struct sdp_keys sk;
 
-    cr_assert_eq(sdt_sipp("gateway_call", p->port, "2001", hold), 0,
-                 "the gateway's call (answered, its BYE answered 200)");
+    /* phone_bye_strict's answer is the session "phone-answer" */
+    cr_assert_eq(
+        sdt_sipp("gateway_call", p->port, "2001", sdp_keys(&sk, "gw-bye", "s=phone-answer", hold)),
+        0, "the gateway's call (answered, its BYE answered 200)");
 }
 
 /* --- the phone leg --------------------------------------------------------- */
@@ -441,6 +444,7 @@ Test(sip_bye,
                            NULL};
     const char *hold[] = {"hold_ms", "300", NULL};
     const char *keys[] = {"ignore_byes", "9", NULL};
+    struct sdp_keys sk;
     char why[2048];
     int64_t at;
     pid_t phone;
@@ -448,7 +452,9 @@ Test(sip_bye,
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", extra);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer_hangup", "2001", hold);
+    /* gateway_call_bye_strict offers the session "gateway-offer" */
+    phone = phone_start(&e, &p, "phone_answer_hangup", "2001",
+                        sdp_keys(&sk, "phone-bye", "s=gateway-offer", hold));
     peer_start(&gw, "gateway_call_bye_strict", p.port, "2001", 60, keys);
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone's call and its BYE");
     cr_assert_eq(kill(p.pid, SIGTERM), 0);

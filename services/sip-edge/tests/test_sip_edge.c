@@ -629,6 +629,7 @@ Test(sip_edge, the_to_of_an_invite_to_a_phone_is_the_dn_at_the_edge, .timeout = 
     char msg[2048], in[4096], to[512], want[128], via[512], from[512], callid[256], cseq[64];
     int phone = socket(AF_INET, SOCK_DGRAM, 0), port;
     const char *hold[] = {"hold_ms", "200", NULL};
+    struct sdp_keys sk;
     ssize_t n;
     pid_t gw;
 
@@ -652,7 +653,7 @@ Test(sip_edge, the_to_of_an_invite_to_a_phone_is_the_dn_at_the_edge, .timeout = 
     cr_assert_gt(n, 0, "no answer to the REGISTER");
     in[n] = '\0';
     cr_assert(strncmp(in, "SIP/2.0 200", 11) == 0, "REGISTER: %.40s", in);
-    gw = sdt_sipp_start("gateway_call", p.port, "2001", hold);
+    gw = sdt_sipp_start("gateway_call", p.port, "2001", sdp_keys(&sk, "gw-to", "v=0", hold));
     do { /* the edge's INVITE (a retransmitted 200 to the REGISTER aside) */
         n = recv(phone, in, sizeof(in) - 1, 0);
         cr_assert_gt(n, 0, "the phone got no INVITE");
@@ -760,6 +761,7 @@ Test(sip_edge, an_inbound_call_reaches_the_agent_with_sdp_both_ways_and_ends_cle
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     const char *hold[] = {"hold_ms", "300", NULL};
     pid_t phone;
@@ -767,9 +769,11 @@ Test(sip_edge, an_inbound_call_reaches_the_agent_with_sdp_both_ways_and_ends_cle
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
-                 "the gateway's call (200 with the phone's SDP, BYE answered)");
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the gateway's call (200 with the phone's SDP, BYE answered)");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
                  "the phone (INVITE with the gateway's SDP, BYE from the edge)");
     call_events_read(&e, &ce, 3);
@@ -850,6 +854,7 @@ Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     const char *retry[] = {"retry_after", "5", NULL};
     const char *hold[] = {"hold_ms", "300", NULL};
@@ -872,9 +877,11 @@ Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once
         cr_assert_lt(sd_mono_ms(), deadline, "the edge never wrote its held events (%s)", p.log);
         usleep(100000);
     }
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
-                 "a call once the database is back");
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "a call once the database is back");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     call_events_read(&e, &ce, 4);
     cr_assert_eq(ce.n, 4, "call events: %zu (call.rejected, then offered, established, ended)",
@@ -904,6 +911,7 @@ Test(sip_edge, with_kafka_away_calls_go_on_and_their_events_and_a_drain_arrive_o
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     const char *hold[] = {"hold_ms", "300", NULL};
     pid_t phone;
@@ -911,10 +919,13 @@ Test(sip_edge, with_kafka_away_calls_go_on_and_their_events_and_a_drain_arrive_o
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
     cr_assert_eq(sdt_script("SIPDRAIN_KEEP_TOPICS=1 tests/scripts/kafka-down.sh >/dev/null 2>&1"),
                  0);
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0, "a call with Kafka away");
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "a call with Kafka away");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
                                       " AND state = 'ended' AND end_cause = 'caller_hangup'"),
@@ -936,6 +947,7 @@ Test(sip_edge, a_route_point_call_goes_to_the_longest_idle_ready_agent, .timeout
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=7000,7001", NULL};
     const char *hold[] = {"hold_ms", "200", NULL};
@@ -945,9 +957,12 @@ Test(sip_edge, a_route_point_call_goes_to_the_longest_idle_ready_agent, .timeout
     edge_start(&e, &p, "edge-2a", extra);
     agent_ready(&e, "a-new", "2002", 5);
     agent_ready(&e, "a-old", "2001", 60);
-    older = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    newer = phone_start(&e, &p, "phone_answer", "2002", NULL);
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "7000", hold), 0);
+    older =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    newer =
+        phone_start(&e, &p, "phone_answer", "2002", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "7000", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0);
     cr_expect_eq(sdt_sipp_wait(older, WAIT_MS), 0, "the longest-idle agent's phone");
     call_events_read(&e, &ce, 1);
     cr_assert_geq(ce.n, 1);
@@ -964,14 +979,18 @@ Test(sip_edge, a_caller_cancel_reaches_the_ringing_phone, .timeout = 180)
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *ring[] = {"ring_ms", "500", NULL};
     pid_t phone;
 
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_no_answer", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_cancel", p.port, "2001", ring), 0, "the caller's CANCEL");
+    phone =
+        phone_start(&e, &p, "phone_no_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_cancel", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", ring)), 0,
+        "the caller's CANCEL");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got the CANCEL");
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
                                       " AND end_cause = 'cancelled' AND answered_at IS NULL"),
@@ -984,14 +1003,18 @@ Test(sip_edge, the_agent_hanging_up_is_relayed_to_the_caller, .timeout = 180)
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *hold[] = {"hold_ms", "300", NULL};
     pid_t phone;
 
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer_hangup", "2001", hold);
-    cr_expect_eq(sdt_sipp("gateway_call_remote_bye", p.port, "2001", NULL), 0);
+    phone = phone_start(&e, &p, "phone_answer_hangup", "2001",
+                        sdp_pair_keys(&sk, &e, "phone", "gw", hold));
+    cr_expect_eq(sdt_sipp("gateway_call_remote_bye", p.port, "2001",
+                          sdp_pair_keys(&sk, &e, "gw", "phone", NULL)),
+                 0);
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
                                       " AND end_cause = 'agent_hangup'"),
@@ -1004,15 +1027,17 @@ Test(sip_edge, a_hold_reinvite_and_an_info_from_the_caller_reach_the_phone_and_b
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *hold[] = {"hold_ms", "200", NULL};
     pid_t phone;
 
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_hold", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_hold", p.port, "2001", hold), 0,
-                 "the gateway: re-INVITE a=sendonly answered a=recvonly, INFO answered 200");
+    phone = phone_start(&e, &p, "phone_hold", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_hold", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the gateway: re-INVITE a=sendonly answered a=recvonly, INFO answered 200");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
                  "the phone: re-INVITE a=sendonly, INFO Signal=5, then BYE");
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'ended'"
@@ -1026,6 +1051,7 @@ Test(sip_edge, the_drain_deadline_byes_both_legs_with_a_reason, .timeout = 180)
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     char deadline[SD_EVENT_TIME_LEN + 1];
     pid_t phone, gateway;
@@ -1033,8 +1059,10 @@ Test(sip_edge, the_drain_deadline_byes_both_legs_with_a_reason, .timeout = 180)
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    gateway = sdt_sipp_start("gateway_call_cut", p.port, "2001", NULL);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gateway = sdt_sipp_start("gateway_call_cut", p.port, "2001",
+                             sdp_pair_keys(&sk, &e, "gw", "phone", NULL));
     wait_established(&e, 1);
     sd_time_format_ms(sd_wall_ms() + 2000, deadline);
     drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:s}", "deadline_at", deadline));
@@ -1072,14 +1100,17 @@ Test(sip_edge, a_forced_shutdown_ends_the_calls_and_stops_at_once, .timeout = 18
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     pid_t phone, gateway;
     int64_t t0;
 
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    gateway = sdt_sipp_start("gateway_call_remote_bye", p.port, "2001", NULL);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gateway = sdt_sipp_start("gateway_call_remote_bye", p.port, "2001",
+                             sdp_pair_keys(&sk, &e, "gw", "phone", NULL));
     wait_established(&e, 1);
     t0 = sd_mono_ms();
     control(&e, "edge-2a", "edge.shutdown",
@@ -1099,6 +1130,7 @@ Test(sip_edge, a_call_begun_before_the_drain_finishes_normally_while_new_ones_ar
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *hold[] = {"hold_ms", "4000", NULL};
     const char *keys[] = {"retry_after", "30", NULL};
     pid_t phone, gateway;
@@ -1106,8 +1138,10 @@ Test(sip_edge, a_call_begun_before_the_drain_finishes_normally_while_new_ones_ar
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    gateway = sdt_sipp_start("gateway_call", p.port, "2001", hold);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gateway =
+        sdt_sipp_start("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold));
     {
         int64_t deadline = sd_mono_ms() + WAIT_MS;
         while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE state = 'established'") < 1) {
@@ -1138,6 +1172,7 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *calls[] = {"calls", "1", NULL};
     const char *hold[] = {"hold_ms", "300", NULL};
     int64_t deadline;
@@ -1146,7 +1181,8 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_nailed", "2001", calls);
+    phone =
+        phone_start(&e, &p, "phone_nailed", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", calls));
     /* agent-state's login of a nailed_up agent opens the standing dialog. */
     sdt_send_event(e.agent_events, "a1", "EventAgentLogin",
                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:b, s:b, s:{}}", "agent_id", "a1",
@@ -1159,8 +1195,9 @@ Test(sip_edge, a_nailed_up_agent_gets_its_call_by_reinvite_and_the_drain_byes_th
         cr_assert_lt(sd_mono_ms(), deadline, "the nailed-up dialog never opened (%s)", p.log);
         usleep(50000);
     }
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0,
-                 "the call through the nailed-up dialog");
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the call through the nailed-up dialog");
     cr_expect(sdt_file_has(p.log, "call connected through the nailed-up dialog"));
     /* The drain ends the (parked) dialog with BYE + Reason; the phone checks it. */
     drain(&e, "edge-2a", DRAIN_A, "site", NULL);
@@ -1202,6 +1239,7 @@ Test(sip_edge, an_agent_originated_call_connects_phone_and_destination_by_rfc372
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     const char *dest_keys[] = {"hold_ms", "300", NULL};
     const char *phone_keys[] = {"dest", "answer", NULL};
@@ -1211,8 +1249,10 @@ Test(sip_edge, an_agent_originated_call_connects_phone_and_destination_by_rfc372
     env_setup(&e);
     dest_port = edge_start_with_proxy(&e, &p);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_3pcc", "2001", phone_keys);
-    dest = sdt_sipp_start_on("dest_answer", dest_port, p.port, "4930123456", dest_keys);
+    phone = phone_start(&e, &p, "phone_3pcc", "2001",
+                        sdp_pair_keys(&sk, &e, "phone", "dest", phone_keys));
+    dest = sdt_sipp_start_on("dest_answer", dest_port, p.port, "4930123456",
+                             sdp_pair_keys(&sk, &e, "dest", "phone", dest_keys));
     originate(&e, "edge-2a", "out-0001", "4930123456");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
                  "the phone: INVITE without media, re-INVITE with the destination's offer, BYE");
@@ -1244,6 +1284,7 @@ Test(sip_edge, a_busy_destination_ends_the_agent_leg_and_the_call_as_busy, .time
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     struct call_events ce;
     const char *phone_keys[] = {"dest", "busy", NULL};
     pid_t phone, dest;
@@ -1252,7 +1293,8 @@ Test(sip_edge, a_busy_destination_ends_the_agent_leg_and_the_call_as_busy, .time
     env_setup(&e);
     dest_port = edge_start_with_proxy(&e, &p);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_3pcc", "2001", phone_keys);
+    phone = phone_start(&e, &p, "phone_3pcc", "2001",
+                        sdp_pair_keys(&sk, &e, "phone", "dest", phone_keys));
     dest = sdt_sipp_start_on("dest_busy", dest_port, p.port, "4930123456", NULL);
     originate(&e, "edge-2a", "out-0004", "tel:4930123456");
     cr_expect_eq(sdt_sipp_wait(dest, WAIT_MS), 0, "the destination: INVITE without SDP, 486");
@@ -1330,6 +1372,7 @@ Test(sip_edge, a_nailed_up_agent_logged_in_earlier_gets_its_dialog_when_the_phon
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *calls[] = {"calls", "0", NULL};
     int64_t deadline;
     pid_t phone;
@@ -1338,7 +1381,8 @@ Test(sip_edge, a_nailed_up_agent_logged_in_earlier_gets_its_dialog_when_the_phon
     edge_start(&e, &p, "edge-2a", NULL);
     sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, nailed_up) VALUES"
                       " ('a1', '2001', 'site2', 'ready', true)");
-    phone = phone_start(&e, &p, "phone_nailed", "2001", calls);
+    phone =
+        phone_start(&e, &p, "phone_nailed", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", calls));
     deadline = sd_mono_ms() + WAIT_MS;
     while (!sdt_file_has(p.log, "nailed-up dialog open")) {
         cr_assert_lt(sd_mono_ms(), deadline, "no nailed-up dialog after the REGISTER (%s)", p.log);
@@ -1442,6 +1486,7 @@ Test(sip_edge, behind_kamailio_a_draining_edge_leaves_rotation_and_503_fails_ove
 {
     struct edge_env e;
     struct edge_proc a, b;
+    struct sdp_keys sk;
     struct lb lb;
     const char *hold[] = {"hold_ms", "200", NULL};
     int64_t deadline;
@@ -1457,8 +1502,11 @@ Test(sip_edge, behind_kamailio_a_draining_edge_leaves_rotation_and_503_fails_ove
     /* 1. No probing (PING_INTERVAL 0): the LB offers the call to edge-2a
      *    first, gets 503 and fails over to edge-2b at once. */
     lb_start(&e, &lb, &a, &b, 0, true);
-    phone = phone_start(&e, &b, "phone_answer", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_call", lb.port, "2001", hold), 0, "the call via the LB");
+    phone =
+        phone_start(&e, &b, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", lb.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the call via the LB");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got it");
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE edge_id = 'edge-2b'"
                                       " AND answered_at IS NOT NULL"),
@@ -1476,8 +1524,11 @@ Test(sip_edge, behind_kamailio_a_draining_edge_leaves_rotation_and_503_fails_ove
         usleep(200000);
     }
     cr_expect_eq(lines_with(lb.log, "out of rotation"), 1, "only edge-2a (%s)", lb.log);
-    phone = phone_start(&e, &b, "phone_answer", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_call", lb.port, "2001", hold), 0, "the call via the LB");
+    phone =
+        phone_start(&e, &b, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", lb.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the call via the LB");
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     cr_expect_eq(lines_with(lb.log, "refused"), 0, "no 503 needed (%s)", lb.log);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE edge_id = 'edge-2b'"
@@ -1500,6 +1551,7 @@ Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_
 
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
     const char *hold[] = {"hold_ms", "300", NULL};
     const char *keys[] = {"retry_after", "30", NULL};
     pid_t phone;
@@ -1508,8 +1560,10 @@ Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
     agent_ready(&e, "a1", "2001", 10);
-    phone = phone_start(&e, &p, "phone_answer", "2001", NULL);
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", hold), 0);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0);
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0);
     drain(&e, "edge-2a", DRAIN_A, "site", NULL);

@@ -11,7 +11,7 @@
 # Right pairs must pass (exit 0); deliberately broken copies ("mutants") of
 # either side and wrong pairs must make the scenario under test fail.
 #
-# Usage:  tests/e2e/sipp/selftest_3pcc.sh              # 44 cases, about 45 s
+# Usage:  tests/e2e/sipp/selftest_3pcc.sh              # 46 cases, about 50 s
 #         SELFTEST_SLOW=1 tests/e2e/sipp/selftest_3pcc.sh
 #                                   # + 1 case ending in a 15 s -timeout
 #         SELFTEST_OUT=/tmp/x ...   # where logs and mutants go
@@ -63,8 +63,14 @@ PEER=edge
 CASE_TMO=15s
 FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT")
 REG_OPTS=(-cp 16176 -mp 16180)
-PHONE_OPTS=(-cp 16175 -mp 16184)
-PEER_OPTS=(-cp 16177 -mp 16188)
+# Each side sends s=<its token> and expects the other's (README.md, "What
+# the scenarios check in SDP"): the phone's answers carry phone-3pcc1, the
+# destination's offer (and the edge stand-in's offer2, which stands for it)
+# dest-3pcc1; the edge's own offer1 has no token.
+PHONE_OPTS=(-cp 16175 -mp 16184 -key sdp_token phone-3pcc1 -key sdp_expect s=dest-3pcc1)
+PEER_OPTS=(-cp 16177 -mp 16188 -key sdp_token dest-3pcc1 -key sdp_expect s=phone-3pcc1)
+DEST_KEYS=(-key sdp_token dest-3pcc1 -key sdp_expect s=phone-3pcc1)
+EDGE_DEST_KEYS=(-key sdp_token phone-3pcc1 -key sdp_expect s=dest-3pcc1)
 ROW_WIDTHS=(28 30 50)
 PHONE_NOTE=first
 
@@ -107,14 +113,14 @@ run_dest() {
 
     local dest_pid drc="-" erc="-"
     sipp_start "$tag" dest "$tmo" "127.0.0.1:$remote" -sf "$dxml" -p "$DEST_PORT" -cp 16178 -mp 16192 \
-        -s "$DIGITS" -- "${dargs[@]}"
+        -s "$DIGITS" "${DEST_KEYS[@]}" -- "${dargs[@]}"
     dest_pid=$SIPP_PID
     # (a destination whose scenario does not load exits at once: no warning)
     wait_udp_bound "$DEST_PORT" || ! kill -0 "$dest_pid" 2>/dev/null \
         || echo "warning: destination not bound on $DEST_PORT" >&2
 
     sipp_run "$tag" edge "$tmo" "127.0.0.1:$DEST_PORT" -sf "$exml" -p "$EDGE_DEST_PORT" -cp 16179 -mp 16196 \
-        -- "${eargs[@]}"
+        "${EDGE_DEST_KEYS[@]}" -- "${eargs[@]}"
     erc=$?
     wait_pid "$dest_pid" "$limit"
     drc=$WAIT_RC
@@ -158,10 +164,13 @@ run_phone "mutant edge: offer1 o=edge (no o=sipdrain)" $P 1 "$M" 0 \
 M=$(mutant $E edge_offer1_not_sdp.xml 's/(Subject: 3pcc offer1\n\s*)Content-Type: application\/sdp/${1}Content-Type: text\/plain/')
 run_phone "mutant edge: offer1 Content-Type text/plain" $P 1 "$M" 0 \
     -key dest answer -- -key dest answer -key gap_ms 0
-M=$(mutant $E edge_offer2_wrong_s.xml 's/^(\s+)s=dest-offer$/${1}s=dest-other/m')
-run_phone "mutant edge: re-INVITE s=dest-other" $P 1 "$M" 0 \
+M=$(mutant $E edge_offer1_no_c.xml 's/(s=sipdrain-3pcc\n)\s*c=IN IP4 0\.0\.0\.0\n/${1}/')
+run_phone "mutant edge: offer1 without c=" $P 1 "$M" 0 \
     -key dest answer -- -key dest answer -key gap_ms 0
-M=$(mutant $E edge_offer2_video.xml 's/(s=dest-offer\n(?:.*\n)*?\s*)m=audio/${1}m=video/')
+M=$(mutant $E edge_offer2_wrong_s.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=dest-other/m')
+run_phone "mutant edge: re-INVITE another token" $P 1 "$M" 0 \
+    -key dest answer -- -key dest answer -key gap_ms 0
+M=$(mutant $E edge_offer2_video.xml 's/(s=\[sdp_token\]\n(?:.*\n)*?\s*)m=audio/${1}m=video/')
 run_phone "mutant edge: re-INVITE m=video (no m=audio)" $P 1 "$M" 0 \
     -key dest answer -- -key dest answer -key gap_ms 0
 M=$(mutant $E edge_offer2_origin_dest.xml 's/^(\s+)o=sipdrain 1713 2 IN IP4 0\.0\.0\.0$/${1}o=dest 7406 1 IN IP4 [local_ip]/m')
@@ -196,11 +205,14 @@ REG_XML=$M run_phone "registrar answers 503" $P 1 NOEDGE - \
 run_phone "phone run without -key dest" $P 1 NOEDGE - --
 
 # ---- the edge's checks of the phone's answers (mutant phones) -------------------------
-M=$(mutant $P phone_3pcc_hold_with_m.xml 's/(s=phone-3pcc-hold\n\s*c=IN IP4 \[local_ip\]\n\s*t=0 0\n)/${1}      m=audio [media_port] RTP\/AVP 0\n/')
+M=$(mutant $P phone_3pcc_hold_with_m.xml 's/(s=\[sdp_token\]\n\s*c=IN IP4 \[local_ip\]\n\s*t=0 0\n)(?!\s*m=)/${1}      m=audio [media_port] RTP\/AVP 0\n/')
 run_phone "mutant phone answers offer1 with an m= line" "$M" 0 $E 1 \
     -key dest answer -- -key dest answer -key gap_ms 0
-M=$(mutant $P phone_3pcc_wrong_s.xml 's/^(\s+)s=phone-answer$/${1}s=phone-other/m')
-run_phone "mutant phone answers offer2 s=phone-other" "$M" 0 $E 1 \
+M=$(mutant $P phone_3pcc_hold_no_t.xml 's/(s=\[sdp_token\]\n\s*c=IN IP4 \[local_ip\]\n)\s*t=0 0\n(?!\s*m=)/${1}/')
+run_phone "mutant phone answers offer1 without t=" "$M" 0 $E 1 \
+    -key dest answer -- -key dest answer -key gap_ms 0
+M=$(mutant $P phone_3pcc_wrong_s.xml 's/^(\s+)s=\[sdp_token\](\n\s*c=IN IP4 \[local_ip\]\n\s*t=0 0\n\s*m=audio)/${1}s=phone-other$2/m')
+run_phone "mutant phone answers offer2 with another token" "$M" 0 $E 1 \
     -key dest answer -- -key dest answer -key gap_ms 0
 M=$(mutant $P phone_3pcc_same_version.xml 's/^(\s+)o=phone 53655765 2 IN IP4/${1}o=phone 53655765 1 IN IP4/m')
 run_phone "mutant phone: o= version does not grow" "$M" 0 $E 1 \
@@ -251,8 +263,8 @@ run_dest "edge dials 4930999999 (other digits)" $DA 1 $ED 0 \
 M=$(mutant $ED edge_dest_ack_no_sdp.xml 's/(Subject: 3pcc answer relayed\n)(\s*)Content-Type: application\/sdp\n\s*Content-Length: \[len\]\n\n.*?\n(\s*\]\]>)/${1}${2}Content-Length: 0\n\n$3/s')
 run_dest "mutant edge: ACK without the phone's answer" $DA 1 "$M" 0 \
     -key hold_ms 0 -- -s $DIGITS -key dest answer
-M=$(mutant $ED edge_dest_ack_wrong_s.xml 's/^(\s+)s=phone-answer$/${1}s=phone-other/m')
-run_dest "mutant edge: ACK body s=phone-other" $DA 1 "$M" 0 \
+M=$(mutant $ED edge_dest_ack_wrong_s.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=phone-other/m')
+run_dest "mutant edge: ACK body with another token" $DA 1 "$M" 0 \
     -key hold_ms 0 -- -s $DIGITS -key dest answer
 M=$(mutant $ED edge_dest_ack_not_sdp.xml 's/(Subject: 3pcc answer relayed\n\s*)Content-Type: application\/sdp/${1}Content-Type: text\/plain/')
 run_dest "mutant edge: ACK Content-Type text/plain" $DA 1 "$M" 0 \
@@ -267,8 +279,8 @@ TMO=5s run_dest "dest_answer run without -key hold_ms" $DA 1 $ED 255 \
     -- -s $DIGITS -key dest answer
 
 # ---- the edge's checks of the destination's answer (mutant destinations) ---------------
-M=$(mutant $DA dest_answer_wrong_s.xml 's/^(\s+)s=dest-offer$/${1}s=dest-other/mg')
-run_dest "mutant dest offers s=dest-other" "$M" 0 $ED 1 \
+M=$(mutant $DA dest_answer_wrong_s.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=dest-other/mg')
+run_dest "mutant dest offers another token" "$M" 0 $ED 1 \
     -key hold_ms 0 -- -s $DIGITS -key dest answer
 M=$(mutant $DA dest_answer_no_media.xml 's/^\s+m=audio \[media_port\] RTP\/AVP 0\n//mg')
 run_dest "mutant dest offers no m= line" "$M" 0 $ED 1 \

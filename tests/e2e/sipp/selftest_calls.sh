@@ -4,7 +4,7 @@
 # a phone scenario directly, right pairs must pass (exit 0), wrong answers,
 # wrong pairs and deliberately broken copies ("mutants") must not.
 #
-# Usage:  tests/e2e/sipp/selftest_calls.sh             # 19 cases, about 45 s
+# Usage:  tests/e2e/sipp/selftest_calls.sh             # 30 cases, about 70 s
 #         SELFTEST_SLOW=1 tests/e2e/sipp/selftest_calls.sh
 #                                   # + 2 cases that end in a 20 s -timeout
 #         SELFTEST_OUT=/tmp/x ...   # where logs and mutants go
@@ -40,8 +40,10 @@ PEER=gw
 CASE_TMO=20s
 FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT" "$STRAY_PORT")
 REG_OPTS=(-cp 18061)
-PHONE_OPTS=(-cp 18060)
-PEER_OPTS=(-cp 18062)
+# Each side sends s=<its token> and expects the other's (README.md, "What
+# the scenarios check in SDP").
+PHONE_OPTS=(-cp 18060 -key sdp_token phone-7f3a -key sdp_expect s=gw-7f3a)
+PEER_OPTS=(-cp 18062 -key sdp_token gw-7f3a -key sdp_expect s=phone-7f3a)
 STRAY_OPTS=(-cp 18063)
 ROW_WIDTHS=(30 33 48)
 PHONE_NOTE=
@@ -82,20 +84,53 @@ TMO=6s run_case "2 BYE transactions (CSeq 2, 3), gw -nr" phone_ignore_bye.xml 0 
     -nr -key min_byes 2 -- -nr -key hold_ms 0
 
 # ---- checks that must fail ------------------------------------------------------
-M=$(mutant phone_answer.xml phone_answer_wrong_s.xml 's/^(\s+)s=phone-answer$/${1}s=phone-other/mg')
-run_case "mutant phone answers s=phone-other" "$M" 0 gateway_call.xml 1 \
+M=$(mutant phone_answer.xml phone_answer_wrong_s.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=[sdp_token]x/mg')
+run_case "mutant phone answers another token (s=phone-7f3ax)" "$M" 0 gateway_call.xml 1 \
     -- -key hold_ms 0
 M=$(mutant phone_answer.xml phone_answer_not_sdp.xml 's{(SIP/2\.0 200 OK(?:(?!</send>).)*?Content-Type: )application/sdp}{${1}text/plain}s')
 run_case "mutant phone answers Content-Type text/plain" "$M" 0 gateway_call.xml 1 \
     -- -key hold_ms 0
-M=$(mutant gateway_call.xml gateway_call_wrong_s.xml 's/^(\s+)s=gateway-offer$/${1}s=gateway-other/mg')
-run_case "mutant gateway offers s=gateway-other" phone_answer.xml 1 "$M" 0 \
+M=$(mutant phone_answer.xml phone_answer_no_v.xml 's/^\s+v=0\n//m')
+run_case "mutant phone answers SDP without v=0" "$M" 0 gateway_call.xml 1 \
+    -- -key hold_ms 0
+M=$(mutant phone_answer.xml phone_answer_no_t.xml 's/^\s+t=0 0\n//m')
+run_case "mutant phone answers SDP without t=" "$M" 0 gateway_call.xml 1 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_wrong_s.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=[sdp_token]x/mg')
+run_case "mutant gateway offers another token (s=gw-7f3ax)" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_token_in_i.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=gateway-offer\n${1}i=s=[sdp_token]/mg')
+run_case "mutant gateway: token only inside i=s=gw-7f3a" phone_answer.xml 1 "$M" 0 \
     -- -key hold_ms 0
 M=$(mutant gateway_call.xml gateway_call_video.xml 's/^(\s+)m=audio /${1}m=video /mg')
 run_case "mutant gateway offers m=video only" phone_answer.xml 1 "$M" 0 \
     -- -key hold_ms 0
 M=$(mutant gateway_call.xml gateway_call_not_sdp.xml 's{Content-Type: application/sdp}{Content-Type: text/plain}')
 run_case "mutant gateway offer Content-Type text/plain" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_no_v.xml 's/^\s+v=0\n//m')
+run_case "mutant gateway offer without v=0" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_bad_o.xml 's/^(\s+)o=gateway 53655765 /${1}o=gateway 5365x765 /m')
+run_case "mutant gateway offer o= session id not numeric" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_s_after_c.xml 's/^(\s+)(s=\[sdp_token\])\n(\s+c=IN IP4 \[local_ip\])\n/${3}\n${1}${2}\n/m')
+run_case "mutant gateway offer s= after c= (v, o, s order)" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_no_t.xml 's/^\s+t=0 0\n//m')
+run_case "mutant gateway offer without t=" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_no_c.xml 's/^\s+c=IN IP4 \[local_ip\]\n//m')
+run_case "mutant gateway offer without any c=" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_media_c.xml 's/^(\s+)c=IN IP4 \[local_ip\]\n(\s+t=0 0\n\s+m=audio [^\n]*\n)/${2}${1}c=IN IP4 [local_ip]\n/m')
+run_case "mutant gateway: c= in the m= section only (valid)" phone_answer.xml 0 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_video_no_c.xml 's/^(\s+)c=IN IP4 \[local_ip\]\n(\s+t=0 0\n\s+m=audio [^\n]*\n)((?:\s+a=[^\n]*\n)+)/${2}${1}c=IN IP4 [local_ip]\n${3}${1}m=video 9 RTP\/AVP 31\n${1}a=inactive\n/m')
+run_case "mutant gateway: 2nd m= section without c=" phone_answer.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_call.xml gateway_call_video_c.xml 's/^(\s+)c=IN IP4 \[local_ip\]\n(\s+t=0 0\n\s+m=audio [^\n]*\n)((?:\s+a=[^\n]*\n)+)/${2}${1}c=IN IP4 [local_ip]\n${3}${1}m=video 9 RTP\/AVP 31\n${1}c=IN IP4 [local_ip]\n${1}a=inactive\n/m')
+run_case "mutant gateway: c= in each of 2 m= sections (valid)" phone_answer.xml 0 "$M" 0 \
     -- -key hold_ms 0
 M=$(mutant gateway_call_remote_bye.xml gateway_remote_bye_wrong_tag.xml 's{value="tag=\[pid\]SIPpTag00\[call_number\]\|}{value="tag=x[pid]SIPpTag00[call_number]|}')
 run_case "mutant gateway expects another To tag in BYE" phone_answer_hangup.xml 0 "$M" 1 \

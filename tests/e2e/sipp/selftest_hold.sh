@@ -6,7 +6,7 @@
 # deliberately broken copies ("mutants") must not. Same layout as
 # selftest_calls.sh, other ports.
 #
-# Usage:  tests/e2e/sipp/selftest_hold.sh             # 25 cases, about 40 s
+# Usage:  tests/e2e/sipp/selftest_hold.sh             # 27 cases, about 45 s
 #         SELFTEST_OUT=/tmp/x ...   # where logs and mutants go
 #
 # Per case (all loopback, one case at a time, every sipp -m 1 with
@@ -45,8 +45,10 @@ PEER=gw
 CASE_TMO=20s
 FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT" "$STRAY_PORT" "$MP_PHONE" "$MP_REG" "$MP_GW" "$MP_STRAY")
 REG_OPTS=(-cp 16211 -mp "$MP_REG")
-PHONE_OPTS=(-cp 16210 -mp "$MP_PHONE")
-PEER_OPTS=(-cp 16212 -mp "$MP_GW")
+# Each side sends s=<its token> and expects the other's (README.md, "What
+# the scenarios check in SDP").
+PHONE_OPTS=(-cp 16210 -mp "$MP_PHONE" -key sdp_token phone-h01d -key sdp_expect s=gw-h01d)
+PEER_OPTS=(-cp 16212 -mp "$MP_GW" -key sdp_token gw-h01d -key sdp_expect s=phone-h01d)
 STRAY_OPTS=(-cp 16213 -mp "$MP_STRAY")
 ROW_WIDTHS=(32 30 50)
 PHONE_NOTE=last
@@ -115,6 +117,9 @@ run_case "mutant phone answers the hold a=sendrecv" "$M" 0 gateway_hold.xml 1 \
 M=$(mutant phone_hold.xml phone_hold_two_dirs.xml 's/^(\s+)a=recvonly$/${1}a=recvonly\n${1}a=sendrecv/m')
 run_case "mutant phone answers the hold recvonly+sendrecv" "$M" 0 gateway_hold.xml 1 \
     -- -key hold_ms 0
+M=$(mutant phone_hold.xml phone_hold_answer_token.xml 's/^(\s+o=phone 53655765 2353687638 IN IP4 \[local_ip\]\n\s+)s=\[sdp_token\]$/${1}s=phone-other/m')
+run_case "mutant phone answers the hold with another token" "$M" 0 gateway_hold.xml 1 \
+    -- -key hold_ms 0
 M=$(mutant phone_hold.xml phone_hold_same_version.xml 's/^(\s+o=phone 53655765 )2353687638( IN IP4)/${1}2353687637${2}/m')
 run_case "mutant phone hold answer keeps the o= version" "$M" 0 gateway_hold.xml 1 \
     -- -key hold_ms 0
@@ -122,6 +127,9 @@ run_case "mutant phone hold answer keeps the o= version" "$M" 0 gateway_hold.xml
 # ---- phone_hold.xml: gateway requests that must fail it ---------------------------
 M=$(mutant gateway_hold.xml gateway_hold_sendrecv.xml 's/^(\s+)a=sendonly$/${1}a=sendrecv/m')
 run_case "mutant gateway re-INVITE a=sendrecv (no hold)" phone_hold.xml 1 "$M" 0 \
+    -- -key hold_ms 0
+M=$(mutant gateway_hold.xml gateway_hold_token.xml 's/^(\s+o=gateway 53655765 2353687638 IN IP4 \[local_ip\]\n\s+)s=\[sdp_token\]$/${1}s=gw-other/m')
+run_case "mutant gateway re-INVITE with another token" phone_hold.xml 1 "$M" 0 \
     -- -key hold_ms 0
 M=$(mutant gateway_hold.xml gateway_hold_same_version.xml 's/^(\s+o=gateway 53655765 )2353687638( IN IP4)/${1}2353687637${2}/m')
 run_case "mutant gateway re-INVITE keeps the o= version" phone_hold.xml 1 "$M" 0 \

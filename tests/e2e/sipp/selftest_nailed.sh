@@ -2,11 +2,11 @@
 # selftest_nailed.sh - prove phone_nailed.xml (agent phone with a nailed-up
 # connection) against selftest_nailed_edge.xml, which plays sip-edge's side
 # of the dialog, with no edge in between. Right dialogs must pass (exit 0);
-# deviations (missing a=inactive, missing s=gateway-offer, BYE without
+# deviations (missing a=inactive, another SDP token, an invalid SDP, BYE without
 # Reason, foreign tags, CSeq not higher, wrong order, wrong number of
 # customer calls) must make the phone exit non-zero.
 #
-# Usage:  tests/e2e/sipp/selftest_nailed.sh              # 20 cases, about 30 s
+# Usage:  tests/e2e/sipp/selftest_nailed.sh              # 22 cases, about 35 s
 #         SELFTEST_SLOW=1 tests/e2e/sipp/selftest_nailed.sh
 #                                   # + 1 case ending in a 15 s -timeout
 #         SELFTEST_OUT=/tmp/x ...   # where logs and mutants go
@@ -43,8 +43,10 @@ PEER=edge
 CASE_TMO=15s
 FREE_PORTS=("$PHONE_PORT" "$REG_PORT" "$OTHER_PORT" "$STRAY_PORT")
 REG_OPTS=(-cp 18161)
-PHONE_OPTS=(-cp 18160)
-PEER_OPTS=(-cp 18162)
+# Each side sends s=<its token> and expects the other's (README.md, "What
+# the scenarios check in SDP"); the edge stand-in's park offers are its own.
+PHONE_OPTS=(-cp 18160 -key sdp_token phone-n41l -key sdp_expect s=gw-n41l)
+PEER_OPTS=(-cp 18162 -key sdp_token gw-n41l -key sdp_expect s=phone-n41l)
 STRAY_OPTS=(-cp 18163)
 ROW_WIDTHS=(31 30 52)
 PHONE_NOTE=first
@@ -91,8 +93,11 @@ run_case "mutant edge: first INVITE a=sendrecv" $P 1 "$M" 0 \
 M=$(mutant $E edge_repark_sendrecv.xml 's/(s=edge-repark\n.*?)a=inactive/${1}a=sendrecv/s')
 run_case "mutant edge: park re-INVITE a=sendrecv" $P 1 "$M" 0 \
     -key calls 1 -- -key calls 1 -key gap_ms 0
-M=$(mutant $E edge_offer_wrong_s.xml 's/^(\s+)s=gateway-offer$/${1}s=gateway-other/m')
-run_case "mutant edge: customer re-INVITE s=gateway-other" $P 1 "$M" 0 \
+M=$(mutant $E edge_park_no_c.xml 's/(s=edge-park\n)\s*c=IN IP4 [^\n]*\n/${1}/')
+run_case "mutant edge: park INVITE SDP without c=" $P 1 "$M" 0 \
+    -key calls 1 -- -key calls 1 -key gap_ms 0
+M=$(mutant $E edge_offer_wrong_s.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=gw-other/m')
+run_case "mutant edge: customer re-INVITE another token" $P 1 "$M" 0 \
     -key calls 1 -- -key calls 1 -key gap_ms 0
 M=$(mutant $E edge_offer_other_from_tag.xml 's/\[last_From:\](\s*\[last_To:\]\s*\[last_Call-ID:\]\s*CSeq: \[cseq\] INVITE\s*Contact:[^\n]*\s*Max-Forwards: 70\s*Subject: customer call)/From: "sipdrain edge" <sip:edge\@[local_ip]:[local_port]>;tag=another-dialog$1/')
 run_case "mutant edge: re-INVITE with another From tag" $P 1 "$M" 0 \
@@ -113,11 +118,14 @@ REG_XML=$M run_case "registrar answers 503" $P 1 NOEDGE - \
 run_case "phone run without -key calls" $P 1 NOEDGE - --
 
 # ---- the edge's checks of the phone's answers (mutant phones) -------------------------
-M=$(mutant $P phone_nailed_park_sendrecv.xml 's/(s=phone-park\n.*?)a=inactive/${1}a=sendrecv/s')
+M=$(mutant $P phone_nailed_park_sendrecv.xml 's/(s=\[sdp_token\]\n.*?)a=inactive/${1}a=sendrecv/s')
 run_case "mutant phone answers the park a=sendrecv" "$M" 0 $E 1 \
     -key calls 1 -- -key calls 1 -key gap_ms 0
-M=$(mutant $P phone_nailed_wrong_s.xml 's/^(\s+)s=phone-answer$/${1}s=phone-other/m')
-run_case "mutant phone answers the customer s=phone-other" "$M" 0 $E 1 \
+M=$(mutant $P phone_nailed_wrong_s.xml 's/^(\s+)s=\[sdp_token\](\n(?:\s+[ctm]=[^\n]*\n|\s+a=rtpmap[^\n]*\n)*\s+a=sendrecv)/${1}s=phone-other$2/m')
+run_case "mutant phone answers the customer another token" "$M" 0 $E 1 \
+    -key calls 1 -- -key calls 1 -key gap_ms 0
+M=$(mutant $P phone_nailed_park_no_t.xml 's/(s=\[sdp_token\]\n(?:\s+c=[^\n]*\n))\s+t=0 0\n/${1}/')
+run_case "mutant phone answers the park without t=" "$M" 0 $E 1 \
     -key calls 1 -- -key calls 1 -key gap_ms 0
 
 # ---- slow: a case that ends in the 15 s -timeout ---------------------------------------

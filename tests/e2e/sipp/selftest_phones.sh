@@ -15,7 +15,7 @@
 # INVITE without SDP, a BYE without ACK, a wrong contact port) must fail
 # the scenario under test.
 #
-# Usage:  tests/e2e/sipp/selftest_phones.sh        # 17 cases, about 20 s
+# Usage:  tests/e2e/sipp/selftest_phones.sh        # 19 cases, about 25 s
 #         SELFTEST_OUT=/tmp/x ...                  # where logs go
 #
 # Ports (127.0.0.1 only, 16240-16299): phones_uas 16240 (-cp 16247, -mp
@@ -38,10 +38,14 @@ UAS_PORT=16240
 REG_PORT=16241
 CLIENT_PORT=16243
 EDGE_PORT=16245
-UAS_OPTS=(-cp 16247 -mp 16280)
+# The phones answer s=<their token>; the edge stand-in (and gateway_cancel.xml)
+# offer s=<theirs> (README.md, "What the scenarios check in SDP": phones_uas
+# checks that every offer is valid, the stand-in that every answer carries
+# the phones' token).
+UAS_OPTS=(-cp 16247 -mp 16280 -key sdp_token phones-5a5)
 REG_OPTS=(-cp 16242 -mp 16270)
 CLIENT_OPTS=(-cp 16244 -mp 16274)
-EDGE_OPTS=(-cp 16246 -mp 16284)
+EDGE_OPTS=(-cp 16246 -mp 16284 -key sdp_token gw-5a5 -key sdp_expect s=phones-5a5)
 FREE_PORTS=("$UAS_PORT" "$REG_PORT" "$CLIENT_PORT" "$EDGE_PORT")
 ROW_WIDTHS=(30 30 50)
 TMO=15s
@@ -193,12 +197,18 @@ STOP_Q=1 uas_case "-m 100000, 3 calls, stopped by soft quit q" $U 0 $E 0 3 \
 M=$(mutant $U phones_uas_always_sendrecv.xml 's/a=\[\$dir\]/a=sendrecv/g')
 uas_case "mutant UAS answers a=sendrecv to inactive offers" "$M" 0 $E 1 1 \
     -- -inf "$DNS" -key first inactive -key calls 1 -key gap_ms 0
+M=$(mutant $U phones_uas_other_token.xml 's/^(\s+)s=\[sdp_token\]$/${1}s=phones-other/mg')
+uas_case "mutant UAS answers with another token" "$M" 0 $E 1 1 \
+    -- -inf "$DNS" -key first sendrecv -key calls 0 -key gap_ms 0
 M=$(mutant $U phones_uas_same_version.xml 's/ \[\$ver\] IN IP4/ 1 IN IP4/g')
 uas_case "mutant UAS keeps the o= version" "$M" 0 $E 1 1 \
     -- -inf "$DNS" -key first inactive -key calls 1 -key gap_ms 0
 M=$(mutant $E edge_invite_no_sdp.xml 's{(Subject: first INVITE\s*)Content-Type: application/sdp}{${1}Content-Type: text/plain}')
 uas_case "mutant edge: first INVITE without SDP" $U 1 "$M" 0 1 \
     -- -inf "$DNS" -key first sendrecv -key calls 0 -key gap_ms 0
+M=$(mutant $E edge_reinvite_no_t.xml 's/(Subject: customer call.*?s=\[sdp_token\]\n(?:\s+c=[^\n]*\n))\s+t=0 0\n/${1}/s')
+uas_case "mutant edge: customer re-INVITE SDP without t=" $U 1 "$M" 0 1 \
+    -- -inf "$DNS" -key first inactive -key calls 1 -key gap_ms 0
 M=$(mutant $E edge_bye_without_ack.xml 's{(<recv response="200" rrs="true">.*?</recv>\s*)<send>.*?</send>}{$1}s')
 uas_case "mutant edge: BYE without the ACK (SIPp: 200, failed)" $U 1 "$M" 0 1 \
     -- -inf "$DNS" -key first sendrecv -key calls 0 -key gap_ms 0

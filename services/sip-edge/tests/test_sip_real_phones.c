@@ -1,0 +1,226 @@
+/* test_sip_real_phones - build/bin/sip-edge with a real SIP phone, baresip
+ * (baresip_phone.h), on one side of the call and a SIPp scenario of
+ * tests/e2e/sipp/ on the other, against the real Kafka and PostgreSQL of
+ * tests/scripts. Each test asserts from the phone's own output (its call
+ * lines and its SIP trace), from SIPp's checks (tests/e2e/sipp/README.md,
+ * "What the scenarios check in SDP": the SDP baresip sent arrived) and
+ * from the calls rows. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "baresip_phone.h"
+#include "edge_harness.h"
+#include "sipdrain/event.h"
+#include "support.h"
+
+/* The real agent-state of this test's database and topics. */
+static pid_t agent_state_start(const struct edge_env *e, char *log, size_t size)
+{
+    static char env[4][600];
+    const char *envp[] = {env[0],
+                          env[1],
+                          env[2],
+                          env[3],
+                          "SIPDRAIN_INSTANCE_ID=as-real-phones",
+                          "SIPDRAIN_LOG_LEVEL=info",
+                          NULL};
+    char bin[1024];
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+
+    cr_assert_not_null(dir);
+    snprintf(bin, sizeof(bin), "%s/agent-state", dir);
+    snprintf(env[0], sizeof(env[0]), "SIPDRAIN_PG_DSN=%s", e->dsn);
+    snprintf(env[1], sizeof(env[1]), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
+    snprintf(env[2], sizeof(env[2]), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix);
+    snprintf(env[3], sizeof(env[3]), "SIPDRAIN_SITE=site2");
+    snprintf(log, size, "/tmp/sipdrain-agent-state-%.12s.log", e->prefix + 2);
+    unlink(log);
+    return sdt_spawn(bin, NULL, envp, log);
+}
+
+/* Waits until the agents row of agent matches cond (SQL). */
+static void wait_agent(const struct edge_env *e, const char *agent, const char *cond)
+{
+    char sql[512];
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM agents WHERE agent_id = '%s' AND %s", agent,
+             cond);
+    while (sdt_pg_scalar(e->dsn, sql) != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "agent %s never had %s", agent, cond);
+        usleep(50000);
+    }
+}
+
+/* The agent desktop's login through agent-state: auto_in, so Ready at once
+ * and again after each call. */
+static void agent_login(const struct edge_env *e, const char *agent, const char *dn)
+{
+    char topic[160];
+
+    snprintf(topic, sizeof(topic), "%ssipdrain.agent.commands", e->prefix);
+    sdt_send_event(topic, agent, "agent.login",
+                   json_pack("{s:s, s:s, s:s, s:s, s:n, s:b}", "agent_id", agent, "dn", dn, "site",
+                             "site2", "work_mode", "auto_in", "acw_timeout_s", "workspace", 0),
+                   NULL);
+    wait_agent(e, agent, "state = 'ready'");
+}
+
+/* The edge stored the phone's REGISTER (dn -> a contact on its SIP port). */
+static void wait_registered(const struct edge_env *e, const struct baresip *b, const char *dn)
+{
+    char sql[256];
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM registrations WHERE dn = '%s' AND contact LIKE '%%:%d%%'", dn,
+             b->sip_port);
+    while (sdt_pg_scalar(e->dsn, sql) < 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "baresip %s never registered (%s)", dn, b->log);
+        usleep(50000);
+    }
+}
+
+/* A token of this test for what one side puts in its SDP's s= line: name
+ * and the test's random topic suffix. */
+static void token(char *buf, size_t size, const struct edge_env *e, const char *name)
+{
+    snprintf(buf, size, "%s-%.12s", name, e->prefix + 2);
+}
+
+/* A SIPp gateway calls DN 2001 through the edge; the agent's phone is
+ * baresip, registered as 2001 and auto-answering, its agent logged in
+ * through agent-state. The call is answered and hung up by the gateway;
+ * then, with a second call in progress, the site is drained: the call
+ * finishes normally, and the edge stops (exit 0) on edge.shutdown. */
+Test(sip_real_phones, baresip_as_the_agent_phone_answers_a_call_and_one_through_a_site_drain,
+     .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct baresip phone;
+    struct sdp_keys sk;
+    struct baresip_opts o = {"2001", 0, true, "agent"};
+    const char *hold_short[] = {"hold_ms", "1000", NULL};
+    const char *hold_long[] = {"hold_ms", "4000", NULL};
+    const char *refused[] = {"retry_after", "30", NULL};
+    char as_log[256], m_line[64], gw1[64], gw2[64], seen[80];
+    pid_t as, gateway;
+    int status;
+
+    env_setup(&e);
+    token(gw1, sizeof(gw1), &e, "gw1");
+    token(gw2, sizeof(gw2), &e, "gw2");
+    edge_start(&e, &p, "edge-2a", NULL);
+    as = agent_state_start(&e, as_log, sizeof(as_log));
+    agent_login(&e, "a1", "2001");
+    o.registrar_port = p.port;
+    baresip_start(&phone, &o);
+    wait_registered(&e, &phone, "2001");
+    cr_expect(baresip_wait(&phone, BARESIP_REGISTERED, 1, WAIT_MS),
+              "baresip does not say it registered (%s)", phone.log);
+
+    /* 1. A call answered by the phone itself; the gateway hangs up. The
+     * gateway checks that the phone's SDP (its RTP port) reached it. */
+    snprintf(m_line, sizeof(m_line), "m=audio %d", phone.rtp_port);
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, "2001", sdp_keys(&sk, gw1, m_line, hold_short)),
+                 0, "the gateway: 200 with baresip's SDP (%s), BYE answered (%s)", m_line,
+                 phone.log);
+    cr_expect(baresip_wait(&phone, BARESIP_ANSWERING, 1, WAIT_MS), "baresip did not answer (%s)",
+              phone.log);
+    cr_expect(baresip_wait(&phone, BARESIP_ESTABLISHED, 1, WAIT_MS),
+              "baresip: no \"Call established\" (%s)", phone.log);
+    cr_expect(baresip_wait(&phone, BARESIP_TERMINATED, 1, WAIT_MS),
+              "baresip: no \"Call ... terminated\" (%s)", phone.log);
+    /* The gateway's SDP reached the phone: its session name is in the
+     * INVITE baresip traced. */
+    snprintf(seen, sizeof(seen), "s=%s\r", gw1);
+    cr_expect_eq(baresip_count(&phone, seen), 1, "the gateway's offer in baresip's trace");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended' AND answered_at IS NOT NULL"
+                                      " AND end_cause = 'caller_hangup'"),
+                 1, "the first call's row");
+    wait_agent(&e, "a1", "state = 'ready'"); /* agent-state: auto_in, Ready again */
+
+    /* 2. A call in progress when the site drains: it goes on until the
+     * gateway hangs up, a new call is refused meanwhile. */
+    gateway = sdt_sipp_start("gateway_call", p.port, "2001", sdp_keys(&sk, gw2, m_line, hold_long));
+    wait_established(&e, 1);
+    drain(&e, "edge-2a", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2a", "draining");
+    cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2001", refused), 0,
+                 "a new call while draining");
+    cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0, "the call in progress was disturbed");
+    cr_expect(baresip_wait(&phone, BARESIP_ESTABLISHED, 2, WAIT_MS),
+              "baresip: no second \"Call established\" (%s)", phone.log);
+    cr_expect(baresip_wait(&phone, BARESIP_TERMINATED, 2, WAIT_MS),
+              "baresip: no second \"Call ... terminated\" (%s)", phone.log);
+    snprintf(seen, sizeof(seen), "s=%s\r", gw2);
+    cr_expect_eq(baresip_count(&phone, seen), 1, "the second offer in baresip's trace");
+    cr_expect_eq(baresip_count(&phone, BARESIP_ESTABLISHED), 2, "baresip: one call too many");
+    wait_edge_state(&e, "edge-2a", "drained");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended' AND answered_at IS NOT NULL"
+                                      " AND end_cause = 'caller_hangup'"),
+                 2, "both calls answered and hung up by the caller");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 2, "one call row too many");
+    /* The phone goes first: its /quit un-REGISTERs, which the drained edge
+     * refuses at once (with no registrar left baresip would wait out the
+     * transaction, 32 s). */
+    cr_expect_eq(baresip_stop(&phone, 10000), 0, "baresip's exit (%s)", phone.log);
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
+    cr_assert_eq(kill(as, SIGTERM), 0);
+    status = sdt_wait(as, WAIT_MS);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "agent-state exit (%s)", as_log);
+}
+
+/* baresip calls DN 2001 through the edge (a gateway-side caller, not
+ * registered), a SIPp phone registered as 2001 answers; baresip hangs up.
+ * The phone checks that baresip's SDP (its RTP port) reached it; baresip's
+ * trace shows the phone's answer. */
+Test(sip_real_phones, baresip_as_the_caller_reaches_the_agent_through_the_edge_and_hangs_up,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct baresip caller;
+    struct sdp_keys sk;
+    const struct baresip_opts o = {"9001", 0, false, "caller"};
+    char m_line[64], dial[128], ph[64], seen[80];
+    pid_t phone;
+
+    env_setup(&e);
+    token(ph, sizeof(ph), &e, "phone");
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    baresip_start(&caller, &o);
+    snprintf(m_line, sizeof(m_line), "m=audio %d", caller.rtp_port);
+    phone = phone_start(&e, &p, "phone_answer", "2001", sdp_keys(&sk, ph, m_line, NULL));
+    snprintf(dial, sizeof(dial), "/dial sip:2001@127.0.0.1:%d", p.port);
+    baresip_command(&caller, dial);
+    cr_assert(baresip_wait(&caller, BARESIP_ESTABLISHED, 1, WAIT_MS),
+              "baresip: no \"Call established\" (%s)", caller.log);
+    snprintf(seen, sizeof(seen), "s=%s\r", ph);
+    cr_expect_eq(baresip_count(&caller, seen), 1, "the phone's answer in baresip's trace (%s)",
+                 caller.log);
+    wait_established(&e, 1);
+    sleep(1);
+    baresip_command(&caller, "/hangup");
+    cr_expect(baresip_wait(&caller, BARESIP_TERMINATED, 1, WAIT_MS),
+              "baresip: no \"Call ... terminated\" (%s)", caller.log);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone: INVITE with baresip's SDP (%s), BYE from the edge", m_line);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended' AND answered_at IS NOT NULL"
+                                      " AND end_cause = 'caller_hangup'"),
+                 1, "the call's row");
+    cr_expect_eq(baresip_stop(&caller, 10000), 0, "baresip's exit (%s)", caller.log);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
