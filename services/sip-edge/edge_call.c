@@ -219,12 +219,19 @@ void edge_call_note_target(struct edge_leg *l, const sip_t *sip)
 
 /* The To of a request the edge sends to an agent's phone: the agent's DN
  * at the edge's own address, i.e. the phone's address of record (it
- * registered sip:DN@<edge>); the phone's Contact is the Request-URI. */
-void edge_call_agent_to(const struct edge_sip *e, const char *dn, char *out, size_t size)
+ * registered sip:DN@<edge>); the phone's Contact is the Request-URI. An
+ * edge listening on every address (sip:*:5060, as in compose) has no one
+ * address of its own: then the DN at the phone's host (its Contact's), a
+ * well-formed URI all the same. */
+void edge_call_agent_to(const struct edge_sip *e, const char *dn, const char *contact, char *out,
+                        size_t size)
 {
     char host[256];
 
     edge_sip_uri_hostport(e->cfg.sip_url, host, sizeof(host));
+    if ((host[0] == '*' || strncmp(host, "0.0.0.0", 7) == 0 || strncmp(host, "[::]", 4) == 0) &&
+        contact != NULL && strncmp(contact, "sip:", 4) == 0)
+        edge_sip_uri_hostport(contact, host, sizeof(host));
     snprintf(out, size, "<sip:%s@%s>", dn, host);
 }
 
@@ -259,7 +266,7 @@ static bool invite_agent(struct edge_sip *e, struct edge_call *c, bool nailed)
 
     if (nailed && edge_nailed_connect(e, c))
         goto sent;
-    edge_call_agent_to(e, c->dn, to, sizeof(to));
+    edge_call_agent_to(e, c->dn, c->contact, to, sizeof(to));
     c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(c->contact), SIPTAG_TO_STR(to), TAG_END());
     if (c->b.nh == NULL)
         return false;

@@ -75,7 +75,7 @@ static void nailed_open(struct edge_sip *e, json_t *d)
     n->origin.sess_id = (unsigned long)sd_wall_ms();
     snprintf(n->agent_id, sizeof(n->agent_id), "%s", agent);
     snprintf(n->dn, sizeof(n->dn), "%s", dn);
-    edge_call_agent_to(e, dn, to, sizeof(to));
+    edge_call_agent_to(e, dn, contact, to, sizeof(to));
     n->leg.nh = nua_handle(e->nua, &n->leg, NUTAG_URL(contact), SIPTAG_TO_STR(to), TAG_END());
     if (n->leg.nh == NULL) {
         free(n);

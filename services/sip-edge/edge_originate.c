@@ -99,7 +99,7 @@ static void originate_start(struct edge_sip *e, json_t *d, const char *contact, 
     snprintf(c->called, sizeof(c->called), "%s",
              json_string_value(json_object_get(d, "destination")));
     snprintf(c->dest_uri, sizeof(c->dest_uri), "%s", uri);
-    edge_call_agent_to(e, c->dn, to, sizeof(to));
+    edge_call_agent_to(e, c->dn, contact, to, sizeof(to));
     snprintf(from, sizeof(from), "<%s>", uri); /* the phone shows whom it is calling */
     c->b.nh = nua_handle(e->nua, &c->b, NUTAG_URL(contact), SIPTAG_TO_STR(to),
                          SIPTAG_FROM_STR(from), TAG_END());

@@ -221,7 +221,8 @@ void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state
 void edge_call_send_bye(struct edge_leg *l, const char *reason);
 void edge_call_note_dialog(struct edge_leg *l, const sip_t *sip, bool uac);
 void edge_call_note_target(struct edge_leg *l, const sip_t *sip);
-void edge_call_agent_to(const struct edge_sip *e, const char *dn, char *out, size_t size);
+void edge_call_agent_to(const struct edge_sip *e, const char *dn, const char *contact, char *out,
+                        size_t size);
 const char *edge_call_phrase(int status);
 void edge_call_cut_all(struct edge_sip *e, const char *reason);
 
