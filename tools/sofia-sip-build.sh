@@ -27,7 +27,7 @@
 set -euo pipefail
 
 DEBIAN_VERSION=1.12.11+20110422.1+1e14eea~dfsg-6
-LOCAL_SUFFIX=+sipdrain2
+LOCAL_SUFFIX=+sipdrain3
 VERSION=$DEBIAN_VERSION$LOCAL_SUFFIX
 PACKAGES=(libsofia-sip-ua0 libsofia-sip-ua-dev)
 
@@ -35,8 +35,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache="${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}"
 dest="$cache/sofia-sip-$VERSION"
 patches=("$here"/sofia-sip/*.patch)
-# The diffs only: a patch's header can be edited without a rebuild.
-patch_sum=$(sed -n '/^--- a\//,$p' "${patches[@]}" | sha256sum | cut -d' ' -f1)
+# The diffs only: a patch's header can be edited without a rebuild (one
+# sed per file: given several files, sed reads them as one stream and the
+# range would run on into the next patch's header).
+patch_sum=$(for p in "${patches[@]}"; do sed -n '/^--- a\//,$p' "$p"; done | sha256sum | cut -d' ' -f1)
 
 installed_version() {
   local status
