@@ -288,6 +288,8 @@ int sdt_free_port(void)
     return -1;
 }
 
+const char *sdt_sipp_remote_host;
+
 /* SIPp's argv for one scenario run; strings live in a static pool per call
  * (a test runs at most a few at once). */
 static const char **sipp_argv(const char *scenario, int local_port, int remote_port,
@@ -302,7 +304,8 @@ static const char **sipp_argv(const char *scenario, int local_port, int remote_p
     int port = local_port > 0 ? local_port : sdt_free_port();
 
     slot = (slot + 1) % 4;
-    snprintf(str[k], 600, "127.0.0.1:%d", remote_port);
+    snprintf(str[k], 600, "%s:%d",
+             sdt_sipp_remote_host != NULL ? sdt_sipp_remote_host : "127.0.0.1", remote_port);
     av[n++] = "sipp";
     av[n++] = str[k++];
     snprintf(str[k], 600, "%s/tests/e2e/sipp/%s.xml", sdt_source_dir(), scenario);

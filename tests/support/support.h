@@ -68,6 +68,10 @@ int sdt_free_port(void);
  * Returns SIPp's exit status (0 = every check in the scenario held). */
 int sdt_sipp(const char *scenario, int remote_port, const char *service, const char *const *keys);
 
+/* Where sdt_sipp* send to instead of 127.0.0.1 (NULL: 127.0.0.1), e.g. an
+ * edge listening on the host's end of a test's own network namespace. */
+extern const char *sdt_sipp_remote_host;
+
 /* As sdt_sipp, in the background (a phone waiting for its call): returns the
  * pid; sdt_sipp_wait gives its exit status. */
 pid_t sdt_sipp_start(const char *scenario, int remote_port, const char *service,

@@ -78,11 +78,13 @@ static void write_file(const char *dir, const char *name, const char *text)
 static void write_config(const struct baresip *b, const struct baresip_opts *o)
 {
     char text[2048], account[256], registrar[32] = "";
+    const char *addr = o->addr != NULL ? o->addr : "127.0.0.1";
+    const char *reg_host = o->registrar_host != NULL ? o->registrar_host : "127.0.0.1";
 
     snprintf(text, sizeof(text),
              "poll_method\t\tepoll\n"
-             "sip_listen\t\t127.0.0.1:%d\n"
-             "net_interface\t\t127.0.0.1\n"
+             "sip_listen\t\t%s:%d\n"
+             "net_interface\t\t%s\n"
              "call_local_timeout\t120\n"
              "call_max_calls\t\t4\n"
              "audio_player\t\taubridge,nil\n"
@@ -95,11 +97,11 @@ static void write_config(const struct baresip *b, const struct baresip_opts *o)
              "module\t\t\taubridge.so\n"
              "module_tmp\t\taccount.so\n"
              "module_app\t\tmenu.so\n",
-             b->sip_port, b->rtp_port, b->rtp_port + 1);
+             addr, b->sip_port, addr, b->rtp_port, b->rtp_port + 1);
     write_file(b->dir, "config", text);
     if (o->registrar_port > 0)
         snprintf(registrar, sizeof(registrar), ":%d", o->registrar_port);
-    snprintf(account, sizeof(account), "<sip:%s@127.0.0.1%s>;regint=%d;answermode=%s\n", o->user,
+    snprintf(account, sizeof(account), "<sip:%s@%s%s>;regint=%d;answermode=%s\n", o->user, reg_host,
              registrar, o->registrar_port > 0 ? 60 : 0, o->auto_answer ? "auto" : "manual");
     write_file(b->dir, "accounts", account);
     write_file(b->dir, "contacts", ""); /* else baresip writes a template */
@@ -134,7 +136,11 @@ void baresip_start(struct baresip *b, const struct baresip_opts *o)
             close(out);
         }
         /* -s: the SIP trace; -t: gone after 10 minutes whatever happens */
-        execl(BARESIP_BIN, "baresip", "-f", b->dir, "-s", "-t", "600", (char *)NULL);
+        if (o->netns != NULL) /* ip enters the namespace and execs baresip: same pid */
+            execl("/usr/sbin/ip", "ip", "netns", "exec", o->netns, BARESIP_BIN, "-f", b->dir, "-s",
+                  "-t", "600", (char *)NULL);
+        else
+            execl(BARESIP_BIN, "baresip", "-f", b->dir, "-s", "-t", "600", (char *)NULL);
         _exit(127);
     }
     close(fds[0]);

@@ -36,6 +36,10 @@ struct baresip_opts {
     int registrar_port; /* > 0: REGISTER at 127.0.0.1:<port> (regint 60); 0: none */
     bool auto_answer;   /* answermode=auto (else manual) */
     const char *name;   /* names the folder and the log, e.g. "agent" */
+    /* Optional (NULL: loopback): a network namespace to run in, the address
+     * there it listens on, and the registrar's address (the edge's, as the
+     * phone reaches it). */
+    const char *netns, *addr, *registrar_host;
 };
 
 struct baresip {

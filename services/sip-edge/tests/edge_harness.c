@@ -26,6 +26,7 @@ void env_setup(struct edge_env *e)
 
 bool under_valgrind;
 const char *edge_resolv_conf;
+const char *edge_sip_host;
 
 /* Starts an edge of site2 and waits until it listens and its edge.control
  * consumer has its partitions (it starts at the end of the topic: a
@@ -51,7 +52,9 @@ void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const c
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SITE=site2"), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_EDGE_ID=%s", id), n++;
-    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", p->port), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SIP_URL=sip:%s:%d",
+             edge_sip_host != NULL ? edge_sip_host : "127.0.0.1", p->port),
+        n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_LOG_LEVEL=debug"), n++;
     for (size_t i = 0; i < n; i++)
         envp[i] = env[i];

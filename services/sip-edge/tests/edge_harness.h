@@ -44,6 +44,9 @@ extern bool under_valgrind;
  * (a mount namespace of its own; needs root): edge_start looks up
  * "probe.sipdrain.invalid" there just before the edge starts. */
 extern const char *edge_resolv_conf;
+/* Set by a test that wants the edge to listen elsewhere than on 127.0.0.1
+ * (e.g. "*": every address, loopback and a test's own network namespace). */
+extern const char *edge_sip_host;
 
 void env_setup(struct edge_env *e);
 /* Starts an edge of site2 and waits until it listens and its edge.control

@@ -7,6 +7,7 @@
  * from the calls rows. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ Test(sip_real_phones, baresip_as_the_agent_phone_answers_a_call_and_one_through_
     struct edge_proc p;
     struct baresip phone;
     struct sdp_keys sk;
-    struct baresip_opts o = {"2001", 0, true, "agent"};
+    struct baresip_opts o = {.user = "2001", .auto_answer = true, .name = "agent"};
     const char *hold_short[] = {"hold_ms", "1000", NULL};
     const char *hold_long[] = {"hold_ms", "4000", NULL};
     const char *refused[] = {"retry_after", "30", NULL};
@@ -191,7 +192,7 @@ Test(sip_real_phones, baresip_as_the_caller_reaches_the_agent_through_the_edge_a
     struct edge_proc p;
     struct baresip caller;
     struct sdp_keys sk;
-    const struct baresip_opts o = {"9001", 0, false, "caller"};
+    const struct baresip_opts o = {.user = "9001", .name = "caller"};
     char m_line[64], dial[128], ph[64], seen[80];
     pid_t phone;
 
@@ -223,4 +224,183 @@ Test(sip_real_phones, baresip_as_the_caller_reaches_the_agent_through_the_edge_a
     cr_expect_eq(baresip_stop(&caller, 10000), 0, "baresip's exit (%s)", caller.log);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* The number after "key=" on the first line of file holding text; -1 if none. */
+static long log_number(const char *file, const char *text, const char *key)
+{
+    FILE *f = fopen(file, "r");
+    char line[2048];
+    long v = -1;
+
+    if (f == NULL)
+        return -1;
+    while (v < 0 && fgets(line, sizeof(line), f) != NULL) {
+        const char *k;
+        if (strstr(line, text) != NULL && (k = strstr(line, key)) != NULL)
+            v = atol(k + strlen(key));
+    }
+    fclose(f);
+    return v;
+}
+
+/* A network namespace of the test's own, joined to the host by a veth
+ * pair (10.231.N.1 here, 10.231.N.2 there): a phone in it is reached
+ * through a link the test can cut. A datagram sent while the namespace's
+ * end is down is dropped without a word to the sender (no ICMP, no error):
+ * the lost packets of a flaky network, unlike a closed port. */
+struct lossy_link {
+    char ns[32], veth[16], peer[16], host_ip[20], ns_ip[20];
+};
+
+static struct lossy_link link_of_test;
+
+static void run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void run(const char *fmt, ...)
+{
+    char cmd[512];
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    rc = system(cmd);
+    cr_assert_eq(rc, 0, "%s: exit %d", cmd, rc);
+}
+
+static void lossy_link_create(struct lossy_link *l)
+{
+    int n = (int)(getpid() % 250) + 1;
+
+    snprintf(l->ns, sizeof(l->ns), "sipdrain-bye-%d", (int)getpid());
+    snprintf(l->veth, sizeof(l->veth), "sdb%dh", (int)(getpid() % 100000));
+    snprintf(l->peer, sizeof(l->peer), "sdb%dn", (int)(getpid() % 100000));
+    snprintf(l->host_ip, sizeof(l->host_ip), "10.231.%d.1", n);
+    snprintf(l->ns_ip, sizeof(l->ns_ip), "10.231.%d.2", n);
+    run("ip netns add %s", l->ns);
+    run("ip link add %s type veth peer name %s", l->veth, l->peer);
+    run("ip link set %s netns %s", l->peer, l->ns);
+    run("ip addr add %s/30 dev %s && ip link set %s up", l->host_ip, l->veth, l->veth);
+    run("ip netns exec %s sh -c 'ip addr add %s/30 dev %s && ip link set %s up"
+        " && ip link set lo up'",
+        l->ns, l->ns_ip, l->peer, l->peer);
+    /* The host knows the phone's link address for good: with its end down,
+     * a lookup would fail in seconds and report the host unreachable (an
+     * error, not a silence). tc's netem and classifiers are not in this
+     * kernel; a link down is. */
+    run("ip neigh replace %s lladdr $(ip netns exec %s cat /sys/class/net/%s/address) dev %s"
+        " nud permanent",
+        l->ns_ip, l->ns, l->peer, l->veth);
+}
+
+static void lossy_link_set(const struct lossy_link *l, bool up)
+{
+    run("ip netns exec %s ip link set %s %s", l->ns, l->peer, up ? "up" : "down");
+}
+
+/* Criterion's fini: the namespace and the veth go, whatever the test did. */
+static void lossy_link_delete(void)
+{
+    char cmd[256];
+
+    if (link_of_test.ns[0] == '\0')
+        return;
+    snprintf(cmd, sizeof(cmd), "ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null",
+             link_of_test.veth, link_of_test.ns);
+    if (system(cmd) != 0) {
+        /* nothing left to delete */
+    }
+    link_of_test.ns[0] = '\0';
+}
+
+/* Issue 12, point 1, with a real phone: baresip, the agent's phone, in a
+ * network namespace of the test's, stops (SIGSTOP) while its call is up and
+ * its link goes down, so the edge's BYE (the caller hung up) is lost; past
+ * Timer F (T1 100 ms: 6.4 s) the edge sends it again in a new transaction,
+ * in the dialog. The link comes back, baresip resumes, answers that BYE
+ * 200 and says its call terminated; the edge logs the 200 and stops. (The
+ * old edge sent that BYE out of the dialog: a phone answers 481 and keeps
+ * its call up. A phone that was only stopped, its link up, would find the
+ * first BYE's datagrams waiting in its socket and end the call on them.) */
+Test(sip_real_phones,
+     baresip_that_lost_the_first_bye_transaction_ends_its_call_on_the_bye_sent_again,
+     .fini = lossy_link_delete, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct baresip agent;
+    struct sdp_keys sk;
+    struct baresip_opts o = {.user = "2001", .auto_answer = true, .name = "agent"};
+    const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=30",
+                           NULL};
+    const char *hold[] = {"hold_ms", "1500", NULL};
+    char m_line[64], gw[64];
+    int64_t deadline;
+    pid_t gateway;
+
+    lossy_link_create(&link_of_test);
+    env_setup(&e);
+    token(gw, sizeof(gw), &e, "gw");
+    /* The edge listens on the host's end of the link only: its Via and
+     * Contact are an address the phone reaches; the gateway (SIPp, on
+     * loopback) sends there too. */
+    edge_sip_host = link_of_test.host_ip;
+    edge_start(&e, &p, "edge-2a", extra);
+    edge_sip_host = NULL;
+    agent_ready(&e, "a1", "2001", 10);
+    o.registrar_port = p.port;
+    o.netns = link_of_test.ns;
+    o.addr = link_of_test.ns_ip;
+    o.registrar_host = link_of_test.host_ip;
+    baresip_start(&agent, &o);
+    wait_registered(&e, &agent, "2001");
+    snprintf(m_line, sizeof(m_line), "m=audio %d", agent.rtp_port);
+    sdt_sipp_remote_host = link_of_test.host_ip;
+    gateway = sdt_sipp_start("gateway_call", p.port, "2001", sdp_keys(&sk, gw, m_line, hold));
+    sdt_sipp_remote_host = NULL;
+    cr_assert(baresip_wait(&agent, BARESIP_ESTABLISHED, 1, WAIT_MS),
+              "baresip: no \"Call established\" (%s)", agent.log);
+    cr_assert_eq(kill(agent.pid, SIGSTOP), 0);
+    lossy_link_set(&link_of_test, false);
+    cr_expect_eq(sdt_sipp_wait(gateway, WAIT_MS), 0, "the gateway's call and its BYE");
+    cr_assert_eq(kill(p.pid, SIGTERM), 0); /* the edge drains: its BYE wait begins */
+    deadline = sd_mono_ms() + 20000;
+    while (!sdt_file_has(p.log, "BYE sent again")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no BYE sent again past Timer F (%s)", p.log);
+        usleep(100000);
+    }
+    lossy_link_set(&link_of_test, true);
+    cr_assert_eq(kill(agent.pid, SIGCONT), 0);
+    cr_expect(baresip_wait(&agent, BARESIP_TERMINATED, 1, WAIT_MS),
+              "baresip: its call did not end (%s)", agent.log);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
+    {
+        /* The edge's log: the BYE sent again was confirmed by a 200 (the
+         * first BYE's CSeq is below it); baresip's trace: that BYE came in
+         * and its 200 went out ("CSeq: N BYE" twice), the first never. */
+        long first = log_number(p.log, "BYE unconfirmed", "cseq=");
+        long first_status = log_number(p.log, "BYE unconfirmed", "status=");
+        long again = log_number(p.log, "BYE confirmed", "cseq=");
+        long status = log_number(p.log, "BYE confirmed", "status=");
+        char cseq[64], cseq_first[64];
+        snprintf(cseq, sizeof(cseq), "CSeq: %ld BYE", again);
+        snprintf(cseq_first, sizeof(cseq_first), "CSeq: %ld BYE", first);
+        cr_expect_eq(first_status, 408, "the first BYE transaction ended with %ld, not Timer F",
+                     first_status);
+        cr_expect_eq(status, 200, "the edge's BYE sent again: answered %ld (%s)", status, p.log);
+        cr_expect_gt(again, first, "the BYE sent again has CSeq %ld, the first one %ld", again,
+                     first);
+        cr_expect_geq(baresip_count(&agent, cseq), 2,
+                      "baresip's trace has no BYE %s and its 200 (%s)", cseq, agent.log);
+        cr_expect_eq(baresip_count(&agent, cseq_first), 0,
+                     "baresip got the first BYE (%s): it was not lost (%s)", cseq_first, agent.log);
+        fprintf(stderr,
+                "sip_real_phones: first BYE CSeq %ld lost (its transaction: %ld); BYE sent again"
+                " CSeq %ld answered %ld;"
+                " baresip: %d lines with \"%s\", %d with the first; call terminated: %d\n",
+                first, first_status, again, status, baresip_count(&agent, cseq), cseq,
+                baresip_count(&agent, cseq_first), baresip_count(&agent, BARESIP_TERMINATED));
+    }
+    baresip_stop(&agent, 3000);
 }
