@@ -206,8 +206,14 @@ pid_t phone_start(struct edge_env *e, struct edge_proc *p, const char *scenario,
 {
     char sql[256];
     int64_t deadline = sd_mono_ms() + WAIT_MS;
-    pid_t pid = sdt_sipp_start(scenario, p->port, dn, keys);
+    pid_t pid;
 
+    /* A phone that registered dn before (a test's earlier call) is gone:
+     * its row would pass the wait below before this phone's REGISTER is
+     * stored, and a call routed meanwhile would go to the old port. */
+    snprintf(sql, sizeof(sql), "DELETE FROM registrations WHERE dn = '%s'", dn);
+    sdt_pg_run(e->dsn, sql);
+    pid = sdt_sipp_start(scenario, p->port, dn, keys);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM registrations WHERE dn = '%s'", dn);
     while (sdt_pg_scalar(e->dsn, sql) < 1) {
         cr_assert_lt(sd_mono_ms(), deadline, "phone %s never registered", dn);
