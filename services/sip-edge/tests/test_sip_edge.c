@@ -330,13 +330,27 @@ Test(sip_edge, methods_the_edge_does_not_serve_get_405_with_exactly_its_allow, .
 {
     struct edge_env e;
     struct edge_proc p;
+    struct sdp_keys sk;
+    char gw[64];
+    pid_t phone;
 
     env_setup(&e);
+    snprintf(gw, sizeof(gw), "gw-%.12s", e.prefix + 2);
     edge_start(&e, &p, "edge-2a", NULL);
     cr_expect_eq(sdt_sipp("methods_405", p.port, "2001", NULL), 0,
                  "MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, REFER, UPDATE: each 405 with the"
                  " edge's Allow (see /tmp/sipdrain-sipp-methods_405-*.err)");
     cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "OPTIONS still answered");
+    /* In a call's dialog: UPDATE and MESSAGE, which the edge does not relay,
+     * get 405 with the same Allow, and the call goes on to its BYE. */
+    agent_ready(&e, "a1", "2001", 10);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call_in_dialog_405", p.port, "2001", sdp_keys(&sk, gw, "v=0", NULL)), 0,
+        "in the dialog: not 405 with the edge's Allow (see"
+        " /tmp/sipdrain-sipp-gateway_call_in_dialog_405-*.err)");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone's call, its BYE");
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
