@@ -10,8 +10,13 @@
 # drains still answers OPTIONS 503 and leaves the rotation by itself; an
 # edge that is gone drops out of the list at the next sync.
 #
+# A name that resolves to nothing (an edge service scaled to 0, not up yet)
+# just has no line: the other site's edges stay in the list, and the load
+# balancer keeps serving them.
+#
 # Env: EDGE_NAMES ("edge-site1 edge-site2"), EDGE_PORT (5060), SIP_ADDR
 # (udp:0.0.0.0:5060), SYNC_S (5), KAMAILIO_MODULES (Debian's), CHILDREN (2).
+# run.sh --list: print the dispatcher list once and exit (tests/deploy).
 set -euo pipefail
 
 EDGE_NAMES=${EDGE_NAMES:-edge-site1 edge-site2}
@@ -30,12 +35,18 @@ dispatcher_list() {
     local name ip
     echo "# written by deploy/kamailio/run.sh at $(date -u +%FT%TZ)"
     for name in $EDGE_NAMES; do
-        getent ahostsv4 "$name" 2>/dev/null | awk '{ print $1 }' | sort -u |
+        # getent exits 2 for a name with no address: not an error here
+        { getent ahostsv4 "$name" 2>/dev/null || true; } | awk '{ print $1 }' | sort -u |
             while read -r ip; do
                 echo "1 sip:$ip:$EDGE_PORT 0 0 name=$name"
             done
     done
 }
+
+if [[ "${1:-}" == "--list" ]]; then
+    dispatcher_list
+    exit 0
+fi
 
 dispatcher_list >"$LIST"
 kamailio -f "$HERE/kamailio.cfg" -L "$MODULES" -l "$SIP_ADDR" \
