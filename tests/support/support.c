@@ -340,7 +340,7 @@ static const char **sipp_argv(const char *scenario, int local_port, int remote_p
         av[n++] = "-oocsf";
         av[n++] = av[3];
     }
-    if (strcmp(scenario, "phone_ignore_bye") == 0)
+    if (strcmp(scenario, "phone_ignore_bye") == 0 || strstr(scenario, "bye_strict") != NULL)
         av[n++] = "-nr"; /* count every BYE datagram, retransmissions too */
     for (size_t i = 0; keys != NULL && keys[i] != NULL && keys[i + 1] != NULL && n < 36; i += 2) {
         av[n++] = "-key";

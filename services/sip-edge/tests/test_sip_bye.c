@@ -426,7 +426,8 @@ Test(sip_bye,
     const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=15",
                            NULL};
     const char *hold[] = {"hold_ms", "300", NULL};
-    const char *keys[] = {"ignore_byes", "9", NULL};
+    char hop[64];
+    const char *keys[] = {"ignore_byes", "9", "first_hop", hop, NULL};
     struct sdp_keys sk;
     char why[2048];
     int64_t at;
@@ -435,6 +436,7 @@ Test(sip_bye,
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", extra);
     agent_ready(&e, "a1", "2001", 10);
+    snprintf(hop, sizeof(hop), "127.0.0.1:%d", p.port); /* no route set: from the edge */
     /* gateway_call_bye_strict offers the session "gateway-offer" */
     phone = phone_start(&e, &p, "phone_answer_hangup", "2001",
                         sdp_keys(&sk, "phone-bye", "s=gateway-offer", hold));

@@ -1558,6 +1558,46 @@ Test(sip_edge, behind_kamailio_a_draining_edge_leaves_rotation_and_503_fails_ove
 /* Under valgrind in the normal build; in the ASan build (valgrind cannot
  * run an ASan binary) the edge's own sanitizers make a leak or an error a
  * non-zero exit instead. */
+/* The dialog's route set: behind Kamailio (which record-routes), the agent
+ * hangs up and the caller ignores the edge's first BYE transaction; the
+ * BYE sent again goes through Kamailio, not straight to the caller's
+ * Contact. gateway_call_bye_strict.xml checks every BYE's top Via is
+ * Kamailio's (first_hop), besides the dialog's identifiers. */
+Test(sip_edge, behind_kamailio_a_bye_sent_again_follows_the_dialogs_route_set, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct lb lb;
+    struct sdp_keys sk;
+    const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=15",
+                           NULL};
+    const char *hold[] = {"hold_ms", "300", NULL};
+    char hop[64], route[80];
+    const char *keys[] = {"ignore_byes", "9", "first_hop", hop, NULL};
+    pid_t phone, gw;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a1", "2001", 10);
+    /* gateway_call_bye_strict offers the session "gateway-offer" */
+    phone = phone_start(&e, &p, "phone_answer_hangup", "2001",
+                        sdp_keys(&sk, "phone-rr", "s=gateway-offer", hold));
+    lb_start(&e, &lb, &p, &p, 0, true);
+    snprintf(hop, sizeof(hop), "127.0.0.1:%d", lb.port);
+    gw = sdt_sipp_start("gateway_call_bye_strict", lb.port, "2001", keys);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone's call, its hang-up");
+    cr_assert_eq(kill(p.pid, SIGTERM), 0); /* the BYE wait: the BYE is sent again */
+    cr_expect_eq(sdt_sipp_wait(gw, 60000), 0,
+                 "the caller: every BYE in the dialog and through Kamailio (see"
+                 " /tmp/sipdrain-sipp-gateway_call_bye_strict-*.err)");
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0, "edge exit (%s)", p.log);
+    snprintf(route, sizeof(route), "route=\"<sip:127.0.0.1:%d", lb.port);
+    cr_expect(sdt_file_has(p.log, route), "the BYE kept no route set through Kamailio (%s)", p.log);
+    cr_expect(sdt_file_has(p.log, "BYE sent again"), "no BYE in a new transaction (%s)", p.log);
+    cr_expect(sdt_file_has(p.log, "status=200 cseq="), "no BYE confirmed by 200 (%s)", p.log);
+    lb_stop(&lb);
+}
+
 Test(sip_edge, under_valgrind_calls_registrations_and_a_drain_leave_no_error_or_leak,
      .timeout = 300)
 {

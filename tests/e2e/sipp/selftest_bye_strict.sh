@@ -80,7 +80,7 @@ gw_case() { # <label> <gateway xml> <exp gw> <edge xml|path> <exp edge> [gw args
     edge_pid=$SIPP_PID
     wait_udp_bound "$GW_EDGE_PORT" || echo "warning: edge stand-in not bound on $GW_EDGE_PORT" >&2
     sipp_run "$TAG" gw "$tmo" "127.0.0.1:$GW_EDGE_PORT" -sf "$gxml" -p "$GW_PORT" -cp 16323 -mp 16342 -nr \
-        -s "$DN" -- "${gargs[@]}"
+        -s "$DN" -key first_hop "${FIRST_HOP:-127.0.0.1:$GW_EDGE_PORT}" -- "${gargs[@]}"
     grc=$?
     wait_pid "$edge_pid" "$limit"
     erc=$WAIT_RC
@@ -170,6 +170,9 @@ phone_case "the old edge, phone answers its 3rd BYE" phone_bye_strict.xml 1 "$M"
 
 # ---- caller leg ----------------------------------------------------------------------
 gw_case "answers the first BYE" gateway_call_bye_strict.xml 0 selftest_bye_edge_gw.xml 0 \
+    -key ignore_byes 0 -- -key bye1_n 1 -key bye2_n 0 -key gap_ms 100
+FIRST_HOP=127.0.0.1:1 gw_case "BYEs from another hop than first_hop (no route set followed)" \
+    gateway_call_bye_strict.xml 1 selftest_bye_edge_gw.xml 0 \
     -key ignore_byes 0 -- -key bye1_n 1 -key bye2_n 0 -key gap_ms 100
 gw_case "ignores 3: answers in the 2nd transaction" gateway_call_bye_strict.xml 0 selftest_bye_edge_gw.xml 0 \
     -key ignore_byes 3 -- -key bye1_n 2 -key bye2_n 3 -key gap_ms 100
