@@ -89,6 +89,7 @@ static int write_one(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
             (long)json_integer_value(json_object_get(d, "nailed_up_dialogs")),
             (long)json_integer_value(json_object_get(d, "calls_cut")),
             (long)json_integer_value(json_object_get(d, "byes_retransmitted")),
+            json_is_true(json_object_get(d, "held")),
         };
         if (edge_db_heartbeat(b->pg, b->edge_id, b->site, &st, err) < 0 ||
             add_event(b, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)

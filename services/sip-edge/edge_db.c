@@ -2,7 +2,10 @@
 #include "edge_db.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "edge_fsm.h"
 
 #include "sipdrain/event.h"
 
@@ -32,7 +35,8 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
                       const struct edge_db_status *st, struct sd_err *err)
 {
     char n[5][24];
-    const char *values[8] = {edge_id, site, st->state, n[0], n[1], n[2], n[3], n[4]};
+    const char *values[9] = {edge_id, site,  st->state, n[0],
+                             n[1],    n[2],  n[3],      n[4], st->held ? "t" : "f"};
     const long v[5] = {st->active_calls, st->pending_byes, st->nailed_up_dialogs, st->calls_cut,
                        st->byes_retransmitted};
 
@@ -40,16 +44,17 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
         snprintf(n[i], sizeof(n[i]), "%ld", v[i]);
     return sd_pg_exec(pg,
                       "INSERT INTO edges (edge_id, site, state, active_calls, pending_byes,"
-                      " nailed_up_dialogs, calls_cut, byes_retransmitted, last_heartbeat)"
+                      " nailed_up_dialogs, calls_cut, byes_retransmitted, held, last_heartbeat)"
                       " VALUES ($1, $2, $3, $4::integer, $5::integer, $6::integer, $7::integer,"
-                      " $8::integer, now())"
+                      " $8::integer, $9::boolean, now())"
                       " ON CONFLICT (edge_id) DO UPDATE SET site = EXCLUDED.site,"
                       " state = EXCLUDED.state, active_calls = EXCLUDED.active_calls,"
                       " pending_byes = EXCLUDED.pending_byes,"
                       " nailed_up_dialogs = EXCLUDED.nailed_up_dialogs,"
                       " calls_cut = EXCLUDED.calls_cut,"
-                      " byes_retransmitted = EXCLUDED.byes_retransmitted, last_heartbeat = now()",
-                      8, values, err) < 0
+                      " byes_retransmitted = EXCLUDED.byes_retransmitted, held = EXCLUDED.held,"
+                      " last_heartbeat = now()",
+                      9, values, err) < 0
                ? -1
                : 0;
 }
@@ -247,6 +252,36 @@ int edge_db_nailed_agent(struct sd_pg *pg, const char *dn, char *agent_id, size_
     if (res == NULL)
         return -1;
     snprintf(agent_id, size, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
+}
+
+int edge_db_hold(struct sd_pg *pg, const char *edge_id, const char *site, struct edge_drain *hold,
+                 bool *found, struct sd_err *err)
+{
+    const char *values[2] = {edge_id, site};
+    /* the edge's own hold first: resuming the site leaves that edge drained */
+    PGresult *res = sd_pg_query(
+        pg,
+        "SELECT d.drain_id, d.scope = 'site', coalesce((d.options->>'reject_code')::integer, -1),"
+        " coalesce((d.options->>'sip_timeout_s')::integer, -1),"
+        " coalesce((d.options->>'retry_after_s')::integer, -1)"
+        " FROM (SELECT 0 AS k, drained_by FROM edges WHERE edge_id = $1"
+        "       UNION ALL SELECT 1, drained_by FROM sites WHERE site_id = $2) h"
+        " JOIN drains d ON d.drain_id = h.drained_by ORDER BY h.k LIMIT 1",
+        2, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    *found = PQntuples(res) > 0;
+    if (*found) {
+        memset(hold, 0, sizeof(*hold));
+        copy_col(hold->drain_id, sizeof(hold->drain_id), res, 0, 0);
+        hold->site_scope = !strcmp(PQgetvalue(res, 0, 1), "t");
+        hold->reject_code = atoi(PQgetvalue(res, 0, 2));
+        hold->sip_timeout_s = atoi(PQgetvalue(res, 0, 3));
+        hold->retry_after_s = atoi(PQgetvalue(res, 0, 4));
+    }
     PQclear(res);
     return 0;
 }

@@ -18,13 +18,22 @@ int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, cons
 struct edge_db_status {
     const char *state;
     long active_calls, pending_byes, nailed_up_dialogs, calls_cut, byes_retransmitted;
+    bool held;
 };
 
 /* The edges row: state, counts and heartbeat time (now). */
 int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
                       const struct edge_db_status *st, struct sd_err *err) SD_MUST_CHECK;
 
-#endif
+
+/* The drain that holds this edge at start-up: a drain of the edge itself
+ * (edges.drained_by) before one of its site (sites.drained_by), whether
+ * still in progress or over; *found false when neither holds it. Fills
+ * hold's id, scope and options (-1 where the drain gave none). */
+struct edge_drain;
+int edge_db_hold(struct sd_pg *pg, const char *edge_id, const char *site, struct edge_drain *hold,
+                 bool *found, struct sd_err *err) SD_MUST_CHECK;
+
 
 /* The live Contact of dn registered at this edge ("" when none). */
 int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char *contact,
@@ -64,3 +73,5 @@ int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_
  * "ended" (ended_at, end_cause). */
 int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,
                         const char *end_cause, struct sd_err *err) SD_MUST_CHECK;
+
+#endif

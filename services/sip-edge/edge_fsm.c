@@ -40,6 +40,16 @@ void edge_fsm_init(struct edge_fsm *st, const struct edge_config *cfg)
     clear_drain(&st->drain);
 }
 
+void edge_fsm_init_held(struct edge_fsm *st, const struct edge_config *cfg,
+                        const struct edge_drain *hold)
+{
+    edge_fsm_init(st, cfg);
+    st->state = EDGE_DRAINED;
+    st->drain = *hold;
+    st->drain.deadline_ms = 0; /* no call to cut: the deadline was the drain's business */
+    st->held = true;
+}
+
 static void act(struct edge_actions *out, enum edge_action_kind k)
 {
     for (size_t i = 0; i < out->n; i++) {
@@ -153,6 +163,7 @@ static int on_resume(struct edge_fsm *st, const struct edge_input *in, struct ed
     clear_drain(&st->drain);
     st->bye_until_ms = 0;
     st->deadline_passed = false;
+    st->held = false;
     return go(st, EDGE_ACTIVE, out);
 }
 

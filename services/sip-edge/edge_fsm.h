@@ -13,6 +13,9 @@
  *   deadline (deadline_at of the drain): every remaining call is BYE'd on
  *            both legs with Reason, then the same path
  *   a second SIGTERM, or edge.shutdown with force: cut what remains, stop
+ *   start-up under a hold (the site or this edge drained, issue #13): the
+ *            edge starts in drained, held, with the drain that holds it, and
+ *            stays there until edge.resume of that drain
  *
  * The shell (edge_sip.c) feeds inputs with the time, carries out the
  * actions, and arms one timer for edge_fsm_due(). What a new request gets
@@ -59,6 +62,7 @@ struct edge_fsm {
     struct edge_config cfg;
     struct edge_drain drain; /* valid unless active */
     bool self_stop;          /* SIGTERM: stop at the end instead of waiting for edge.shutdown */
+    bool held;               /* started under a hold; until resumed (edge.status.held) */
     bool deadline_passed;
     int64_t bye_until_ms; /* bye_wait: when graceful-shutdown-sip-timeout ends */
     int sigterms;
@@ -114,6 +118,12 @@ struct edge_actions {
 };
 
 void edge_fsm_init(struct edge_fsm *st, const struct edge_config *cfg);
+/* The edge starts while hold (a drain of its site or of itself, in progress
+ * or over) holds it: drained and held, refusing what a drained edge refuses,
+ * until edge.resume of hold's drain_id. A fresh process has no calls, so
+ * nothing is left to drain. */
+void edge_fsm_init_held(struct edge_fsm *st, const struct edge_config *cfg,
+                        const struct edge_drain *hold);
 /* Applies in; returns 1 when the state changed, 0 when not. */
 int edge_fsm_step(struct edge_fsm *st, const struct edge_input *in, struct edge_actions *out);
 /* When the shell must deliver EDGE_IN_TICK next (absolute ms), 0 = never. */

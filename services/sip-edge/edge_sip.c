@@ -351,7 +351,10 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     e->exit_code = 1;
     e->consumer_lag = e->outbox_backlog = -1;
     e->started_ms = sd_wall_ms();
-    edge_fsm_init(&e->fsm, &cfg->drain);
+    if (cfg->hold != NULL)
+        edge_fsm_init_held(&e->fsm, &cfg->drain, cfg->hold);
+    else
+        edge_fsm_init(&e->fsm, &cfg->drain);
     su_home_init(e->home);
     su_log_redirect(su_log_default, on_sofia_log, NULL);
     e->root = su_root_create(e);

@@ -41,6 +41,8 @@ void edge_status_send_as(struct edge_sip *e, enum edge_state state)
                   "registrations", (json_int_t)e->registrations, "sip_url", e->cfg.sip_url);
     if (state != EDGE_ACTIVE && e->fsm.drain.drain_id[0] != '\0')
         json_object_set_new(d, "drain_id", json_string(e->fsm.drain.drain_id));
+    if (e->fsm.held && state != EDGE_ACTIVE)
+        json_object_set_new(d, "held", json_true());
     if (state == EDGE_BYE_WAIT && e->fsm.bye_until_ms > 0) {
         sd_time_format_ms(e->fsm.bye_until_ms, bye_at);
         json_object_set_new(d, "bye_timeout_at", json_string(bye_at));
@@ -58,7 +60,9 @@ static void publish_health(struct edge_sip *e)
 
     if (e->cfg.http == NULL)
         return;
-    sd_http_set_ready(e->cfg.http, e->fsm.state == EDGE_ACTIVE, edge_state_name(e->fsm.state));
+    sd_http_set_ready(e->cfg.http, e->fsm.state == EDGE_ACTIVE,
+                      e->fsm.held ? "drained (held: resume with drainctl resume)"
+                                  : edge_state_name(e->fsm.state));
     sd_metrics_family(&m, "sipdrain_edge_state", "gauge",
                       "1 for the drain state the edge is in (edges.state), 0 for the others");
     for (int s = 0; s < EDGE_STATE_COUNT; s++) {
@@ -67,6 +71,10 @@ static void publish_health(struct edge_sip *e)
         sd_metrics_sample(&m, "sipdrain_edge_state", labels, e->fsm.state == (enum edge_state)s);
     }
     snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
+    sd_metrics_family(&m, "sipdrain_edge_held", "gauge",
+                      "1 while the edge refuses because its site or itself stays drained"
+                      " (started under a hold; until drainctl resume)");
+    sd_metrics_sample(&m, "sipdrain_edge_held", labels, e->fsm.held);
     sd_metrics_family(&m, "sipdrain_edge_calls_active", "gauge", "calls up or being set up");
     sd_metrics_sample(&m, "sipdrain_edge_calls_active", labels, l.active_calls);
     sd_metrics_family(&m, "sipdrain_edge_calls_total", "counter", "calls handled since start");

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "edge_bus.h"
+#include "edge_db.h"
 #include "edge_queue.h"
 #include "edge_sip.h"
 #include "sipdrain/cfg.h"
@@ -30,6 +31,7 @@
 #include "sipdrain/topic.h"
 
 #define SERVICE "sip-edge"
+#define HOLD_WAIT_MS 30000 /* PostgreSQL must answer the hold question by then */
 
 struct sip_edge_cfg {
     char *site;
@@ -129,6 +131,24 @@ static void check_config(const struct sip_edge_cfg *c)
                    "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
 }
 
+/* Drained stays drained (issue #13): before the edge takes a single
+ * request, PostgreSQL says whether its site or the edge itself is held by a
+ * drain. It must answer: an edge that came up active in a drained site
+ * would take calls there. 0 = not held, 1 = held (hold filled), -1 = no
+ * answer within HOLD_WAIT_MS (err). */
+static int read_hold(const struct sip_edge_cfg *c, struct edge_drain *hold, struct sd_err *err)
+{
+    struct sd_pg *pg = sd_pg_new(c->pg_dsn, SERVICE);
+    bool found = false;
+    int rc = -1;
+
+    if (pg != NULL && sd_pg_connect_wait(pg, HOLD_WAIT_MS, err) == 0 &&
+        edge_db_hold(pg, c->edge_id, c->site, hold, &found, err) == 0)
+        rc = found ? 1 : 0;
+    sd_pg_free(pg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct sip_edge_cfg c;
@@ -137,8 +157,9 @@ int main(int argc, char **argv)
     struct edge_sip *sip = NULL;
     struct sd_http *http = NULL;
     struct sd_err err = {0};
+    struct edge_drain hold;
     char source[SD_EVENT_SOURCE_MAX];
-    int rc = 1;
+    int rc = 1, held;
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage();
@@ -156,6 +177,17 @@ int main(int argc, char **argv)
     sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,
                     sizeof(source));
     json_object_seed(0); /* before the second thread: jansson's hash seed */
+    held = read_hold(&c, &hold, &err);
+    if (held < 0) {
+        sd_log_error("cannot learn whether this edge or its site stays drained: not starting",
+                     "reason=\"%s\"", err.text);
+        sd_cfg_free(cfg_items, CFG_COUNT, &c);
+        return 1;
+    }
+    if (held)
+        sd_log_warn("held: starting drained, refusing calls until drainctl resume",
+                    "drain=%s scope=%s site=%s", hold.drain_id, hold.site_scope ? "site" : "edge",
+                    c.site);
     if (c.http_addr != NULL && (http = sd_http_start(c.http_addr, 10000, &err)) == NULL) {
         fprintf(stderr, "sip-edge: SIPDRAIN_HTTP_ADDR: %s\n", err.text);
         exit(2);
@@ -179,6 +211,7 @@ int main(int argc, char **argv)
             .allow_contact_names = c.allow_contact_names,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
+            .hold = held ? &hold : NULL,
         };
         struct edge_bus_config bc = {c.pg_dsn, c.brokers, c.edge_id, c.site, source};
 

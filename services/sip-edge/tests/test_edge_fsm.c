@@ -1508,3 +1508,79 @@ Test(edge_fsm, a_drain_without_calls_lists_every_phase_it_passes_in_order)
     cr_assert_eq(edge_fsm_step(&st, &in, &out), 0);
     cr_expect_eq(out.n_passed, 0, "a step that changes nothing passes no phase");
 }
+
+/* ---- start-up under a hold (issue #13) ----------------------------------- */
+
+Test(edge_fsm, an_edge_started_under_a_hold_is_drained_held_and_refuses)
+{
+    static const bool scopes[] = {true, false};
+
+    for (size_t i = 0; i < LEN(scopes); i++) {
+        struct edge_fsm f;
+        struct edge_drain d = drain_of(D1, scopes[i]);
+        struct edge_input in;
+        struct edge_actions out;
+        struct edge_verdict v;
+        const char *what = scopes[i] ? "site hold" : "edge hold";
+
+        d.reject_code = 480;
+        d.retry_after_s = 120;
+        d.deadline_ms = NOW - 1000; /* the drain's deadline: nothing to cut here */
+        edge_fsm_init_held(&f, &CFG, &d);
+        cr_expect_eq(f.state, EDGE_DRAINED, "%s: %s", what, edge_state_name(f.state));
+        cr_expect(f.held, "%s", what);
+        cr_expect_str_eq(f.drain.drain_id, D1, "%s", what);
+        v = edge_fsm_invite(&f);
+        cr_expect_eq(v.kind, EDGE_REJECT, "%s: INVITE", what);
+        cr_expect_eq(v.status, 480, "%s: the drain's reject code", what);
+        cr_expect_eq(v.retry_after_s, 120, "%s: the drain's Retry-After", what);
+        cr_expect_eq(edge_fsm_options(&f).status, 503, "%s: OPTIONS", what);
+        cr_expect_eq(edge_fsm_register(&f).status, 503, "%s: REGISTER", what);
+        cr_expect_eq(edge_fsm_due(&f), 0, "%s: no timer", what);
+
+        /* it stays there: ticks and load change nothing, it never stops by itself */
+        in = input(EDGE_IN_TICK, NOW + 3600000, load_of(0, 0, 0));
+        expect_idle(&f, EDGE_DRAINED, step(&f, &in, &out), &out, what);
+        cr_expect(f.held, "%s", what);
+    }
+}
+
+Test(edge_fsm, a_held_edge_resumes_only_on_its_drain_and_is_no_longer_held)
+{
+    struct edge_fsm f;
+    struct edge_drain d = drain_of(D1, true);
+    struct edge_input in;
+    struct edge_actions out;
+
+    edge_fsm_init_held(&f, &CFG, &d);
+    in = id_input(EDGE_IN_RESUME, D2, NOW, load_of(0, 0, 0));
+    expect_ignored(&f, EDGE_DRAINED, step(&f, &in, &out), &out, "resume of another drain");
+    cr_expect(f.held);
+    in = id_input(EDGE_IN_RESUME, D1, NOW + 10, load_of(0, 0, 0));
+    cr_expect_eq(step(&f, &in, &out), 1);
+    cr_expect_eq(f.state, EDGE_ACTIVE);
+    cr_expect_not(f.held, "still held after resume");
+    expect_actions(&out, A(RETRANSMIT_BYES_STOP) | A(EMIT_STATUS), "resume");
+    cr_expect_eq(edge_fsm_invite(&f).kind, EDGE_ACCEPT);
+}
+
+Test(edge_fsm, a_held_edge_stops_on_sigterm_or_its_shutdown)
+{
+    struct edge_fsm f;
+    struct edge_drain d = drain_of(D1, false);
+    struct edge_input in;
+    struct edge_actions out;
+
+    edge_fsm_init_held(&f, &CFG, &d);
+    in = input(EDGE_IN_SIGTERM, NOW, load_of(0, 0, 0));
+    cr_expect_eq(step(&f, &in, &out), 1);
+    cr_expect_eq(f.state, EDGE_STOPPING, "SIGTERM: %s", edge_state_name(f.state));
+    cr_expect(out.n > 0);
+
+    edge_fsm_init_held(&f, &CFG, &d);
+    in = id_input(EDGE_IN_SHUTDOWN, D2, NOW, load_of(0, 0, 0));
+    expect_ignored(&f, EDGE_DRAINED, step(&f, &in, &out), &out, "shutdown of another drain");
+    in = id_input(EDGE_IN_SHUTDOWN, D1, NOW, load_of(0, 0, 0));
+    cr_expect_eq(step(&f, &in, &out), 1);
+    cr_expect_eq(f.state, EDGE_STOPPING, "edge.shutdown: %s", edge_state_name(f.state));
+}
