@@ -70,6 +70,11 @@ bool drain_edge_live(const struct drain_edge_view *e, int64_t now_ms)
     return now_ms - e->heartbeat_ms < DRAIN_EDGE_GONE_MS;
 }
 
+bool drain_edge_stopped(const struct drain_edge_view *e)
+{
+    return e->state == DRAIN_EDGE_STOPPED || e->held;
+}
+
 void drain_fsm_init(struct drain *d, const char *id, enum drain_scope scope, const char *site,
                     const char *edge, int64_t started_ms, int64_t deadline_ms)
 {
@@ -140,7 +145,7 @@ void drain_fsm_counts(const struct drain *d, const struct drain_view *v, struct 
         c->edges_total++;
         c->calls_cut += e->calls_cut;
         c->byes_retransmitted += e->byes_retransmitted;
-        if (e->state == DRAIN_EDGE_STOPPED) {
+        if (drain_edge_stopped(e)) {
             c->edges_stopped++;
             continue;
         }
@@ -198,7 +203,8 @@ static uint64_t counts_hash(const struct drain_counts *c, enum drain_phase p)
 static bool edges_at_least(const struct drain_view *v, enum drain_edge_state least)
 {
     for (size_t i = 0; i < v->n_edges; i++) {
-        if (drain_edge_live(&v->edges[i], v->now_ms) && v->edges[i].state < least)
+        const struct drain_edge_view *e = &v->edges[i];
+        if (drain_edge_live(e, v->now_ms) && !drain_edge_stopped(e) && e->state < least)
             return false;
     }
     return true;
@@ -244,7 +250,7 @@ void drain_fsm_step(struct drain *d, const struct drain_view *v, struct drain_ac
             continue;
         if (e->state == DRAIN_EDGE_ACTIVE)
             to_edge(d, v, i, DRAIN_DO_EDGE_DRAIN, out);
-        else if (e->state == DRAIN_EDGE_DRAINED && d->phase == DRAIN_STOPPING)
+        else if (e->state == DRAIN_EDGE_DRAINED && !e->held && d->phase == DRAIN_STOPPING)
             to_edge(d, v, i, DRAIN_DO_EDGE_SHUTDOWN, out);
     }
     /* The phase, as far as the view allows in one step. */
@@ -276,7 +282,7 @@ void drain_fsm_step(struct drain *d, const struct drain_view *v, struct drain_ac
                 go(d, DRAIN_STOPPING, v->now_ms, out);
                 for (size_t i = 0; i < v->n_edges; i++) {
                     if (drain_edge_live(&v->edges[i], v->now_ms) &&
-                        v->edges[i].state == DRAIN_EDGE_DRAINED)
+                        v->edges[i].state == DRAIN_EDGE_DRAINED && !v->edges[i].held)
                         to_edge(d, v, i, DRAIN_DO_EDGE_SHUTDOWN, out);
                 }
             }

@@ -28,6 +28,11 @@
  * An edge whose heartbeat is older than DRAIN_EDGE_GONE_MS is gone (its
  * process died, and its calls with it): it no longer holds the drain back,
  * and it is not counted as stopped.
+ *
+ * An edge that reports held started again under a hold (its supervisor
+ * restarted it: compose's restart policy, a Kubernetes Deployment) and
+ * refuses until resumed: it counts as stopped and gets no edge.shutdown,
+ * which would only make it exit and start again held.
  */
 #ifndef SIPDRAIN_DRAIN_FSM_H
 #define SIPDRAIN_DRAIN_FSM_H
@@ -86,6 +91,7 @@ struct drain_edge_view {
     int64_t heartbeat_ms; /* last edge.status */
     uint32_t active_calls, pending_byes, nailed_up;
     uint32_t calls_cut, byes_retransmitted; /* the edge's counters (edge.status) */
+    bool held; /* started again under the drain's hold (edges.held): as good as stopped */
 };
 
 /* One agent of the site (agents row) and what this drain did to it. */
@@ -209,6 +215,8 @@ bool drain_fsm_cancel(struct drain *d, const struct drain_view *v, struct drain_
 void drain_fsm_counts(const struct drain *d, const struct drain_view *v, struct drain_counts *c);
 
 /* Is this edge still part of the drain (heartbeat recent enough)? */
+/* Stopped, or started again held: nothing more to wait for. */
+bool drain_edge_stopped(const struct drain_edge_view *e);
 bool drain_edge_live(const struct drain_edge_view *e, int64_t now_ms);
 
 const char *drain_phase_name(enum drain_phase p);

@@ -2,6 +2,9 @@
  *
  *   sipdrain.drain.commands --> inbox --> drains row (+ drain.started or
  *                                          drain.rejected, cancel)
+ *   a drain holds its target (sites / edges.drained_by) from its start until
+ *   drain.resume (drain.resumed: edge.resume to the running edges); edges
+ *   started meanwhile come up drained (issue #13)
  *   every TICK_MS, for each open drain, one transaction:
  *     edges + agents of the scope --> drain_fsm --> outbox:
  *       edge.drain / edge.shutdown / edge.resume   (sipdrain.edge.control)
@@ -212,7 +215,7 @@ static json_t *completed_data(const struct orch_drain *od, const struct drain_vi
     json_t *o = drain_base(d), *stopped = json_array(), *phase_ms = json_object();
 
     for (size_t i = 0; i < v->n_edges; i++) {
-        if (v->edges[i].state == DRAIN_EDGE_STOPPED)
+        if (drain_edge_stopped(&v->edges[i]))
             json_array_append_new(stopped, json_string(v->edges[i].id));
     }
     for (int p = 0; p < DRAIN_PHASE_COUNT; p++) {
@@ -488,6 +491,7 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
     json_t *data = ev->data;
     const char *site = text_or(data, "site", NULL), *edge = text_or(data, "edge", NULL);
     struct orch_drain od, open;
+    struct orch_hold hold;
     char id[DRAIN_ID_SIZE], peer[DRAIN_NAME_SIZE], edge_site[DRAIN_NAME_SIZE], detail[256];
     bool exists, peer_draining, found;
 
@@ -523,6 +527,15 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
                 return -1;
             return reject(s, pg, ev, "peer_site_draining", detail, found ? id : NULL, err);
         }
+        if (peer[0] != '\0' && orch_db_hold(pg, "site", peer, &hold, err) < 0)
+            return -1;
+        if (peer[0] != '\0' && hold.held) {
+            snprintf(detail, sizeof(detail),
+                     "the peer site %s stays drained (drainctl resume --site %s first): draining"
+                     " both would refuse every call",
+                     peer, peer);
+            return reject(s, pg, ev, "peer_site_drained", detail, hold.drain_id, err);
+        }
     } else {
         if (orch_db_edge_site(pg, edge, edge_site, sizeof(edge_site), err) < 0)
             return -1;
@@ -531,6 +544,14 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
             return reject(s, pg, ev, "unknown_edge", detail, NULL, err);
         }
         site = edge_site;
+        if (orch_db_hold(pg, "site", site, &hold, err) < 0)
+            return -1;
+        if (hold.held) {
+            snprintf(detail, sizeof(detail),
+                     "site %s of edge %s is %s (drain %s): the edge follows it", site, edge,
+                     hold.drain_open ? "draining" : "drained", hold.drain_id);
+            return reject(s, pg, ev, "site_drained", detail, hold.drain_id, err);
+        }
     }
     if (orch_db_open_drain_of(pg, edge ? "edge" : "site", edge ? edge : site, id, &found, err) < 0)
         return -1;
@@ -546,6 +567,14 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
         snprintf(detail, sizeof(detail), "drain %s of %s is in progress with other options", id,
                  edge ? edge : site);
         return reject(s, pg, ev, "drain_in_progress", detail, id, err);
+    }
+    if (orch_db_hold(pg, edge ? "edge" : "site", edge ? edge : site, &hold, err) < 0)
+        return -1;
+    if (hold.held) {
+        snprintf(detail, sizeof(detail),
+                 "%s stays drained from drain %s (drainctl resume --%s %s, then drain again)",
+                 edge ? edge : site, hold.drain_id, edge ? "edge" : "site", edge ? edge : site);
+        return reject(s, pg, ev, "already_drained", detail, hold.drain_id, err);
     }
     sd_uuid_v4(id);
     drain_fsm_init(&od.fsm, id, edge ? DRAIN_SCOPE_EDGE : DRAIN_SCOPE_SITE, site, edge, 0, 0);
@@ -592,6 +621,100 @@ static int on_cancel(struct svc *s, struct sd_pg *pg, const struct sd_event *ev,
     return 0;
 }
 
+/* drain.resume: lifts the hold a finished drain left on a site or an edge.
+ * The target's running edges get edge.resume of the holding drain (an edge
+ * of the site held by a drain of its own ignores it and stays drained);
+ * edges that start later find no hold and come up active. Refused while
+ * the drain still runs (drain.cancel is for that), for an edge whose site
+ * is held (the edge follows its site), and when nothing holds the target. */
+static int on_resume(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, struct sd_err *err)
+{
+    json_t *data = ev->data, *d, *resumed, *still;
+    const char *site = text_or(data, "site", NULL), *edge = text_or(data, "edge", NULL);
+    const char *scope = edge ? "edge" : "site", *target = edge ? edge : site;
+    struct orch_hold hold, site_hold;
+    struct orch_edge_ref refs[DRAIN_EDGES_MAX];
+    char peer[DRAIN_NAME_SIZE], edge_site[DRAIN_NAME_SIZE], detail[256], at[SD_EVENT_TIME_LEN + 1];
+    bool exists, peer_draining;
+    size_t n = 0;
+
+    if ((site == NULL) == (edge == NULL))
+        return reject(s, pg, ev, "bad_options", "name exactly one of site and edge", NULL, err);
+    if (site != NULL) {
+        if (orch_db_site(pg, site, &exists, peer, sizeof(peer), &peer_draining, err) < 0)
+            return -1;
+        if (!exists) {
+            snprintf(detail, sizeof(detail), "site %s is not in the sites table", site);
+            return reject(s, pg, ev, "unknown_site", detail, NULL, err);
+        }
+    } else {
+        if (orch_db_edge_site(pg, edge, edge_site, sizeof(edge_site), err) < 0)
+            return -1;
+        if (edge_site[0] == '\0') {
+            snprintf(detail, sizeof(detail), "edge %s has never reported (not in edges)", edge);
+            return reject(s, pg, ev, "unknown_edge", detail, NULL, err);
+        }
+        if (orch_db_hold(pg, "site", edge_site, &site_hold, err) < 0)
+            return -1;
+        if (site_hold.held) {
+            snprintf(detail, sizeof(detail),
+                     "site %s of edge %s is %s (drain %s): resume the site (drainctl resume"
+                     " --site %s)",
+                     edge_site, edge, site_hold.drain_open ? "draining" : "drained",
+                     site_hold.drain_id, edge_site);
+            return reject(s, pg, ev, "site_drained", detail, site_hold.drain_id, err);
+        }
+    }
+    if (orch_db_hold(pg, scope, target, &hold, err) < 0)
+        return -1;
+    if (!hold.held) {
+        snprintf(detail, sizeof(detail), "no drain holds %s: it takes calls", target);
+        return reject(s, pg, ev, "not_drained", detail, NULL, err);
+    }
+    if (hold.drain_open) {
+        snprintf(detail, sizeof(detail),
+                 "drain %s of %s is still running: drainctl drain cancel --%s %s ends it",
+                 hold.drain_id, target, scope, target);
+        return reject(s, pg, ev, "drain_in_progress", detail, hold.drain_id, err);
+    }
+    if (orch_db_hold_clear(pg, scope, target, err) < 0 ||
+        orch_db_site_edges(pg, scope, target, refs, DRAIN_EDGES_MAX, &n, err) < 0)
+        return -1;
+    resumed = json_array();
+    still = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (edge == NULL && refs[i].own_hold) {
+            json_array_append_new(still, json_string(refs[i].id));
+            continue;
+        }
+        json_array_append_new(resumed, json_string(refs[i].id));
+        sd_log_info("edge command", "drain=%s edge=%s type=edge.resume", hold.drain_id, refs[i].id);
+        if (add_event(s, pg, SD_TOPIC_EDGE_CONTROL, refs[i].id, "edge.resume",
+                      json_pack("{s:s, s:s, s:s}", "edge", refs[i].id, "site", hold.site,
+                                "drain_id", hold.drain_id),
+                      err) < 0) {
+            json_decref(resumed);
+            json_decref(still);
+            return -1;
+        }
+    }
+    sd_time_format_ms(hold.since_ms, at);
+    d = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "drain_id", hold.drain_id, "scope", scope,
+                  "site", hold.site, "edges", resumed, "edges_still_held", still, "held_since", at,
+                  "request_id", ev->id);
+    if (edge != NULL)
+        json_object_set_new(d, "edge", json_string(edge));
+    if (json_is_string(json_object_get(data, "requested_by")))
+        json_object_set(d, "requested_by", json_object_get(data, "requested_by"));
+    if (json_is_string(json_object_get(data, "reason")))
+        json_object_set(d, "reason", json_object_get(data, "reason"));
+    sd_log_info("resumed",
+                "drain=%s scope=%s target=%s edges=%zu still_held=%zu requested_by=\"%s\"",
+                hold.drain_id, scope, target, json_array_size(resumed), json_array_size(still),
+                text_or(data, "requested_by", ""));
+    return add_event(s, pg, SD_TOPIC_DRAIN_EVENTS, hold.site, "drain.resumed", d, err);
+}
+
 static int handle(struct sd_pg *pg, const struct sd_event *ev, const rd_kafka_message_t *m,
                   void *arg, struct sd_err *err)
 {
@@ -600,6 +723,8 @@ static int handle(struct sd_pg *pg, const struct sd_event *ev, const rd_kafka_me
         return on_start(arg, pg, ev, err);
     if (!strcmp(ev->type, "drain.cancel"))
         return on_cancel(arg, pg, ev, err);
+    if (!strcmp(ev->type, "drain.resume"))
+        return on_resume(arg, pg, ev, err);
     sd_err_set(err, SD_ERR_INVALID, "unknown_type: %s", ev->type);
     return -1;
 }
@@ -725,7 +850,8 @@ static void on_signal(struct sd_loop *loop, int signo, int count, void *arg)
 static void usage(void)
 {
     printf("drain-orchestrator - drains a sipdrain site or edge without losing a call\n\n"
-           "Consumes sipdrain.drain.commands (drain.start, drain.cancel); for each drain sends\n"
+           "Consumes sipdrain.drain.commands (drain.start, drain.cancel, drain.resume); for each\n"
+           "drain sends\n"
            "edge.drain / edge.shutdown / edge.resume to the edges, agent.logout\n"
            "(graceful_shutdown_logout) to agent-state by the logout rules, and reports\n"
            "drain.started / drain.progress / drain.completed on sipdrain.drain.events.\n"

@@ -180,6 +180,12 @@ int orch_db_drain_save(struct sd_pg *pg, const struct orch_drain *d, struct sd_e
                        err) < 0)
             return -1;
     }
+    /* A cancelled drain lets go of its target; a completed one holds it
+     * until drain.resume. */
+    if (f->phase == DRAIN_CANCELLED &&
+        orch_db_hold_clear(pg, f->scope == DRAIN_SCOPE_SITE ? "site" : "edge",
+                           f->scope == DRAIN_SCOPE_SITE ? f->site : f->edge, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -280,6 +286,14 @@ int orch_db_drain_insert(struct sd_pg *pg, struct orch_drain *d, struct sd_err *
     d->fsm.started_ms = d->fsm.phase_since_ms = ll_value(res, 0, 0);
     d->fsm.deadline_ms = ll_value(res, 0, 1);
     PQclear(res);
+    /* The hold, from the start: an edge that starts while the drain runs
+     * comes up drained too, and stays so after it (until drain.resume). */
+    if (sd_pg_exec(
+            pg,
+            site ? "UPDATE sites SET drained_by = $1, drained_since = now() WHERE site_id = $2"
+                 : "UPDATE edges SET drained_by = $1, drained_since = now() WHERE edge_id = $2",
+            2, (const char *const[]){d->fsm.id, values[2]}, err) < 0)
+        return -1;
     if (!site)
         return 0;
     values[0] = d->fsm.site;
@@ -300,7 +314,7 @@ int orch_db_edges(struct sd_pg *pg, const struct drain *d, struct drain_edge_vie
         pg,
         "SELECT edge_id, state, " MS(
             "last_heartbeat") ", active_calls, pending_byes,"
-                              " nailed_up_dialogs, calls_cut, byes_retransmitted FROM edges"
+                              " nailed_up_dialogs, calls_cut, byes_retransmitted, held FROM edges"
                               " WHERE (($1 = 'site' AND site = $2) OR ($1 = 'edge' AND edge_id = "
                               "$2))"
                               " AND last_heartbeat >= to_timestamp($3::bigint / 1000.0)"
@@ -323,6 +337,7 @@ int orch_db_edges(struct sd_pg *pg, const struct drain *d, struct drain_edge_vie
         e->nailed_up = (uint32_t)ll_value(res, i, 5);
         e->calls_cut = (uint32_t)ll_value(res, i, 6);
         e->byes_retransmitted = (uint32_t)ll_value(res, i, 7);
+        e->held = bool_value(res, i, 8);
         (*n)++;
     }
     PQclear(res);
@@ -386,5 +401,77 @@ int orch_db_logout(struct sd_pg *pg, const char *drain_id, const char *agent_id,
     if (rows < 0)
         return -1;
     *send = rows > 0;
+    return 0;
+}
+
+int orch_db_hold(struct sd_pg *pg, const char *scope, const char *target, struct orch_hold *h,
+                 struct sd_err *err)
+{
+    const char *values[1] = {target};
+    PGresult *res = sd_pg_query(
+        pg,
+        !strcmp(scope, "site") ? "SELECT h.drained_by, d.ended_at IS NULL, " MS(
+                                     "h.drained_since") ", d.site"
+                                                        " FROM sites h JOIN drains d ON d.drain_id "
+                                                        "= h.drained_by WHERE h.site_id = $1"
+                               : "SELECT h.drained_by, d.ended_at IS NULL, " MS(
+                                     "h.drained_since") ", d.site"
+                                                        " FROM edges h JOIN drains d ON d.drain_id "
+                                                        "= h.drained_by WHERE h.edge_id = $1",
+        1, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    memset(h, 0, sizeof(*h));
+    h->held = PQntuples(res) > 0;
+    if (h->held) {
+        copy_value(h->drain_id, sizeof(h->drain_id), res, 0, 0);
+        h->drain_open = bool_value(res, 0, 1);
+        h->since_ms = ll_value(res, 0, 2);
+        copy_value(h->site, sizeof(h->site), res, 0, 3);
+    }
+    PQclear(res);
+    return 0;
+}
+
+int orch_db_hold_clear(struct sd_pg *pg, const char *scope, const char *target, struct sd_err *err)
+{
+    const char *values[1] = {target};
+
+    return sd_pg_exec(pg,
+                      !strcmp(scope, "site")
+                          ? "UPDATE sites SET drained_by = NULL, drained_since = NULL"
+                            " WHERE site_id = $1"
+                          : "UPDATE edges SET drained_by = NULL, drained_since = NULL"
+                            " WHERE edge_id = $1",
+                      1, values, err) < 0
+               ? -1
+               : 0;
+}
+
+int orch_db_site_edges(struct sd_pg *pg, const char *scope, const char *target,
+                       struct orch_edge_ref *out, size_t max, size_t *n, struct sd_err *err)
+{
+    char gone[16];
+    const char *values[3] = {scope, target, gone};
+    PGresult *res;
+
+    snprintf(gone, sizeof(gone), "%d", DRAIN_EDGE_GONE_MS);
+    res = sd_pg_query(pg,
+                      "SELECT edge_id, drained_by IS NOT NULL FROM edges"
+                      " WHERE (($1 = 'site' AND site = $2) OR ($1 = 'edge' AND edge_id = $2))"
+                      " AND state <> 'stopped' AND last_heartbeat > now()"
+                      "     - make_interval(secs => $3::integer / 1000.0)"
+                      " ORDER BY edge_id",
+                      3, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    *n = 0;
+    for (int i = 0; i < PQntuples(res) && *n < max; i++) {
+        copy_value(out[*n].id, sizeof(out[*n].id), res, i, 0);
+        out[*n].own_hold = bool_value(res, i, 1);
+        (*n)++;
+    }
+    PQclear(res);
     return 0;
 }

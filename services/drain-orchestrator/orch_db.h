@@ -68,4 +68,28 @@ int orch_db_agents(struct sd_pg *pg, const struct drain *d, struct drain_agent_v
 int orch_db_logout(struct sd_pg *pg, const char *drain_id, const char *agent_id, bool *send,
                    struct sd_err *err) SD_MUST_CHECK;
 
+/* The hold on a site or an edge (sites / edges.drained_by): the drain that
+ * holds it, whether that drain still runs, since when. held false: none. */
+struct orch_hold {
+    bool held, drain_open;
+    char drain_id[DRAIN_ID_SIZE];
+    char site[DRAIN_NAME_SIZE]; /* the site of the drain that holds it */
+    int64_t since_ms;
+};
+int orch_db_hold(struct sd_pg *pg, const char *scope, const char *target, struct orch_hold *h,
+                 struct sd_err *err) SD_MUST_CHECK;
+/* Lets go of the hold on (scope, target). */
+int orch_db_hold_clear(struct sd_pg *pg, const char *scope, const char *target,
+                       struct sd_err *err) SD_MUST_CHECK;
+
+/* The running edges of (scope, target) - heartbeat in the last
+ * DRAIN_EDGE_GONE_MS, not stopped - and whether each has a hold of its own. */
+struct orch_edge_ref {
+    char id[DRAIN_NAME_SIZE];
+    bool own_hold;
+};
+int orch_db_site_edges(struct sd_pg *pg, const char *scope, const char *target,
+                       struct orch_edge_ref *out, size_t max, size_t *n,
+                       struct sd_err *err) SD_MUST_CHECK;
+
 #endif

@@ -35,8 +35,8 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
                       const struct edge_db_status *st, struct sd_err *err)
 {
     char n[5][24];
-    const char *values[9] = {edge_id, site,  st->state, n[0],
-                             n[1],    n[2],  n[3],      n[4], st->held ? "t" : "f"};
+    const char *values[9] = {edge_id, site, st->state,           n[0], n[1], n[2],
+                             n[3],    n[4], st->held ? "t" : "f"};
     const long v[5] = {st->active_calls, st->pending_byes, st->nailed_up_dialogs, st->calls_cut,
                        st->byes_retransmitted};
 

@@ -25,7 +25,6 @@ struct edge_db_status {
 int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
                       const struct edge_db_status *st, struct sd_err *err) SD_MUST_CHECK;
 
-
 /* The drain that holds this edge at start-up: a drain of the edge itself
  * (edges.drained_by) before one of its site (sites.drained_by), whether
  * still in progress or over; *found false when neither holds it. Fills
@@ -33,7 +32,6 @@ int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,
 struct edge_drain;
 int edge_db_hold(struct sd_pg *pg, const char *edge_id, const char *site, struct edge_drain *hold,
                  bool *found, struct sd_err *err) SD_MUST_CHECK;
-
 
 /* The live Contact of dn registered at this edge ("" when none). */
 int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char *contact,

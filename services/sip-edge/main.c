@@ -30,7 +30,7 @@
 #include "sipdrain/outbox.h"
 #include "sipdrain/topic.h"
 
-#define SERVICE "sip-edge"
+#define SERVICE      "sip-edge"
 #define HOLD_WAIT_MS 30000 /* PostgreSQL must answer the hold question by then */
 
 struct sip_edge_cfg {

@@ -49,9 +49,10 @@ ENVELOPE_FILE = "cloudevent.schema.json"
 # step with that table: a type added there needs a schema here and vice versa.
 EVENT_TYPES = [
     # sipdrain.drain.commands
-    "drain.start", "drain.cancel",
+    "drain.start", "drain.cancel", "drain.resume",
     # sipdrain.drain.events
     "drain.started", "drain.progress", "drain.completed", "drain.cancelled", "drain.rejected",
+    "drain.resumed",
     # sipdrain.edge.control
     "edge.drain", "edge.resume", "edge.shutdown", "call.originate",
     # sipdrain.edge.status

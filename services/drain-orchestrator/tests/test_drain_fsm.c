@@ -677,3 +677,51 @@ Test(drain_fsm, no_agent_is_logged_out_before_every_edge_refuses_new_calls)
     cr_expect_eq(d.phase, DRAIN_WAIT_AGENTS, "no calls: %s", drain_phase_name(d.phase));
     cr_expect(has(&out, DRAIN_DO_LOGOUT, 0), "now");
 }
+
+/* Issue #13: a supervisor (compose's restart policy, a Deployment) starts a
+ * stopped edge again; it comes up held (drained, refusing) and must count
+ * as stopped. Sending it edge.shutdown would only make it exit and start
+ * again, and waiting for "stopped" would never end. */
+Test(drain_fsm, an_edge_started_again_held_counts_as_stopped_and_gets_no_shutdown)
+{
+    struct drain d;
+    struct world w = {.now = T0};
+    struct drain_counts c;
+    struct drain_view v;
+
+    edge(&w, "edge-2a", DRAIN_EDGE_DRAINING, 0);
+    edge(&w, "edge-2b", DRAIN_EDGE_DRAINING, 0);
+    drain_fsm_init(&d, "d1", DRAIN_SCOPE_SITE, "site2", NULL, T0, 0);
+    step(&d, &w);
+    tick(&w, 1000);
+    w.edges[0].state = DRAIN_EDGE_DRAINED;
+    w.edges[1].state = DRAIN_EDGE_DRAINED;
+    step(&d, &w);
+    cr_assert_eq(d.phase, DRAIN_STOPPING, "%s", drain_phase_name(d.phase));
+    cr_expect(has(&out, DRAIN_DO_EDGE_SHUTDOWN, 0) && has(&out, DRAIN_DO_EDGE_SHUTDOWN, 1));
+    /* edge-2a stopped and was started again at once: drained, held */
+    tick(&w, DRAIN_RESEND_MS + 1);
+    w.edges[0].held = true;
+    step(&d, &w);
+    cr_expect_not(has(&out, DRAIN_DO_EDGE_SHUTDOWN, 0), "edge.shutdown to the held edge");
+    cr_expect(has(&out, DRAIN_DO_EDGE_SHUTDOWN, 1), "edge-2b is sent it again");
+    cr_expect_eq(d.phase, DRAIN_STOPPING, "edge-2b has not stopped");
+    v = view_of(&w);
+    drain_fsm_counts(&d, &v, &c);
+    cr_expect_eq(c.edges_not_stopped, 1);
+    cr_expect_eq(c.edges_stopped, 1);
+    tick(&w, 100);
+    w.edges[1].state = DRAIN_EDGE_STOPPED;
+    step(&d, &w);
+    cr_expect_eq(d.phase, DRAIN_COMPLETED, "%s", drain_phase_name(d.phase));
+    /* a held edge in a drain that just began does not hold it back either */
+    memset(&w, 0, sizeof(w));
+    w.now = T0;
+    edge(&w, "edge-2a", DRAIN_EDGE_DRAINED, 0);
+    w.edges[0].held = true;
+    drain_fsm_init(&d, "d2", DRAIN_SCOPE_EDGE, "site2", "edge-2a", T0, 0);
+    step(&d, &w);
+    cr_expect_eq(d.phase, DRAIN_COMPLETED, "edge drain of a held edge: %s",
+                 drain_phase_name(d.phase));
+    cr_expect_eq(count(&out, DRAIN_DO_EDGE_SHUTDOWN), 0);
+}
