@@ -26,12 +26,14 @@
 #include "sipdrain/pg.h"
 #include "sipdrain/topic.h"
 
-#define EXIT_DONE     0
-#define EXIT_NOT_DONE 1
-#define EXIT_USAGE    2
-#define EXIT_INFRA    3
-#define ANSWER_MS     30000 /* drain.started / drain.rejected must come by then */
-#define NOTICE_MS     10000 /* "still waiting" after this long without a word */
+#define EXIT_DONE            0
+#define EXIT_NOT_DONE        1
+#define EXIT_USAGE           2
+#define EXIT_INFRA           3
+#define ANSWER_MS            30000 /* drain.started / drain.rejected must come by then */
+#define NOTICE_MS            10000 /* "still waiting" after this long without a word */
+#define RESUME_WAIT_MS       30000 /* resume --wait: the edges report active by then */
+#define DRAIN_WAIT_EDGES_MAX 64
 
 static const char USAGE[] =
     "drainctl - drain a sipdrain site or edge without losing a call\n"
@@ -40,6 +42,7 @@ static const char USAGE[] =
     "  drainctl drain start (--site S | --edge E) [--reject-code N] [--sip-timeout S]\n"
     "                       [--retry-after S] [--deadline S] [--reason TEXT] [--wait] [--json]\n"
     "  drainctl drain cancel (--site S | --edge E) [--drain-id ID] [--json]\n"
+    "  drainctl resume (--site S | --edge E) [--reason TEXT] [--wait] [--json]\n"
     "  drainctl drain status [--json]\n"
     "  drainctl watch [--json]\n"
     "  drainctl edges [--site S] [--json]\n"
@@ -50,11 +53,14 @@ static const char USAGE[] =
     "  --sip-timeout S   graceful-shutdown-sip-timeout: how long BYEs are sent again (0-3600)\n"
     "  --retry-after S   Retry-After on refused INVITEs (0-86400)\n"
     "  --deadline S      force completion after S seconds: calls cut, agents logged out\n"
-    "  --wait            show the progress and exit when the drain is over\n"
+    "  --wait            show the progress and exit when the drain is over (resume: when\n"
+    "                    every running edge of the target reports active)\n"
     "  --json            machine-readable output (one JSON object per line)\n"
     "\n"
     "Environment: SIPDRAIN_KAFKA_BROKERS (drain, watch), SIPDRAIN_PG_DSN (status, edges,\n"
     "agents), SIPDRAIN_TOPIC_PREFIX (optional).\n"
+    "\n"
+    "A drained site or edge stays drained, across restarts, until drainctl resume.\n"
     "\n"
     "Exit status: 0 completed (without --wait: accepted), 1 rejected, cancelled or forced,\n"
     "2 usage, 3 Kafka/PostgreSQL unreachable or no answer from drain-orchestrator.\n"
@@ -65,6 +71,7 @@ static const char USAGE[] =
     "  drainctl drain start --site site2 --deadline 1800 --reason CHG-1234\n"
     "  drainctl drain start --edge edge-2a --sip-timeout 32 --wait\n"
     "  drainctl drain cancel --site site2\n"
+    "  drainctl resume --site site2 --wait                 # after the maintenance: take calls\n"
     "  drainctl watch                                      # live progress of every drain\n"
     "  drainctl agents --site site2 --json | jq .state\n";
 
@@ -281,7 +288,25 @@ static void show_event(struct screen *sc, const struct sd_event *ev)
         else if (!strcmp(ev->type, "drain.cancelled"))
             printf("drain %s cancelled in phase %s; %ld agents had been logged out\n",
                    text(d, "drain_id"), text(d, "phase"), num(d, "agents_logged_out"));
-        else if (!strcmp(ev->type, "drain.rejected"))
+        else if (!strcmp(ev->type, "drain.resumed")) {
+            json_t *edges = json_object_get(d, "edges"),
+                   *still = json_object_get(d, "edges_still_held");
+            printf("%s %s resumed (drain %s held it since %s): edge.resume to %zu running edge%s",
+                   text(d, "scope"),
+                   !strcmp(text(d, "scope"), "edge") ? text(d, "edge") : text(d, "site"),
+                   text(d, "drain_id"), text(d, "held_since"), json_array_size(edges),
+                   json_array_size(edges) == 1 ? "" : "s");
+            for (size_t i = 0; i < json_array_size(edges); i++)
+                printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(edges, i)));
+            printf("\n");
+            if (json_array_size(still) > 0) {
+                printf(
+                    "still drained, each held by a drain of its own (drainctl resume --edge E):");
+                for (size_t i = 0; i < json_array_size(still); i++)
+                    printf(" %s", json_string_value(json_array_get(still, i)));
+                printf("\n");
+            }
+        } else if (!strcmp(ev->type, "drain.rejected"))
             printf("%s rejected: %s (%s)\n", text(d, "command"), text(d, "reason"),
                    text(d, "detail"));
         fflush(stdout);
@@ -354,6 +379,59 @@ static int send_command(const char *brokers, const char *type, const char *key, 
     return rc;
 }
 
+/* resume --wait: until every edge in edges (a JSON array of ids) reports
+ * state active on sipdrain.edge.status (each sends it every second), at
+ * most RESUME_WAIT_MS. */
+static int wait_active(const char *brokers, json_t *edges, const struct opts *o)
+{
+    struct follower f = {0};
+    size_t n = json_array_size(edges), left = n;
+    bool active[DRAIN_WAIT_EDGES_MAX] = {false};
+    int64_t deadline = sd_mono_ms() + RESUME_WAIT_MS;
+
+    if (n == 0) {
+        if (!o->json)
+            printf("no edge of it is running: edges started from now on take calls\n");
+        return EXIT_DONE;
+    }
+    if (n > DRAIN_WAIT_EDGES_MAX)
+        n = left = DRAIN_WAIT_EDGES_MAX;
+    if (follower_open(&f, brokers, sd_topic(SD_TOPIC_EDGE_STATUS)) < 0)
+        return EXIT_INFRA;
+    while (left > 0 && !interrupted && sd_mono_ms() < deadline) {
+        struct sd_event ev;
+        if (follower_next(&f, 250, &ev) != 1)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (active[i] ||
+                strcmp(text(ev.data, "edge"), json_string_value(json_array_get(edges, i))) != 0 ||
+                strcmp(text(ev.data, "state"), "active") != 0)
+                continue;
+            active[i] = true;
+            left--;
+            if (o->json)
+                printf("{\"type\":\"edge.active\",\"time\":\"%s\",\"data\":{\"edge\":\"%s\"}}\n",
+                       ev.time, text(ev.data, "edge"));
+            else
+                printf("edge %s active (%zu of %zu)\n", text(ev.data, "edge"), n - left, n);
+            fflush(stdout);
+        }
+        sd_event_clear(&ev);
+    }
+    follower_close(&f);
+    if (left == 0)
+        return EXIT_DONE;
+    if (!o->json) {
+        printf("not active after %d s:", RESUME_WAIT_MS / 1000);
+        for (size_t i = 0; i < n; i++) {
+            if (!active[i])
+                printf(" %s", json_string_value(json_array_get(edges, i)));
+        }
+        printf("\n");
+    }
+    return EXIT_NOT_DONE;
+}
+
 /* Sends the command and follows drain.events: the answer to it, then (with
  * wait) the drain until it is over. */
 static int run_command(const char *type, json_t *data, const char *key, const struct opts *o)
@@ -364,6 +442,7 @@ static int run_command(const char *type, json_t *data, const char *key, const st
     char request[SD_EVENT_ID_LEN + 1], drain_id[SD_EVENT_ID_LEN + 1] = "";
     int64_t sent_ms, quiet_since;
     bool noticed = false, is_cancel = !strcmp(type, "drain.cancel");
+    bool is_resume = !strcmp(type, "drain.resume");
     int rc = EXIT_INFRA, env_rc = EXIT_USAGE;
 
     brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &env_rc);
@@ -405,6 +484,12 @@ static int run_command(const char *type, json_t *data, const char *key, const st
         if (mine && !strcmp(ev.type, "drain.rejected")) {
             show_event(&sc, &ev);
             rc = EXIT_NOT_DONE;
+            sd_event_clear(&ev);
+            break;
+        }
+        if (mine && is_resume && !strcmp(ev.type, "drain.resumed")) {
+            show_event(&sc, &ev);
+            rc = o->wait ? wait_active(brokers, json_object_get(d, "edges"), o) : EXIT_DONE;
             sd_event_clear(&ev);
             break;
         }
@@ -667,6 +752,31 @@ static int cmd_drain(int argc, char **argv)
     return usage_error("unknown drain command %s", argv[0]);
 }
 
+/* resume: lifts a finished drain's hold on a site or an edge. */
+static int cmd_resume(const struct opts *o)
+{
+    json_t *data = json_object();
+    const char *key = NULL;
+    char who[160], host[64] = "?";
+
+    if (o->reject_code >= 0 || o->sip_timeout >= 0 || o->retry_after >= 0 || o->deadline >= 0 ||
+        o->drain_id != NULL) {
+        json_decref(data);
+        return usage_error("resume takes --site/--edge, --reason, --wait and --json only");
+    }
+    if (target(o, data, &key) != 0) {
+        json_decref(data);
+        return EXIT_USAGE;
+    }
+    gethostname(host, sizeof(host) - 1);
+    snprintf(who, sizeof(who), "%s@%s (drainctl)", getenv("USER") ? getenv("USER") : "operator",
+             host);
+    json_object_set_new(data, "requested_by", json_string(who));
+    if (o->reason != NULL)
+        json_object_set_new(data, "reason", json_string(o->reason));
+    return run_command("drain.resume", data, key, o);
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -691,10 +801,13 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     if (!strcmp(argv[1], "watch"))
         return cmd_watch(&o);
+    if (!strcmp(argv[1], "resume"))
+        return cmd_resume(&o);
     if (!strcmp(argv[1], "edges")) {
         const char *values[1] = {o.site};
         return print_query(&o,
-                           "SELECT edge_id, site, state, active_calls AS calls, pending_byes AS"
+                           "SELECT edge_id, site, state, CASE WHEN held AND state <> 'active' THEN"
+                           " 'held' ELSE '' END AS held, active_calls AS calls, pending_byes AS"
                            " byes, nailed_up_dialogs AS nailed_up, calls_cut,"
                            " round(extract(epoch from now() - last_heartbeat))::int AS"
                            " heartbeat_s_ago FROM edges WHERE $1::text IS NULL OR site = $1"

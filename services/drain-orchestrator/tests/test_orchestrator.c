@@ -79,12 +79,13 @@ static void wait_log(struct proc *p, const char *text)
     }
 }
 
-/* An edge of site2 that has its edge.control partitions and its edges row. */
-static void edge_start(struct env *e, struct proc *p, const char *id)
+/* An edge of site2 that has its edge.control partitions and its edges row;
+ * /healthz, /readyz and /metrics on http_port unless 0. */
+static void edge_start_http(struct env *e, struct proc *p, const char *id, int http_port)
 {
-    static char envs[2][3][128];
+    static char envs[2][4][128];
     static int which;
-    const char *extra[4];
+    const char *extra[5];
     char sql[256];
     int64_t deadline = sd_mono_ms() + WAIT_MS;
 
@@ -93,10 +94,12 @@ static void edge_start(struct env *e, struct proc *p, const char *id)
     p->port = sdt_free_port();
     snprintf(envs[which][1], 128, "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", p->port);
     snprintf(envs[which][2], 128, "SIPDRAIN_SITE=site2");
+    snprintf(envs[which][3], 128, "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", http_port);
     extra[0] = envs[which][0];
     extra[1] = envs[which][1];
     extra[2] = envs[which][2];
-    extra[3] = NULL;
+    extra[3] = http_port > 0 ? envs[which][3] : NULL;
+    extra[4] = NULL;
     start(e, p, "sip-edge", id, extra);
     wait_log(p, "partitions assigned");
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM edges WHERE edge_id = '%s'", id);
@@ -104,6 +107,11 @@ static void edge_start(struct env *e, struct proc *p, const char *id)
         cr_assert_lt(sd_mono_ms(), deadline, "edge %s never wrote its row", id);
         usleep(50000);
     }
+}
+
+static void edge_start(struct env *e, struct proc *p, const char *id)
+{
+    edge_start_http(e, p, id, 0);
 }
 
 static int exit_code(pid_t pid, int timeout_ms)
@@ -919,4 +927,136 @@ Test(orchestrator, a_call_answered_just_before_the_drain_starts_never_shows_more
     cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
     kill(as.pid, SIGTERM);
     cr_expect_eq(exit_code(as.pid, WAIT_MS), 0);
+}
+
+/* --- drained stays drained (issue #13) ------------------------------------------ */
+
+static long edge_scalar(struct env *e, const char *edge, const char *what)
+{
+    char sql[256];
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM edges WHERE edge_id = '%s' AND %s", edge,
+             what);
+    return sdt_pg_scalar(e->dsn, sql);
+}
+
+static void wait_edge(struct env *e, const char *edge, const char *what)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    while (edge_scalar(e, edge, what) != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge %s: never %s", edge, what);
+        usleep(100000);
+    }
+}
+
+/* An edge restarted (SIGKILL, then started again with its id, as a
+ * supervisor does) while its site drains, and again after the drain
+ * completed, comes up refusing: OPTIONS and INVITE 503, held in its row,
+ * in /metrics and in drainctl edges. The drain counts it as stopped and
+ * completes. Resume while the drain runs is refused; the peer site cannot
+ * be drained and the site not drained again while it is held; drainctl
+ * resume --wait brings the edge back (OPTIONS 200), and a second resume
+ * finds nothing to resume. */
+Test(orchestrator, a_drained_site_stays_drained_across_edge_restarts_until_drainctl_resume,
+     .timeout = 240)
+{
+    struct env e;
+    struct proc orch, edge_a;
+    const char *keys[] = {"retry_after", "30", NULL};
+    const char *resume_args[] = {"resume", "--site", "site2", "--wait", NULL};
+    const char *resume_edge_args[] = {"resume", "--edge", "edge-2a", NULL};
+    const char *peer_args[] = {"drain", "start", "--site", "site1", NULL};
+    const char *again_args[] = {"drain", "start", "--site", "site2", NULL};
+    const char *edges_args[] = {"edges", "--site", "site2", "--json", NULL};
+    char out[256], body[16384];
+    int http = sdt_free_port();
+
+    env_setup(&e);
+    snprintf(out, sizeof(out), "/tmp/sipdrain-drainctl-%.12s.out", e.prefix + 2);
+    /* an agent "on a call" keeps the drain in wait_agents until we free it */
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, call_id, version) VALUES"
+                      " ('busy', '2001', 'site2', 'ready', 'c-1', 1)");
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    wait_edge(&e, "edge-2a", "state = 'drained'");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM sites s JOIN drains d ON"
+                                      " d.drain_id = s.drained_by WHERE s.site_id = 'site2'"
+                                      " AND d.ended_at IS NULL"),
+                 1, "the running drain holds site2");
+
+    /* resume while the drain runs: refused, nothing changes */
+    cr_expect_eq(drainctl(&e, resume_args, out, WAIT_MS), 1, "resume during the drain (%s)", out);
+    cr_expect(sdt_file_has(out, "drain.resume rejected: drain_in_progress"), "%s", out);
+    cr_expect_eq(edge_scalar(&e, "edge-2a", "state = 'drained'"), 1);
+
+    /* killed mid-drain and started again: drained at once, held */
+    kill(edge_a.pid, SIGKILL);
+    sdt_wait(edge_a.pid, WAIT_MS);
+    edge_start_http(&e, &edge_a, "edge-2a", http);
+    cr_expect(sdt_file_has(edge_a.log, "held: starting drained"), "%s", edge_a.log);
+    wait_edge(&e, "edge-2a", "state = 'drained' AND held");
+    cr_expect_eq(sdt_sipp("options_503", edge_a.port, "2001", NULL), 0, "OPTIONS of the held edge");
+    cr_expect_eq(sdt_sipp("invite_refused_503", edge_a.port, "2001", keys), 0,
+                 "INVITE to the held edge: 503, Retry-After, Reason");
+    cr_expect_eq(sdt_sipp("register_refused", edge_a.port, "2002", keys), 0);
+    cr_expect_eq(sdt_http_get(http, "/readyz", body, sizeof(body)), 503);
+    cr_expect_eq(sdt_http_get(http, "/metrics", body, sizeof(body)), 200);
+    cr_expect_not_null(strstr(body, "sipdrain_edge_held{edge=\"edge-2a\",site=\"site2\"} 1"), "%s",
+                       body);
+
+    /* the agent is free and logged out (as agent-state would): the drain
+     * completes, the held edge counting as stopped; no edge.shutdown ends it */
+    sdt_pg_run(e.dsn, "UPDATE agents SET call_id = NULL, state = 'logged_out'");
+    {
+        struct evs r;
+        evs_read(e.events, "drain.completed", &r);
+        evs_free(&r);
+    }
+    usleep(1500000);
+    cr_expect_eq(waitpid(edge_a.pid, NULL, WNOHANG), 0, "the held edge was stopped");
+    cr_expect_eq(edge_scalar(&e, "edge-2a", "state = 'drained' AND held"), 1);
+
+    /* after the drain: started again, still refusing */
+    kill(edge_a.pid, SIGTERM);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "a held edge stops on SIGTERM");
+    edge_start(&e, &edge_a, "edge-2a");
+    wait_edge(&e, "edge-2a", "state = 'drained' AND held");
+    cr_expect_eq(sdt_sipp("invite_refused_503", edge_a.port, "2001", keys), 0,
+                 "INVITE after the drain completed");
+    cr_expect_eq(drainctl(&e, edges_args, out, WAIT_MS), 0);
+    cr_expect(sdt_file_has(out, "\"state\":\"drained\",\"held\":\"held\""), "drainctl edges (%s)",
+              out);
+
+    /* while site2 is held: no drain of site1, none of site2 again, no
+     * resume of its edge alone */
+    cr_expect_eq(drainctl(&e, peer_args, out, WAIT_MS), 1, "%s", out);
+    cr_expect(sdt_file_has(out, "rejected: peer_site_drained"), "%s", out);
+    cr_expect_eq(drainctl(&e, again_args, out, WAIT_MS), 1, "%s", out);
+    cr_expect(sdt_file_has(out, "rejected: already_drained"), "%s", out);
+    cr_expect_eq(drainctl(&e, resume_edge_args, out, WAIT_MS), 1, "%s", out);
+    cr_expect(sdt_file_has(out, "rejected: site_drained"), "%s", out);
+
+    /* resume: the edge takes calls again */
+    cr_expect_eq(drainctl(&e, resume_args, out, WAIT_MS), 0, "resume (%s)", out);
+    cr_expect(sdt_file_has(out, "site site2 resumed"), "%s", out);
+    cr_expect(sdt_file_has(out, "edge edge-2a active (1 of 1)"), "%s", out);
+    wait_edge(&e, "edge-2a", "state = 'active' AND NOT held");
+    cr_expect_eq(sdt_sipp("options_200", edge_a.port, "2001", NULL), 0, "OPTIONS after resume");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM sites WHERE drained_by IS NOT NULL"),
+                 0);
+    cr_expect_eq(drainctl(&e, resume_args, out, WAIT_MS), 1, "%s", out);
+    cr_expect(sdt_file_has(out, "rejected: not_drained"), "%s", out);
+
+    /* an edge started now comes up active */
+    kill(edge_a.pid, SIGKILL);
+    sdt_wait(edge_a.pid, WAIT_MS);
+    edge_start(&e, &edge_a, "edge-2a");
+    wait_edge(&e, "edge-2a", "state = 'active' AND NOT held");
+    kill(edge_a.pid, SIGTERM);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
 }
