@@ -446,7 +446,7 @@ step_drained_hold() {
         for c in $(containers edge-site2); do
             [[ "$(state_of "$c")" == running* ]] || continue
             st=$(q "SELECT state FROM edges WHERE edge_id = '$(hostname_of "$c")'")
-            [[ "$st" == drained ]] || active="$active $(hostname_of "$c")=${st:-no row}(running)"
+            [[ "$st" == drained || "$st" == active ]] || active="$active $(hostname_of "$c")=${st:-no row}"
         done
         [[ -n "$active" ]] && bad="$bad t+$((HOLD_S - end + SECONDS))s edges:$active;"
         # Kamailio: no site2 edge in rotation (inactive or probing only)
