@@ -134,17 +134,19 @@ podman_service() {
     rm -f "$sock"
     setsid nohup podman system service --time=0 "unix://$sock" </dev/null \
         >"$state/podman-service.log" 2>&1 &
-    echo $! >"$state/podman-service.pid"
-    local i
+    local pid=$! i
     for ((i = 0; i < 50; i++)); do
         podman_api_up && break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.2
     done
     if ! podman_api_up; then
         say "podman system service did not answer on $sock:"
         tail -20 "$state/podman-service.log" >&2
+        kill "$pid" 2>/dev/null || true
         return 1
     fi
+    echo "$pid" >"$state/podman-service.pid"
     changed "started podman system service on $sock (pid $(cat "$state/podman-service.pid"); engine.sh stop ends it)"
 }
 

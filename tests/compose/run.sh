@@ -63,8 +63,9 @@ say() { echo "compose_test: $*"; }
 
 # --- the engine ------------------------------------------------------------
 mkdir -p "$(dirname "$logs")"
-if ! engine_env=$("$here/engine.sh" env 2>"$logs.engine.err"); then
-    rc=$?
+rc=0
+engine_env=$("$here/engine.sh" env 2>"$logs.engine.err") || rc=$?
+if ((rc != 0)); then
     if [[ $rc == 77 ]]; then
         say "skipped: $(cat "$logs.engine.err")"
         rm -f "$logs.engine.err"
