@@ -56,7 +56,7 @@ changed() { echo "engine: host change: $*" >&2; }
 docker_engine_usable() {
     local components
     command -v docker >/dev/null || return 1
-    components=$(DOCKER_HOST='' timeout 10 docker version --format \
+    components=$(timeout 10 docker version --format \
         '{{range .Server.Components}}{{.Name}} {{end}}' 2>/dev/null) || return 1
     [[ "$components" != *Podman* ]]
 }
@@ -372,16 +372,24 @@ cmd_healthchecks() {
     select_engine
     [[ "$ENGINE" == podman ]] || return 0
     local end=$((SECONDS + seconds)) id interval
-    declare -A next=()
+    # next check due per container; its interval, looked up once (0 = none):
+    # one `podman ps` a round, not an inspect per container (2 cores)
+    declare -A next=() every=()
     while ((SECONDS < end)) && kill -0 "$parent" 2>/dev/null; do
         for id in $(podman ps -q --filter "label=com.docker.compose.project=$project" 2>/dev/null); do
-            interval=$(podman inspect --format '{{ if .Config.Healthcheck }}{{ .Config.Healthcheck.Interval }}{{ end }}' \
-                "$id" 2>/dev/null) || continue
-            [[ -n "$interval" ]] || continue
-            interval=$(duration_s "$interval")
-            ((interval >= 2)) || interval=2
+            if [[ -z "${every[$id]:-}" ]]; then
+                interval=$(podman inspect --format '{{ if .Config.Healthcheck }}{{ .Config.Healthcheck.Interval }}{{ end }}' \
+                    "$id" 2>/dev/null) || continue
+                if [[ -z "$interval" ]]; then
+                    every[$id]=0
+                else
+                    every[$id]=$(duration_s "$interval")
+                    ((every[$id] >= 2)) || every[$id]=2
+                fi
+            fi
+            ((every[$id] > 0)) || continue
             ((SECONDS >= ${next[$id]:-0})) || continue
-            next[$id]=$((SECONDS + interval))
+            next[$id]=$((SECONDS + every[$id]))
             # a failing check is the container's state, not this loop's error
             timeout 60 podman healthcheck run "$id" >/dev/null 2>&1 || true
         done

@@ -86,8 +86,11 @@ mkdir -p "$logs/sipp"
 chmod 777 "$logs/sipp" # the SIPp container writes its statistics here
 
 dc() { docker-compose -p "$PROJECT" -f "$repo/docker-compose.yml" "$@"; }
-# psql in the postgres container (its local socket: trust, as in the image)
-q() { dc exec -T postgres psql -U sipdrain -d sipdrain -qAt -F ' ' -c "$1"; }
+# psql in the postgres container (its local socket: trust, as in the
+# image). The probes go through the engine's exec, not `docker-compose
+# exec`: each compose command starts a Python process, and the hold samples
+# the database and Kamailio every few seconds on 2 busy cores.
+q() { ctr exec -i "$(containers postgres | head -1)" psql -U sipdrain -d sipdrain -qAt -F ' ' -c "$1"; }
 now() { date +%s.%N; }
 since() { awk -v t0="$1" -v t1="$(now)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
 now_ms() { date +%s%3N; }
@@ -163,7 +166,7 @@ state_of() { ctr inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Heal
 # Kamailio's dispatcher list: "<ip> <flags>" a line (AP = active and
 # probed; IP / TP = inactive / trying, probed; D = disabled)
 lb_list() {
-    dc exec -T lb kamcmd -s unix:/tmp/sipdrain-lb/kamailio.ctl dispatcher.list 2>/dev/null |
+    ctr exec "$(containers lb | head -1)" kamcmd -s unix:/tmp/sipdrain-lb/kamailio.ctl dispatcher.list 2>/dev/null |
         awk '/URI:/ { sub(/.*sip:/, ""); sub(/:.*/, ""); ip = $0 } /FLAGS:/ { print ip, $2 }'
 }
 
@@ -573,11 +576,20 @@ step_kafka_recreate() {
 
 # --- 9. down -v ------------------------------------------------------------------
 step_down() {
-    local left vols nets
-    # every service's log, for after the run (compose.log)
+    local left vols nets c t0 name
+    # every service's log, for after the run (compose.log), and what each
+    # says while down stops it (down-<container>.log)
     dc logs --no-color -t >"$logs/compose.log" 2>&1 || true
     ctr rm -f "$tester" >/dev/null 2>&1 || true
+    t0=$(now)
+    for c in $(ctr ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
+        name=$(ctr inspect -f '{{.Name}}' "$c" | tr -d /)
+        ctr logs -f --since 1s "$c" >"$logs/down-$name.log" 2>&1 &
+        { ctr wait "$c" >/dev/null 2>&1; echo "$(since "$t0") s $name"; } >>"$logs/down-order.log" &
+    done
     dc --profile tools down -v >"$logs/down.log" 2>&1 || { why="down -v failed"; return 1; }
+    echo "  down -v took $(since "$t0") s; the last containers to stop:"
+    sort -n "$logs/down-order.log" 2>/dev/null | tail -4 | sed 's/^/    /' 
     left=$(ctr ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}' | xargs)
     vols=$(ctr volume ls -q | grep -E "^${PROJECT}_" | xargs || true)
     nets=$(ctr network ls --format '{{.Name}}' | grep -E "^${PROJECT}_" | xargs || true)
