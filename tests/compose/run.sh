@@ -255,7 +255,10 @@ register() {
     }
 }
 
-edges_sql() { q "SELECT edge_id, site, state FROM edges ORDER BY site, edge_id" | sed 's/^/  /'; }
+edges_sql() {
+    q "SELECT edge_id, site, state, CASE WHEN held THEN 'held' ELSE '' END FROM edges
+       ORDER BY site, edge_id" | sed 's/^/  /'
+}
 
 # --- 0. preflight ----------------------------------------------------------
 step_preflight() {
@@ -445,12 +448,13 @@ step_drained_hold() {
     end=$((SECONDS + HOLD_S))
     while ((SECONDS < end)); do
         # no site2 edge active; each running one (compose restarts an edge
-        # that drained and exited) `drained` (issue #13, point 1)
+        # that drained and exited) `drained` and held (issue #13, point 1)
         active=$(q "SELECT edge_id || '=' || state FROM edges WHERE site = 'site2' AND state = 'active'" | xargs)
         for c in $(containers edge-site2); do
             [[ "$(state_of "$c")" == running* ]] || continue
-            st=$(q "SELECT state FROM edges WHERE edge_id = '$(hostname_of "$c")'")
-            [[ "$st" == drained || "$st" == active ]] || active="$active $(hostname_of "$c")=${st:-no row}"
+            st=$(q "SELECT state || CASE WHEN held THEN ',held' ELSE '' END FROM edges
+                    WHERE edge_id = '$(hostname_of "$c")'")
+            [[ "$st" == drained,held || "$st" == active ]] || active="$active $(hostname_of "$c")=${st:-no row}"
         done
         [[ -n "$active" ]] && bad="$bad t+$((HOLD_S - end + SECONDS))s edges:$active;"
         # Kamailio: no site2 edge in rotation (inactive or probing only)
