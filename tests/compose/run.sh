@@ -87,9 +87,12 @@ chmod 777 "$logs/sipp" # the SIPp container writes its statistics here
 
 dc() { docker-compose -p "$PROJECT" -f "$repo/docker-compose.yml" "$@"; }
 # psql in the postgres container (its local socket: trust, as in the
-# image). The probes go through the engine's exec, not `docker-compose
-# exec`: each compose command starts a Python process, and the hold samples
-# the database and Kamailio every few seconds on 2 busy cores.
+# image). The probes (psql, kamcmd, Kafka's console tools) go through the
+# engine's exec, not `docker-compose exec`: each compose command starts a
+# Python process, and the hold samples the database and Kamailio every few
+# seconds on 2 busy cores; and under Podman 4.3 a `docker-compose exec -T`
+# of the console consumer left its exec session's conmon running after the
+# container was gone.
 q() { ctr exec -i "$(containers postgres | head -1)" psql -U sipdrain -d sipdrain -qAt -F ' ' -c "$1"; }
 now() { date +%s.%N; }
 since() { awk -v t0="$1" -v t1="$(now)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
@@ -224,7 +227,7 @@ login() {
             "$a" "$id" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$a" "$s" "$i" "$s"
         echo "$id" >>"$logs/login-ids"
     done >"$logs/logins-site$s.txt"
-    dc exec -T kafka /opt/kafka/bin/kafka-console-producer.sh --bootstrap-server localhost:9092 \
+    ctr exec -i "$(containers kafka | head -1)" /opt/kafka/bin/kafka-console-producer.sh --bootstrap-server localhost:9092 \
         --topic sipdrain.agent.commands --property parse.key=true --property 'key.separator=|' \
         <"$logs/logins-site$s.txt" >>"$logs/producer.log" 2>&1
 }
@@ -408,8 +411,8 @@ step_agents_logged_out() {
     echo "  drain_agents: $in_db site2 agents sent one logout each"
     echo "  agents of site2 still logged in: $(q "SELECT count(*) FROM agents WHERE site = 'site2' AND state <> 'logged_out'")"
     # agent-state's own word: its EventAgentLogout events (agent.events)
-    dc exec -T kafka /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
-        --topic sipdrain.agent.events --from-beginning --timeout-ms 5000 \
+    ctr exec -i "$(containers kafka | head -1)" /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
+        --topic sipdrain.agent.events --from-beginning --timeout-ms 5000 </dev/null \
         >"$logs/agent-events.jsonl" 2>>"$logs/consumer.log" || true
     out=$(python3 - "$logs/agent-events.jsonl" "$AGENTS" <<'EOF'
 import json, sys, collections
@@ -571,8 +574,8 @@ step_kafka_recreate() {
         sleep 1
     done
     [[ "$(state_of "$after")" == "running healthy" ]] || { why="kafka not healthy after re-creation"; return 1; }
-    dc exec -T kafka /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
-        --topic sipdrain.agent.commands --from-beginning --timeout-ms 5000 \
+    ctr exec -i "$(containers kafka | head -1)" /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
+        --topic sipdrain.agent.commands --from-beginning --timeout-ms 5000 </dev/null \
         >"$logs/agent-commands.jsonl" 2>>"$logs/consumer.log" || true
     echo "  sipdrain.agent.commands after re-creation: $(wc -l <"$logs/agent-commands.jsonl") events; the first login ($marker): $(grep -c "$marker" "$logs/agent-commands.jsonl" || true)"
     grep -q "$marker" "$logs/agent-commands.jsonl" || { why="the login event $marker is gone"; return 1; }
@@ -593,7 +596,12 @@ step_down() {
     done
     dc --profile tools down -v >"$logs/down.log" 2>&1 || { why="down -v failed"; return 1; }
     echo "  down -v took $(since "$t0") s; the last containers to stop:"
-    sort -n "$logs/down-order.log" 2>/dev/null | tail -4 | sed 's/^/    /' 
+    sort -n "$logs/down-order.log" 2>/dev/null | tail -4 | sed 's/^/    /'
+    # not a failure of this step, but worth a look: a container that needed
+    # (nearly) its whole stop_grace_period, with its last log line
+    sort -n "$logs/down-order.log" 2>/dev/null | awk '$1 > 30 { print $3 }' | while read -r name; do
+        echo "  note: $name took over 30 s to stop; its last line: $(tail -1 "$logs/down-$name.log" | cut -c1-220)"
+    done
     left=$(ctr ps -a --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}' | xargs)
     vols=$(ctr volume ls -q | grep -E "^${PROJECT}_" | xargs || true)
     nets=$(ctr network ls --format '{{.Name}}' | grep -E "^${PROJECT}_" | xargs || true)
