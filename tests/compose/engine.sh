@@ -341,7 +341,9 @@ cmd_images() {
     for img in "${BASE_IMAGES[@]}" "$PG_IMAGE" "$KAFKA_IMAGE" "$SIPP_IMAGE"; do
         label=$(ctr image inspect --format "{{ index .Config.Labels \"$STANDIN_LABEL\" }}" "$img" 2>/dev/null) ||
             { echo "$img: missing"; continue; }
-        if [[ -n "$label" && "$label" != "<no value>" ]]; then
+        if [[ "$img" == "$SIPP_IMAGE" ]]; then
+            echo "$img: built here (the test's SIPp, Debian's sip-tester)"
+        elif [[ -n "$label" && "$label" != "<no value>" ]]; then
             echo "$img: stand-in ($label)"
         else
             echo "$img: official"
