@@ -93,7 +93,7 @@ read -r -a compose_cmd <<<"${COMPOSE:-docker-compose}"
 dc() { "${compose_cmd[@]}" -p "$PROJECT" -f "$repo/docker-compose.yml" "$@"; }
 # Compose v2 builds through BuildKit, which Podman 4.3's API does not serve
 # (issue #13); v1 ignores this
-[[ "$SIPDRAIN_ENGINE" == podman ]] && export DOCKER_BUILDKIT=0
+if [[ "$SIPDRAIN_ENGINE" == podman ]]; then export DOCKER_BUILDKIT=0; fi
 # psql in the postgres container (its local socket: trust, as in the
 # image). The probes (psql, kamcmd, Kafka's console tools) go through the
 # engine's exec, not `docker-compose exec`: each compose command starts a
