@@ -196,6 +196,9 @@ sipp() { ctr exec "$tester" sipp "$@"; }
 # RATE a second, in the background; its statistics in sipp/NAME.csv
 gateway() {
     local name=$1 calls=$2 port=$((5090 + gw_n))
+    # Kamailio's address now: a compose that re-creates containers on `up`
+    # (v2 over Podman 4.3) gives lb a new one
+    lb_ip=$(ip_of "$(containers lb | head -1)")
     ctr exec "$tester" sipp "$lb_ip:5060" -sf /bench/caller.xml -inf /sipp-run/route.csv \
         -d "$HOLD_MS" -i "$tester_ip" -p "$port" -cp $((8890 + gw_n)) -t u1 \
         -r "$RATE" -m "$calls" -recv_timeout 10000 -timeout $((calls / RATE + 120))s -nostdin \
