@@ -1,6 +1,7 @@
 /* service.c - see service.h. */
 #include "sipdrain/service.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,4 +38,32 @@ void sd_service_init(const char *service, const char *instance_var, char **insta
     sd_log_init(service, *instance, (enum sd_log_level)log_level);
     snprintf(source, size, "%s/%s", service, *instance);
     sd_outbox_set_owner(source);
+}
+
+static int stop_budget_s, stop_rc;
+
+static void *stop_watchdog(void *arg)
+{
+    (void)arg;
+    sleep((unsigned)stop_budget_s);
+    sd_log_warn("the stop took too long: exiting now (events not yet in Kafka stay in the"
+                " outbox for the next start)",
+                "budget_s=%d exit=%d", stop_budget_s, stop_rc);
+    _exit(stop_rc);
+    return NULL;
+}
+
+void sd_service_stop_within(int budget_s, int rc)
+{
+    pthread_t t;
+    pthread_attr_t a;
+
+    stop_budget_s = budget_s;
+    stop_rc = rc;
+    if (pthread_attr_init(&a) != 0)
+        return;
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, stop_watchdog, NULL) != 0)
+        sd_log_warn("no stop watchdog: the stop may wait for Kafka", "%s", "");
+    pthread_attr_destroy(&a);
 }

@@ -35,6 +35,7 @@
 #define ACW_TICK_MS   250 /* how late a timed ACW may end, at most */
 #define ACW_BATCH     64
 #define CONSUMER_NAME "agent-state" /* inbox.consumer */
+#define STOP_BUDGET_S 5             /* closing Kafka and PostgreSQL after "stopped" */
 
 struct agent_state_cfg {
     char *pg_dsn;
@@ -436,6 +437,7 @@ int main(int argc, char **argv)
                     sd_outbox_relay_inflight(s.relay));
     }
     rc = 0;
+    sd_service_stop_within(STOP_BUDGET_S, rc);
     goto out;
 fail:
     sd_log_error("cannot start", "reason=\"%s\"", err.text);

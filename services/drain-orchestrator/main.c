@@ -47,6 +47,7 @@
 #define DRAINS_MAX    64
 #define AGENTS_MAX    4096
 #define SERVICE_ID    3019 /* drain.start.service_id: the T-Library private request */
+#define STOP_BUDGET_S 5    /* closing Kafka and PostgreSQL after "stopped" */
 
 struct orch_cfg {
     char *pg_dsn;
@@ -906,6 +907,7 @@ int main(int argc, char **argv)
     sd_loop_run(s.loop);
     sd_outbox_relay_drain(s.relay, 5000);
     sd_log_info("stopped", "exit=%d published=%lu", s.exit_code, sd_outbox_relay_sent(s.relay));
+    sd_service_stop_within(STOP_BUDGET_S, s.exit_code);
     goto out;
 fail:
     sd_log_error("cannot start", "reason=\"%s\"", err.text);

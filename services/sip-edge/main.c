@@ -32,6 +32,9 @@
 
 #define SERVICE      "sip-edge"
 #define HOLD_WAIT_MS 30000 /* PostgreSQL must answer the hold question by then */
+/* After "stopped": the last edge.status (edge_bus_stop waits 5 s for the
+ * outbox) and closing Kafka and PostgreSQL, at most this long in all. */
+#define STOP_BUDGET_S 10
 
 struct sip_edge_cfg {
     char *site;
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
     }
     rc = edge_sip_run(sip);
     sd_log_info("stopped", "exit=%d", rc);
+    sd_service_stop_within(STOP_BUDGET_S, rc);
 out:
     if (err.text[0] != '\0')
         sd_log_error("cannot start", "reason=\"%s\"", err.text);

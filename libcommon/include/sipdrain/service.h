@@ -17,4 +17,15 @@
 void sd_service_init(const char *service, const char *instance_var, char **instance,
                      const char *topic_prefix, int log_level, char *source, size_t size);
 
+/* The last part of a stop: the service has said "stopped" and now closes
+ * its Kafka clients and PostgreSQL sessions. librdkafka can hold that for
+ * minutes when the broker is gone (a consumer leaving its group, a producer
+ * flushing, a broker thread inside getaddrinfo for a name that no longer
+ * resolves: compose stopping Kafka first held edges for 120 s). After
+ * this call the process exits with rc at the latest budget_s seconds later,
+ * whatever is still open, with a log line saying so. Nothing is lost: every
+ * event not yet in Kafka is still an outbox row in PostgreSQL, published by
+ * the next start. Call once, just before the clean-up. */
+void sd_service_stop_within(int budget_s, int rc);
+
 #endif

@@ -768,6 +768,61 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
     unlink(out);
 }
 
+/* Once it has said "stopped", an edge is gone within its stop budget (10 s)
+ * even when Kafka never answers: librdkafka's own close and flush took 15 s
+ * here (and 120 s under compose, the broker's name no longer resolving),
+ * past compose's and Kubernetes' grace periods. Its events stay in the
+ * outbox. */
+Test(sip_edge, a_stop_ends_within_its_budget_when_kafka_never_answers, .timeout = 90)
+{
+    struct edge_env e;
+    char bin[1024], out[] = "/tmp/sipdrain-edge-nokafka-XXXXXX", url[64], dsn[600];
+    const char *dir = getenv("SIPDRAIN_BIN_DIR");
+    int fd = mkstemp(out), status;
+    int64_t deadline, stopped_at, exited_at;
+    pid_t pid;
+
+    cr_assert(fd >= 0);
+    close(fd);
+    env_setup(&e);
+    snprintf(bin, sizeof(bin), "%s/sip-edge", dir);
+    snprintf(url, sizeof(url), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
+    snprintf(dsn, sizeof(dsn), "SIPDRAIN_PG_DSN=%s", e.dsn);
+    {
+        /* a port nobody listens on: every connection refused, nothing sent */
+        const char *env[] = {"SIPDRAIN_SITE=site2",
+                             "SIPDRAIN_EDGE_ID=edge-2a",
+                             dsn,
+                             "SIPDRAIN_KAFKA_BROKERS=127.0.0.1:1",
+                             url,
+                             NULL};
+        unlink(out);
+        pid = sdt_spawn(bin, NULL, env, out);
+    }
+    deadline = sd_mono_ms() + 30000;
+    while (!sdt_file_has(out, "listening")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the edge never listened (%s)", out);
+        usleep(50000);
+    }
+    usleep(1500000); /* a few edge.status rows wait in the outbox */
+    kill(pid, SIGTERM);
+    deadline = sd_mono_ms() + 30000;
+    while (!sdt_file_has(out, "msg=\"stopped\"")) {
+        cr_assert_lt(sd_mono_ms(), deadline, "no \"stopped\" (%s)", out);
+        usleep(20000);
+    }
+    stopped_at = sd_mono_ms();
+    status = sdt_wait(pid, 30000);
+    exited_at = sd_mono_ms();
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d (%s)", status, out);
+    cr_expect_leq(exited_at - stopped_at, 12000, "exited %lld ms after \"stopped\" (%s)",
+                  (long long)(exited_at - stopped_at), out);
+    cr_expect(sdt_file_has(out, "the stop took too long"), "no line says why (%s)", out);
+    cr_expect_gt(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM outbox"), 0,
+                 "the unsent edge.status rows stay in the outbox");
+    unlink(out);
+}
+
 /* --- calls --------------------------------------------------------------- */
 
 Test(sip_edge, an_inbound_call_reaches_the_agent_with_sdp_both_ways_and_ends_cleanly,
