@@ -15,11 +15,11 @@
 #   drained_hold             HOLD_S seconds, calls going on: no site2 edge
 #                            active (edges table; Kamailio: not active), no
 #                            call given to site2
-#   scale_site1_3            up -d --scale edge-site1=3: the new edge takes a
+#   scale_site1_3            up -d --no-recreate --scale edge-site1=3: the new edge takes a
 #                            call within 10 s
 #   resume                   run --rm drainctl resume --site site2 --wait;
 #                            agents log in again; site2 takes calls
-#   scale_site2_0            up -d --scale edge-site2=0 during calls: site1
+#   scale_site2_0            up -d --no-recreate --scale edge-site2=0 during calls: site1
 #                            keeps taking them, none fails
 #   kafka_recreate           up -d --force-recreate kafka: the agent.login
 #                            events written at provision are read back
@@ -505,7 +505,7 @@ step_scale_site1_3() {
     local new host t_up first i gw_rc=0 calls=$((RATE * 25))
     gateway scale1 "$calls"
     sleep 2
-    dc up -d --scale edge-site1=3 >"$logs/scale1.log" 2>&1 || { why="up --scale edge-site1=3 failed"; return 1; }
+    dc up -d --no-recreate --scale edge-site1=3 >"$logs/scale1.log" 2>&1 || { why="up --scale edge-site1=3 failed"; return 1; }
     t_up=$(now_ms)
     # the third replica by compose's own number (v2 may re-create the others)
     new=$(ctr ps -q --filter "label=com.docker.compose.project=$PROJECT" \
@@ -554,7 +554,7 @@ step_scale_site2_0() {
     sleep 5
     t0=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
     # edge-site1 stays at 3 (without it compose would scale it back to 2)
-    dc up -d --scale edge-site1=3 --scale edge-site2=0 >"$logs/scale0.log" 2>&1 ||
+    dc up -d --no-recreate --scale edge-site1=3 --scale edge-site2=0 >"$logs/scale0.log" 2>&1 ||
         { why="up --scale edge-site2=0 failed"; return 1; }
     echo "  edge-site2 containers: $(containers edge-site2 | wc -l)"
     for ((i = 0; i < 15; i++)); do
