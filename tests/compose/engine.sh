@@ -280,6 +280,21 @@ standin_images() {
 }
 
 # ---------------------------------------------------------------- verbs
+# Every `up --build` after a source change leaves the old sipdrain image and
+# its build stage (about 1.4 GB) untagged: without this, the engine's
+# storage grows by that much with every change CI builds. Untagged images
+# older than a day go; the newer ones stay as the build cache (a layer older
+# than that is rebuilt once: tools/deps.sh and sofia-sip, a few minutes).
+prune_images() {
+    local before after
+    before=$(ctr images -q --filter dangling=true | wc -l)
+    ctr image prune -f --filter until=24h >/dev/null 2>&1 || true
+    after=$(ctr images -q --filter dangling=true | wc -l)
+    if ((before > after)); then
+        changed "removed $((before - after)) untagged images older than a day (build leftovers)"
+    fi
+}
+
 select_engine() {
     if docker_engine_usable; then
         ENGINE=docker CLI=docker HOST_URL=${DOCKER_HOST:-}
@@ -301,6 +316,7 @@ cmd_prepare() {
     fi
     base_images
     standin_images
+    prune_images
     say "ready: $ENGINE in $((SECONDS - t0)) s"
     emit_env
 }
