@@ -487,6 +487,54 @@ static int announce(struct svc *s, struct sd_pg *pg, const struct orch_drain *od
     return add_event(s, pg, SD_TOPIC_DRAIN_EVENTS, od->fsm.site, "drain.started", d, err);
 }
 
+/* A site named by a command: it must be in sites (else drain.rejected
+ * unknown_site and *ok false); its peer ("" none) and whether a drain of
+ * the peer runs. -1 on a database error. */
+static int site_target(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, const char *site,
+                       char *peer, bool *peer_draining, bool *ok, struct sd_err *err)
+{
+    char detail[256];
+    bool exists;
+
+    *ok = false;
+    if (orch_db_site(pg, site, &exists, peer, DRAIN_NAME_SIZE, peer_draining, err) < 0)
+        return -1;
+    if (!exists) {
+        snprintf(detail, sizeof(detail), "site %s is not in the sites table", site);
+        return reject(s, pg, ev, "unknown_site", detail, NULL, err);
+    }
+    *ok = true;
+    return 0;
+}
+
+/* An edge named by a command: it must have reported (else unknown_edge),
+ * and its site must not be held - the edge follows its site (else
+ * site_drained). Its site in edge_site; *ok false when rejected. */
+static int edge_target(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, const char *edge,
+                       char *edge_site, bool *ok, struct sd_err *err)
+{
+    struct orch_hold hold;
+    char detail[256];
+
+    *ok = false;
+    if (orch_db_edge_site(pg, edge, edge_site, DRAIN_NAME_SIZE, err) < 0)
+        return -1;
+    if (edge_site[0] == '\0') {
+        snprintf(detail, sizeof(detail), "edge %s has never reported (not in edges)", edge);
+        return reject(s, pg, ev, "unknown_edge", detail, NULL, err);
+    }
+    if (orch_db_hold(pg, "site", edge_site, &hold, err) < 0)
+        return -1;
+    if (hold.held) {
+        snprintf(detail, sizeof(detail),
+                 "site %s of edge %s is %s (drain %s): the edge follows its site", edge_site, edge,
+                 hold.drain_open ? "draining" : "drained", hold.drain_id);
+        return reject(s, pg, ev, "site_drained", detail, hold.drain_id, err);
+    }
+    *ok = true;
+    return 0;
+}
+
 static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, struct sd_err *err)
 {
     json_t *data = ev->data;
@@ -494,7 +542,7 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
     struct orch_drain od, open;
     struct orch_hold hold;
     char id[DRAIN_ID_SIZE], peer[DRAIN_NAME_SIZE], edge_site[DRAIN_NAME_SIZE], detail[256];
-    bool exists, peer_draining, found;
+    bool exists, peer_draining, found, ok = false;
 
     memset(&od, 0, sizeof(od));
     od.reject_code = option(data, "reject_code", 300, 699);
@@ -515,12 +563,10 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
     snprintf(od.requested_by, sizeof(od.requested_by), "%s", text_or(data, "requested_by", ""));
     snprintf(od.reason, sizeof(od.reason), "%s", text_or(data, "reason", ""));
     if (site != NULL) {
-        if (orch_db_site(pg, site, &exists, peer, sizeof(peer), &peer_draining, err) < 0)
+        if (site_target(s, pg, ev, site, peer, &peer_draining, &ok, err) < 0)
             return -1;
-        if (!exists) {
-            snprintf(detail, sizeof(detail), "site %s is not in the sites table", site);
-            return reject(s, pg, ev, "unknown_site", detail, NULL, err);
-        }
+        if (!ok)
+            return 0; /* rejected */
         if (peer_draining) {
             snprintf(detail, sizeof(detail),
                      "the peer site %s is draining: its agents and calls have nowhere to go", peer);
@@ -538,21 +584,11 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
             return reject(s, pg, ev, "peer_site_drained", detail, hold.drain_id, err);
         }
     } else {
-        if (orch_db_edge_site(pg, edge, edge_site, sizeof(edge_site), err) < 0)
+        if (edge_target(s, pg, ev, edge, edge_site, &ok, err) < 0)
             return -1;
-        if (edge_site[0] == '\0') {
-            snprintf(detail, sizeof(detail), "edge %s has never reported (not in edges)", edge);
-            return reject(s, pg, ev, "unknown_edge", detail, NULL, err);
-        }
+        if (!ok)
+            return 0; /* rejected */
         site = edge_site;
-        if (orch_db_hold(pg, "site", site, &hold, err) < 0)
-            return -1;
-        if (hold.held) {
-            snprintf(detail, sizeof(detail),
-                     "site %s of edge %s is %s (drain %s): the edge follows it", site, edge,
-                     hold.drain_open ? "draining" : "drained", hold.drain_id);
-            return reject(s, pg, ev, "site_drained", detail, hold.drain_id, err);
-        }
     }
     if (orch_db_open_drain_of(pg, edge ? "edge" : "site", edge ? edge : site, id, &found, err) < 0)
         return -1;
@@ -633,39 +669,19 @@ static int on_resume(struct svc *s, struct sd_pg *pg, const struct sd_event *ev,
     json_t *data = ev->data, *d, *resumed, *still;
     const char *site = text_or(data, "site", NULL), *edge = text_or(data, "edge", NULL);
     const char *scope = edge ? "edge" : "site", *target = edge ? edge : site;
-    struct orch_hold hold, site_hold;
+    struct orch_hold hold;
     struct orch_edge_ref refs[DRAIN_EDGES_MAX];
     char peer[DRAIN_NAME_SIZE], edge_site[DRAIN_NAME_SIZE], detail[256], at[SD_EVENT_TIME_LEN + 1];
-    bool exists, peer_draining;
+    bool peer_draining, ok = false;
     size_t n = 0;
 
     if ((site == NULL) == (edge == NULL))
         return reject(s, pg, ev, "bad_options", "name exactly one of site and edge", NULL, err);
-    if (site != NULL) {
-        if (orch_db_site(pg, site, &exists, peer, sizeof(peer), &peer_draining, err) < 0)
-            return -1;
-        if (!exists) {
-            snprintf(detail, sizeof(detail), "site %s is not in the sites table", site);
-            return reject(s, pg, ev, "unknown_site", detail, NULL, err);
-        }
-    } else {
-        if (orch_db_edge_site(pg, edge, edge_site, sizeof(edge_site), err) < 0)
-            return -1;
-        if (edge_site[0] == '\0') {
-            snprintf(detail, sizeof(detail), "edge %s has never reported (not in edges)", edge);
-            return reject(s, pg, ev, "unknown_edge", detail, NULL, err);
-        }
-        if (orch_db_hold(pg, "site", edge_site, &site_hold, err) < 0)
-            return -1;
-        if (site_hold.held) {
-            snprintf(detail, sizeof(detail),
-                     "site %s of edge %s is %s (drain %s): resume the site (drainctl resume"
-                     " --site %s)",
-                     edge_site, edge, site_hold.drain_open ? "draining" : "drained",
-                     site_hold.drain_id, edge_site);
-            return reject(s, pg, ev, "site_drained", detail, site_hold.drain_id, err);
-        }
-    }
+    if (site != NULL ? site_target(s, pg, ev, site, peer, &peer_draining, &ok, err) < 0
+                     : edge_target(s, pg, ev, edge, edge_site, &ok, err) < 0)
+        return -1;
+    if (!ok)
+        return 0; /* rejected */
     if (orch_db_hold(pg, scope, target, &hold, err) < 0)
         return -1;
     if (!hold.held) {

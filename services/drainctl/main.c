@@ -695,12 +695,31 @@ static int target(const struct opts *o, json_t *data, const char **key)
     return 0;
 }
 
+/* A command's data: its target (--site or --edge, *key = that name), who
+ * asked and --reason. NULL after a usage error (printed). */
+static json_t *command_data(const struct opts *o, const char **key)
+{
+    json_t *data = json_object();
+    char who[160], host[64] = "?";
+
+    if (target(o, data, key) != 0) {
+        json_decref(data);
+        return NULL;
+    }
+    gethostname(host, sizeof(host) - 1);
+    snprintf(who, sizeof(who), "%s@%s (drainctl)", getenv("USER") ? getenv("USER") : "operator",
+             host);
+    json_object_set_new(data, "requested_by", json_string(who));
+    if (o->reason != NULL)
+        json_object_set_new(data, "reason", json_string(o->reason));
+    return data;
+}
+
 static int cmd_drain(int argc, char **argv)
 {
     struct opts o;
     json_t *data;
     const char *key = NULL;
-    char who[160], host[64] = "?";
 
     if (argc < 1)
         return usage_error("drain needs start, cancel or status");
@@ -713,17 +732,9 @@ static int cmd_drain(int argc, char **argv)
                            " 'HH24:MI:SS') AS deadline, coalesce(result, 'in progress') AS result,"
                            " requested_by FROM drains ORDER BY started_at DESC LIMIT 20",
                            0, NULL);
-    data = json_object();
-    if (target(&o, data, &key) != 0) {
-        json_decref(data);
+    data = command_data(&o, &key);
+    if (data == NULL)
         return EXIT_USAGE;
-    }
-    gethostname(host, sizeof(host) - 1);
-    snprintf(who, sizeof(who), "%s@%s (drainctl)", getenv("USER") ? getenv("USER") : "operator",
-             host);
-    json_object_set_new(data, "requested_by", json_string(who));
-    if (o.reason != NULL)
-        json_object_set_new(data, "reason", json_string(o.reason));
     if (!strcmp(argv[0], "start")) {
         if (o.drain_id != NULL) {
             json_decref(data);
@@ -755,25 +766,15 @@ static int cmd_drain(int argc, char **argv)
 /* resume: lifts a finished drain's hold on a site or an edge. */
 static int cmd_resume(const struct opts *o)
 {
-    json_t *data = json_object();
+    json_t *data;
     const char *key = NULL;
-    char who[160], host[64] = "?";
 
     if (o->reject_code >= 0 || o->sip_timeout >= 0 || o->retry_after >= 0 || o->deadline >= 0 ||
-        o->drain_id != NULL) {
-        json_decref(data);
+        o->drain_id != NULL)
         return usage_error("resume takes --site/--edge, --reason, --wait and --json only");
-    }
-    if (target(o, data, &key) != 0) {
-        json_decref(data);
+    data = command_data(o, &key);
+    if (data == NULL)
         return EXIT_USAGE;
-    }
-    gethostname(host, sizeof(host) - 1);
-    snprintf(who, sizeof(who), "%s@%s (drainctl)", getenv("USER") ? getenv("USER") : "operator",
-             host);
-    json_object_set_new(data, "requested_by", json_string(who));
-    if (o->reason != NULL)
-        json_object_set_new(data, "reason", json_string(o->reason));
     return run_command("drain.resume", data, key, o);
 }
 
