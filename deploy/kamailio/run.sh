@@ -5,29 +5,41 @@
 # Edges scale (docker compose --scale edge-site2=3, a Kubernetes
 # Deployment), so their addresses are not known in advance: every
 # SYNC_S seconds this script resolves each name of EDGE_NAMES (DNS gives one
-# address per replica), writes the dispatcher list and, when it changed,
+# address per replica), updates the dispatcher list and, when it changed,
 # tells Kamailio to reload it (kamcmd over the ctl socket). An edge that
-# drains still answers OPTIONS 503 and leaves the rotation by itself; an
-# edge that is gone drops out of the list at the next sync.
+# drains still answers OPTIONS 503 and leaves the rotation by itself.
+#
+# Adding is at once, dropping is not: a new address is listed at the next
+# sync (a scaled-up edge takes calls within SYNC_S seconds and one OPTIONS
+# probe), but an address leaves the list only after DROP_AFTER syncs in a
+# row without it. One DNS answer lost or late (the container engine's
+# resolver reloading while a container starts) must not take a whole site
+# out of the load balancer for a sync; an edge that is really gone answers
+# no OPTIONS and is out of the rotation within a second anyway.
 #
 # A name that resolves to nothing (an edge service scaled to 0, not up yet)
-# just has no line: the other site's edges stay in the list, and the load
-# balancer keeps serving them.
+# just has no line once DROP_AFTER syncs have passed: the other site's edges
+# stay in the list, and the load balancer keeps serving them.
 #
 # Env: EDGE_NAMES ("edge-site1 edge-site2"), EDGE_PORT (5060), SIP_ADDR
-# (udp:0.0.0.0:5060), SYNC_S (5), KAMAILIO_MODULES (Debian's), CHILDREN (2).
-# run.sh --list: print the dispatcher list once and exit (tests/deploy).
+# (udp:0.0.0.0:5060), SYNC_S (1), DROP_AFTER (3), KAMAILIO_MODULES
+# (Debian's), CHILDREN (2), WORK (/tmp/sipdrain-lb).
+# run.sh --list: print the addresses resolved now as a list, and exit.
+# run.sh --sync: one sync of $WORK/dispatcher.list without Kamailio (prints
+# the list when it changed; tests/deploy/run_sh_list.sh drives both).
 set -euo pipefail
 
 EDGE_NAMES=${EDGE_NAMES:-edge-site1 edge-site2}
 EDGE_PORT=${EDGE_PORT:-5060}
 SIP_ADDR=${SIP_ADDR:-udp:0.0.0.0:5060}
-SYNC_S=${SYNC_S:-5}
+SYNC_S=${SYNC_S:-1}
+DROP_AFTER=${DROP_AFTER:-3}
 MODULES=${KAMAILIO_MODULES:-/usr/lib/$(uname -m)-linux-gnu/kamailio/modules}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=${WORK:-/tmp/sipdrain-lb}
 LIST=$WORK/dispatcher.list
 CTL=$WORK/kamailio.ctl
+MISSING=$WORK/missing   # "<syncs missing> <list line>" per address not resolved
 mkdir -p "$WORK"
 
 # dispatcher_list: one "1 sip:<ip>:<port> 0 0 name=<name>" line per address
@@ -43,12 +55,55 @@ dispatcher_list() {
     done
 }
 
-if [[ "${1:-}" == "--list" ]]; then
+# sync_list: resolve the names again and update $LIST: every address
+# resolved now, plus the listed ones missing for fewer than DROP_AFTER
+# syncs. Exit 0 when $LIST changed (then it says so on stderr), 1 when not.
+sync_list() {
+    local now kept line n uri name
+    now=$(dispatcher_list | grep -v '^#' || true)
+    kept=""
+    : >"$MISSING.new"
+    while read -r line; do
+        [[ -z "$line" || "$line" == \#* ]] && continue
+        grep -qxF -- "$line" <<<"$now" && continue
+        n=$(awk -v l="$line" '{ c = $1; sub(/^[0-9]+ /, "") } $0 == l { print c }' "$MISSING" 2>/dev/null)
+        n=$((${n:-0} + 1))
+        if ((n < DROP_AFTER)); then
+            kept+="$line"$'\n'
+            echo "$n $line" >>"$MISSING.new"
+        else
+            read -r _ uri _ _ name <<<"$line"
+            echo "run.sh: $uri (${name#name=}) not resolved for $n syncs: dropped" >&2
+        fi
+    done <"$LIST"
+    mv "$MISSING.new" "$MISSING"
+    {
+        echo "# written by deploy/kamailio/run.sh at $(date -u +%FT%TZ)"
+        printf '%s\n%s' "$now" "$kept" | grep -v '^$' | sort -u || true
+    } >"$LIST.new"
+    if diff -q <(grep -v '^#' "$LIST" | sort) <(grep -v '^#' "$LIST.new") >/dev/null; then
+        rm -f "$LIST.new"
+        return 1
+    fi
+    mv "$LIST.new" "$LIST"
+    echo "run.sh: edges changed: $(grep -vc '^#' "$LIST") in the list" >&2
+    return 0
+}
+
+case "${1:-}" in
+--list)
     dispatcher_list
     exit 0
-fi
+    ;;
+--sync)
+    [[ -f "$LIST" ]] || dispatcher_list >"$LIST"
+    if sync_list; then cat "$LIST"; fi
+    exit 0
+    ;;
+esac
 
 dispatcher_list >"$LIST"
+rm -f "$MISSING"
 kamailio -f "$HERE/kamailio.cfg" -L "$MODULES" -l "$SIP_ADDR" \
     -A "DISPATCHER_LIST=\"$LIST\"" -A "CTL_SOCKET=\"unix:$CTL\"" -A "CHILDREN=${CHILDREN:-2}" \
     -w "$WORK" -DD -E &
@@ -58,10 +113,7 @@ trap 'kill -TERM "$kam" 2>/dev/null; wait "$kam"; exit 0' TERM INT
 while kill -0 "$kam" 2>/dev/null; do
     sleep "$SYNC_S" &
     wait $! || true
-    dispatcher_list >"$LIST.new"
-    if ! diff -q <(grep -v '^#' "$LIST") <(grep -v '^#' "$LIST.new") >/dev/null; then
-        mv "$LIST.new" "$LIST"
-        echo "run.sh: edges changed: $(grep -vc '^#' "$LIST") in the list; reloading" >&2
+    if sync_list; then
         kamcmd -s "unix:$CTL" dispatcher.reload >&2 || echo "run.sh: reload failed" >&2
     fi
 done
