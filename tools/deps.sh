@@ -15,6 +15,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
   libmicrohttpd-dev  # /healthz, /readyz, /metrics
+  libssl-dev  # digest authentication's hashes (sip-edge), SIP over TLS
   postgresql sip-tester python3-jsonschema python3-yaml
   clang-format valgrind procps
   kamailio  # the load balancer (deploy/kamailio) and the peer of bench/edge.sh
@@ -30,7 +31,7 @@ if ((BUILD_ONLY)); then
   PACKAGES=(
     build-essential cmake ninja-build pkg-config
     librdkafka-dev libjansson-dev libpq-dev libcriterion-dev uuid-dev
-    libmicrohttpd-dev
+    libmicrohttpd-dev libssl-dev
   )
 fi
 # libsofia-sip-ua-dev (and libsofia-sip-ua0) are not in these lists: Debian's
