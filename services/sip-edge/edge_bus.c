@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "edge_auth.h"
 #include "edge_db.h"
 #include "sipdrain/event.h"
 #include "sipdrain/inbox.h"
@@ -25,11 +26,13 @@
  * drain long over, a call the agent gave up on): skipped. The orchestrator
  * sends edge.drain again to an edge that reports active during a drain. */
 #define CONTROL_STALE_MS 30000
-#define FLUSH_BATCH      256 /* held messages written in one transaction */
-#define FLUSH_DELAY_MS   5   /* events wait this long for others to share the commit */
+#define FLUSH_BATCH      256   /* held messages written in one transaction */
+#define FLUSH_DELAY_MS   5     /* events wait this long for others to share the commit */
+#define EXPIRE_EVERY_MS  60000 /* expired registrations deleted this often */
 
 struct edge_bus {
-    char *pg_dsn, *brokers, *edge_id, *site, *source;
+    char *pg_dsn, *brokers, *edge_id, *site, *source, *realm;
+    int max_contacts;
     char group[160];
     struct edge_queue *to_bus, *to_sip;
     struct sd_loop *loop;
@@ -246,23 +249,70 @@ static void nailed_on_register(struct edge_bus *b, json_t *d)
                                  "contact", json_string_value(json_object_get(d, "contact"))));
 }
 
-/* REGISTER: written now and answered, never held (the phone retries). */
+/* The digest response of a REGISTER (data.auth, checked for its nonce by
+ * the SIP thread) against the DN's HA1: "ok", "no_credentials",
+ * "bad_password", or "db" (err). */
+static const char *check_credentials(struct edge_bus *b, const char *dn, json_t *auth,
+                                     struct sd_err *err)
+{
+    char ha1[EDGE_AUTH_HEX_MAX + 1], expected[EDGE_AUTH_HEX_MAX];
+    const char *alg_name = json_string_value(json_object_get(auth, "algorithm"));
+    enum edge_auth_alg alg;
+
+    if (edge_auth_alg_parse(alg_name, &alg) < 0)
+        return "bad_password"; /* the SIP thread let no other through */
+    if (edge_db_credentials(b->pg, dn, b->realm, edge_auth_alg_name(alg), ha1, sizeof(ha1), err) <
+        0)
+        return "db";
+    if (ha1[0] == '\0')
+        return "no_credentials";
+    edge_auth_response(alg, ha1, json_string_value(json_object_get(auth, "nonce")),
+                       json_string_value(json_object_get(auth, "nc")),
+                       json_string_value(json_object_get(auth, "cnonce")), "REGISTER",
+                       json_string_value(json_object_get(auth, "uri")), expected);
+    memset(ha1, 0, sizeof(ha1));
+    return edge_auth_equal(expected, json_string_value(json_object_get(auth, "response")))
+               ? "ok"
+               : "bad_password";
+}
+
+/* REGISTER: the credentials checked, then written and answered, never held
+ * (the phone retries). The answer's verdict: "ok" (stored),
+ * "no_credentials" / "bad_password" (403, nothing stored), "db" (500). */
 static void do_register(struct edge_bus *b, struct edge_msg *m)
 {
     json_t *d = m->data;
+    const char *dn = json_string_value(json_object_get(d, "dn"));
     struct sd_err err = {0};
-    int rc;
+    const char *verdict = check_credentials(b, dn, json_object_get(d, "auth"), &err);
 
-    rc = edge_db_register(b->pg, b->edge_id, json_string_value(json_object_get(d, "dn")),
-                          json_string_value(json_object_get(d, "contact")),
-                          (int)json_integer_value(json_object_get(d, "expires_s")), &err);
-    if (rc < 0)
-        sd_log_warn("registration not stored", "dn=%s reason=\"%s\"",
-                    json_string_value(json_object_get(d, "dn")), err.text);
+    if (!strcmp(verdict, "ok") &&
+        edge_db_register(b->pg, b->edge_id, dn, json_string_value(json_object_get(d, "contact")),
+                         (int)json_integer_value(json_object_get(d, "expires_s")), b->max_contacts,
+                         &err) < 0)
+        verdict = "db";
+    if (!strcmp(verdict, "db"))
+        sd_log_warn("registration not stored", "dn=%s reason=\"%s\"", dn, err.text);
     edge_queue_put(b->to_sip, EDGE_MSG_REGISTER_DONE, m->token,
-                   json_pack("{s:b, s:s}", "ok", rc == 0, "reason", rc == 0 ? "" : err.text));
-    if (rc == 0 && json_integer_value(json_object_get(d, "expires_s")) > 0)
+                   json_pack("{s:s, s:s}", "verdict", verdict, "reason", err.text));
+    if (!strcmp(verdict, "ok") && json_integer_value(json_object_get(d, "expires_s")) > 0)
         nailed_on_register(b, d);
+}
+
+/* Expired registrations, deleted every EXPIRE_EVERY_MS by every edge (one
+ * indexed statement; the edges do not need to agree who does it). */
+static int64_t on_expire(struct sd_loop *loop, void *arg)
+{
+    struct edge_bus *b = arg;
+    struct sd_err err = {0};
+    long n = 0;
+
+    (void)loop;
+    if (edge_db_registrations_expire(b->pg, &n, &err) < 0)
+        sd_log_warn("expired registrations not deleted", "reason=\"%s\"", err.text);
+    else if (n > 0)
+        sd_log_info("expired registrations deleted", "count=%ld", n);
+    return EXPIRE_EVERY_MS;
 }
 
 /* A new inbound call: reserve the agent, find the phone, insert the calls
@@ -638,6 +688,7 @@ static void bus_free(struct edge_bus *b)
     free(b->edge_id);
     free(b->site);
     free(b->source);
+    free(b->realm);
     free(b);
 }
 
@@ -657,6 +708,8 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     b->edge_id = strdup(cfg->edge_id);
     b->site = strdup(cfg->site);
     b->source = strdup(cfg->source);
+    b->realm = strdup(cfg->realm);
+    b->max_contacts = cfg->max_contacts;
     b->to_bus = to_bus;
     b->to_sip = to_sip;
     b->started_ms = sd_wall_ms();
@@ -676,6 +729,7 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     if (sd_loop_add_fd(b->loop, edge_queue_fd(to_bus), POLLIN, on_to_bus, b) < 0 ||
         sd_loop_add_fd(b->loop, sd_kafka_consumer_fd(b->kc), POLLIN, on_control, b) < 0 ||
         sd_loop_add_timer(b->loop, BUS_TICK_MS, on_tick, b) < 0 ||
+        sd_loop_add_timer(b->loop, 0, on_expire, b) < 0 ||
         sd_outbox_relay_attach(b->relay, b->loop) < 0) {
         sd_err_set(err, SD_ERR_INTERNAL, "bus loop set-up failed");
         goto fail;

@@ -32,6 +32,8 @@ struct edge_bus_config {
     const char *edge_id;
     const char *site;
     const char *source; /* "sip-edge/<edge id>": event source and outbox owner */
+    const char *realm;  /* SIPDRAIN_SIP_REALM: whose credentials REGISTERs are checked with */
+    int max_contacts;   /* SIPDRAIN_SIP_MAX_CONTACTS: live contacts kept per DN */
 };
 
 struct edge_bus;

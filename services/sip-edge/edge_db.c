@@ -10,10 +10,11 @@
 #include "sipdrain/event.h"
 
 int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, const char *contact,
-                     int expires_s, struct sd_err *err)
+                     int expires_s, int max_contacts, struct sd_err *err)
 {
-    char expires[16];
+    char expires[16], max[16];
     const char *values[4] = {dn, contact, edge_id, expires};
+    const char *trim[2] = {dn, max};
 
     if (expires_s <= 0)
         return sd_pg_exec(pg, "DELETE FROM registrations WHERE dn = $1 AND contact = $2", 2, values,
@@ -21,14 +22,52 @@ int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, cons
                    ? -1
                    : 0;
     snprintf(expires, sizeof(expires), "%d", expires_s);
-    return sd_pg_exec(pg,
-                      "INSERT INTO registrations (dn, contact, edge_id, expires_at, updated_at)"
-                      " VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), now())"
-                      " ON CONFLICT (dn, contact) DO UPDATE SET edge_id = EXCLUDED.edge_id,"
-                      " expires_at = EXCLUDED.expires_at, updated_at = now()",
-                      4, values, err) < 0
-               ? -1
-               : 0;
+    snprintf(max, sizeof(max), "%d", max_contacts);
+    if (sd_pg_begin(pg, err) < 0)
+        return -1;
+    if (sd_pg_exec(pg,
+                   "INSERT INTO registrations (dn, contact, edge_id, expires_at, updated_at)"
+                   " VALUES ($1, $2, $3, now() + make_interval(secs => $4::integer), now())"
+                   " ON CONFLICT (dn, contact) DO UPDATE SET edge_id = EXCLUDED.edge_id,"
+                   " expires_at = EXCLUDED.expires_at, updated_at = now()",
+                   4, values, err) < 0 ||
+        /* the newest max_contacts stay (the one just stored is the newest) */
+        sd_pg_exec(pg,
+                   "DELETE FROM registrations WHERE dn = $1 AND contact NOT IN (SELECT contact"
+                   " FROM registrations WHERE dn = $1 AND expires_at > now()"
+                   " ORDER BY updated_at DESC, contact LIMIT $2::integer)",
+                   2, trim, err) < 0 ||
+        sd_pg_commit(pg, err) < 0) {
+        sd_pg_rollback(pg);
+        return -1;
+    }
+    return 0;
+}
+
+int edge_db_registrations_expire(struct sd_pg *pg, long *deleted, struct sd_err *err)
+{
+    int n = sd_pg_exec(pg, "DELETE FROM registrations WHERE expires_at <= now()", 0, NULL, err);
+
+    if (n < 0)
+        return -1;
+    *deleted = n;
+    return 0;
+}
+
+int edge_db_credentials(struct sd_pg *pg, const char *dn, const char *realm, const char *algorithm,
+                        char *ha1, size_t size, struct sd_err *err)
+{
+    const char *values[3] = {dn, realm, algorithm};
+    PGresult *res = sd_pg_query(pg,
+                                "SELECT ha1 FROM sip_credentials WHERE dn = $1 AND realm = $2"
+                                " AND algorithm = $3",
+                                3, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    snprintf(ha1, size, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
 }
 
 int edge_db_heartbeat(struct sd_pg *pg, const char *edge_id, const char *site,

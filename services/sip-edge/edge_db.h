@@ -10,9 +10,19 @@
 #include "sipdrain/err.h"
 #include "sipdrain/pg.h"
 
-/* REGISTER: dn -> contact at this edge for expires_s seconds; 0 removes it. */
+/* REGISTER: dn -> contact at this edge for expires_s seconds; 0 removes it.
+ * A dn keeps at most max_contacts live contacts: storing one more removes
+ * the oldest (a phone that restarted on another port replaces itself). */
 int edge_db_register(struct sd_pg *pg, const char *edge_id, const char *dn, const char *contact,
-                     int expires_s, struct sd_err *err) SD_MUST_CHECK;
+                     int expires_s, int max_contacts, struct sd_err *err) SD_MUST_CHECK;
+
+/* Deletes the registrations that have expired; *deleted says how many. */
+int edge_db_registrations_expire(struct sd_pg *pg, long *deleted, struct sd_err *err) SD_MUST_CHECK;
+
+/* The HA1 of dn in realm for algorithm ("MD5", "SHA-256"); "" when dn has
+ * no credentials there. */
+int edge_db_credentials(struct sd_pg *pg, const char *dn, const char *realm, const char *algorithm,
+                        char *ha1, size_t size, struct sd_err *err) SD_MUST_CHECK;
 
 /* What an edges row says besides its ids (edge.status). */
 struct edge_db_status {

@@ -351,6 +351,18 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     e->exit_code = 1;
     e->consumer_lag = e->outbox_backlog = -1;
     e->started_ms = sd_wall_ms();
+    {
+        /* the nonces' secret: this process's own, never stored; a restart
+         * makes the phones' nonces unknown, and they get new challenges */
+        unsigned char secret[EDGE_AUTH_SECRET_LEN];
+        if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret)) {
+            sd_err_set(err, SD_ERR_INTERNAL, "getrandom: %s", strerror(errno));
+            free(e);
+            return NULL;
+        }
+        edge_auth_init(&e->auth, secret, cfg->nonce_lifetime_s);
+        memset(secret, 0, sizeof(secret));
+    }
     if (cfg->hold != NULL)
         edge_fsm_init_held(&e->fsm, &cfg->drain, cfg->hold);
     else

@@ -26,6 +26,8 @@ struct edge_sip_config {
     const char *source;         /* "sip-edge/<edge id>" */
     int sip_t1_ms;              /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
     bool allow_contact_names; /* SIPDRAIN_ALLOW_CONTACT_NAMES: host names in Contact/Record-Route */
+    const char *realm;        /* SIPDRAIN_SIP_REALM: the digest realm of REGISTER challenges */
+    int nonce_lifetime_s;     /* SIPDRAIN_SIP_NONCE_LIFETIME: then stale=true */
     struct edge_config drain; /* reject code, BYE timeout, Retry-After */
     /* The drain that holds this edge at start-up (its site or itself stays
      * drained until resumed), or NULL: the edge starts active. */

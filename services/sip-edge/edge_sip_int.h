@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 struct edge_sip;
@@ -35,6 +36,7 @@ struct edge_leg;
 #include <sofia-sip/url.h>
 
 #include "call_fsm.h"
+#include "edge_auth.h"
 #include "edge_bus.h"
 #include "edge_sdp.h"
 #include "edge_sip.h"
@@ -154,14 +156,29 @@ struct call_ctx {
     const char *sdp; /* CONNECT_PHONE: the destination's offer with the edge's o= line */
 };
 
-/* A REGISTER answered once the bus thread has stored it. */
+/* A REGISTER answered once the bus thread has checked its credentials and
+ * stored it. */
 struct pending_register {
     unsigned long token;
     nua_handle_t *nh;
     nua_saved_event_t saved[1];
     char contact[512];
+    char dn[65], from[80]; /* for the log */
     int expires_s;
 };
+
+/* What became of REGISTERs' credentials (/metrics). */
+enum edge_auth_outcome {
+    EDGE_AUTH_CHALLENGED,     /* 401: no credentials for our realm, or a nonce not ours */
+    EDGE_AUTH_STALE,          /* 401 stale=true: a nonce too old or replayed */
+    EDGE_AUTH_ACCEPTED,       /* 200 */
+    EDGE_AUTH_BAD_PASSWORD,   /* 403 */
+    EDGE_AUTH_NO_CREDENTIALS, /* 403: the DN has none */
+    EDGE_AUTH_WRONG_USER,     /* 403: username is not the DN */
+    EDGE_AUTH_MALFORMED,      /* 401: credentials without qop=auth, nc, cnonce, ... */
+    EDGE_AUTH_OUTCOME_COUNT
+};
+extern const char *const edge_auth_outcome_names[EDGE_AUTH_OUTCOME_COUNT];
 
 struct edge_sip {
     struct edge_sip_config cfg;
@@ -179,6 +196,8 @@ struct edge_sip {
     unsigned long rejected_by_code[700]; /* INVITEs refused while draining, by status */
     long consumer_lag, outbox_backlog;   /* from the bus thread (-1: unknown) */
     struct pending_register *registers[REGISTER_MAX];
+    struct edge_auth auth; /* nonces: the secret, the counts seen */
+    unsigned long auth_outcomes[EDGE_AUTH_OUTCOME_COUNT];
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
     unsigned control_next;

@@ -94,6 +94,16 @@ static void publish_health(struct edge_sip *e)
     sd_metrics_family(&m, "sipdrain_edge_registrations_total", "counter",
                       "REGISTERs stored since start");
     sd_metrics_sample(&m, "sipdrain_edge_registrations_total", labels, (double)e->registrations);
+    sd_metrics_family(&m, "sipdrain_edge_register_auth_total", "counter",
+                      "REGISTERs by what became of their credentials (401 challenged or stale,"
+                      " 200 accepted, 403 bad_password, no_credentials or wrong_user)");
+    for (int o = 0; o < EDGE_AUTH_OUTCOME_COUNT; o++) {
+        snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\",outcome=\"%s\"", e->cfg.edge_id,
+                 e->cfg.site, edge_auth_outcome_names[o]);
+        sd_metrics_sample(&m, "sipdrain_edge_register_auth_total", labels,
+                          (double)e->auth_outcomes[o]);
+    }
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
     sd_metrics_family(&m, "sipdrain_edge_invites_rejected_total", "counter",
                       "new INVITEs refused while draining, by SIP status");
     for (int code = 300; code < 700; code++) {

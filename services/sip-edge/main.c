@@ -52,6 +52,9 @@ struct sip_edge_cfg {
     char *topic_prefix;
     long sip_t1_ms;
     bool allow_contact_names;
+    char *realm;
+    long nonce_lifetime_s;
+    long max_contacts;
     int log_level;
 };
 
@@ -90,6 +93,14 @@ static const struct sd_cfg_item cfg_items[] = {
      false,
      "accept host names (not only IP addresses) in phones' and callers' Contact and"
      " Record-Route; a risk: the edge then resolves names that the network sent it"},
+    {"SIPDRAIN_SIP_REALM", SD_CFG_STRING, F(realm), 0, 0, NULL, "sipdrain", false,
+     "the digest realm of REGISTER challenges; the same at every edge of both sites (the"
+     " credentials set with sipdrain-passwd are per realm)"},
+    {"SIPDRAIN_SIP_NONCE_LIFETIME", SD_CFG_INT, F(nonce_lifetime_s), 10, 3600, NULL, "300", false,
+     "seconds a REGISTER challenge's nonce is good for; then the phone gets stale=true"},
+    {"SIPDRAIN_SIP_MAX_CONTACTS", SD_CFG_INT, F(max_contacts), 1, 10, NULL, "1", false,
+     "live contacts kept per DN; a new one replaces the oldest (a phone that restarted on"
+     " another port)"},
     {"SIPDRAIN_TOPIC_PREFIX", SD_CFG_STRING, F(topic_prefix), 0, 0, NULL, NULL, false,
      "prefix of every topic and consumer group name; default: none"},
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, F(log_level), 0, 0, "debug|info|warn|error", "info", false,
@@ -129,6 +140,9 @@ static void check_config(const struct sip_edge_cfg *c)
         die_config("SIPDRAIN_OUTBOUND_PROXY", "must be a bare sip: URI (no <>, quotes or spaces)");
     if (c->http_addr != NULL && !sd_http_addr_valid(c->http_addr))
         die_config("SIPDRAIN_HTTP_ADDR", "must be host:port, e.g. 0.0.0.0:8080");
+    if (c->realm[0] == '\0' || strlen(c->realm) > 128 || strpbrk(c->realm, "\"\\\r\n") != NULL)
+        die_config("SIPDRAIN_SIP_REALM",
+                   "must be 1-128 characters, without quotes, backslashes or line ends");
     if (c->reject_code >= 300 && c->reject_code <= 302 && c->peer_site_uri == NULL)
         die_config("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE",
                    "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
@@ -212,11 +226,14 @@ int main(int argc, char **argv)
             .http = http,
             .sip_t1_ms = (int)c.sip_t1_ms,
             .allow_contact_names = c.allow_contact_names,
+            .realm = c.realm,
+            .nonce_lifetime_s = (int)c.nonce_lifetime_s,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
             .hold = held ? &hold : NULL,
         };
-        struct edge_bus_config bc = {c.pg_dsn, c.brokers, c.edge_id, c.site, source};
+        struct edge_bus_config bc = {c.pg_dsn, c.brokers, c.edge_id,          c.site,
+                                     source,   c.realm,   (int)c.max_contacts};
 
         sip = edge_sip_new(&sc, to_bus, to_sip, &err);
         if (sip == NULL)
