@@ -7,9 +7,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#define NONCE_MAC_HEX   32 /* 128 bits of the HMAC */
-#define NONCE_FUTURE_S  5  /* a nonce "issued" later than now by more: not ours */
-#define NONCE_ISSUE_HEX 16
+#define NONCE_MAC_HEX    32 /* 128 bits of the HMAC */
+#define NONCE_FUTURE_S   5  /* a nonce "issued" later than now by more: not ours */
+#define NONCE_ISSUE_HEX  16
+#define NONCE_SERIAL_HEX 8
+#define NONCE_HEAD_HEX   (NONCE_ISSUE_HEX + NONCE_SERIAL_HEX)
 
 static const char *const alg_names[EDGE_AUTH_ALG_COUNT] = {"MD5", "SHA-256"};
 
@@ -31,6 +33,34 @@ int edge_auth_alg_parse(const char *s, enum edge_auth_alg *alg)
         }
     }
     return -1;
+}
+
+int edge_auth_algs_parse(const char *list, enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT], int *n)
+{
+    char name[16];
+    enum edge_auth_alg alg;
+
+    *n = 0;
+    for (const char *p = list != NULL ? list : ""; *p != '\0';) {
+        size_t len;
+        p += strspn(p, ", ");
+        len = strcspn(p, ", ");
+        if (len == 0)
+            break;
+        if (len >= sizeof(name) || *n == EDGE_AUTH_ALG_COUNT)
+            return -1;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if (edge_auth_alg_parse(name, &alg) < 0)
+            return -1;
+        for (int i = 0; i < *n; i++) {
+            if (algs[i] == alg)
+                return -1;
+        }
+        algs[(*n)++] = alg;
+        p += len;
+    }
+    return *n > 0 ? 0 : -1;
 }
 
 static void to_hex(const unsigned char *b, size_t n, char *out)
@@ -103,15 +133,18 @@ bool edge_auth_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-/* The MAC part of a nonce issued at issued_s (hex, NONCE_MAC_HEX). */
+/* The MAC part of a nonce issued at issued_s with serial (hex,
+ * NONCE_MAC_HEX). */
 static void nonce_mac(const unsigned char secret[EDGE_AUTH_SECRET_LEN], int64_t issued_s,
-                      char out[NONCE_MAC_HEX + 1])
+                      uint32_t serial, char out[NONCE_MAC_HEX + 1])
 {
-    unsigned char msg[8], md[EVP_MAX_MD_SIZE];
+    unsigned char msg[12], md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
 
     for (int i = 0; i < 8; i++)
         msg[i] = (unsigned char)((uint64_t)issued_s >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        msg[8 + i] = (unsigned char)(serial >> (24 - 8 * i));
     if (HMAC(EVP_sha256(), secret, EDGE_AUTH_SECRET_LEN, msg, sizeof(msg), md, &len) == NULL ||
         len < NONCE_MAC_HEX / 2) {
         memset(out, 'x', NONCE_MAC_HEX); /* matches no hex digit: no nonce passes */
@@ -121,13 +154,14 @@ static void nonce_mac(const unsigned char secret[EDGE_AUTH_SECRET_LEN], int64_t 
     to_hex(md, NONCE_MAC_HEX / 2, out);
 }
 
-void edge_auth_nonce(const unsigned char secret[EDGE_AUTH_SECRET_LEN], int64_t now_s,
-                     char out[EDGE_AUTH_NONCE_MAX])
+void edge_auth_nonce(struct edge_auth *a, int64_t now_s, char out[EDGE_AUTH_NONCE_MAX])
 {
     char mac[NONCE_MAC_HEX + 1];
+    uint32_t serial = ++a->serial;
 
-    nonce_mac(secret, now_s, mac);
-    snprintf(out, EDGE_AUTH_NONCE_MAX, "%016llx.%s", (unsigned long long)now_s, mac);
+    nonce_mac(a->secret, now_s, serial, mac);
+    snprintf(out, EDGE_AUTH_NONCE_MAX, "%016llx%08lx.%s", (unsigned long long)now_s,
+             (unsigned long)serial, mac);
 }
 
 const char *edge_nonce_verdict_name(enum edge_nonce_verdict v)
@@ -199,16 +233,17 @@ enum edge_nonce_verdict edge_auth_check(struct edge_auth *a, const char *nonce, 
                                         int64_t now_s)
 {
     char mac[NONCE_MAC_HEX + 1];
-    int64_t issued, count;
+    int64_t issued, serial, count;
 
-    if (nonce == NULL || strlen(nonce) != NONCE_ISSUE_HEX + 1 + NONCE_MAC_HEX ||
-        nonce[NONCE_ISSUE_HEX] != '.')
+    if (nonce == NULL || strlen(nonce) != NONCE_HEAD_HEX + 1 + NONCE_MAC_HEX ||
+        nonce[NONCE_HEAD_HEX] != '.')
         return EDGE_NONCE_BAD;
     issued = hex_value(nonce, NONCE_ISSUE_HEX);
-    if (issued < 0)
+    serial = hex_value(nonce + NONCE_ISSUE_HEX, NONCE_SERIAL_HEX);
+    if (issued < 0 || serial < 0)
         return EDGE_NONCE_BAD;
-    nonce_mac(a->secret, issued, mac);
-    if (!edge_auth_equal(mac, nonce + NONCE_ISSUE_HEX + 1) || issued > now_s + NONCE_FUTURE_S)
+    nonce_mac(a->secret, issued, (uint32_t)serial, mac);
+    if (!edge_auth_equal(mac, nonce + NONCE_HEAD_HEX + 1) || issued > now_s + NONCE_FUTURE_S)
         return EDGE_NONCE_BAD;
     if (nc == NULL || strlen(nc) != 8 || (count = hex_value(nc, 8)) <= 0)
         return EDGE_NONCE_BAD;

@@ -7,10 +7,13 @@
  * phone's credentials are (HA1 per realm and algorithm) lives in PostgreSQL
  * (table sip_credentials); the response is checked where the HA1 is read.
  *
- * A nonce is "<issued, 16 hex>.<HMAC-SHA-256(secret, issued), 32 hex>":
- * an edge can tell its own nonces and their age without keeping one byte
- * per challenge (a REGISTER flood gets challenges, never state). A nonce
- * is remembered only once a phone answers with it, with the highest nonce
+ * A nonce is "<issued, 16 hex><serial, 8 hex>.<HMAC-SHA-256(secret,
+ * issued and serial), 32 hex>": an edge can tell its own nonces and their
+ * age without keeping one byte per challenge (a REGISTER flood gets
+ * challenges, never state), and no two challenges carry the same nonce
+ * (two phones challenged within one second would otherwise share one, and
+ * the second one's first count would look like a replay). A nonce is
+ * remembered only once a phone answers with it, with the highest nonce
  * count seen: a count that does not rise is a replay.
  */
 #ifndef SIPDRAIN_EDGE_AUTH_H
@@ -22,8 +25,10 @@
 
 enum edge_auth_alg { EDGE_AUTH_MD5, EDGE_AUTH_SHA256, EDGE_AUTH_ALG_COUNT };
 
+struct edge_auth;
+
 #define EDGE_AUTH_HEX_MAX    65 /* a SHA-256 digest in hex, and its NUL */
-#define EDGE_AUTH_NONCE_MAX  50 /* 16 + 1 + 32 hex, and its NUL */
+#define EDGE_AUTH_NONCE_MAX  58 /* 16 + 8 + 1 + 32 hex, and its NUL */
 #define EDGE_AUTH_SECRET_LEN 32
 #define EDGE_AUTH_SEEN_MAX   8192 /* nonces answered within their lifetime */
 
@@ -32,6 +37,11 @@ const char *edge_auth_alg_name(enum edge_auth_alg alg);
 /* The algorithm parameter of an Authorization (absent: MD5, RFC 2617);
  * -1 for anything else (the "-sess" variants included). */
 int edge_auth_alg_parse(const char *s, enum edge_auth_alg *alg);
+
+/* A list such as "SHA-256,MD5" (SIPDRAIN_SIP_AUTH_ALGORITHMS): the
+ * algorithms challenges offer, in that order. 0 with *n set; -1 for an
+ * empty list, an unknown name or one named twice. */
+int edge_auth_algs_parse(const char *list, enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT], int *n);
 
 /* HA1 = H(username ":" realm ":" password), lowercase hex. */
 void edge_auth_ha1(enum edge_auth_alg alg, const char *user, const char *realm,
@@ -45,9 +55,8 @@ void edge_auth_response(enum edge_auth_alg alg, const char *ha1, const char *non
  * differ; false when their lengths differ. */
 bool edge_auth_equal(const char *a, const char *b);
 
-/* A new nonce, issued at now_s. */
-void edge_auth_nonce(const unsigned char secret[EDGE_AUTH_SECRET_LEN], int64_t now_s,
-                     char out[EDGE_AUTH_NONCE_MAX]);
+/* A new nonce, issued at now_s (the next serial number of a's). */
+void edge_auth_nonce(struct edge_auth *a, int64_t now_s, char out[EDGE_AUTH_NONCE_MAX]);
 
 enum edge_nonce_verdict {
     EDGE_NONCE_OK,    /* ours, within its lifetime, count rising */
@@ -69,6 +78,7 @@ struct edge_auth_seen {
 struct edge_auth {
     unsigned char secret[EDGE_AUTH_SECRET_LEN];
     int lifetime_s;
+    uint32_t serial;          /* of the last nonce made */
     int64_t forgotten_upto_s; /* nonces issued at or before this are stale unless seen */
     struct edge_auth_seen seen[EDGE_AUTH_SEEN_MAX];
 };

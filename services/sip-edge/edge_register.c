@@ -70,22 +70,33 @@ static void count_auth(struct edge_sip *e, enum edge_auth_outcome o)
     e->auth_outcomes[o]++;
 }
 
-/* 401 with a fresh nonce, SHA-256 first (RFC 8760 §2.4: in order of
- * preference), then MD5 for phones that know no better. */
+/* 401 with a fresh nonce, one challenge per algorithm offered, in the
+ * order configured (RFC 8760 §2.4: the most preferred first; by default
+ * SHA-256, then MD5 for phones that know no better). */
 static void challenge(struct edge_sip *e, nua_handle_t *nh, bool stale)
 {
-    char nonce[EDGE_AUTH_NONCE_MAX], sha[512], md5[512];
+    char nonce[EDGE_AUTH_NONCE_MAX], ch[EDGE_AUTH_ALG_COUNT][512];
 
-    edge_auth_nonce(e->auth.secret, sd_wall_ms() / 1000, nonce);
-    snprintf(sha, sizeof(sha),
-             "Digest realm=\"%s\", nonce=\"%s\", algorithm=SHA-256, qop=\"auth\"%s", e->cfg.realm,
-             nonce, stale ? ", stale=true" : "");
-    snprintf(md5, sizeof(md5), "Digest realm=\"%s\", nonce=\"%s\", algorithm=MD5, qop=\"auth\"%s",
-             e->cfg.realm, nonce, stale ? ", stale=true" : "");
+    edge_auth_nonce(&e->auth, sd_wall_ms() / 1000, nonce);
+    for (int i = 0; i < EDGE_AUTH_ALG_COUNT; i++)
+        snprintf(ch[i], sizeof(ch[i]),
+                 "Digest realm=\"%s\", nonce=\"%s\", algorithm=%s, qop=\"auth\"%s", e->cfg.realm,
+                 nonce, edge_auth_alg_name(e->cfg.algs[i < e->cfg.n_algs ? i : 0]),
+                 stale ? ", stale=true" : "");
     count_auth(e, stale ? EDGE_AUTH_STALE : EDGE_AUTH_CHALLENGED);
-    nua_respond(nh, SIP_401_UNAUTHORIZED, NUTAG_WITH_THIS(e->nua), SIPTAG_WWW_AUTHENTICATE_STR(sha),
-                SIPTAG_WWW_AUTHENTICATE_STR(md5), TAG_END());
+    nua_respond(nh, SIP_401_UNAUTHORIZED, NUTAG_WITH_THIS(e->nua),
+                SIPTAG_WWW_AUTHENTICATE_STR(ch[0]),
+                TAG_IF(e->cfg.n_algs > 1, SIPTAG_WWW_AUTHENTICATE_STR(ch[1])), TAG_END());
     nua_handle_destroy(nh);
+}
+
+static bool offered(const struct edge_sip *e, enum edge_auth_alg alg)
+{
+    for (int i = 0; i < e->cfg.n_algs; i++) {
+        if (e->cfg.algs[i] == alg)
+            return true;
+    }
+    return false;
 }
 
 /* The Digest credentials for our realm, or NULL. */
@@ -127,9 +138,10 @@ static bool authenticate(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip,
         auth_param(au, "qop", qop, sizeof(qop)) < 0 || strcasecmp(qop, "auth") != 0 ||
         auth_param(au, "nc", nc, sizeof(nc)) < 0 ||
         auth_param(au, "cnonce", cnonce, sizeof(cnonce)) < 0 ||
-        edge_auth_alg_parse(alg_text[0] ? alg_text : NULL, &alg) < 0) {
+        edge_auth_alg_parse(alg_text[0] ? alg_text : NULL, &alg) < 0 || !offered(e, alg)) {
         /* qop=auth is required (RFC 2069's digest without it has no
-         * nonce count: no replay check) */
+         * nonce count: no replay check); an algorithm not offered is
+         * refused like any other malformed answer */
         sd_log_info("REGISTER credentials malformed: challenged again", "dn=%s from=%s", dn, from);
         count_auth(e, EDGE_AUTH_MALFORMED);
         challenge(e, nh, false);

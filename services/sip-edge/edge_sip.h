@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "edge_auth.h"
 #include "edge_fsm.h"
 #include "edge_queue.h"
 #include "sipdrain/err.h"
@@ -27,6 +28,9 @@ struct edge_sip_config {
     int sip_t1_ms;              /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
     bool allow_contact_names; /* SIPDRAIN_ALLOW_CONTACT_NAMES: host names in Contact/Record-Route */
     const char *realm;        /* SIPDRAIN_SIP_REALM: the digest realm of REGISTER challenges */
+    /* SIPDRAIN_SIP_AUTH_ALGORITHMS: what challenges offer, in this order */
+    enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT];
+    int n_algs;
     int nonce_lifetime_s;     /* SIPDRAIN_SIP_NONCE_LIFETIME: then stale=true */
     struct edge_config drain; /* reject code, BYE timeout, Retry-After */
     /* The drain that holds this edge at start-up (its site or itself stays

@@ -53,6 +53,7 @@ struct sip_edge_cfg {
     long sip_t1_ms;
     bool allow_contact_names;
     char *realm;
+    char *auth_algorithms;
     long nonce_lifetime_s;
     long max_contacts;
     int log_level;
@@ -96,6 +97,11 @@ static const struct sd_cfg_item cfg_items[] = {
     {"SIPDRAIN_SIP_REALM", SD_CFG_STRING, F(realm), 0, 0, NULL, "sipdrain", false,
      "the digest realm of REGISTER challenges; the same at every edge of both sites (the"
      " credentials set with sipdrain-passwd are per realm)"},
+    {"SIPDRAIN_SIP_AUTH_ALGORITHMS", SD_CFG_STRING, F(auth_algorithms), 0, 0, NULL, "SHA-256,MD5",
+     false,
+     "digest algorithms REGISTER challenges offer, most preferred first (RFC 8760): SHA-256,"
+     " MD5 or both; MD5 alone for phones that fail on a SHA-256 challenge instead of skipping"
+     " it (baresip 1.0 and SIPp 3.6, Debian 12's)"},
     {"SIPDRAIN_SIP_NONCE_LIFETIME", SD_CFG_INT, F(nonce_lifetime_s), 10, 3600, NULL, "300", false,
      "seconds a REGISTER challenge's nonce is good for; then the phone gets stale=true"},
     {"SIPDRAIN_SIP_MAX_CONTACTS", SD_CFG_INT, F(max_contacts), 1, 10, NULL, "1", false,
@@ -127,8 +133,11 @@ static void die_config(const char *name, const char *what)
 }
 
 /* Checks what the table cannot: ids, URIs, the redirect's target. */
-static void check_config(const struct sip_edge_cfg *c)
+static void check_config(const struct sip_edge_cfg *c, enum edge_auth_alg *algs, int *n_algs)
 {
+    if (edge_auth_algs_parse(c->auth_algorithms, algs, n_algs) < 0)
+        die_config("SIPDRAIN_SIP_AUTH_ALGORITHMS",
+                   "must name SHA-256, MD5 or both, comma-separated, each once (e.g. SHA-256,MD5)");
     if (strncmp(c->sip_url, "sip:", 4) != 0)
         die_config("SIPDRAIN_SIP_URL", "must be a sip: URL, e.g. sip:127.0.0.1:5060");
     if (c->peer_site_uri != NULL && strncmp(c->peer_site_uri, "sip:", 4) != 0 &&
@@ -176,7 +185,8 @@ int main(int argc, char **argv)
     struct sd_err err = {0};
     struct edge_drain hold;
     char source[SD_EVENT_SOURCE_MAX];
-    int rc = 1, held;
+    enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT];
+    int rc = 1, held, n_algs = 0;
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         usage();
@@ -188,7 +198,7 @@ int main(int argc, char **argv)
     }
     memset(&c, 0, sizeof(c));
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &c);
-    check_config(&c);
+    check_config(&c, algs, &n_algs);
     /* the edge id, by default the host name (one edge per container or
      * pod); the topic prefix, the log, the outbox owner */
     sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,
@@ -227,6 +237,7 @@ int main(int argc, char **argv)
             .sip_t1_ms = (int)c.sip_t1_ms,
             .allow_contact_names = c.allow_contact_names,
             .realm = c.realm,
+            .n_algs = n_algs,
             .nonce_lifetime_s = (int)c.nonce_lifetime_s,
             .source = source,
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
@@ -235,6 +246,7 @@ int main(int argc, char **argv)
         struct edge_bus_config bc = {c.pg_dsn, c.brokers, c.edge_id,          c.site,
                                      source,   c.realm,   (int)c.max_contacts};
 
+        memcpy(sc.algs, algs, sizeof(sc.algs));
         sip = edge_sip_new(&sc, to_bus, to_sip, &err);
         if (sip == NULL)
             goto out;

@@ -10,7 +10,8 @@
 
 static const unsigned char secret[EDGE_AUTH_SECRET_LEN] = "0123456789abcdef0123456789abcde";
 static const unsigned char other_secret[EDGE_AUTH_SECRET_LEN] = "another secret of 32 bytes.....";
-static struct edge_auth auth; /* ~0.5 MB: not on the stack */
+static struct edge_auth auth;  /* ~0.5 MB: not on the stack */
+static struct edge_auth other; /* another edge (or this one after a restart) */
 
 /* RFC 2617 §3.5 (MD5, qop=auth), as every digest implementation checks it. */
 Test(edge_auth, md5_response_is_rfc_2617s_example)
@@ -66,8 +67,8 @@ Test(edge_auth, a_nonce_of_ours_passes_once_per_count_and_a_replay_is_stale)
     char nonce[EDGE_AUTH_NONCE_MAX];
 
     edge_auth_init(&auth, secret, 300);
-    edge_auth_nonce(secret, 1000, nonce);
-    cr_assert_eq(strlen(nonce), 49, "nonce %s", nonce);
+    edge_auth_nonce(&auth, 1000, nonce);
+    cr_assert_eq(strlen(nonce), 57, "nonce %s", nonce);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000001", 1001), EDGE_NONCE_OK);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000001", 1002), EDGE_NONCE_STALE,
                  "the same count again is a replay");
@@ -84,7 +85,7 @@ Test(edge_auth, a_nonce_past_its_lifetime_is_stale)
     char nonce[EDGE_AUTH_NONCE_MAX];
 
     edge_auth_init(&auth, secret, 300);
-    edge_auth_nonce(secret, 1000, nonce);
+    edge_auth_nonce(&auth, 1000, nonce);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000001", 1300), EDGE_NONCE_OK);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000002", 1301), EDGE_NONCE_STALE);
 }
@@ -94,15 +95,19 @@ Test(edge_auth, a_nonce_not_made_with_the_secret_is_bad)
     char nonce[EDGE_AUTH_NONCE_MAX], forged[EDGE_AUTH_NONCE_MAX];
 
     edge_auth_init(&auth, secret, 300);
-    edge_auth_nonce(other_secret, 1000, nonce);
+    edge_auth_init(&other, other_secret, 300);
+    edge_auth_nonce(&other, 1000, nonce);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000001", 1001), EDGE_NONCE_BAD,
                  "another edge's secret (or a restart's)");
-    edge_auth_nonce(secret, 1000, nonce);
+    edge_auth_nonce(&auth, 1000, nonce);
     snprintf(forged, sizeof(forged), "%s", nonce);
     forged[15] = forged[15] == '9' ? '8' : '9'; /* another issue time, the same MAC */
     cr_expect_eq(edge_auth_check(&auth, forged, "00000001", 1001), EDGE_NONCE_BAD);
     snprintf(forged, sizeof(forged), "%s", nonce);
-    forged[48] = forged[48] == '0' ? '1' : '0';
+    forged[23] = forged[23] == '9' ? '8' : '9'; /* another serial, the same MAC */
+    cr_expect_eq(edge_auth_check(&auth, forged, "00000001", 1001), EDGE_NONCE_BAD);
+    snprintf(forged, sizeof(forged), "%s", nonce);
+    forged[56] = forged[56] == '0' ? '1' : '0';
     cr_expect_eq(edge_auth_check(&auth, forged, "00000001", 1001), EDGE_NONCE_BAD);
     cr_expect_eq(edge_auth_check(&auth, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "00000001", 1001),
                  EDGE_NONCE_BAD);
@@ -114,9 +119,9 @@ Test(edge_auth, a_nonce_from_the_future_or_a_bad_count_is_bad)
     char nonce[EDGE_AUTH_NONCE_MAX];
 
     edge_auth_init(&auth, secret, 300);
-    edge_auth_nonce(secret, 2000, nonce);
+    edge_auth_nonce(&auth, 2000, nonce);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000001", 1000), EDGE_NONCE_BAD);
-    edge_auth_nonce(secret, 1000, nonce);
+    edge_auth_nonce(&auth, 1000, nonce);
     cr_expect_eq(edge_auth_check(&auth, nonce, "1", 1001), EDGE_NONCE_BAD);
     cr_expect_eq(edge_auth_check(&auth, nonce, "0000000g", 1001), EDGE_NONCE_BAD);
     cr_expect_eq(edge_auth_check(&auth, nonce, "00000000", 1001), EDGE_NONCE_BAD);
@@ -130,24 +135,59 @@ Test(edge_auth, a_nonce_from_the_future_or_a_bad_count_is_bad)
  * forgotten: a replay after a flood of authentications). */
 Test(edge_auth, a_nonce_pushed_out_of_a_full_table_is_stale_never_new_again)
 {
-    char nonce[EDGE_AUTH_NONCE_MAX], first[EDGE_AUTH_NONCE_MAX];
+    char nonce[EDGE_AUTH_NONCE_MAX], first[EDGE_AUTH_NONCE_MAX], second[EDGE_AUTH_NONCE_MAX];
     int64_t now = 100000;
 
     edge_auth_init(&auth, secret, 100000);
-    edge_auth_nonce(secret, 1, first);
+    edge_auth_nonce(&auth, 1, first);
     cr_assert_eq(edge_auth_check(&auth, first, "00000001", now), EDGE_NONCE_OK);
-    for (int64_t t = 2; t <= EDGE_AUTH_SEEN_MAX; t++) {
-        edge_auth_nonce(secret, t, nonce);
+    edge_auth_nonce(&auth, 2, second);
+    cr_assert_eq(edge_auth_check(&auth, second, "00000001", now), EDGE_NONCE_OK);
+    for (int64_t t = 3; t <= EDGE_AUTH_SEEN_MAX; t++) {
+        edge_auth_nonce(&auth, t, nonce);
         cr_assert_eq(edge_auth_check(&auth, nonce, "00000001", now), EDGE_NONCE_OK, "t=%lld",
                      (long long)t);
     }
     cr_assert_eq(edge_auth_check(&auth, first, "00000002", now), EDGE_NONCE_OK,
                  "still remembered: the table is just full");
-    edge_auth_nonce(secret, EDGE_AUTH_SEEN_MAX + 1, nonce);
+    edge_auth_nonce(&auth, EDGE_AUTH_SEEN_MAX + 1, nonce);
     cr_assert_eq(edge_auth_check(&auth, nonce, "00000001", now), EDGE_NONCE_OK);
     cr_expect_eq(edge_auth_check(&auth, first, "00000003", now), EDGE_NONCE_STALE,
                  "pushed out: a new challenge, not a fresh start");
-    edge_auth_nonce(secret, 2, nonce);
-    cr_expect_eq(edge_auth_check(&auth, nonce, "00000002", now), EDGE_NONCE_OK,
+    cr_expect_eq(edge_auth_check(&auth, second, "00000002", now), EDGE_NONCE_OK,
                  "the others are still remembered");
+    cr_expect_eq(edge_auth_check(&auth, second, "00000002", now), EDGE_NONCE_STALE);
+}
+
+Test(edge_auth, the_offered_algorithms_are_a_list_in_order_without_repeats)
+{
+    enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT];
+    int n = -1;
+
+    cr_assert_eq(edge_auth_algs_parse("SHA-256,MD5", algs, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_expect_eq(algs[0], EDGE_AUTH_SHA256);
+    cr_expect_eq(algs[1], EDGE_AUTH_MD5);
+    cr_assert_eq(edge_auth_algs_parse(" md5 ", algs, &n), 0);
+    cr_expect_eq(n, 1);
+    cr_expect_eq(algs[0], EDGE_AUTH_MD5);
+    cr_expect_eq(edge_auth_algs_parse("", algs, &n), -1);
+    cr_expect_eq(edge_auth_algs_parse(",", algs, &n), -1);
+    cr_expect_eq(edge_auth_algs_parse("MD5,MD5", algs, &n), -1);
+    cr_expect_eq(edge_auth_algs_parse("SHA-256,MD5-sess", algs, &n), -1);
+    cr_expect_eq(edge_auth_algs_parse("SHA-512", algs, &n), -1);
+}
+
+/* Two phones challenged within the same second: two nonces, each good for
+ * its own first count. */
+Test(edge_auth, challenges_within_one_second_get_nonces_of_their_own)
+{
+    char a[EDGE_AUTH_NONCE_MAX], b[EDGE_AUTH_NONCE_MAX];
+
+    edge_auth_init(&auth, secret, 300);
+    edge_auth_nonce(&auth, 1000, a);
+    edge_auth_nonce(&auth, 1000, b);
+    cr_assert_str_neq(a, b);
+    cr_expect_eq(edge_auth_check(&auth, a, "00000001", 1000), EDGE_NONCE_OK);
+    cr_expect_eq(edge_auth_check(&auth, b, "00000001", 1000), EDGE_NONCE_OK);
 }
