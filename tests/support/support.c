@@ -72,6 +72,19 @@ void sdt_db_create(char *dsn, size_t size)
     pg = sd_pg_new(dsn, "sipdrain-test");
     snprintf(dir, sizeof(dir), "%s/schemas/sql", sdt_source_dir());
     cr_assert_geq(sd_pg_migrate(pg, dir, &err), 1, "%s", err.text);
+    /* Every four-digit DN authenticates with SDT_PHONE_PASSWORD (as
+     * sipdrain-passwd would store it: HA1 per algorithm, realm sipdrain);
+     * a DN of another length has no credentials (its REGISTER gets 403). */
+    cr_assert_geq(
+        sd_pg_exec(pg,
+                   "INSERT INTO sip_credentials (dn, realm, algorithm, ha1)"
+                   " SELECT d::text, 'sipdrain', a, CASE a"
+                   " WHEN 'MD5' THEN md5(d || ':sipdrain:" SDT_PHONE_PASSWORD "')"
+                   " ELSE encode(sha256(convert_to(d || ':sipdrain:" SDT_PHONE_PASSWORD
+                   "', 'UTF8')), 'hex') END"
+                   " FROM generate_series(1000, 9999) d, (VALUES ('MD5'), ('SHA-256')) v(a)",
+                   0, NULL, &err),
+        0, "%s", err.text);
     sd_pg_free(pg);
 }
 
@@ -329,6 +342,8 @@ static const char **sipp_argv(const char *scenario, int local_port, int remote_p
     av[n++] = "u1";
     av[n++] = "-s";
     av[n++] = service;
+    av[n++] = "-ap"; /* the password of every test DN (sdt_db_create) */
+    av[n++] = SDT_PHONE_PASSWORD;
     av[n++] = "-timeout";
     av[n++] = "60s";
     av[n++] = "-timeout_error";

@@ -14,6 +14,10 @@
 #include "sipdrain/pg.h"
 
 /* SIPDRAIN_PG_DSN / SIPDRAIN_KAFKA_BROKERS (from tests/scripts/with-stack.sh). */
+/* The SIP password of every four-digit test DN (credentials made by
+ * sdt_db_create; SIPp phones get it as -ap). */
+#define SDT_PHONE_PASSWORD "sipdrain-phone"
+
 const char *sdt_pg_dsn(void);
 const char *sdt_brokers(void);
 const char *sdt_source_dir(void);

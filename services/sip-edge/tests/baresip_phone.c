@@ -101,8 +101,10 @@ static void write_config(const struct baresip *b, const struct baresip_opts *o)
     write_file(b->dir, "config", text);
     if (o->registrar_port > 0)
         snprintf(registrar, sizeof(registrar), ":%d", o->registrar_port);
-    snprintf(account, sizeof(account), "<sip:%s@%s%s>;regint=%d;answermode=%s\n", o->user, reg_host,
-             registrar, o->registrar_port > 0 ? 60 : 0, o->auto_answer ? "auto" : "manual");
+    /* the password of every test DN (sdt_db_create) */
+    snprintf(account, sizeof(account), "<sip:%s@%s%s>;auth_pass=%s;regint=%d;answermode=%s\n",
+             o->user, reg_host, registrar, SDT_PHONE_PASSWORD, o->registrar_port > 0 ? 60 : 0,
+             o->auto_answer ? "auto" : "manual");
     write_file(b->dir, "accounts", account);
     write_file(b->dir, "contacts", ""); /* else baresip writes a template */
 }
