@@ -3,6 +3,8 @@
  *
  *   sipdrain-passwd set DN      the password from stdin (one line), or asked
  *                               twice without echo on a terminal
+ *   sipdrain-passwd import      "DN password" lines from stdin, one
+ *                               transaction (a site's phones at once)
  *   sipdrain-passwd delete DN
  *   sipdrain-passwd list
  *
@@ -127,38 +129,94 @@ static int read_password(char *pw, size_t size)
     return 0;
 }
 
-static int cmd_set(struct sd_pg *pg, const char *realm, const char *dn, const char *password)
+/* Stores dn's HA1s within the caller's transaction. */
+static int store(struct sd_pg *pg, const char *realm, const char *dn, const char *password,
+                 struct sd_err *err)
 {
-    struct sd_err err = {0};
     char ha1[EDGE_AUTH_ALG_COUNT][EDGE_AUTH_HEX_MAX];
+    int rc = 0;
 
     for (int a = 0; a < EDGE_AUTH_ALG_COUNT; a++)
         edge_auth_ha1((enum edge_auth_alg)a, dn, realm, password, ha1[a]);
-    if (sd_pg_begin(pg, &err) < 0)
-        goto fail;
-    for (int a = 0; a < EDGE_AUTH_ALG_COUNT; a++) {
+    for (int a = 0; a < EDGE_AUTH_ALG_COUNT && rc == 0; a++) {
         const char *v[4] = {dn, realm, edge_auth_alg_name((enum edge_auth_alg)a), ha1[a]};
         if (ha1[a][0] == '\0') {
-            sd_err_set(&err, SD_ERR_INTERNAL, "libcrypto could not hash the password");
-            goto fail;
+            sd_err_set(err, SD_ERR_INTERNAL, "libcrypto could not hash the password");
+            rc = -1;
+        } else if (sd_pg_exec(pg,
+                              "INSERT INTO sip_credentials (dn, realm, algorithm, ha1) VALUES ($1,"
+                              " $2, $3, $4) ON CONFLICT (dn, realm, algorithm) DO UPDATE SET"
+                              " ha1 = EXCLUDED.ha1, updated_at = now()",
+                              4, v, err) < 0) {
+            rc = -1;
         }
-        if (sd_pg_exec(pg,
-                       "INSERT INTO sip_credentials (dn, realm, algorithm, ha1) VALUES ($1, $2, $3,"
-                       " $4) ON CONFLICT (dn, realm, algorithm) DO UPDATE SET ha1 = EXCLUDED.ha1,"
-                       " updated_at = now()",
-                       4, v, &err) < 0)
-            goto fail;
     }
-    if (sd_pg_commit(pg, &err) < 0)
-        goto fail;
     memset(ha1, 0, sizeof(ha1));
+    return rc;
+}
+
+static int cmd_set(struct sd_pg *pg, const char *realm, const char *dn, const char *password)
+{
+    struct sd_err err = {0};
+
+    if (sd_pg_begin(pg, &err) < 0 || store(pg, realm, dn, password, &err) < 0 ||
+        sd_pg_commit(pg, &err) < 0) {
+        sd_pg_rollback(pg);
+        fprintf(stderr, "%s: not stored: %s\n", TOOL, err.text);
+        return 1;
+    }
     printf("credentials set: dn %s, realm %s (MD5, SHA-256)\n", dn, realm);
     return 0;
+}
+
+/* "DN password" lines from stdin, all in one transaction. A wrong line
+ * stores nothing and names its number (never its password). */
+static int cmd_import(struct sd_pg *pg, const char *realm)
+{
+    struct sd_err err = {0};
+    char line[DN_MAX + PASSWORD_MAX + 8];
+    int lineno = 0, n = 0, bad = 0;
+
+    if (sd_pg_begin(pg, &err) < 0)
+        goto fail;
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        char *dn, *pw;
+        lineno++;
+        if (strchr(line, '\n') == NULL && !feof(stdin)) {
+            sd_err_set(&err, SD_ERR_INVALID, "line %d is too long", lineno);
+            bad = 1;
+            goto fail;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        dn = line + strspn(line, " \t");
+        if (*dn == '\0' || *dn == '#')
+            continue;
+        pw = dn + strcspn(dn, " \t");
+        if (*pw != '\0')
+            *pw++ = '\0';
+        pw += strspn(pw, " \t");
+        if (!dn_valid(dn) || strlen(pw) < PASSWORD_MIN || strlen(pw) > PASSWORD_MAX) {
+            sd_err_set(&err, SD_ERR_INVALID,
+                       "line %d: want \"DN password\" (DN 1-%d of A-Z a-z 0-9 . _ + -,"
+                       " password %d-%d characters)",
+                       lineno, DN_MAX, PASSWORD_MIN, PASSWORD_MAX);
+            bad = 1;
+            goto fail;
+        }
+        if (store(pg, realm, dn, pw, &err) < 0)
+            goto fail;
+        n++;
+    }
+    memset(line, 0, sizeof(line));
+    if (sd_pg_commit(pg, &err) < 0)
+        goto fail;
+    printf("credentials set: %d DN%s, realm %s (MD5, SHA-256)\n", n, n == 1 ? "" : "s", realm);
+    return 0;
 fail:
-    memset(ha1, 0, sizeof(ha1));
+    memset(line, 0, sizeof(line));
     sd_pg_rollback(pg);
-    fprintf(stderr, "%s: not stored: %s\n", TOOL, err.text);
-    return 1;
+    fprintf(stderr, "%s: nothing stored: %s\n", TOOL, err.text);
+    return bad ? 2 : 1;
 }
 
 static int cmd_delete(struct sd_pg *pg, const char *realm, const char *dn)
@@ -218,7 +276,7 @@ int main(int argc, char **argv)
     sd_cfg_load_or_exit(TOOL, items, N_ITEMS, &cfg);
     sd_log_init(TOOL, NULL, SD_LOG_WARN);
     if (!((!strcmp(cmd, "set") || !strcmp(cmd, "delete")) && argc == 3) &&
-        !(!strcmp(cmd, "list") && argc == 2)) {
+        !((!strcmp(cmd, "list") || !strcmp(cmd, "import")) && argc == 2)) {
         usage(stderr);
         goto out;
     }
@@ -243,6 +301,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "set"))
         rc = cmd_set(pg, cfg.realm, argv[2], password);
+    else if (!strcmp(cmd, "import"))
+        rc = cmd_import(pg, cfg.realm);
     else if (!strcmp(cmd, "delete"))
         rc = cmd_delete(pg, cfg.realm, argv[2]);
     else

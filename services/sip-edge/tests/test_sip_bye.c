@@ -88,6 +88,8 @@ static void peer_start(struct peer *s, const char *scenario, int remote_port, co
     av[n++] = "u1";
     av[n++] = "-s";
     av[n++] = dn;
+    av[n++] = "-ap"; /* the password of every test DN (sdt_db_create) */
+    av[n++] = SDT_PHONE_PASSWORD;
     av[n++] = "-timeout";
     av[n++] = s->tmo_s;
     av[n++] = "-timeout_error";

@@ -1,0 +1,394 @@
+/* test_sip_auth.c - agent phones authenticate (issue #14, point 1), against
+ * a real sip-edge, PostgreSQL and Kafka. A phone here is a UDP socket of
+ * the test's: it sends the REGISTERs, reads every answer whole and checks
+ * its headers itself (the challenges' order, stale=true), and can replay a
+ * request byte for byte, which SIPp cannot. Its digest responses come from
+ * edge_auth (checked against RFC 2617's and RFC 7616's own examples in
+ * test_edge_auth); SIPp phones (MD5) and baresip use the same edge in the
+ * other suites. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "edge_auth.h"
+#include "edge_harness.h"
+#include "support.h"
+
+/* Every test runs its edge with the default offer (SHA-256, then MD5)
+ * unless it says otherwise. */
+static const char *const default_algs[] = {"SIPDRAIN_SIP_AUTH_ALGORITHMS=SHA-256,MD5", NULL};
+
+struct phone {
+    int fd, port, edge_port;
+    struct sockaddr_in edge;
+    char dn[16];
+    char call_id[64];
+    int cseq;
+    char last[4096]; /* the last message received */
+};
+
+static void phone_open(struct phone *ph, const struct edge_proc *p, const char *dn)
+{
+    struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(me);
+    struct timeval tv = {3, 0};
+
+    memset(ph, 0, sizeof(*ph));
+    ph->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    cr_assert_eq(bind(ph->fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    getsockname(ph->fd, (struct sockaddr *)&me, &len);
+    setsockopt(ph->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ph->port = ntohs(me.sin_port);
+    ph->edge_port = p->port;
+    ph->edge.sin_family = AF_INET;
+    ph->edge.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ph->edge.sin_port = htons((uint16_t)p->port);
+    snprintf(ph->dn, sizeof(ph->dn), "%s", dn);
+    snprintf(ph->call_id, sizeof(ph->call_id), "auth-%s-%d", dn, ph->port);
+}
+
+/* Sends text as it is; returns the status of the next response (its
+ * text in ph->last), 0 when none came within 3 s. */
+static int phone_send_raw(struct phone *ph, const char *text)
+{
+    ssize_t n;
+
+    sendto(ph->fd, text, strlen(text), 0, (struct sockaddr *)&ph->edge, sizeof(ph->edge));
+    for (;;) {
+        n = recv(ph->fd, ph->last, sizeof(ph->last) - 1, 0);
+        if (n <= 0) {
+            ph->last[0] = '\0';
+            return 0;
+        }
+        ph->last[n] = '\0';
+        if (strncmp(ph->last, "SIP/2.0 ", 8) == 0 && atoi(ph->last + 8) >= 200)
+            return atoi(ph->last + 8);
+    }
+}
+
+/* A REGISTER of ph's DN (From/To) for contact_port, with authz (a whole
+ * "Authorization: ...\r\n" line, or "") and Expires; written to out. */
+static void register_text(struct phone *ph, int contact_port, const char *authz, int expires,
+                          char *out, size_t size)
+{
+    ph->cseq++;
+    snprintf(out, size,
+             "REGISTER sip:127.0.0.1:%d SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%s-%d;rport\r\n"
+             "From: <sip:%s@127.0.0.1:%d>;tag=ph%d\r\nTo: <sip:%s@127.0.0.1:%d>\r\n"
+             "Call-ID: %s\r\nCSeq: %d REGISTER\r\nContact: <sip:%s@127.0.0.1:%d>\r\n"
+             "%sExpires: %d\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+             ph->edge_port, ph->port, ph->call_id, ph->cseq, ph->dn, ph->edge_port, ph->port,
+             ph->dn, ph->edge_port, ph->call_id, ph->cseq, ph->dn, contact_port, authz, expires);
+}
+
+/* The value of a parameter of the challenge for alg in ph->last ("" if
+ * none). */
+static void challenge_param(const struct phone *ph, const char *alg, const char *name, char *out,
+                            size_t size)
+{
+    char want[32];
+    const char *h = ph->last, *end, *v;
+
+    out[0] = '\0';
+    snprintf(want, sizeof(want), "algorithm=%s,", alg);
+    while ((h = strstr(h, "\r\nWWW-Authenticate:")) != NULL) {
+        h += 2;
+        end = strstr(h, "\r\n");
+        char line[1024];
+        snprintf(line, sizeof(line), "%.*s", (int)(end - h), h);
+        if (strstr(line, want) == NULL)
+            continue;
+        snprintf(want, sizeof(want), "%s=", name);
+        v = strstr(line, want);
+        if (v == NULL)
+            return;
+        v += strlen(want);
+        if (*v == '"')
+            snprintf(out, size, "%.*s", (int)strcspn(v + 1, "\""), v + 1);
+        else
+            snprintf(out, size, "%.*s", (int)strcspn(v, ", "), v);
+        return;
+    }
+}
+
+/* The Authorization line answering ph->last's challenge for alg with
+ * password, nonce count nc, as user. */
+static void answer(const struct phone *ph, enum edge_auth_alg alg, const char *user,
+                   const char *password, const char *nc, char *out, size_t size)
+{
+    char nonce[128], realm[64], uri[64], ha1[EDGE_AUTH_HEX_MAX], resp[EDGE_AUTH_HEX_MAX];
+
+    challenge_param(ph, edge_auth_alg_name(alg), "nonce", nonce, sizeof(nonce));
+    challenge_param(ph, edge_auth_alg_name(alg), "realm", realm, sizeof(realm));
+    cr_assert_neq(nonce[0], '\0', "no %s challenge in: %s", edge_auth_alg_name(alg), ph->last);
+    snprintf(uri, sizeof(uri), "sip:127.0.0.1:%d", ph->edge_port);
+    edge_auth_ha1(alg, user, realm, password, ha1);
+    edge_auth_response(alg, ha1, nonce, nc, "0a4f113b", "REGISTER", uri, resp);
+    snprintf(out, size,
+             "Authorization: Digest username=\"%s\", realm=\"%s\", nonce=\"%s\", uri=\"%s\","
+             " response=\"%s\", algorithm=%s, qop=auth, nc=%s, cnonce=\"0a4f113b\"\r\n",
+             user, realm, nonce, uri, resp, edge_auth_alg_name(alg), nc);
+}
+
+static long rows(struct edge_env *e, const char *dn)
+{
+    char sql[160];
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM registrations WHERE dn = '%s'", dn);
+    return sdt_pg_scalar(e->dsn, sql);
+}
+
+/* REGISTER without credentials, then with: the whole exchange. Returns the
+ * final status; the challenge stays in ch (a copy of ph->last). */
+static int register_with(struct phone *ph, enum edge_auth_alg alg, const char *password,
+                         int expires, char *ch, size_t ch_size)
+{
+    char msg[4096], authz[1024];
+
+    register_text(ph, ph->port, "", expires, msg, sizeof(msg));
+    cr_assert_eq(phone_send_raw(ph, msg), 401, "a REGISTER without credentials: %s", ph->last);
+    if (ch != NULL)
+        snprintf(ch, ch_size, "%s", ph->last);
+    answer(ph, alg, ph->dn, password, "00000001", authz, sizeof(authz));
+    register_text(ph, ph->port, authz, expires, msg, sizeof(msg));
+    return phone_send_raw(ph, msg);
+}
+
+/* The 401: one challenge per algorithm, SHA-256 first (RFC 8760), the
+ * realm, qop="auth", a nonce; nothing stored. */
+Test(sip_auth, a_register_without_credentials_is_challenged_sha256_first_and_stores_nothing,
+     .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone ph;
+    char msg[2048];
+    const char *sha, *md5;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", default_algs);
+    phone_open(&ph, &p, "2001");
+    register_text(&ph, ph.port, "", 3600, msg, sizeof(msg));
+    cr_assert_eq(phone_send_raw(&ph, msg), 401, "%s", ph.last);
+    sha = strstr(ph.last, "\r\nWWW-Authenticate: Digest realm=\"sipdrain\", nonce=\"");
+    cr_assert_not_null(sha, "%s", ph.last);
+    cr_expect_not_null(strstr(sha, "algorithm=SHA-256, qop=\"auth\"\r\n"), "%s", ph.last);
+    md5 = strstr(sha + 2, "\r\nWWW-Authenticate: Digest realm=\"sipdrain\", nonce=\"");
+    cr_assert_not_null(md5, "only one challenge: %s", ph.last);
+    cr_expect_not_null(strstr(md5, "algorithm=MD5, qop=\"auth\"\r\n"), "%s", ph.last);
+    cr_expect_lt(strstr(ph.last, "SHA-256"), strstr(ph.last, "algorithm=MD5"),
+                 "SHA-256 must come first: %s", ph.last);
+    cr_expect_eq(rows(&e, "2001"), 0);
+    close(ph.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* SHA-256 and MD5 both register; the registrations row is the phone's. */
+Test(sip_auth, sha256_and_md5_credentials_both_register, .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone a, b;
+    char sql[200];
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", default_algs);
+    phone_open(&a, &p, "2001");
+    cr_expect_eq(register_with(&a, EDGE_AUTH_SHA256, SDT_PHONE_PASSWORD, 3600, NULL, 0), 200,
+                 "SHA-256: %s", a.last);
+    phone_open(&b, &p, "2002");
+    cr_expect_eq(register_with(&b, EDGE_AUTH_MD5, SDT_PHONE_PASSWORD, 3600, NULL, 0), 200,
+                 "MD5: %s", b.last);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM registrations WHERE dn = '2001' AND contact ="
+             " 'sip:2001@127.0.0.1:%d' AND edge_id = 'edge-2a'",
+             a.port);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 1);
+    cr_expect_eq(rows(&e, "2002"), 1);
+    close(a.fd);
+    close(b.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* A wrong password and a DN without credentials: 403, nothing stored, and
+ * the same answer for both (a prober learns nothing of which DNs exist). */
+Test(sip_auth, a_wrong_password_and_an_unprovisioned_dn_get_403_and_store_nothing, .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone a, b;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", default_algs);
+    phone_open(&a, &p, "2001");
+    cr_expect_eq(register_with(&a, EDGE_AUTH_SHA256, "not-the-password", 3600, NULL, 0), 403, "%s",
+                 a.last);
+    phone_open(&b, &p, "20001"); /* five digits: no credentials (sdt_db_create) */
+    cr_expect_eq(register_with(&b, EDGE_AUTH_SHA256, SDT_PHONE_PASSWORD, 3600, NULL, 0), 403, "%s",
+                 b.last);
+    cr_expect_eq(rows(&e, "2001"), 0);
+    cr_expect_eq(rows(&e, "20001"), 0);
+    cr_expect(sdt_file_has(p.log, "why=bad_password"), "%s", p.log);
+    cr_expect(sdt_file_has(p.log, "why=no_credentials"), "%s", p.log);
+    close(a.fd);
+    close(b.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* An Authorization sent again as it was (captured on the wire): a new
+ * challenge with stale=true, not a registration. The same nonce with a
+ * higher count and a fresh response still works (a phone's refresh). */
+Test(sip_auth, a_replayed_authorization_gets_a_new_challenge_with_stale_true, .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone ph;
+    char ch[4096], msg[4096], authz[1024], stale[16], other_nonce[128];
+    char sql[200];
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", default_algs);
+    phone_open(&ph, &p, "2001");
+    cr_assert_eq(register_with(&ph, EDGE_AUTH_SHA256, SDT_PHONE_PASSWORD, 3600, ch, sizeof(ch)),
+                 200, "%s", ph.last);
+    snprintf(ph.last, sizeof(ph.last), "%s", ch);
+    answer(&ph, EDGE_AUTH_SHA256, "2001", SDT_PHONE_PASSWORD, "00000001", authz, sizeof(authz));
+    /* the attacker's copy: the same credentials, its own contact */
+    ph.cseq = 100;
+    register_text(&ph, 40000, authz, 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&ph, msg), 401, "a replay must not register: %s", ph.last);
+    challenge_param(&ph, "SHA-256", "stale", stale, sizeof(stale));
+    cr_expect_str_eq(stale, "true", "%s", ph.last);
+    challenge_param(&ph, "SHA-256", "nonce", other_nonce, sizeof(other_nonce));
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM registrations WHERE dn = '2001' AND contact LIKE '%%:40000'");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 0, "the replayed contact was stored");
+    /* the phone's own refresh: the old nonce, count 2 */
+    snprintf(ph.last, sizeof(ph.last), "%s", ch);
+    answer(&ph, EDGE_AUTH_SHA256, "2001", SDT_PHONE_PASSWORD, "00000002", authz, sizeof(authz));
+    register_text(&ph, ph.port, authz, 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&ph, msg), 200, "nc=2: %s", ph.last);
+    close(ph.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* The attack of issue #14: someone else registers the agent's DN (no
+ * credentials, or a guessed password), or removes its contact (Expires:
+ * 0); every one is refused, and the row stays the real phone's. */
+Test(sip_auth, a_hijacking_register_and_a_foreign_deregistration_are_refused, .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone real, attacker;
+    char msg[4096], authz[1024], sql[200];
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", default_algs);
+    phone_open(&real, &p, "2001");
+    cr_assert_eq(register_with(&real, EDGE_AUTH_MD5, SDT_PHONE_PASSWORD, 3600, NULL, 0), 200);
+    phone_open(&attacker, &p, "2001");
+    register_text(&attacker, attacker.port, "", 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&attacker, msg), 401, "%s", attacker.last);
+    answer(&attacker, EDGE_AUTH_MD5, "2001", "password", "00000001", authz, sizeof(authz));
+    register_text(&attacker, attacker.port, authz, 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&attacker, msg), 403, "%s", attacker.last);
+    /* another DN's valid credentials for 2001's AOR */
+    register_text(&attacker, attacker.port, "", 3600, msg, sizeof(msg));
+    phone_send_raw(&attacker, msg);
+    answer(&attacker, EDGE_AUTH_MD5, "2002", SDT_PHONE_PASSWORD, "00000001", authz, sizeof(authz));
+    register_text(&attacker, attacker.port, authz, 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&attacker, msg), 403, "username 2002 for DN 2001: %s",
+                 attacker.last);
+    cr_expect(sdt_file_has(p.log, "why=\"username is not the DN\""),
+              "refused before the database was asked (%s)", p.log);
+    /* the real phone's contact, Expires: 0, no credentials */
+    attacker.cseq = 50;
+    register_text(&attacker, real.port, "", 0, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&attacker, msg), 401, "%s", attacker.last);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM registrations WHERE dn = '2001' AND contact ="
+             " 'sip:2001@127.0.0.1:%d'",
+             real.port);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 1, "the real phone's registration is gone");
+    cr_expect_eq(rows(&e, "2001"), 1, "another contact was stored for 2001");
+    close(real.fd);
+    close(attacker.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* SIPDRAIN_SIP_MAX_CONTACTS (1 by default): a phone that comes back on
+ * another port replaces its old contact. Expired rows are deleted. */
+Test(sip_auth, a_new_contact_replaces_the_oldest_and_expired_rows_are_deleted, .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone first, again;
+    char sql[200];
+    int64_t deadline;
+
+    env_setup(&e);
+    sdt_pg_run(e.dsn, "INSERT INTO registrations (dn, contact, edge_id, expires_at) VALUES"
+                      " ('2009', 'sip:2009@127.0.0.1:9', 'gone', now() - interval '1 s')");
+    edge_start(&e, &p, "edge-2a", default_algs);
+    deadline = sd_mono_ms() + 10000;
+    while (rows(&e, "2009") != 0 && sd_mono_ms() < deadline)
+        usleep(100000);
+    cr_expect_eq(rows(&e, "2009"), 0, "the expired registration is still there");
+    phone_open(&first, &p, "2001");
+    cr_assert_eq(register_with(&first, EDGE_AUTH_MD5, SDT_PHONE_PASSWORD, 3600, NULL, 0), 200);
+    phone_open(&again, &p, "2001");
+    cr_assert_eq(register_with(&again, EDGE_AUTH_MD5, SDT_PHONE_PASSWORD, 3600, NULL, 0), 200);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM registrations WHERE dn = '2001' AND contact ="
+             " 'sip:2001@127.0.0.1:%d'",
+             again.port);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 1);
+    cr_expect_eq(rows(&e, "2001"), 1, "the old contact stayed");
+    close(first.fd);
+    close(again.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* An edge that offers MD5 alone refuses a SHA-256 answer (a challenge
+ * again): it checks only what it offered. */
+Test(sip_auth, an_algorithm_not_offered_is_challenged_again, .timeout = 60)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone ph;
+    char msg[4096], authz[1024], ch[4096];
+    const char *md5_only[] = {"SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5", NULL};
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", md5_only);
+    phone_open(&ph, &p, "2001");
+    register_text(&ph, ph.port, "", 3600, msg, sizeof(msg));
+    cr_assert_eq(phone_send_raw(&ph, msg), 401);
+    cr_expect_null(strstr(ph.last, "SHA-256"), "%s", ph.last);
+    snprintf(ch, sizeof(ch), "%s", ph.last);
+    /* a SHA-256 response to the MD5 challenge's nonce */
+    {
+        char nonce[128], uri[64], ha1[EDGE_AUTH_HEX_MAX], resp[EDGE_AUTH_HEX_MAX];
+        challenge_param(&ph, "MD5", "nonce", nonce, sizeof(nonce));
+        snprintf(uri, sizeof(uri), "sip:127.0.0.1:%d", p.port);
+        edge_auth_ha1(EDGE_AUTH_SHA256, "2001", "sipdrain", SDT_PHONE_PASSWORD, ha1);
+        edge_auth_response(EDGE_AUTH_SHA256, ha1, nonce, "00000001", "c", "REGISTER", uri, resp);
+        snprintf(authz, sizeof(authz),
+                 "Authorization: Digest username=\"2001\", realm=\"sipdrain\", nonce=\"%s\","
+                 " uri=\"%s\", response=\"%s\", algorithm=SHA-256, qop=auth, nc=00000001,"
+                 " cnonce=\"c\"\r\n",
+                 nonce, uri, resp);
+    }
+    register_text(&ph, ph.port, authz, 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&ph, msg), 401, "%s", ph.last);
+    cr_expect_eq(rows(&e, "2001"), 0);
+    close(ph.fd);
+    kill(p.pid, SIGKILL);
+}
