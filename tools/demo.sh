@@ -111,11 +111,8 @@ SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir schemas/sql >"$logs/migrate.l
 SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir deploy/sql >>"$logs/migrate.log" 2>&1
 # Every agent phone authenticates (README, Security): the operator's tool
 # stores each DN's credentials; the SIPp phones answer challenges with -ap.
-for s in 1 2; do
-    for dn in $(seq -f "$s%03g" 1 "$AGENTS"); do
-        echo "$PHONE_PASSWORD" | SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-passwd set "$dn" >>"$logs/passwd.log"
-    done
-done
+for s in 1 2; do seq -f "$s%03g $PHONE_PASSWORD" 1 "$AGENTS"; done |
+    SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-passwd import >"$logs/passwd.log"
 for t in drain.commands drain.events edge.control edge.status call.events agent.commands \
     agent.events deadletter; do
     "$tbin"/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
