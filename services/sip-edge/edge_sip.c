@@ -399,8 +399,11 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         /* A SIP message of an edge's (an INVITE with its SDP) is a few KiB:
          * anything over 64 KiB is refused (413, TCP closed), not buffered
          * up to nta's default of 2 MB per message. */
-        NTATAG_MAXSIZE(EDGE_MAX_MESSAGE), NUTAG_APPL_METHOD("OPTIONS"),
-        NUTAG_APPL_METHOD("REGISTER"),
+        NTATAG_MAXSIZE(EDGE_MAX_MESSAGE),
+        /* Who may place calls, decided before sofia-sip keeps anything
+         * (edge_guard.c; tools/sofia-sip/0003) */
+        NTATAG_REQUEST_FILTER(edge_guard_filter), NTATAG_REQUEST_FILTER_MAGIC(e),
+        NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
         /* Exactly what the edge handles (NUA's default list names MESSAGE,
          * SUBSCRIBE, NOTIFY, REFER, PRACK and UPDATE, and answered some of
          * them 200 with nothing behind it): every other method gets 405

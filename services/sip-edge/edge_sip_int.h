@@ -18,6 +18,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 struct edge_sip;
 struct edge_leg;
 #define NUA_MAGIC_T     struct edge_sip
@@ -38,6 +40,7 @@ struct edge_leg;
 #include "call_fsm.h"
 #include "edge_auth.h"
 #include "edge_bus.h"
+#include "edge_peers.h"
 #include "edge_sdp.h"
 #include "edge_sip.h"
 #include "sipdrain/event.h"
@@ -180,6 +183,15 @@ enum edge_auth_outcome {
 };
 extern const char *const edge_auth_outcome_names[EDGE_AUTH_OUTCOME_COUNT];
 
+/* A source address the guard refused requests from (edge_guard.c). */
+#define EDGE_GUARD_SOURCES 256
+struct edge_guard_source {
+    int family;
+    unsigned char addr[16];
+    int64_t logged_ms;      /* its last log line */
+    unsigned long unlogged; /* refusals since */
+};
+
 struct edge_sip {
     struct edge_sip_config cfg;
     su_home_t home[1];
@@ -198,6 +210,8 @@ struct edge_sip {
     struct pending_register *registers[REGISTER_MAX];
     struct edge_auth auth; /* nonces: the secret, the counts seen */
     unsigned long auth_outcomes[EDGE_AUTH_OUTCOME_COUNT];
+    unsigned long refused_untrusted; /* requests from outside SIPDRAIN_TRUSTED_PEERS */
+    struct edge_guard_source guard_sources[EDGE_GUARD_SOURCES];
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
     unsigned control_next;
@@ -222,6 +236,9 @@ struct edge_load edge_status_load(const struct edge_sip *e);
 void edge_status_send_as(struct edge_sip *e, enum edge_state state);
 void edge_status_send(struct edge_sip *e);
 void edge_status_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+
+/* edge_guard.c: the request filter (nta_request_filter_f) */
+int edge_guard_filter(void *magic, msg_t *msg, sip_t const *sip, char const **phrase);
 
 /* edge_register.c: REGISTER and OPTIONS */
 void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh);

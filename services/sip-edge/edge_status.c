@@ -104,6 +104,14 @@ static void publish_health(struct edge_sip *e)
                           (double)e->auth_outcomes[o]);
     }
     snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
+    sd_metrics_family(&m, "sipdrain_edge_requests_refused_total", "counter",
+                      "new requests refused before any state was kept (403 answered"
+                      " statelessly), by why");
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\",why=\"untrusted\"", e->cfg.edge_id,
+             e->cfg.site);
+    sd_metrics_sample(&m, "sipdrain_edge_requests_refused_total", labels,
+                      (double)e->refused_untrusted);
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
     sd_metrics_family(&m, "sipdrain_edge_invites_rejected_total", "counter",
                       "new INVITEs refused while draining, by SIP status");
     for (int code = 300; code < 700; code++) {

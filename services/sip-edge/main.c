@@ -52,6 +52,7 @@ struct sip_edge_cfg {
     char *topic_prefix;
     long sip_t1_ms;
     bool allow_contact_names;
+    char *trusted_peers;
     char *realm;
     char *auth_algorithms;
     long nonce_lifetime_s;
@@ -94,6 +95,11 @@ static const struct sd_cfg_item cfg_items[] = {
      false,
      "accept host names (not only IP addresses) in phones' and callers' Contact and"
      " Record-Route; a risk: the edge then resolves names that the network sent it"},
+    {"SIPDRAIN_TRUSTED_PEERS", SD_CFG_STRING, F(trusted_peers), 0, 0, NULL, "127.0.0.0/8,::1",
+     false,
+     "networks that may place calls (INVITE and every other new request but REGISTER and"
+     " OPTIONS): gateways and the load balancer, comma-separated CIDR, e.g."
+     " 10.0.5.0/24,192.0.2.7; others get 403, answered statelessly"},
     {"SIPDRAIN_SIP_REALM", SD_CFG_STRING, F(realm), 0, 0, NULL, "sipdrain", false,
      "the digest realm of REGISTER challenges; the same at every edge of both sites (the"
      " credentials set with sipdrain-passwd are per realm)"},
@@ -133,8 +139,13 @@ static void die_config(const char *name, const char *what)
 }
 
 /* Checks what the table cannot: ids, URIs, the redirect's target. */
-static void check_config(const struct sip_edge_cfg *c, enum edge_auth_alg *algs, int *n_algs)
+static void check_config(const struct sip_edge_cfg *c, enum edge_auth_alg *algs, int *n_algs,
+                         struct edge_peers *trusted)
 {
+    char why[160];
+
+    if (edge_peers_parse(c->trusted_peers, trusted, why, sizeof(why)) < 0)
+        die_config("SIPDRAIN_TRUSTED_PEERS", why);
     if (edge_auth_algs_parse(c->auth_algorithms, algs, n_algs) < 0)
         die_config("SIPDRAIN_SIP_AUTH_ALGORITHMS",
                    "must name SHA-256, MD5 or both, comma-separated, each once (e.g. SHA-256,MD5)");
@@ -186,6 +197,7 @@ int main(int argc, char **argv)
     struct edge_drain hold;
     char source[SD_EVENT_SOURCE_MAX];
     enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT];
+    struct edge_peers trusted;
     int rc = 1, held, n_algs = 0;
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -198,7 +210,7 @@ int main(int argc, char **argv)
     }
     memset(&c, 0, sizeof(c));
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &c);
-    check_config(&c, algs, &n_algs);
+    check_config(&c, algs, &n_algs, &trusted);
     /* the edge id, by default the host name (one edge per container or
      * pod); the topic prefix, the log, the outbox owner */
     sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,
@@ -236,6 +248,7 @@ int main(int argc, char **argv)
             .http = http,
             .sip_t1_ms = (int)c.sip_t1_ms,
             .allow_contact_names = c.allow_contact_names,
+            .trusted = trusted,
             .realm = c.realm,
             .n_algs = n_algs,
             .nonce_lifetime_s = (int)c.nonce_lifetime_s,

@@ -6,10 +6,15 @@ own resolved view (`docker-compose config`: anchors and merges applied):
   is mounted (the apache/kafka image's default, /tmp/kraft-combined-logs,
   would leave the volume empty and lose every event with the container);
 - `docker compose run drainctl` starts nothing else: drainctl has no
-  depends_on (it inherited migrate and topics, which ran again each time).
+  depends_on (it inherited migrate and topics, which ran again each time);
+  the same for the sip-passwd tool;
+- the edges take calls from the load balancer: its fixed address is inside
+  every edge service's SIPDRAIN_TRUSTED_PEERS (else every call through it
+  gets 403).
 
 Exit 0 when every check holds; otherwise each failure on stderr, exit 1.
 """
+import ipaddress
 import subprocess
 import sys
 
@@ -37,9 +42,24 @@ else:
         if d not in mounts:
             failures.append(f"kafka: log dir {d} is not a mounted volume ({sorted(mounts)})")
 
-if services["drainctl"].get("depends_on"):
-    failures.append(f"drainctl: depends_on {services['drainctl']['depends_on']} "
-                    "(compose run would start those again)")
+for tool in ("drainctl", "sip-passwd"):
+    if services[tool].get("depends_on"):
+        failures.append(f"{tool}: depends_on {services[tool]['depends_on']} "
+                        "(compose run would start those again)")
+
+lb_nets = services["lb"].get("networks") or {}
+lb_ip = next((n.get("ipv4_address") for n in lb_nets.values() if n and n.get("ipv4_address")),
+             None)
+if lb_ip is None:
+    failures.append("lb: no fixed ipv4_address (the edges' SIPDRAIN_TRUSTED_PEERS needs one)")
+for name, svc in services.items():
+    if svc.get("command") != ["sip-edge"]:
+        continue
+    trusted = (svc.get("environment") or {}).get("SIPDRAIN_TRUSTED_PEERS", "127.0.0.0/8,::1")
+    nets = [ipaddress.ip_network(t.strip(), strict=False) for t in trusted.split(",") if t.strip()]
+    if lb_ip is not None and not any(ipaddress.ip_address(lb_ip) in n for n in nets):
+        failures.append(f"{name}: SIPDRAIN_TRUSTED_PEERS {trusted} leaves out the load "
+                        f"balancer ({lb_ip}): its calls would get 403")
 
 for f in failures:
     print("compose_check: " + f, file=sys.stderr)

@@ -764,6 +764,10 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
         {"SIPDRAIN_HTTP_ADDR=8080", NULL, "SIPDRAIN_HTTP_ADDR"},
         {"SIPDRAIN_EDGE_ID=edge 2a", NULL, "SIPDRAIN_EDGE_ID"},
         {"SIPDRAIN_OUTBOUND_PROXY=tel:+49", NULL, "SIPDRAIN_OUTBOUND_PROXY"},
+        {"SIPDRAIN_TRUSTED_PEERS=10.0.0.0/33", NULL, "SIPDRAIN_TRUSTED_PEERS"},
+        {"SIPDRAIN_TRUSTED_PEERS=gw.example.com", NULL, "SIPDRAIN_TRUSTED_PEERS"},
+        {"SIPDRAIN_SIP_AUTH_ALGORITHMS=SHA-512", NULL, "SIPDRAIN_SIP_AUTH_ALGORITHMS"},
+        {"SIPDRAIN_SIP_REALM=a\"b", NULL, "SIPDRAIN_SIP_REALM"},
     };
     int fd = mkstemp(out);
 
