@@ -11,8 +11,12 @@
  *                                  only when the request is (no
  *                                  amplification), and nothing is kept
  *
+ * Before all that, a source outside SIPDRAIN_TRUSTED_PEERS is held to the
+ * flood limits (edge_flood.h: a request rate, failed authentications);
+ * once banned, its requests are dropped unanswered until the ban ends.
+ *
  * Refusals are counted (/metrics) and logged at most once a minute per
- * source address, with how many there were since.
+ * source address, with how many there were since; a ban is logged once.
  */
 #include "edge_sip_int.h"
 
@@ -75,22 +79,63 @@ static void log_refusal(struct edge_sip *e, int family, const unsigned char addr
     slot->unlogged = 0;
 }
 
+bool edge_guard_current_source(struct edge_sip *e, int *family, unsigned char addr[16])
+{
+    msg_t *msg = nua_current_request(e->nua);
+
+    return msg != NULL && source_of(msg, family, addr);
+}
+
+/* A source was just banned: one line (the ban is the news, not each
+ * request it drops). */
+static void log_ban(struct edge_sip *e, int family, const unsigned char addr[16], const char *why)
+{
+    char ip[64] = "?";
+
+    e->bans++;
+    inet_ntop(family, addr, ip, sizeof(ip));
+    sd_log_warn("source banned: its requests are dropped unanswered", "from=%s why=%s for_s=%d", ip,
+                why, e->flood.cfg.ban_s);
+}
+
+void edge_guard_auth_failed(struct edge_sip *e, int family, const unsigned char addr[16])
+{
+    if (family == 0 || edge_peers_trusted(&e->cfg.trusted, family, addr))
+        return;
+    if (edge_flood_auth_failed(&e->flood, family, addr, sd_mono_ms()))
+        log_ban(e, family, addr, "failed_authentications");
+}
+
 int edge_guard_filter(void *magic, msg_t *msg, sip_t const *sip, char const **phrase)
 {
     struct edge_sip *e = magic;
     sip_method_t m = sip->sip_request->rq_method;
     unsigned char addr[16];
     int family;
+    bool known = source_of(msg, &family, addr);
 
+    if (known && edge_peers_trusted(&e->cfg.trusted, family, addr))
+        return 0;
+    if (known) {
+        switch (edge_flood_request(&e->flood, family, addr, sd_mono_ms())) {
+        case EDGE_FLOOD_BANNED_NOW:
+            log_ban(e, family, addr, "request_rate");
+            e->refused_flood++;
+            return -1;
+        case EDGE_FLOOD_BANNED:
+            e->refused_flood++;
+            return -1;
+        case EDGE_FLOOD_PASS:
+            break;
+        }
+    }
     if (sip->sip_to != NULL && sip->sip_to->a_tag != NULL)
         return 0;
     if (m == sip_method_register || m == sip_method_options || m == sip_method_ack ||
         m == sip_method_cancel)
         return 0;
-    if (source_of(msg, &family, addr) && edge_peers_trusted(&e->cfg.trusted, family, addr))
-        return 0;
     e->refused_untrusted++;
-    if (source_of(msg, &family, addr))
+    if (known)
         log_refusal(e, family, addr, sip->sip_request->rq_method_name,
                     "not from SIPDRAIN_TRUSTED_PEERS");
     *phrase = "Forbidden";

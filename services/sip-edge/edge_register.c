@@ -155,8 +155,12 @@ static bool authenticate(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip,
         return false;
     }
     if (strcmp(user, dn) != 0) {
+        int family = 0;
+        unsigned char addr[16];
         sd_log_info("REGISTER refused", "dn=%s from=%s why=\"username is not the DN\"", dn, from);
         count_auth(e, EDGE_AUTH_WRONG_USER);
+        if (edge_guard_current_source(e, &family, addr))
+            edge_guard_auth_failed(e, family, addr);
         refuse_register(e, nh, 403, "Forbidden", 0);
         return false;
     }
@@ -245,6 +249,8 @@ void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t 
     pr->expires_s = expires;
     snprintf(pr->dn, sizeof(pr->dn), "%s", dn);
     request_source(e, pr->from, sizeof(pr->from));
+    if (!edge_guard_current_source(e, &pr->from_family, pr->from_addr))
+        pr->from_family = 0;
     snprintf(pr->contact, sizeof(pr->contact), "%s", uri);
     nua_save_event(e->nua, pr->saved);
     e->registers[slot] = pr;
@@ -277,6 +283,7 @@ void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m)
             bool none = !strcmp(verdict, "no_credentials");
             sd_log_info("REGISTER refused", "dn=%s from=%s why=%s", pr->dn, pr->from, verdict);
             count_auth(e, none ? EDGE_AUTH_NO_CREDENTIALS : EDGE_AUTH_BAD_PASSWORD);
+            edge_guard_auth_failed(e, pr->from_family, pr->from_addr);
             nua_respond(pr->nh, SIP_403_FORBIDDEN, NUTAG_WITH_SAVED(pr->saved), TAG_END());
         } else {
             nua_respond(pr->nh, 500, "Registration Not Stored", NUTAG_WITH_SAVED(pr->saved),

@@ -361,6 +361,7 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
             return NULL;
         }
         edge_auth_init(&e->auth, secret, cfg->nonce_lifetime_s);
+        edge_flood_init(&e->flood, &cfg->flood);
         memset(secret, 0, sizeof(secret));
     }
     if (cfg->hold != NULL)

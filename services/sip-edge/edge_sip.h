@@ -12,6 +12,7 @@
 
 #include "edge_auth.h"
 #include "edge_fsm.h"
+#include "edge_flood.h"
 #include "edge_peers.h"
 #include "edge_queue.h"
 #include "sipdrain/err.h"
@@ -28,8 +29,9 @@ struct edge_sip_config {
     const char *source;         /* "sip-edge/<edge id>" */
     int sip_t1_ms;              /* SIPDRAIN_SIP_T1_MS: RFC 3261 T1 (Timer F = 64 x T1) */
     bool allow_contact_names; /* SIPDRAIN_ALLOW_CONTACT_NAMES: host names in Contact/Record-Route */
-    struct edge_peers trusted; /* SIPDRAIN_TRUSTED_PEERS: who may place calls */
-    const char *realm;         /* SIPDRAIN_SIP_REALM: the digest realm of REGISTER challenges */
+    struct edge_peers trusted;      /* SIPDRAIN_TRUSTED_PEERS: who may place calls */
+    struct edge_flood_config flood; /* SIPDRAIN_FLOOD_*, SIPDRAIN_AUTH_FAILURES_*: per source */
+    const char *realm; /* SIPDRAIN_SIP_REALM: the digest realm of REGISTER challenges */
     /* SIPDRAIN_SIP_AUTH_ALGORITHMS: what challenges offer, in this order */
     enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT];
     int n_algs;

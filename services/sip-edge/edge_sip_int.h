@@ -40,6 +40,7 @@ struct edge_leg;
 #include "call_fsm.h"
 #include "edge_auth.h"
 #include "edge_bus.h"
+#include "edge_flood.h"
 #include "edge_peers.h"
 #include "edge_sdp.h"
 #include "edge_sip.h"
@@ -167,6 +168,8 @@ struct pending_register {
     nua_saved_event_t saved[1];
     char contact[512];
     char dn[65], from[80]; /* for the log */
+    int from_family;       /* the source, for the flood limits (0: unknown) */
+    unsigned char from_addr[16];
     int expires_s;
 };
 
@@ -211,6 +214,9 @@ struct edge_sip {
     struct edge_auth auth; /* nonces: the secret, the counts seen */
     unsigned long auth_outcomes[EDGE_AUTH_OUTCOME_COUNT];
     unsigned long refused_untrusted; /* requests from outside SIPDRAIN_TRUSTED_PEERS */
+    unsigned long refused_flood;     /* requests of banned sources, dropped */
+    unsigned long bans;              /* sources banned since start */
+    struct edge_flood flood;
     struct edge_guard_source guard_sources[EDGE_GUARD_SOURCES];
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
@@ -239,6 +245,11 @@ void edge_status_on_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t 
 
 /* edge_guard.c: the request filter (nta_request_filter_f) */
 int edge_guard_filter(void *magic, msg_t *msg, sip_t const *sip, char const **phrase);
+/* The current request's source (nua_current_request); false if unknown. */
+bool edge_guard_current_source(struct edge_sip *e, int *family, unsigned char addr[16]);
+/* A failed authentication from the source (family 0: unknown): counts
+ * towards its ban. */
+void edge_guard_auth_failed(struct edge_sip *e, int family, const unsigned char addr[16]);
 
 /* edge_register.c: REGISTER and OPTIONS */
 void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh);

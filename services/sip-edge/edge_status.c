@@ -111,6 +111,16 @@ static void publish_health(struct edge_sip *e)
              e->cfg.site);
     sd_metrics_sample(&m, "sipdrain_edge_requests_refused_total", labels,
                       (double)e->refused_untrusted);
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\",why=\"banned\"", e->cfg.edge_id,
+             e->cfg.site);
+    sd_metrics_sample(&m, "sipdrain_edge_requests_refused_total", labels, (double)e->refused_flood);
+    snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
+    sd_metrics_family(&m, "sipdrain_edge_sources_banned", "gauge",
+                      "source addresses whose requests are dropped now (flood limits)");
+    sd_metrics_sample(&m, "sipdrain_edge_sources_banned", labels,
+                      (double)edge_flood_banned(&e->flood, sd_mono_ms()));
+    sd_metrics_family(&m, "sipdrain_edge_bans_total", "counter", "sources banned since start");
+    sd_metrics_sample(&m, "sipdrain_edge_bans_total", labels, (double)e->bans);
     snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
     sd_metrics_family(&m, "sipdrain_edge_invites_rejected_total", "counter",
                       "new INVITEs refused while draining, by SIP status");

@@ -53,6 +53,7 @@ struct sip_edge_cfg {
     long sip_t1_ms;
     bool allow_contact_names;
     char *trusted_peers;
+    long flood_rate, flood_burst, flood_ban_s, auth_failures_max, auth_failures_window_s;
     char *realm;
     char *auth_algorithms;
     long nonce_lifetime_s;
@@ -100,6 +101,18 @@ static const struct sd_cfg_item cfg_items[] = {
      "networks that may place calls (INVITE and every other new request but REGISTER and"
      " OPTIONS): gateways and the load balancer, comma-separated CIDR, e.g."
      " 10.0.5.0/24,192.0.2.7; others get 403, answered statelessly"},
+    {"SIPDRAIN_FLOOD_RATE", SD_CFG_INT, F(flood_rate), 1, 100000, NULL, "50", false,
+     "requests a second one source outside SIPDRAIN_TRUSTED_PEERS may send (a NAT of many"
+     " phones is one source); more bans it for SIPDRAIN_FLOOD_BAN seconds"},
+    {"SIPDRAIN_FLOOD_BURST", SD_CFG_INT, F(flood_burst), 1, 100000, NULL, "200", false,
+     "requests such a source may send at once before SIPDRAIN_FLOOD_RATE holds"},
+    {"SIPDRAIN_AUTH_FAILURES_MAX", SD_CFG_INT, F(auth_failures_max), 1, 10000, NULL, "10", false,
+     "failed REGISTER authentications (403) from one source within"
+     " SIPDRAIN_AUTH_FAILURES_WINDOW that ban it"},
+    {"SIPDRAIN_AUTH_FAILURES_WINDOW", SD_CFG_INT, F(auth_failures_window_s), 1, 86400, NULL, "60",
+     false, "seconds in which SIPDRAIN_AUTH_FAILURES_MAX failures ban a source"},
+    {"SIPDRAIN_FLOOD_BAN", SD_CFG_INT, F(flood_ban_s), 1, 86400, NULL, "60", false,
+     "seconds a banned source's requests are dropped unanswered"},
     {"SIPDRAIN_SIP_REALM", SD_CFG_STRING, F(realm), 0, 0, NULL, "sipdrain", false,
      "the digest realm of REGISTER challenges; the same at every edge of both sites (the"
      " credentials set with sipdrain-passwd are per realm)"},
@@ -249,6 +262,8 @@ int main(int argc, char **argv)
             .sip_t1_ms = (int)c.sip_t1_ms,
             .allow_contact_names = c.allow_contact_names,
             .trusted = trusted,
+            .flood = {(int)c.flood_rate, (int)c.flood_burst, (int)c.auth_failures_max,
+                      (int)c.auth_failures_window_s, (int)c.flood_ban_s},
             .realm = c.realm,
             .n_algs = n_algs,
             .nonce_lifetime_s = (int)c.nonce_lifetime_s,

@@ -16,6 +16,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <sys/wait.h>
+
 #include "edge_auth.h"
 #include "edge_harness.h"
 #include "support.h"
@@ -28,20 +30,25 @@ struct phone {
     int fd, port, edge_port;
     struct sockaddr_in edge;
     char dn[16];
+    char host[16];
     char call_id[64];
     int cseq;
     char last[4096]; /* the last message received */
 };
 
-static void phone_open(struct phone *ph, const struct edge_proc *p, const char *dn)
+/* A phone on host (a loopback address: 127.0.0.1 is a trusted peer of
+ * the edge's by default, 127.0.0.2 and up are other hosts). */
+static void phone_open_on(struct phone *ph, const struct edge_proc *p, const char *dn,
+                          const char *host)
 {
-    struct sockaddr_in me = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in me = {.sin_family = AF_INET};
     socklen_t len = sizeof(me);
     struct timeval tv = {3, 0};
 
     memset(ph, 0, sizeof(*ph));
+    inet_pton(AF_INET, host, &me.sin_addr);
     ph->fd = socket(AF_INET, SOCK_DGRAM, 0);
-    cr_assert_eq(bind(ph->fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    cr_assert_eq(bind(ph->fd, (struct sockaddr *)&me, sizeof(me)), 0, "bind %s", host);
     getsockname(ph->fd, (struct sockaddr *)&me, &len);
     setsockopt(ph->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     ph->port = ntohs(me.sin_port);
@@ -51,6 +58,12 @@ static void phone_open(struct phone *ph, const struct edge_proc *p, const char *
     ph->edge.sin_port = htons((uint16_t)p->port);
     snprintf(ph->dn, sizeof(ph->dn), "%s", dn);
     snprintf(ph->call_id, sizeof(ph->call_id), "auth-%s-%d", dn, ph->port);
+    snprintf(ph->host, sizeof(ph->host), "%s", host);
+}
+
+static void phone_open(struct phone *ph, const struct edge_proc *p, const char *dn)
+{
+    phone_open_on(ph, p, dn, "127.0.0.1");
 }
 
 /* Sends text as it is; returns the status of the next response (its
@@ -80,12 +93,13 @@ static void register_text(struct phone *ph, int contact_port, const char *authz,
     ph->cseq++;
     snprintf(out, size,
              "REGISTER sip:127.0.0.1:%d SIP/2.0\r\n"
-             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%s-%d;rport\r\n"
+             "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s-%d;rport\r\n"
              "From: <sip:%s@127.0.0.1:%d>;tag=ph%d\r\nTo: <sip:%s@127.0.0.1:%d>\r\n"
-             "Call-ID: %s\r\nCSeq: %d REGISTER\r\nContact: <sip:%s@127.0.0.1:%d>\r\n"
+             "Call-ID: %s\r\nCSeq: %d REGISTER\r\nContact: <sip:%s@%s:%d>\r\n"
              "%sExpires: %d\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-             ph->edge_port, ph->port, ph->call_id, ph->cseq, ph->dn, ph->edge_port, ph->port,
-             ph->dn, ph->edge_port, ph->call_id, ph->cseq, ph->dn, contact_port, authz, expires);
+             ph->edge_port, ph->host, ph->port, ph->call_id, ph->cseq, ph->dn, ph->edge_port,
+             ph->port, ph->dn, ph->edge_port, ph->call_id, ph->cseq, ph->dn, ph->host, contact_port,
+             authz, expires);
 }
 
 /* The value of a parameter of the challenge for alg in ph->last ("" if
@@ -390,5 +404,131 @@ Test(sip_auth, an_algorithm_not_offered_is_challenged_again, .timeout = 60)
     cr_expect_eq(phone_send_raw(&ph, msg), 401, "%s", ph.last);
     cr_expect_eq(rows(&e, "2001"), 0);
     close(ph.fd);
+    kill(p.pid, SIGKILL);
+}
+
+/* The edge's resident memory, in KiB (/proc/PID/status VmRSS). */
+static long rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    return kib;
+}
+
+/* How many datagrams arrive within ms. */
+static int drain_answers(struct phone *ph, int ms)
+{
+    int64_t until = sd_mono_ms() + ms;
+    struct timeval tv = {0, 100000};
+    int n = 0;
+
+    setsockopt(ph->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (sd_mono_ms() < until) {
+        if (recv(ph->fd, ph->last, sizeof(ph->last) - 1, 0) > 0)
+            n++;
+    }
+    tv.tv_sec = 3;
+    tv.tv_usec = 0;
+    setsockopt(ph->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return n;
+}
+
+/* Floods, against the defaults (50 requests a second, a burst of 200, 10
+ * failed authentications a minute; a 60 s ban): 5,000 REGISTERs for
+ * distinct unprovisioned AORs from 127.0.0.2 as fast as a socket sends
+ * them, and 30 wrong passwords from 127.0.0.4. Both get answers until
+ * their limit, then nothing; meanwhile a phone on 127.0.0.3 registers and
+ * a gateway's call on 127.0.0.1 (a trusted peer) goes through. No row for
+ * the flood, the memory stays bounded, each ban is one log line. */
+Test(sip_auth, floods_are_cut_off_per_source_while_phones_and_gateways_are_served, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct phone flood, guesser, real;
+    struct sdp_keys sk;
+    char msg[4096], authz[1024], dn[16], body[16384], http[64];
+    const char *hold[] = {"hold_ms", "200", NULL};
+    /* 127.0.0.1 alone is a trusted peer (the default trusts all of 127/8) */
+    /* MD5 alone: the call's phone is SIPp (Debian 12's fails on SHA-256) */
+    const char *extra[4] = {"SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5", http,
+                            "SIPDRAIN_TRUSTED_PEERS=127.0.0.1/32", NULL};
+    int http_port = sdt_free_port(), answered, guesses_answered = 0;
+    long rss_before, rss_after;
+    pid_t phone;
+
+    snprintf(http, sizeof(http), "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", http_port);
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a1", "2001", 10);
+    rss_before = rss_kib(p.pid);
+    /* 1. distinct AORs from one source */
+    phone_open_on(&flood, &p, "50000", "127.0.0.2");
+    for (int i = 0; i < 5000; i++) {
+        snprintf(flood.dn, sizeof(flood.dn), "%d", 50000 + i);
+        register_text(&flood, flood.port, "", 3600, msg, sizeof(msg));
+        sendto(flood.fd, msg, strlen(msg), 0, (struct sockaddr *)&flood.edge, sizeof(flood.edge));
+    }
+    answered = drain_answers(&flood, 2000);
+    cr_expect_geq(answered, 50, "the flood's first requests are answered (401): %d", answered);
+    cr_expect_leq(answered, 260, "a burst of 200 (and 50/s), then nothing: %d answers", answered);
+    /* 2. meanwhile a phone of another host registers, and a gateway calls */
+    phone_open_on(&real, &p, "2002", "127.0.0.3");
+    cr_expect_eq(register_with(&real, EDGE_AUTH_MD5, SDT_PHONE_PASSWORD, 3600, NULL, 0), 200,
+                 "the real phone: %s", real.last);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the gateway's call during the flood");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    /* 3. wrong passwords from one source: 10, then silence */
+    phone_open_on(&guesser, &p, "2003", "127.0.0.4");
+    for (int i = 0; i < 30; i++) {
+        register_text(&guesser, guesser.port, "", 3600, msg, sizeof(msg));
+        if (phone_send_raw(&guesser, msg) != 401)
+            break;
+        snprintf(dn, sizeof(dn), "guess-%d", i);
+        answer(&guesser, EDGE_AUTH_MD5, "2003", dn, "00000001", authz, sizeof(authz));
+        register_text(&guesser, guesser.port, authz, 3600, msg, sizeof(msg));
+        if (phone_send_raw(&guesser, msg) == 403)
+            guesses_answered++;
+        else
+            break;
+    }
+    cr_expect_eq(guesses_answered, 10, "10 wrong passwords answered 403, then none");
+    register_text(&guesser, guesser.port, "", 3600, msg, sizeof(msg));
+    cr_expect_eq(phone_send_raw(&guesser, msg), 0, "a banned source gets no answer: %s",
+                 guesser.last);
+    cr_expect_eq(rows(&e, "2003"), 0);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn LIKE '5%'"), 0);
+    rss_after = rss_kib(p.pid);
+    cr_expect_lt(rss_after, 131072, "RSS %ld KiB after the floods", rss_after);
+    cr_expect_lt(rss_after - rss_before, 32768, "RSS grew %ld KiB (from %ld)",
+                 rss_after - rss_before, rss_before);
+    usleep(1500000);
+    cr_assert_eq(sdt_http_get(http_port, "/metrics", body, sizeof(body)), 200);
+    cr_expect_not_null(strstr(body, "sipdrain_edge_bans_total{edge=\"edge-2a\",site=\"site2\"} 2"),
+                       "%s", body);
+    cr_expect_not_null(
+        strstr(body, "sipdrain_edge_sources_banned{edge=\"edge-2a\",site=\"site2\"} 2"), "%s",
+        body);
+    cr_expect(sdt_file_has(p.log, "from=127.0.0.2 why=request_rate"), "%s", p.log);
+    cr_expect(sdt_file_has(p.log, "from=127.0.0.4 why=failed_authentications"), "%s", p.log);
+    cr_log_info("floods: %d of 5000 REGISTERs answered; 10 wrong passwords answered, then a ban;"
+                " RSS %ld -> %ld KiB",
+                answered, rss_before, rss_after);
+    close(flood.fd);
+    close(guesser.fd);
+    close(real.fd);
     kill(p.pid, SIGKILL);
 }
