@@ -18,6 +18,7 @@
  *   "call: answering call on line 1 from <peer URI> with 200"  (auto answer)
  *   "call: connecting to '<URI>'.."                             (/dial)
  *   "All 1 useragent registered successfully! (N ms)"           (REGISTER 200)
+ *   "reg: sip:<user>@...: 403 Forbidden"                         (credentials refused)
  * A later test can pause it (kill(b->pid, SIGSTOP), SIGCONT) to play a
  * phone that stops answering. */
 #ifndef SIPDRAIN_BARESIP_PHONE_H
@@ -40,6 +41,9 @@ struct baresip_opts {
      * there it listens on, and the registrar's address (the edge's, as the
      * phone reaches it). */
     const char *netns, *addr, *registrar_host;
+    /* The account's SIP password (auth_pass); NULL: the test DNs' own
+     * (SDT_PHONE_PASSWORD). */
+    const char *password;
 };
 
 struct baresip {

@@ -94,6 +94,42 @@ static void token(char *buf, size_t size, const struct edge_env *e, const char *
     snprintf(buf, size, "%s-%.12s", name, e->prefix + 2);
 }
 
+/* baresip with the DN's password registers (its own words: "registered
+ * successfully", after the edge's 401); with a wrong one it is refused
+ * (403, in its own output) and the edge stores nothing for it. */
+Test(sip_real_phones, baresip_registers_with_its_password_and_is_refused_with_a_wrong_one,
+     .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct baresip good, bad;
+    struct baresip_opts o = {.user = "2001", .auto_answer = true, .name = "goodpw"};
+    struct baresip_opts w = {
+        .user = "2002", .auto_answer = true, .name = "badpw", .password = "not-the-password"};
+    int64_t deadline;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    o.registrar_port = w.registrar_port = p.port;
+    baresip_start(&good, &o);
+    wait_registered(&e, &good, "2001");
+    cr_expect(baresip_wait(&good, BARESIP_REGISTERED, 1, WAIT_MS), "%s", good.log);
+    cr_expect(baresip_count(&good, "SIP/2.0 401 Unauthorized") >= 1,
+              "baresip was not challenged (%s)", good.log);
+    baresip_start(&bad, &w);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (baresip_count(&bad, "403 Forbidden") == 0) {
+        cr_assert_lt(sd_mono_ms(), deadline, "baresip with a wrong password: no 403 (%s)", bad.log);
+        usleep(100000);
+    }
+    cr_expect_eq(baresip_count(&bad, BARESIP_REGISTERED), 0, "%s", bad.log);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2002'"), 0);
+    cr_expect(sdt_file_has(p.log, "dn=2002 from=127.0.0.1:"), "%s", p.log);
+    baresip_stop(&good, 5000);
+    baresip_stop(&bad, 5000);
+    kill(p.pid, SIGKILL);
+}
+
 /* A SIPp gateway calls DN 2001 through the edge; the agent's phone is
  * baresip, registered as 2001 and auto-answering, its agent logged in
  * through agent-state. The call is answered and hung up by the gateway;
