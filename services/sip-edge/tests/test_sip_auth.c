@@ -532,3 +532,33 @@ Test(sip_auth, floods_are_cut_off_per_source_while_phones_and_gateways_are_serve
     close(real.fd);
     kill(p.pid, SIGKILL);
 }
+
+/* The same through SIPp (tests/e2e/sipp/register_auth.xml, MD5: Debian's
+ * SIPp knows no other): the 401 is required and names the realm, MD5 and
+ * qop="auth"; the right password registers and refreshes on the same
+ * challenge (nc 2); a wrong password and a DN without credentials get
+ * 403. The scenario fails when it expects 200 and gets 403. */
+Test(sip_auth, sipp_is_challenged_registers_refreshes_and_is_refused, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *md5_only[] = {"SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5", NULL};
+    const char *ok[] = {"want", "ok", NULL}, *refresh[] = {"want", "refresh", NULL},
+               *forbidden[] = {"want", "forbidden", NULL};
+
+    env_setup(&e);
+    /* 2005's password is another one than SIPp's -ap */
+    sdt_pg_run(e.dsn, "UPDATE sip_credentials SET ha1 = md5('2005:sipdrain:another-one')"
+                      " WHERE dn = '2005' AND algorithm = 'MD5'");
+    edge_start(&e, &p, "edge-2a", md5_only);
+    cr_expect_eq(sdt_sipp("register_auth", p.port, "2001", ok), 0, "2001 registers");
+    cr_expect_eq(sdt_sipp("register_auth", p.port, "2001", refresh), 0, "2001 refreshes");
+    cr_expect_eq(sdt_sipp("register_auth", p.port, "2005", forbidden), 0, "2005: 403");
+    cr_expect_eq(sdt_sipp("register_auth", p.port, "20001", forbidden), 0, "20001: 403");
+    cr_expect_eq(sdt_sipp("register_auth", p.port, "2005", ok), 1,
+                 "the scenario must fail when the edge refuses");
+    cr_expect_eq(rows(&e, "2001"), 1);
+    cr_expect_eq(rows(&e, "2005"), 0);
+    cr_expect_eq(rows(&e, "20001"), 0);
+    kill(p.pid, SIGKILL);
+}
