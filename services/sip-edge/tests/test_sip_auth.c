@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -512,9 +513,15 @@ Test(sip_auth, floods_are_cut_off_per_source_while_phones_and_gateways_are_serve
     cr_expect_eq(rows(&e, "2003"), 0);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn LIKE '5%'"), 0);
     rss_after = rss_kib(p.pid);
-    cr_expect_lt(rss_after, 131072, "RSS %ld KiB after the floods", rss_after);
-    cr_expect_lt(rss_after - rss_before, 32768, "RSS grew %ld KiB (from %ld)",
-                 rss_after - rss_before, rss_before);
+    {
+        /* under ASan the memory is mostly ASan's (shadow, and a quarantine
+         * that keeps freed blocks): a looser bound, still a bound */
+        const char *san = getenv("SIPDRAIN_SANITIZED");
+        long scale = san != NULL && strcmp(san, "1") == 0 ? 8 : 1;
+        cr_expect_lt(rss_after, scale * 131072, "RSS %ld KiB after the floods", rss_after);
+        cr_expect_lt(rss_after - rss_before, scale * 32768, "RSS grew %ld KiB (from %ld)",
+                     rss_after - rss_before, rss_before);
+    }
     usleep(1500000);
     cr_assert_eq(sdt_http_get(http_port, "/metrics", body, sizeof(body)), 200);
     cr_expect_not_null(strstr(body, "sipdrain_edge_bans_total{edge=\"edge-2a\",site=\"site2\"} 2"),
