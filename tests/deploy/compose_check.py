@@ -10,7 +10,8 @@ own resolved view (`docker-compose config`: anchors and merges applied):
   the same for the sip-passwd tool;
 - the edges take calls from the load balancer: its fixed address is inside
   every edge service's SIPDRAIN_TRUSTED_PEERS (else every call through it
-  gets 403).
+  gets 403), and outside the range the engine hands out to containers
+  (else one started earlier may hold it, and lb does not start).
 
 Exit 0 when every check holds; otherwise each failure on stderr, exit 1.
 """
@@ -52,6 +53,20 @@ lb_ip = next((n.get("ipv4_address") for n in lb_nets.values() if n and n.get("ip
              None)
 if lb_ip is None:
     failures.append("lb: no fixed ipv4_address (the edges' SIPDRAIN_TRUSTED_PEERS needs one)")
+# lb's fixed address: inside the network's subnet, outside the range the
+# engine hands out (else a container started before lb may take it)
+doc = yaml.safe_load(out)
+for pool in (((doc.get("networks") or {}).get("default") or {}).get("ipam") or {}).get("config") or []:
+    if lb_ip is None:
+        break
+    ip = ipaddress.ip_address(lb_ip)
+    if "subnet" in pool and ip not in ipaddress.ip_network(pool["subnet"]):
+        failures.append(f"lb: {lb_ip} is outside the subnet {pool['subnet']}")
+    if "ip_range" not in pool:
+        failures.append("networks.default: no ip_range: the engine may give lb's address away")
+    elif ip in ipaddress.ip_network(pool["ip_range"]):
+        failures.append(f"lb: {lb_ip} is inside ip_range {pool['ip_range']}: "
+                        "another container may take it first")
 for name, svc in services.items():
     if svc.get("command") != ["sip-edge"]:
         continue
