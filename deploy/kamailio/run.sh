@@ -23,7 +23,8 @@
 #
 # Env: EDGE_NAMES ("edge-site1 edge-site2"), EDGE_PORT (5060), SIP_ADDR
 # (udp:0.0.0.0:5060), SYNC_S (1), DROP_AFTER (3), KAMAILIO_MODULES
-# (Debian's), CHILDREN (2), WORK (/tmp/sipdrain-lb).
+# (Debian's), CHILDREN (2), WORK (/tmp/sipdrain-lb), RES_OPTIONS (timeout:1
+# attempts:1: the lookups' resolver options).
 # run.sh --list: print the addresses resolved now as a list, and exit.
 # run.sh --sync: one sync of $WORK/dispatcher.list without Kamailio (prints
 # the list when it changed; tests/deploy/run_sh_list.sh drives both).
@@ -41,6 +42,14 @@ LIST=$WORK/dispatcher.list
 CTL=$WORK/kamailio.ctl
 MISSING=$WORK/missing   # "<syncs missing> <list line>" per address not resolved
 mkdir -p "$WORK"
+
+# The lookups' resolver options (glibc reads RES_OPTIONS): a question
+# whose answer is lost costs a second, not glibc's default 5 s per try and
+# server (20 s with two servers and two tries). Seen under Podman: the
+# network's DNS server (aardvark-dns) reloads whenever a container joins,
+# a question asked meanwhile went unanswered, and a scaled-up edge reached
+# the list 21 s after it listened.
+export RES_OPTIONS=${RES_OPTIONS:-timeout:1 attempts:1}
 
 # dispatcher_list: one "1 sip:<ip>:<port> 0 0 name=<name>" line per address
 dispatcher_list() {
@@ -113,7 +122,13 @@ trap 'kill -TERM "$kam" 2>/dev/null; wait "$kam"; exit 0' TERM INT
 while kill -0 "$kam" 2>/dev/null; do
     sleep "$SYNC_S" &
     wait $! || true
-    if sync_list; then
+    t0=$(date +%s%3N)
+    changed=0
+    sync_list && changed=1
+    # a sync is a few ms; a slow one is the resolver's doing: say so
+    took=$(($(date +%s%3N) - t0))
+    ((took < 2000)) || echo "run.sh: the lookups took $took ms (the resolver is slow or lost answers)" >&2
+    if ((changed)); then
         kamcmd -s "unix:$CTL" dispatcher.reload >&2 || echo "run.sh: reload failed" >&2
     fi
 done
