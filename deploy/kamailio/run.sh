@@ -51,16 +51,26 @@ mkdir -p "$WORK"
 # the list 21 s after it listened.
 export RES_OPTIONS=${RES_OPTIONS:-timeout:1 attempts:1}
 
-# dispatcher_list: one "1 sip:<ip>:<port> 0 0 name=<name>" line per address
+# dispatcher_list: one "1 sip:<ip>:<port> 0 0 name=<name>" line per address.
+# The names are looked up at once, each in the background: a name with no
+# address costs seconds (the resolver asks upstream servers after its own
+# says no; 8 s per sync seen under Podman with edge-site2 scaled to 0), and
+# it must not hold up the other site's list.
 dispatcher_list() {
-    local name ip
+    local name ip pids=()
     echo "# written by deploy/kamailio/run.sh at $(date -u +%FT%TZ)"
     for name in $EDGE_NAMES; do
         # getent exits 2 for a name with no address: not an error here
-        { getent ahostsv4 "$name" 2>/dev/null || true; } | awk '{ print $1 }' | sort -u |
+        { getent ahostsv4 "$name" 2>/dev/null || true; } >"$WORK/lookup.$name" &
+        pids+=($!)
+    done
+    wait "${pids[@]}" 2>/dev/null || true
+    for name in $EDGE_NAMES; do
+        awk '{ print $1 }' "$WORK/lookup.$name" | sort -u |
             while read -r ip; do
                 echo "1 sip:$ip:$EDGE_PORT 0 0 name=$name"
             done
+        rm -f "$WORK/lookup.$name"
     done
 }
 
