@@ -257,23 +257,25 @@ static const char *check_credentials(struct edge_bus *b, const char *dn, json_t 
 {
     char ha1[EDGE_AUTH_HEX_MAX + 1], expected[EDGE_AUTH_HEX_MAX];
     const char *alg_name = json_string_value(json_object_get(auth, "algorithm"));
+    const char *nonce = json_string_value(json_object_get(auth, "nonce"));
+    const char *nc = json_string_value(json_object_get(auth, "nc"));
+    const char *cnonce = json_string_value(json_object_get(auth, "cnonce"));
+    const char *uri = json_string_value(json_object_get(auth, "uri"));
+    const char *response = json_string_value(json_object_get(auth, "response"));
     enum edge_auth_alg alg;
 
-    if (edge_auth_alg_parse(alg_name, &alg) < 0)
-        return "bad_password"; /* the SIP thread let no other through */
+    /* the SIP thread sends all of them, and no other algorithm */
+    if (alg_name == NULL || nonce == NULL || nc == NULL || cnonce == NULL || uri == NULL ||
+        response == NULL || edge_auth_alg_parse(alg_name, &alg) < 0)
+        return "bad_password";
     if (edge_db_credentials(b->pg, dn, b->realm, edge_auth_alg_name(alg), ha1, sizeof(ha1), err) <
         0)
         return "db";
     if (ha1[0] == '\0')
         return "no_credentials";
-    edge_auth_response(alg, ha1, json_string_value(json_object_get(auth, "nonce")),
-                       json_string_value(json_object_get(auth, "nc")),
-                       json_string_value(json_object_get(auth, "cnonce")), "REGISTER",
-                       json_string_value(json_object_get(auth, "uri")), expected);
+    edge_auth_response(alg, ha1, nonce, nc, cnonce, "REGISTER", uri, expected);
     memset(ha1, 0, sizeof(ha1));
-    return edge_auth_equal(expected, json_string_value(json_object_get(auth, "response")))
-               ? "ok"
-               : "bad_password";
+    return edge_auth_equal(expected, response) ? "ok" : "bad_password";
 }
 
 /* REGISTER: the credentials checked, then written and answered, never held

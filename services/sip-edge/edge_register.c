@@ -166,7 +166,11 @@ static bool authenticate(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip,
     }
     *auth = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "algorithm", edge_auth_alg_name(alg),
                       "nonce", nonce, "nc", nc, "cnonce", cnonce, "uri", uri, "response", response);
-    return *auth != NULL;
+    if (*auth == NULL) { /* out of memory: answered, never left hanging */
+        refuse_register(e, nh, 500, "Out of memory", 0);
+        return false;
+    }
+    return true;
 }
 
 void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh)
