@@ -19,12 +19,13 @@
 #
 # A name that resolves to nothing (an edge service scaled to 0, not up yet)
 # just has no line once DROP_AFTER syncs have passed: the other site's edges
-# stay in the list, and the load balancer keeps serving them.
+# stay in the list, and the load balancer keeps serving them. When no name
+# resolves at all, the resolver is down: the list is kept as it is.
 #
 # Env: EDGE_NAMES ("edge-site1 edge-site2"), EDGE_PORT (5060), SIP_ADDR
 # (udp:0.0.0.0:5060), SYNC_S (1), DROP_AFTER (3), KAMAILIO_MODULES
 # (Debian's), CHILDREN (2), WORK (/tmp/sipdrain-lb), RES_OPTIONS (timeout:1
-# attempts:1: the lookups' resolver options).
+# attempts:2: the lookups' resolver options).
 # run.sh --list: print the addresses resolved now as a list, and exit.
 # run.sh --sync: one sync of $WORK/dispatcher.list without Kamailio (prints
 # the list when it changed; tests/deploy/run_sh_list.sh drives both).
@@ -49,7 +50,7 @@ mkdir -p "$WORK"
 # network's DNS server (aardvark-dns) reloads whenever a container joins,
 # a question asked meanwhile went unanswered, and a scaled-up edge reached
 # the list 21 s after it listened.
-export RES_OPTIONS=${RES_OPTIONS:-timeout:1 attempts:1}
+export RES_OPTIONS=${RES_OPTIONS:-timeout:1 attempts:2}
 
 # dispatcher_list: one "1 sip:<ip>:<port> 0 0 name=<name>" line per address.
 # The names are looked up at once, each in the background: a name with no
@@ -80,6 +81,14 @@ dispatcher_list() {
 sync_list() {
     local now kept line n uri name
     now=$(dispatcher_list | grep -v '^#' || true)
+    if [[ -z "$now" ]] && grep -qv '^#' "$LIST"; then
+        # Not one name resolved: the resolver is down (seen under Podman for
+        # half a minute after up), not every edge service scaled to 0 at
+        # once. Keep the list; edges that are really gone fail Kamailio's
+        # OPTIONS probes and leave the rotation anyway.
+        echo "run.sh: no edge name resolved (is the resolver down?): the list is kept" >&2
+        return 1
+    fi
     kept=""
     : >"$MISSING.new"
     while read -r line; do

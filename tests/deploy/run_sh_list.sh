@@ -45,6 +45,7 @@ trap 'rm -f "$conf" "$hosts"; rm -rf "$work"' EXIT
 printf '127.0.0.2 edge-a\n127.0.0.3 edge-a\n127.0.0.4 edge-b\n' >"$work/a"
 printf '127.0.0.2 edge-a\n127.0.0.4 edge-b\n' >"$work/b"
 printf '127.0.0.2 edge-a\n127.0.0.5 edge-a\n127.0.0.4 edge-b\n' >"$work/c"
+: >"$work/none" # the resolver answers nothing at all (down)
 cp "$work/a" "$hosts"
 out=$(EDGE_NAMES="edge-a edge-b" EDGE_PORT=5060 DROP_AFTER=3 unshare --mount -- /bin/bash -c '
 mount --bind "$0" /etc/resolv.conf
@@ -57,6 +58,10 @@ sync "2 without .3" b
 sync "3 without .3" b
 sync "still without .3" b
 sync ".3 gone, .5 new" c
+sync "nothing resolves (1)" none
+sync "nothing resolves (2)" none
+sync "nothing resolves (3)" none
+sync "nothing resolves (4)" none
 ' "$conf" "$hosts" "$here/deploy/kamailio/run.sh" "$work") || {
     echo "run_sh_list: run.sh --sync failed (exit $?)" >&2
     echo "$out" >&2
@@ -84,4 +89,13 @@ expect "3 without .3" "run.sh: sip:127.0.0.3:5060 (edge-a) not resolved for 3 sy
     "run.sh: edges changed: 2 in the list" "$l2" "$l4"
 expect "still without .3"
 expect ".3 gone, .5 new" "run.sh: edges changed: 3 in the list" "$l2" "$l4" "$l5"
-echo "run_sh_list: ok (a new address at the next sync; a missing one dropped after 3 syncs, not before)"
+# no name resolving at all is the resolver being down: the list stays
+kept="run.sh: no edge name resolved (is the resolver down?): the list is kept"
+for i in 1 2 3 4; do expect "nothing resolves ($i)" "$kept"; done
+grep -vh '^#' "$work/lb/dispatcher.list" | sort >"$work/final"
+printf '%s\n' "$l2" "$l4" "$l5" | sort | diff -q - "$work/final" >/dev/null || {
+    echo "run_sh_list: the list changed while nothing resolved:" >&2
+    cat "$work/final" >&2
+    exit 1
+}
+echo "run_sh_list: ok (a new address at the next sync; a missing one dropped after 3 syncs, not before; the list kept while nothing resolves)"
