@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -281,23 +282,72 @@ void sdt_send_event(const char *topic, const char *key, const char *type, json_t
     sd_event_clear(&ev);
 }
 
+/* Test ports come from TEST_PORT_LOW..TEST_PORT_HIGH: below the kernel's
+ * ephemeral range (32768-60999 by default), where every outgoing TCP
+ * connection of every process (Kafka and PostgreSQL clients, SIPp, curl)
+ * takes its local port, and below the 20000-40000 that pg-up.sh and
+ * kafka-up.sh pick from. A port the kernel chose with bind(0) could be handed
+ * to someone's connect() before the service under test bound it: one CI run
+ * lost an orchestrator that way ("cannot listen for HTTP on 127.0.0.1:41790").
+ * Each process starts at a random point and walks on, so it never hands out
+ * the same port twice and two test processes rarely meet. */
+#define TEST_PORT_LOW  10000
+#define TEST_PORT_HIGH 19999
+
+bool sdt_port_free(int port, bool tcp)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    int u = socket(AF_INET, SOCK_DGRAM, 0), t = tcp ? socket(AF_INET, SOCK_STREAM, 0) : -1;
+    bool ok;
+
+    cr_assert(u >= 0 && (!tcp || t >= 0));
+    ok = bind(u, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+         (!tcp || bind(t, (struct sockaddr *)&a, sizeof(a)) == 0);
+    close(u);
+    if (t >= 0)
+        close(t);
+    return ok;
+}
+
+/* True when the kernel may give port to an outgoing connection. */
+static bool ephemeral(int port)
+{
+    static int low = -1, high = -1;
+
+    if (low < 0) {
+        FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+
+        if (f == NULL || fscanf(f, "%d %d", &low, &high) != 2) {
+            low = 32768;
+            high = 60999;
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    return port >= low && port <= high;
+}
+
 int sdt_free_port(void)
 {
-    for (int attempt = 0; attempt < 50; attempt++) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(a);
-        int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0), ok;
+    static int next = -1;
+    const int span = TEST_PORT_HIGH - TEST_PORT_LOW + 1;
 
-        cr_assert(u >= 0 && t >= 0);
-        ok = bind(u, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-             getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
-             bind(t, (struct sockaddr *)&a, sizeof(a)) == 0;
-        close(u);
-        close(t);
-        if (ok)
-            return ntohs(a.sin_port);
+    if (next < 0) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        next = (int)(((unsigned)getpid() * 2654435761u ^ (unsigned)ts.tv_nsec) % (unsigned)span);
     }
-    cr_assert_fail("no free loopback port");
+    for (int attempt = 0; attempt < span; attempt++) {
+        int port = TEST_PORT_LOW + next;
+
+        next = (next + 1) % span;
+        if (!ephemeral(port) && sdt_port_free(port, true))
+            return port;
+    }
+    cr_assert_fail("no free loopback port in %d-%d", TEST_PORT_LOW, TEST_PORT_HIGH);
     return -1;
 }
 

@@ -63,8 +63,12 @@ void sdt_produce_keyed(const char *topic, const char *const *keys, const void *c
  * NULL). */
 void sdt_send_event(const char *topic, const char *key, const char *type, json_t *data, char *id);
 
-/* A loopback port free for both UDP and TCP right now. */
+/* A loopback port free for both UDP and TCP right now, outside the kernel's
+ * ephemeral range; never the same one twice in a process. */
 int sdt_free_port(void);
+
+/* Can port be bound on 127.0.0.1 right now (UDP, and TCP too when tcp)? */
+bool sdt_port_free(int port, bool tcp);
 
 /* Runs SIPp (/usr/bin/sipp) once: scenario tests/e2e/sipp/<scenario>.xml
  * against 127.0.0.1:remote_port over UDP, user (-s) service, one call,

@@ -21,38 +21,18 @@
 
 #define BARESIP_BIN "/usr/bin/baresip"
 
-/* Can n ports from first be bound on 127.0.0.1 right now (UDP, and TCP
- * too when tcp)? */
-static bool ports_free(int first, int n, bool tcp)
-{
-    for (int port = first; port < first + n; port++) {
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int u = socket(AF_INET, SOCK_DGRAM, 0), t = tcp ? socket(AF_INET, SOCK_STREAM, 0) : -1;
-        bool ok = u >= 0 && bind(u, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-                  (!tcp || (t >= 0 && bind(t, (struct sockaddr *)&a, sizeof(a)) == 0));
-
-        if (u >= 0)
-            close(u);
-        if (t >= 0)
-            close(t);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
 /* The first of two free loopback ports in a row (even when even: libre's
- * RTP socket takes an even port, RTCP the next one). */
-static int free_port_pair(bool even, bool tcp)
+ * RTP socket takes an even port, RTCP the next one). sdt_free_port() walks
+ * the ports in order and never hands one out twice, so two calls in a row
+ * that give p and p + 1 reserve both for this process. */
+static int free_port_pair(bool even)
 {
     for (int attempt = 0; attempt < 100; attempt++) {
         int p = sdt_free_port();
 
-        if (even)
-            p &= ~1;
-        if (p > 1024 && p < 65534 && ports_free(p, 2, tcp))
+        if (even && (p & 1))
+            continue;
+        if (sdt_free_port() == p + 1)
             return p;
     }
     cr_assert_fail("no two free loopback ports in a row");
@@ -119,8 +99,8 @@ void baresip_start(struct baresip *b, const struct baresip_opts *o)
     snprintf(b->dir, sizeof(b->dir), "/tmp/sipdrain-baresip-%s-XXXXXX", o->name);
     cr_assert_not_null(mkdtemp(b->dir), "mkdtemp: %s", strerror(errno));
     snprintf(b->log, sizeof(b->log), "%s.log", b->dir);
-    b->sip_port = free_port_pair(false, true);
-    b->rtp_port = free_port_pair(true, false);
+    b->sip_port = free_port_pair(false);
+    b->rtp_port = free_port_pair(true);
     write_config(b, o);
     cr_assert_eq(pipe(fds), 0);
     b->pid = fork();
