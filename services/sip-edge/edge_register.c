@@ -41,6 +41,42 @@ static void request_source(struct edge_sip *e, char *out, size_t size)
     snprintf(out, size, su->su_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, ntohs(su->su_port));
 }
 
+/* The flow of the current request (edge_flow.h): its connection's far
+ * end as a hop URI, or "" when it came over UDP. TCP and TLS both read as
+ * TCP at the socket; the Via says which (a client that lies about it only
+ * makes calls to itself fail). */
+static void request_flow(struct edge_sip *e, const sip_t *sip, char *out, size_t size)
+{
+    msg_t *msg = nua_current_request(e->nua);
+    su_addrinfo_t *ai = msg != NULL ? msg_addrinfo(msg) : NULL;
+    su_sockaddr_t const *su = ai != NULL ? (su_sockaddr_t const *)ai->ai_addr : NULL;
+    const char *proto = sip->sip_via != NULL ? sip->sip_via->v_protocol : NULL;
+    char ip[64];
+
+    out[0] = '\0';
+    if (su == NULL || ai->ai_protocol != IPPROTO_TCP ||
+        su_inet_ntop(su->su_family, SU_ADDR(su), ip, sizeof(ip)) == NULL)
+        return;
+    if (edge_flow_hop(out, size, ip, ntohs(su->su_port), su->su_family == AF_INET6,
+                      proto != NULL && strcasecmp(proto, "SIP/2.0/TLS") == 0) < 0)
+        out[0] = '\0';
+}
+
+nua_handle_t *edge_register_phone_handle(struct edge_sip *e, void *magic, const char *contact,
+                                         const char *to, const char *from)
+{
+    const char *hop = edge_flows_get(e->flows, contact, sd_mono_ms());
+
+    nua_handle_t *nh = nua_handle(e->nua, magic, NUTAG_URL(contact), SIPTAG_TO_STR(to),
+                                  TAG_IF(from != NULL, SIPTAG_FROM_STR(from)), TAG_END());
+
+    /* a handle's parameter (nua_handle's tags are only its requests'
+     * headers): the next hop of every request of its dialog, ACK included */
+    if (nh != NULL && hop != NULL)
+        nua_set_hparams(nh, NUTAG_PROXY(hop), TAG_END());
+    return nh;
+}
+
 /* A parameter of a Digest credential, unquoted into out; -1 when absent,
  * empty or too long. */
 static int auth_param(const sip_authorization_t *au, const char *name, char *out, size_t size)
@@ -255,6 +291,7 @@ void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t 
     request_source(e, pr->from, sizeof(pr->from));
     if (!edge_guard_current_source(e, &pr->from_family, pr->from_addr))
         pr->from_family = 0;
+    request_flow(e, sip, pr->hop, sizeof(pr->hop));
     snprintf(pr->contact, sizeof(pr->contact), "%s", uri);
     nua_save_event(e->nua, pr->saved);
     e->registers[slot] = pr;
@@ -280,6 +317,17 @@ void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m)
             count_auth(e, EDGE_AUTH_ACCEPTED);
             if (pr->expires_s > 0)
                 e->registrations++;
+            /* calls to this Contact: over this connection, or (UDP, or
+             * un-registered) straight to it */
+            if (pr->hop[0] != '\0' && pr->expires_s > 0) {
+                if (edge_flows_set(e->flows, pr->contact, pr->hop,
+                                   sd_mono_ms() + (int64_t)pr->expires_s * 1000, sd_mono_ms()) < 0)
+                    sd_log_warn("phone connection not remembered: calls go to its Contact",
+                                "dn=%s contact=%s flows=%zu", pr->dn, pr->contact,
+                                edge_flows_count(e->flows));
+            } else {
+                edge_flows_remove(e->flows, pr->contact);
+            }
         } else if (verdict != NULL &&
                    (!strcmp(verdict, "bad_password") || !strcmp(verdict, "no_credentials"))) {
             /* the same answer for both: a prober learns nothing of which

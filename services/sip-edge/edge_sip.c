@@ -327,6 +327,22 @@ static void on_signal_pipe(void *arg)
 
 /* --- set-up --------------------------------------------------------------- */
 
+/* tport_tls's verify policy for SIPDRAIN_TLS_VERIFY. "servers": a server
+ * the edge connects to (a sips: peer site or proxy) must present a chain
+ * to SIPDRAIN_TLS_CA whose names include the host it was reached by. */
+static unsigned tls_policy(enum edge_tls_verify v)
+{
+    switch (v) {
+    case EDGE_TLS_VERIFY_NONE:
+        return TPTLS_VERIFY_NONE;
+    case EDGE_TLS_VERIFY_ALL:
+        return TPTLS_VERIFY_SUBJECTS_OUT | TPTLS_VERIFY_INCOMING;
+    case EDGE_TLS_VERIFY_SERVERS:
+        break;
+    }
+    return TPTLS_VERIFY_SUBJECTS_OUT;
+}
+
 struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_queue *to_bus,
                               struct edge_queue *to_sip, struct sd_err *err)
 {
@@ -364,6 +380,12 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         edge_flood_init(&e->flood, &cfg->flood);
         memset(secret, 0, sizeof(secret));
     }
+    e->flows = edge_flows_new(EDGE_FLOWS_MAX);
+    if (e->flows == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        free(e);
+        return NULL;
+    }
     if (cfg->hold != NULL)
         edge_fsm_init_held(&e->fsm, &cfg->drain, cfg->hold);
     else
@@ -381,8 +403,13 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
      * call). The SIP thread never blocks, so nothing is lost. */
     su_root_threading(e->root, 0);
     e->nua = nua_create(
-        e->root, on_nua, e, NUTAG_URL(cfg->sip_url), NUTAG_AUTOANSWER(0),
-        NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
+        e->root, on_nua, e, NUTAG_URL(cfg->sip_url),
+        TAG_IF(cfg->tls_url != NULL, NUTAG_SIPS_URL(cfg->tls_url)),
+        /* SIP over TLS (edge_tls.h): the folder of the certificate, its key
+         * and the CAs; who is verified; TLS 1.2 or later (tools/sofia-sip/0004) */
+        TAG_IF(cfg->tls_dir != NULL, TPTAG_CERTIFICATE(cfg->tls_dir)),
+        TAG_IF(cfg->tls_dir != NULL, TPTAG_TLS_VERIFY_POLICY(tls_policy(cfg->tls_policy))),
+        NUTAG_AUTOANSWER(0), NUTAG_MEDIA_ENABLE(0), /* B2BUA: SDP passes through untouched */
         /* A burst (a failover sends another edge's callers here at once)
          * must wait in the socket, not be dropped; the kernel caps this at
          * net.core.rmem_max / wmem_max. */
@@ -411,7 +438,8 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
          * with this Allow, in a dialog or not. */
         SIPTAG_ALLOW_STR(EDGE_ALLOW), SIPTAG_SUPPORTED(NULL), NUTAG_SHUTDOWN_EVENTS(1), TAG_END());
     if (e->nua == NULL) {
-        sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_SIP_URL: cannot listen on %s", cfg->sip_url);
+        sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_SIP_URL: cannot listen on %s%s%s", cfg->sip_url,
+                   cfg->tls_url != NULL ? " and " : "", cfg->tls_url != NULL ? cfg->tls_url : "");
         goto fail;
     }
     if (pipe(signal_pipe) < 0) {
@@ -448,7 +476,12 @@ fail:
 
 int edge_sip_run(struct edge_sip *e)
 {
-    sd_log_info("listening", "sip_url=%s state=%s", e->cfg.sip_url, edge_state_name(e->fsm.state));
+    if (e->cfg.tls_url != NULL)
+        sd_log_info("listening", "sip_url=%s tls_url=%s state=%s", e->cfg.sip_url, e->cfg.tls_url,
+                    edge_state_name(e->fsm.state));
+    else
+        sd_log_info("listening", "sip_url=%s state=%s", e->cfg.sip_url,
+                    edge_state_name(e->fsm.state));
     edge_status_send(e);
     su_root_run(e->root);
     return e->exit_code;
@@ -484,6 +517,7 @@ void edge_sip_free(struct edge_sip *e)
     if (e->root != NULL)
         su_root_destroy(e->root);
     su_home_deinit(e->home);
+    edge_flows_free(e->flows);
     if (signal_pipe[0] >= 0) {
         close(signal_pipe[0]);
         close(signal_pipe[1]);

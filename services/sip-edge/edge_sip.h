@@ -15,15 +15,21 @@
 #include "edge_flood.h"
 #include "edge_peers.h"
 #include "edge_queue.h"
+#include "edge_tls.h"
 #include "sipdrain/err.h"
 #include "sipdrain/http.h"
 
 struct edge_sip_config {
     const char *edge_id;
     const char *site;
-    const char *sip_url;        /* SIPDRAIN_SIP_URL: where NUA listens (UDP and TCP) */
-    const char *peer_site_uri;  /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
-    const char *route_points;   /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
+    /* SIPDRAIN_SIP_URL: where NUA listens; sip_url the plain URL (UDP and
+     * TCP) if there is one, else the TLS one; tls_url the TLS one when
+     * both are given (edge_tls.h), else NULL */
+    const char *sip_url, *tls_url;
+    const char *tls_dir;             /* tport_tls's folder (edge_tls_prepare), or NULL */
+    enum edge_tls_verify tls_policy; /* SIPDRAIN_TLS_VERIFY */
+    const char *peer_site_uri;       /* SIPDRAIN_PEER_SITE_URI: Contact of a 302 while draining */
+    const char *route_points;        /* SIPDRAIN_ROUTE_POINTS: comma-separated DNs, may be NULL */
     const char *outbound_proxy; /* SIPDRAIN_OUTBOUND_PROXY: agent-originated calls, may be NULL */
     struct sd_http *http;       /* SIPDRAIN_HTTP_ADDR's server, or NULL */
     const char *source;         /* "sip-edge/<edge id>" */

@@ -41,6 +41,7 @@ struct edge_leg;
 #include "edge_auth.h"
 #include "edge_bus.h"
 #include "edge_flood.h"
+#include "edge_flow.h"
 #include "edge_peers.h"
 #include "edge_sdp.h"
 #include "edge_sip.h"
@@ -51,7 +52,8 @@ struct edge_leg;
 
 #define STATUS_EVERY_MS  1000 /* edge.status heartbeat */
 #define QUEUE_TICK_MS    100
-#define REGISTER_MAX     512 /* REGISTERs waiting for the database at once */
+#define REGISTER_MAX     512   /* REGISTERs waiting for the database at once */
+#define EDGE_FLOWS_MAX   65536 /* phones' TCP/TLS connections remembered (edge_flow.h) */
 #define REGISTER_DEFAULT 3600
 #define REGISTER_MIN     60
 #define CONTROL_SEEN_MAX 64 /* edge.control ids remembered (a repeat is ignored) */
@@ -171,6 +173,7 @@ struct pending_register {
     int from_family;       /* the source, for the flood limits (0: unknown) */
     unsigned char from_addr[16];
     int expires_s;
+    char hop[EDGE_FLOW_HOP_MAX]; /* its TCP/TLS connection (edge_flow.h), "" over UDP */
 };
 
 /* What became of REGISTERs' credentials (/metrics). */
@@ -217,6 +220,7 @@ struct edge_sip {
     unsigned long refused_flood;     /* requests of banned sources, dropped */
     unsigned long bans;              /* sources banned since start */
     struct edge_flood flood;
+    struct edge_flows *flows; /* phones' TCP/TLS connections (edge_flow.h) */
     struct edge_guard_source guard_sources[EDGE_GUARD_SOURCES];
     unsigned long next_token;
     char control_seen[CONTROL_SEEN_MAX][SD_EVENT_ID_LEN + 1];
@@ -253,6 +257,11 @@ void edge_guard_auth_failed(struct edge_sip *e, int family, const unsigned char 
 
 /* edge_register.c: REGISTER and OPTIONS */
 void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh);
+/* A NUA handle for requests to an agent's phone at contact (To: to, From:
+ * from unless NULL): over the connection it registered on, when this edge
+ * holds one (edge_flow.h). */
+nua_handle_t *edge_register_phone_handle(struct edge_sip *e, void *magic, const char *contact,
+                                         const char *to, const char *from);
 void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m);
 

@@ -22,6 +22,7 @@
 #include "edge_db.h"
 #include "edge_queue.h"
 #include "edge_sip.h"
+#include "edge_tls.h"
 #include "sipdrain/cfg.h"
 #include "sipdrain/http.h"
 #include "sipdrain/event.h"
@@ -40,6 +41,8 @@ struct sip_edge_cfg {
     char *site;
     char *edge_id;
     char *sip_url;
+    char *tls_cert, *tls_key, *tls_ca;
+    int tls_verify;
     char *brokers;
     char *pg_dsn;
     long reject_code;
@@ -68,7 +71,19 @@ static const struct sd_cfg_item cfg_items[] = {
     {"SIPDRAIN_EDGE_ID", SD_CFG_STRING, F(edge_id), 0, 0, NULL, NULL, false,
      "this edge's id, unique and stable across restarts, e.g. edge-2a; default: the host name"},
     {"SIPDRAIN_SIP_URL", SD_CFG_STRING, F(sip_url), 0, 0, NULL, "sip:127.0.0.1:5060", false,
-     "where the edge listens for SIP, UDP and TCP (sofia-sip URL)"},
+     "where the edge listens for SIP: a sip: URL (UDP and TCP) and/or a TLS one (sips:, or"
+     " ;transport=tls), comma-separated, e.g. sip:0.0.0.0:5060,sips:0.0.0.0:5061"},
+    {"SIPDRAIN_TLS_CERT", SD_CFG_STRING, F(tls_cert), 0, 0, NULL, NULL, false,
+     "PEM file: the edge's TLS certificate, then its intermediates (needed with a TLS URL)"},
+    {"SIPDRAIN_TLS_KEY", SD_CFG_STRING, F(tls_key), 0, 0, NULL, NULL, false,
+     "PEM file: the certificate's private key, unencrypted (needed with a TLS URL); keep it"
+     " readable by the edge only"},
+    {"SIPDRAIN_TLS_CA", SD_CFG_STRING, F(tls_ca), 0, 0, NULL, "/etc/ssl/certs/ca-certificates.crt",
+     false, "PEM file: the CAs peers' certificates are verified against"},
+    {"SIPDRAIN_TLS_VERIFY", SD_CFG_ENUM, F(tls_verify), 0, 0, "none|servers|all", "servers", false,
+     "TLS peers verified against SIPDRAIN_TLS_CA: servers (those the edge connects to: chain"
+     " and host name), all (clients too: each phone and gateway must present a certificate),"
+     " none (a lab only)"},
     {"SIPDRAIN_KAFKA_BROKERS", SD_CFG_STRING, F(brokers), 0, 0, NULL, NULL, true,
      "Kafka bootstrap servers, e.g. 127.0.0.1:9092"},
     {"SIPDRAIN_PG_DSN", SD_CFG_STRING, F(pg_dsn), 0, 0, NULL, NULL, true,
@@ -153,17 +168,36 @@ static void die_config(const char *name, const char *what)
 
 /* Checks what the table cannot: ids, URIs, the redirect's target. */
 static void check_config(const struct sip_edge_cfg *c, enum edge_auth_alg *algs, int *n_algs,
-                         struct edge_peers *trusted)
+                         struct edge_peers *trusted, struct edge_listen *listen)
 {
-    char why[160];
+    char why[400];
 
     if (edge_peers_parse(c->trusted_peers, trusted, why, sizeof(why)) < 0)
         die_config("SIPDRAIN_TRUSTED_PEERS", why);
     if (edge_auth_algs_parse(c->auth_algorithms, algs, n_algs) < 0)
         die_config("SIPDRAIN_SIP_AUTH_ALGORITHMS",
                    "must name SHA-256, MD5 or both, comma-separated, each once (e.g. SHA-256,MD5)");
-    if (strncmp(c->sip_url, "sip:", 4) != 0)
-        die_config("SIPDRAIN_SIP_URL", "must be a sip: URL, e.g. sip:127.0.0.1:5060");
+    if (edge_listen_parse(c->sip_url, listen, why, sizeof(why)) < 0) {
+        char what[600];
+
+        snprintf(what, sizeof(what),
+                 "%s; give a sip: URL, a TLS one or both, e.g. "
+                 "sip:0.0.0.0:5060,sips:0.0.0.0:5061",
+                 why);
+        die_config("SIPDRAIN_SIP_URL", what);
+    }
+    if (listen->tls[0] != '\0' && (c->tls_cert == NULL || c->tls_key == NULL))
+        die_config(c->tls_cert == NULL ? "SIPDRAIN_TLS_CERT" : "SIPDRAIN_TLS_KEY",
+                   "needed with a TLS URL in SIPDRAIN_SIP_URL");
+    if (listen->tls[0] != '\0') {
+        struct edge_tls_files files = {c->tls_cert, c->tls_key, c->tls_ca};
+
+        if (edge_tls_check(&files, why, sizeof(why)) < 0)
+            die_config("SIPDRAIN_TLS_CERT, SIPDRAIN_TLS_KEY, SIPDRAIN_TLS_CA", why);
+    }
+    if (listen->tls[0] == '\0' && (c->tls_cert != NULL || c->tls_key != NULL))
+        die_config(c->tls_cert != NULL ? "SIPDRAIN_TLS_CERT" : "SIPDRAIN_TLS_KEY",
+                   "set, but SIPDRAIN_SIP_URL has no TLS URL (sips: or ;transport=tls)");
     if (c->peer_site_uri != NULL && strncmp(c->peer_site_uri, "sip:", 4) != 0 &&
         strncmp(c->peer_site_uri, "sips:", 5) != 0)
         die_config("SIPDRAIN_PEER_SITE_URI", "must be a sip: or sips: URI");
@@ -211,6 +245,8 @@ int main(int argc, char **argv)
     char source[SD_EVENT_SOURCE_MAX];
     enum edge_auth_alg algs[EDGE_AUTH_ALG_COUNT];
     struct edge_peers trusted;
+    struct edge_listen listen;
+    char tls_dir[256] = "";
     int rc = 1, held, n_algs = 0;
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -223,7 +259,7 @@ int main(int argc, char **argv)
     }
     memset(&c, 0, sizeof(c));
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &c);
-    check_config(&c, algs, &n_algs, &trusted);
+    check_config(&c, algs, &n_algs, &trusted, &listen);
     /* the edge id, by default the host name (one edge per container or
      * pod); the topic prefix, the log, the outbox owner */
     sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,
@@ -254,7 +290,9 @@ int main(int argc, char **argv)
         struct edge_sip_config sc = {
             .edge_id = c.edge_id,
             .site = c.site,
-            .sip_url = c.sip_url,
+            .sip_url = listen.plain[0] != '\0' ? listen.plain : listen.tls,
+            .tls_url = listen.plain[0] != '\0' && listen.tls[0] != '\0' ? listen.tls : NULL,
+            .tls_policy = (enum edge_tls_verify)c.tls_verify,
             .peer_site_uri = c.peer_site_uri,
             .route_points = c.route_points,
             .outbound_proxy = c.outbound_proxy,
@@ -275,7 +313,16 @@ int main(int argc, char **argv)
                                      source,   c.realm,   (int)c.max_contacts};
 
         memcpy(sc.algs, algs, sizeof(sc.algs));
+        if (listen.tls[0] != '\0') {
+            struct edge_tls_files files = {c.tls_cert, c.tls_key, c.tls_ca};
+
+            if (edge_tls_prepare(&files, tls_dir, sizeof(tls_dir), err.text, sizeof(err.text)) < 0)
+                goto out;
+            sc.tls_dir = tls_dir;
+        }
         sip = edge_sip_new(&sc, to_bus, to_sip, &err);
+        /* the key's copy goes now: tport_tls has read it (edge_tls.h) */
+        edge_tls_remove(tls_dir);
         if (sip == NULL)
             goto out;
         bus = edge_bus_start(&bc, to_bus, to_sip, &err);
