@@ -21,6 +21,7 @@ PACKAGES=(
   kamailio  # the load balancer (deploy/kamailio) and the peer of bench/edge.sh
   docker-compose  # validates docker-compose.yml (no Docker engine is needed for that)
   baresip  # a real SIP phone in the suite (services/sip-edge/tests/test_sip_real_phones.c)
+  openssl ca-certificates  # the TLS tests' CA and s_client (tests/scripts/test-ca.sh); the edge's default CA file
 )
 # kafka-fetch.sh and KafkaAdmin.java need Maven and a full JDK (javac for
 # single-file source launch); only asked for when they are not on PATH, so

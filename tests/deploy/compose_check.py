@@ -11,11 +11,15 @@ own resolved view (`docker-compose config`: anchors and merges applied):
 - the edges take calls from the load balancer: every edge service sets
   SIPDRAIN_TRUSTED_PEERS (the default, the edge's own host, would answer
   403 to every call through it), not to everything; and no network has an
-  ipam block (Podman 4.3 + docker-compose 1.29 then refuse `run`).
+  ipam block (Podman 4.3 + docker-compose 1.29 then refuse `run`);
+- with deploy/compose.tls.yml on top, every edge serves a sips: URL next to
+  its sip: one, and its certificate, key and CA are compose secrets read
+  from files (never values in the environment).
 
 Exit 0 when every check holds; otherwise each failure on stderr, exit 1.
 """
 import ipaddress
+import os
 import subprocess
 import sys
 
@@ -67,6 +71,28 @@ for name, svc in services.items():
 if "networks" in yaml.safe_load(out) and any(
         (n or {}).get("ipam") for n in (yaml.safe_load(out).get("networks") or {}).values()):
     failures.append("networks: an ipam block breaks `docker compose run` under Podman 4.3")
+
+# SIP over TLS: the override names the certificate files as secrets.
+tls_file = os.path.join(os.path.dirname(os.path.abspath(here)), "deploy", "compose.tls.yml")
+tls = yaml.safe_load(subprocess.run(["docker-compose", "-f", here, "-f", tls_file, "config"],
+                                    check=True, capture_output=True, text=True).stdout)
+declared = tls.get("secrets") or {}
+for name, svc in tls["services"].items():
+    if svc.get("command") != ["sip-edge"]:
+        continue
+    env = svc.get("environment") or {}
+    urls = [u.strip() for u in env.get("SIPDRAIN_SIP_URL", "").split(",")]
+    if not any(u.startswith("sips:") for u in urls) or not any(u.startswith("sip:") for u in urls):
+        failures.append(f"{name} (TLS): SIPDRAIN_SIP_URL {env.get('SIPDRAIN_SIP_URL')!r} "
+                        "is not a sip: and a sips: URL")
+    mounted = {(s if isinstance(s, str) else s.get("source")) for s in svc.get("secrets") or []}
+    for var in ("SIPDRAIN_TLS_CERT", "SIPDRAIN_TLS_KEY", "SIPDRAIN_TLS_CA"):
+        path = env.get(var, "")
+        secret = path[len("/run/secrets/"):] if path.startswith("/run/secrets/") else None
+        if secret is None:
+            failures.append(f"{name} (TLS): {var}={path!r} is not a secret under /run/secrets")
+        elif secret not in mounted or "file" not in (declared.get(secret) or {}):
+            failures.append(f"{name} (TLS): secret {secret} not mounted or not from a file")
 
 for f in failures:
     print("compose_check: " + f, file=sys.stderr)

@@ -57,14 +57,18 @@ static void write_file(const char *dir, const char *name, const char *text)
  * terminal" and works). */
 static void write_config(const struct baresip *b, const struct baresip_opts *o)
 {
-    char text[2048], account[256], registrar[32] = "";
+    char text[2048], account[256], registrar[48] = "", cafile[160] = "";
     const char *addr = o->addr != NULL ? o->addr : "127.0.0.1";
     const char *reg_host = o->registrar_host != NULL ? o->registrar_host : "127.0.0.1";
+
+    if (o->tls_ca != NULL)
+        snprintf(cafile, sizeof(cafile), "sip_cafile\t\t%s\n", o->tls_ca);
 
     snprintf(text, sizeof(text),
              "poll_method\t\tepoll\n"
              "sip_listen\t\t%s:%d\n"
              "net_interface\t\t%s\n"
+             "%s"
              "call_local_timeout\t120\n"
              "call_max_calls\t\t4\n"
              "audio_player\t\taubridge,nil\n"
@@ -77,14 +81,17 @@ static void write_config(const struct baresip *b, const struct baresip_opts *o)
              "module\t\t\taubridge.so\n"
              "module_tmp\t\taccount.so\n"
              "module_app\t\tmenu.so\n",
-             addr, b->sip_port, addr, b->rtp_port, b->rtp_port + 1);
+             addr, b->sip_port, addr, cafile, b->rtp_port, b->rtp_port + 1);
     write_file(b->dir, "config", text);
-    if (o->registrar_port > 0)
+    if (o->registrar_tls_port > 0)
+        snprintf(registrar, sizeof(registrar), ":%d;transport=tls", o->registrar_tls_port);
+    else if (o->registrar_port > 0)
         snprintf(registrar, sizeof(registrar), ":%d", o->registrar_port);
     /* the password of every test DN (sdt_db_create) */
     snprintf(account, sizeof(account), "<sip:%s@%s%s>;auth_pass=%s;regint=%d;answermode=%s\n",
              o->user, reg_host, registrar, o->password != NULL ? o->password : SDT_PHONE_PASSWORD,
-             o->registrar_port > 0 ? 60 : 0, o->auto_answer ? "auto" : "manual");
+             o->registrar_port > 0 || o->registrar_tls_port > 0 ? 60 : 0,
+             o->auto_answer ? "auto" : "manual");
     write_file(b->dir, "accounts", account);
     write_file(b->dir, "contacts", ""); /* else baresip writes a template */
 }

@@ -44,6 +44,12 @@ struct baresip_opts {
     /* The account's SIP password (auth_pass); NULL: the test DNs' own
      * (SDT_PHONE_PASSWORD). */
     const char *password;
+    /* > 0: REGISTER over TLS at 127.0.0.1:<port> instead (the account's
+     * ;transport=tls), trusting the CAs of tls_ca (sip_cafile). baresip
+     * 1.0 does not refuse a server whose certificate fails: a test checks
+     * the edge's certificate with openssl s_client. */
+    int registrar_tls_port;
+    const char *tls_ca;
 };
 
 struct baresip {

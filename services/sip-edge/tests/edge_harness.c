@@ -27,14 +27,15 @@ void env_setup(struct edge_env *e)
 bool under_valgrind;
 const char *edge_resolv_conf;
 const char *edge_sip_host;
+const char *edge_tls_dir;
 
 /* Starts an edge of site2 and waits until it listens and its edge.control
  * consumer has its partitions (it starts at the end of the topic: a
  * command sent before that would not reach it). extra: "K=V" entries. */
 void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const char *const *extra)
 {
-    static char env[16][600];
-    const char *envp[16];
+    static char env[20][600];
+    const char *envp[24];
     char bin[1024];
     const char *dir = getenv("SIPDRAIN_BIN_DIR");
     size_t n = 0;
@@ -52,9 +53,20 @@ void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const c
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SITE=site2"), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_EDGE_ID=%s", id), n++;
-    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SIP_URL=sip:%s:%d",
-             edge_sip_host != NULL ? edge_sip_host : "127.0.0.1", p->port),
-        n++;
+    if (edge_tls_dir != NULL) {
+        p->tls_port = sdt_free_port();
+        snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SIP_URL=sip:%s:%d,sips:%s:%d",
+                 edge_sip_host != NULL ? edge_sip_host : "127.0.0.1", p->port,
+                 edge_sip_host != NULL ? edge_sip_host : "127.0.0.1", p->tls_port),
+            n++;
+        snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TLS_CERT=%s/edge.pem", edge_tls_dir), n++;
+        snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TLS_KEY=%s/edge.key", edge_tls_dir), n++;
+        snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TLS_CA=%s/ca.pem", edge_tls_dir), n++;
+    } else {
+        snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SIP_URL=sip:%s:%d",
+                 edge_sip_host != NULL ? edge_sip_host : "127.0.0.1", p->port),
+            n++;
+    }
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_LOG_LEVEL=debug"), n++;
     /* Debian 12's SIPp (3.6.1) and baresip (1.0) fail on a SHA-256
      * challenge instead of skipping it: the suite's phones get MD5 alone
@@ -73,7 +85,7 @@ void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const c
         }
         n = m;
     }
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 23; i++)
         envp[n++] = extra[i];
     envp[n] = NULL;
     if (under_valgrind) {

@@ -25,7 +25,8 @@ struct edge_env {
 
 struct edge_proc {
     pid_t pid;
-    int port;
+    int port;     /* its SIP port on 127.0.0.1, UDP and TCP */
+    int tls_port; /* its TLS port when edge_tls_dir is set, else 0 */
     char id[32];
     char log[256];
 };
@@ -47,6 +48,10 @@ extern const char *edge_resolv_conf;
 /* Set by a test that wants the edge to listen elsewhere than on 127.0.0.1
  * (e.g. "*": every address, loopback and a test's own network namespace). */
 extern const char *edge_sip_host;
+/* Set by a test that wants the edge to serve TLS too: a folder made by
+ * tests/scripts/test-ca.sh (edge.pem, edge.key, ca.pem); edge_start adds a
+ * sips: URL on a port of its own (p->tls_port) and the certificate files. */
+extern const char *edge_tls_dir;
 
 void env_setup(struct edge_env *e);
 /* Starts an edge of site2 and waits until it listens and its edge.control
