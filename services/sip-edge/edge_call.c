@@ -267,7 +267,7 @@ static bool invite_agent(struct edge_sip *e, struct edge_call *c, bool nailed)
     if (nailed && edge_nailed_connect(e, c))
         goto sent;
     edge_call_agent_to(e, c->dn, c->contact, to, sizeof(to));
-    c->b.nh = edge_register_phone_handle(e, &c->b, c->contact, to, NULL);
+    c->b.nh = edge_register_phone_handle(e, &c->b, c->dn, c->contact, to, NULL);
     if (c->b.nh == NULL)
         return false;
     nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),

@@ -13,7 +13,7 @@ struct flow {
     struct flow *next;
     int64_t expires_ms;
     char hop[EDGE_FLOW_HOP_MAX];
-    char contact[]; /* the registered Contact URI */
+    char key[]; /* the DN, '\n', the registered Contact URI */
 };
 
 struct edge_flows {
@@ -21,13 +21,25 @@ struct edge_flows {
     size_t count, max;
 };
 
-static unsigned bucket_of(const char *contact)
+static uint32_t hash_in(uint32_t h, const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-
-    for (const unsigned char *p = (const unsigned char *)contact; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         h = (h ^ *p) * 16777619u;
-    return h % BUCKETS;
+    return h;
+}
+
+static unsigned bucket_of(const char *dn, const char *contact)
+{
+    /* FNV-1a of "<dn>\n<contact>" (neither holds a line end) */
+    return hash_in(hash_in(hash_in(2166136261u, dn), "\n"), contact) % BUCKETS;
+}
+
+/* Is f the flow of dn's contact? */
+static bool same(const struct flow *f, const char *dn, const char *contact)
+{
+    size_t n = strlen(dn);
+
+    return strncmp(f->key, dn, n) == 0 && f->key[n] == '\n' && strcmp(f->key + n + 1, contact) == 0;
 }
 
 struct edge_flows *edge_flows_new(size_t max)
@@ -62,45 +74,49 @@ static void drop(struct edge_flows *t, struct flow **at)
     t->count--;
 }
 
-int edge_flows_set(struct edge_flows *t, const char *contact, const char *hop, int64_t expires_ms,
-                   int64_t now_ms)
+int edge_flows_set(struct edge_flows *t, const char *dn, const char *contact, const char *hop,
+                   int64_t expires_ms, int64_t now_ms)
 {
-    struct flow **at = &t->buckets[bucket_of(contact)], *f;
-    size_t len = strlen(contact);
+    unsigned b = bucket_of(dn, contact);
+    struct flow **at = &t->buckets[b], *f;
+    size_t dn_len = strlen(dn), len = strlen(contact);
 
-    if (strlen(hop) >= EDGE_FLOW_HOP_MAX)
+    if (strlen(hop) >= EDGE_FLOW_HOP_MAX || strchr(dn, '\n') != NULL)
         return -1;
     while (*at != NULL) {
-        if (strcmp((*at)->contact, contact) == 0 || (*at)->expires_ms <= now_ms)
+        if (same(*at, dn, contact) || (*at)->expires_ms <= now_ms)
             drop(t, at);
         else
             at = &(*at)->next;
     }
-    if (t->count >= t->max || (f = malloc(sizeof(*f) + len + 1)) == NULL)
+    if (t->count >= t->max || (f = malloc(sizeof(*f) + dn_len + 1 + len + 1)) == NULL)
         return -1;
     f->expires_ms = expires_ms;
     snprintf(f->hop, sizeof(f->hop), "%s", hop);
-    memcpy(f->contact, contact, len + 1);
-    f->next = t->buckets[bucket_of(contact)];
-    t->buckets[bucket_of(contact)] = f;
+    memcpy(f->key, dn, dn_len);
+    f->key[dn_len] = '\n';
+    memcpy(f->key + dn_len + 1, contact, len + 1);
+    f->next = t->buckets[b];
+    t->buckets[b] = f;
     t->count++;
     return 0;
 }
 
-void edge_flows_remove(struct edge_flows *t, const char *contact)
+void edge_flows_remove(struct edge_flows *t, const char *dn, const char *contact)
 {
-    for (struct flow **at = &t->buckets[bucket_of(contact)]; *at != NULL; at = &(*at)->next) {
-        if (strcmp((*at)->contact, contact) == 0) {
+    for (struct flow **at = &t->buckets[bucket_of(dn, contact)]; *at != NULL; at = &(*at)->next) {
+        if (same(*at, dn, contact)) {
             drop(t, at);
             return;
         }
     }
 }
 
-const char *edge_flows_get(const struct edge_flows *t, const char *contact, int64_t now_ms)
+const char *edge_flows_get(const struct edge_flows *t, const char *dn, const char *contact,
+                           int64_t now_ms)
 {
-    for (const struct flow *f = t->buckets[bucket_of(contact)]; f != NULL; f = f->next) {
-        if (strcmp(f->contact, contact) == 0)
+    for (const struct flow *f = t->buckets[bucket_of(dn, contact)]; f != NULL; f = f->next) {
+        if (same(f, dn, contact))
             return f->expires_ms > now_ms ? f->hop : NULL;
     }
     return NULL;

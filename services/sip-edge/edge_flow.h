@@ -26,18 +26,23 @@ struct edge_flows;
 struct edge_flows *edge_flows_new(size_t max);
 void edge_flows_free(struct edge_flows *t);
 
-/* contact is reached over hop until expires_ms (a new REGISTER of the same
- * Contact replaces it). Expired flows are dropped on the way. 0, or -1 when
- * the table is full or hop too long (the call then goes to the Contact). */
-int edge_flows_set(struct edge_flows *t, const char *contact, const char *hop, int64_t expires_ms,
-                   int64_t now_ms);
+/* Flows are per DN and Contact: a phone that registered some other DN's
+ * Contact (its credentials are its own DN's) gets that DN's calls, never
+ * the other phone's. */
 
-/* The Contact un-registered (Expires: 0). */
-void edge_flows_remove(struct edge_flows *t, const char *contact);
+/* dn's contact is reached over hop until expires_ms (a new REGISTER of the
+ * same Contact replaces it). Expired flows are dropped on the way. 0, or -1
+ * when the table is full or hop too long (calls then go to the Contact). */
+int edge_flows_set(struct edge_flows *t, const char *dn, const char *contact, const char *hop,
+                   int64_t expires_ms, int64_t now_ms);
 
-/* The hop of contact, or NULL (none, or expired). Valid until the table
- * changes. */
-const char *edge_flows_get(const struct edge_flows *t, const char *contact, int64_t now_ms);
+/* dn's Contact un-registered (Expires: 0). */
+void edge_flows_remove(struct edge_flows *t, const char *dn, const char *contact);
+
+/* The hop of dn's contact, or NULL (none, or expired). Valid until the
+ * table changes. */
+const char *edge_flows_get(const struct edge_flows *t, const char *dn, const char *contact,
+                           int64_t now_ms);
 
 /* Live and expired flows held (/metrics, tests). */
 size_t edge_flows_count(const struct edge_flows *t);

@@ -76,7 +76,7 @@ static void nailed_open(struct edge_sip *e, json_t *d)
     snprintf(n->agent_id, sizeof(n->agent_id), "%s", agent);
     snprintf(n->dn, sizeof(n->dn), "%s", dn);
     edge_call_agent_to(e, dn, contact, to, sizeof(to));
-    n->leg.nh = edge_register_phone_handle(e, &n->leg, contact, to, NULL);
+    n->leg.nh = edge_register_phone_handle(e, &n->leg, dn, contact, to, NULL);
     if (n->leg.nh == NULL) {
         free(n);
         return;

@@ -101,7 +101,7 @@ static void originate_start(struct edge_sip *e, json_t *d, const char *contact, 
     snprintf(c->dest_uri, sizeof(c->dest_uri), "%s", uri);
     edge_call_agent_to(e, c->dn, contact, to, sizeof(to));
     snprintf(from, sizeof(from), "<%s>", uri); /* the phone shows whom it is calling */
-    c->b.nh = edge_register_phone_handle(e, &c->b, contact, to, from);
+    c->b.nh = edge_register_phone_handle(e, &c->b, c->dn, contact, to, from);
     if (c->b.nh == NULL || edge_sdp_no_media(&c->origin, sdp, sizeof(sdp)) < 0) {
         if (c->b.nh != NULL)
             nua_handle_destroy(c->b.nh);

@@ -62,10 +62,10 @@ static void request_flow(struct edge_sip *e, const sip_t *sip, char *out, size_t
         out[0] = '\0';
 }
 
-nua_handle_t *edge_register_phone_handle(struct edge_sip *e, void *magic, const char *contact,
-                                         const char *to, const char *from)
+nua_handle_t *edge_register_phone_handle(struct edge_sip *e, void *magic, const char *dn,
+                                         const char *contact, const char *to, const char *from)
 {
-    const char *hop = edge_flows_get(e->flows, contact, sd_mono_ms());
+    const char *hop = edge_flows_get(e->flows, dn, contact, sd_mono_ms());
 
     nua_handle_t *nh = nua_handle(e->nua, magic, NUTAG_URL(contact), SIPTAG_TO_STR(to),
                                   TAG_IF(from != NULL, SIPTAG_FROM_STR(from)), TAG_END());
@@ -320,13 +320,13 @@ void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m)
             /* calls to this Contact: over this connection, or (UDP, or
              * un-registered) straight to it */
             if (pr->hop[0] != '\0' && pr->expires_s > 0) {
-                if (edge_flows_set(e->flows, pr->contact, pr->hop,
+                if (edge_flows_set(e->flows, pr->dn, pr->contact, pr->hop,
                                    sd_mono_ms() + (int64_t)pr->expires_s * 1000, sd_mono_ms()) < 0)
                     sd_log_warn("phone connection not remembered: calls go to its Contact",
                                 "dn=%s contact=%s flows=%zu", pr->dn, pr->contact,
                                 edge_flows_count(e->flows));
             } else {
-                edge_flows_remove(e->flows, pr->contact);
+                edge_flows_remove(e->flows, pr->dn, pr->contact);
             }
         } else if (verdict != NULL &&
                    (!strcmp(verdict, "bad_password") || !strcmp(verdict, "no_credentials"))) {

@@ -257,11 +257,11 @@ void edge_guard_auth_failed(struct edge_sip *e, int family, const unsigned char 
 
 /* edge_register.c: REGISTER and OPTIONS */
 void edge_register_on_options(struct edge_sip *e, nua_handle_t *nh);
-/* A NUA handle for requests to an agent's phone at contact (To: to, From:
- * from unless NULL): over the connection it registered on, when this edge
- * holds one (edge_flow.h). */
-nua_handle_t *edge_register_phone_handle(struct edge_sip *e, void *magic, const char *contact,
-                                         const char *to, const char *from);
+/* A NUA handle for requests to the phone of DN dn at contact (To: to,
+ * From: from unless NULL): over the connection it registered on, when this
+ * edge holds one (edge_flow.h). */
+nua_handle_t *edge_register_phone_handle(struct edge_sip *e, void *magic, const char *dn,
+                                         const char *contact, const char *to, const char *from);
 void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m);
 
