@@ -292,6 +292,11 @@ void edge_register_on_request(struct edge_sip *e, nua_handle_t *nh, const sip_t 
     if (!edge_guard_current_source(e, &pr->from_family, pr->from_addr))
         pr->from_family = 0;
     request_flow(e, sip, pr->hop, sizeof(pr->hop));
+    /* over TCP or TLS the phone's calls come back over its connection,
+     * which sofia-sip closes after 30 idle minutes (nta's TPTAG_IDLE): a
+     * phone that registered for longer must refresh before that */
+    if (pr->hop[0] != '\0' && expires > FLOW_MAX_EXPIRES)
+        pr->expires_s = expires = FLOW_MAX_EXPIRES;
     snprintf(pr->contact, sizeof(pr->contact), "%s", uri);
     nua_save_event(e->nua, pr->saved);
     e->registers[slot] = pr;

@@ -414,6 +414,12 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
          * must wait in the socket, not be dropped; the kernel caps this at
          * net.core.rmem_max / wmem_max. */
         TPTAG_UDP_RMEM(UDP_BUFFER_BYTES), TPTAG_UDP_WMEM(UDP_BUFFER_BYTES),
+        /* A TCP or TLS peer that began a message (or a TLS handshake,
+         * tools/sofia-sip/0005) and does not finish it within a
+         * transaction's lifetime (64 x T1) loses it, and its connection for
+         * a handshake: without this, each such connection held a socket
+         * for ever (nta sets UDP's own timeout over this one) */
+        TPTAG_TIMEOUT((unsigned)cfg->sip_t1_ms * 64),
         /* T1 alone does not shorten Timer F in sofia-sip 1.12.11 */
         NTATAG_SIP_T1((unsigned)cfg->sip_t1_ms), NTATAG_SIP_T1X64((unsigned)cfg->sip_t1_ms * 64),
         /* A BYE that times out is reported with a 408 made from the BYE
@@ -476,12 +482,15 @@ fail:
 
 int edge_sip_run(struct edge_sip *e)
 {
+    struct rlimit rl = {0};
+
+    getrlimit(RLIMIT_NOFILE, &rl);
     if (e->cfg.tls_url != NULL)
-        sd_log_info("listening", "sip_url=%s tls_url=%s state=%s", e->cfg.sip_url, e->cfg.tls_url,
-                    edge_state_name(e->fsm.state));
+        sd_log_info("listening", "sip_url=%s tls_url=%s state=%s max_fds=%llu", e->cfg.sip_url,
+                    e->cfg.tls_url, edge_state_name(e->fsm.state), (unsigned long long)rl.rlim_cur);
     else
-        sd_log_info("listening", "sip_url=%s state=%s", e->cfg.sip_url,
-                    edge_state_name(e->fsm.state));
+        sd_log_info("listening", "sip_url=%s state=%s max_fds=%llu", e->cfg.sip_url,
+                    edge_state_name(e->fsm.state), (unsigned long long)rl.rlim_cur);
     edge_status_send(e);
     su_root_run(e->root);
     return e->exit_code;

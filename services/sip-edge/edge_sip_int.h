@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -56,7 +57,8 @@ struct edge_leg;
 #define EDGE_FLOWS_MAX   65536 /* phones' TCP/TLS connections remembered (edge_flow.h) */
 #define REGISTER_DEFAULT 3600
 #define REGISTER_MIN     60
-#define CONTROL_SEEN_MAX 64 /* edge.control ids remembered (a repeat is ignored) */
+#define FLOW_MAX_EXPIRES 900 /* s, over TCP/TLS: half of nta's 30 min connection idle timeout */
+#define CONTROL_SEEN_MAX 64  /* edge.control ids remembered (a repeat is ignored) */
 #define ROUTE_POINTS_MAX 32
 #define DEADLINE_REASON  "SIP;cause=503;text=\"site drain deadline\""
 #define DRAIN_REASON     "SIP;cause=503;text=\"site draining\""

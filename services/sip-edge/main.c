@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "edge_bus.h"
 #include "edge_db.h"
@@ -215,6 +216,19 @@ static void check_config(const struct sip_edge_cfg *c, enum edge_auth_alg *algs,
                    "300-302 redirects to the peer site: set SIPDRAIN_PEER_SITE_URI too");
 }
 
+/* Every TCP and TLS connection of a phone holds a socket: take the hard
+ * limit of file descriptors (the soft one is often 1024), as servers do.
+ * "listening" says what it is. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* Drained stays drained (issue #13): before the edge takes a single
  * request, PostgreSQL says whether its site or the edge itself is held by a
  * drain. It must answer: an edge that came up active in a drained site
@@ -260,6 +274,7 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &c);
     check_config(&c, algs, &n_algs, &trusted, &listen);
+    raise_fd_limit();
     /* the edge id, by default the host name (one edge per container or
      * pod); the topic prefix, the log, the outbox owner */
     sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,

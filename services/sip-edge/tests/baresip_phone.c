@@ -90,7 +90,8 @@ static void write_config(const struct baresip *b, const struct baresip_opts *o)
     /* the password of every test DN (sdt_db_create) */
     snprintf(account, sizeof(account), "<sip:%s@%s%s>;auth_pass=%s;regint=%d;answermode=%s\n",
              o->user, reg_host, registrar, o->password != NULL ? o->password : SDT_PHONE_PASSWORD,
-             o->registrar_port > 0 || o->registrar_tls_port > 0 ? 60 : 0,
+             o->registrar_port > 0 || o->registrar_tls_port > 0 ? (o->regint > 0 ? o->regint : 60)
+                                                                : 0,
              o->auto_answer ? "auto" : "manual");
     write_file(b->dir, "accounts", account);
     write_file(b->dir, "contacts", ""); /* else baresip writes a template */

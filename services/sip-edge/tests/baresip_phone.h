@@ -50,6 +50,7 @@ struct baresip_opts {
      * the edge's certificate with openssl s_client. */
     int registrar_tls_port;
     const char *tls_ca;
+    int regint; /* seconds it registers for (regint); 0: 60 */
 };
 
 struct baresip {

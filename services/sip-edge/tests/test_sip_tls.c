@@ -11,6 +11,7 @@
  *     (tools/sofia-sip/0004), which a plain openssl server shows it does;
  *   - bad certificate settings stop the edge at start (exit 2). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,7 +151,9 @@ Test(sip_tls, baresip_registers_over_tls_and_its_calls_come_back_over_that_conne
     struct sdp_keys sk;
     const char *hold[] = {"hold_ms", "1000", NULL};
     char cafile[128], m_line[64], text[160];
-    struct baresip_opts o = {.user = "2001", .auto_answer = true, .name = "tls-agent"};
+    /* it asks for an hour; over TLS the edge grants 900 s (FLOW_MAX_EXPIRES) */
+    struct baresip_opts o = {
+        .user = "2001", .auto_answer = true, .name = "tls-agent", .regint = 3600};
     struct baresip_opts w = {
         .user = "2002", .auto_answer = true, .name = "tls-badpw", .password = "not-the-password"};
     int64_t deadline;
@@ -170,6 +173,12 @@ Test(sip_tls, baresip_registers_over_tls_and_its_calls_come_back_over_that_conne
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2001'"
                                       " AND contact LIKE '%transport=tls%'"),
                  1, "the TLS contact is stored");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2001'"
+                                      " AND expires_at < now() + interval '901 seconds'"
+                                      " AND expires_at > now() + interval '800 seconds'"),
+                 1, "registered for 900 s, not the hour it asked for");
+    cr_expect_geq(baresip_count(&phone, "transport=tls>;expires=900"), 1, "the 200's Contact (%s)",
+                  phone.log);
     conn = register_connection_port(&phone, p.tls_port);
     cr_assert_gt(conn, 0, "no REGISTER over TLS in %s", phone.log);
 
@@ -302,6 +311,115 @@ Test(sip_tls, tls_1_1_is_refused_even_where_openssl_allows_it, .init = make_ca, 
         "echo | OPENSSL_CONF=%s timeout 5 openssl s_client -connect 127.0.0.1:%d -tls1_2", conf,
         p.tls_port);
     cr_expect(strstr(out, "New, TLSv1.2, Cipher is ECDHE-") != NULL, "TLS 1.2: %s", out);
+    kill(p.pid, SIGKILL);
+}
+
+/* The descriptors a process holds now. */
+static int open_fds(pid_t pid)
+{
+    char cmd[96], out[64];
+
+    snprintf(cmd, sizeof(cmd), "ls /proc/%d/fd | wc -l", (int)pid);
+    run(out, sizeof(out), "%s", cmd);
+    return atoi(out);
+}
+
+static int connect_to(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert(fd >= 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect to %d", port);
+    return fd;
+}
+
+/* Has the far end closed fd (EOF or reset)? Does not wait. */
+static bool closed_by_peer(int fd)
+{
+    char buf[4096];
+    ssize_t got;
+
+    while ((got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+        ;
+    return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* Peers that connect to the TLS port and stay silent, or begin a TLS
+ * handshake and never finish it, or begin a SIP message over TCP and never
+ * finish it, each hold a socket of the edge. With T1 = 100 ms their time
+ * is 64 x T1 = 6.4 s (TPTAG_TIMEOUT; for TLS tools/sofia-sip/0005): then
+ * the edge closes them and its descriptors come back down; a real TLS
+ * client is served meanwhile. */
+Test(sip_tls, silent_and_unfinished_connections_are_closed_after_64_t1, .init = make_ca,
+     .fini = remove_ca, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", NULL};
+    enum { SILENT = 60, HALF = 20, TCP = 20, ALL = SILENT + HALF + TCP };
+    int fds[ALL], before, held, after = 0, closed = 0, last;
+    int64_t elapsed;
+    char partial[160];
+    char out[16384], cafile[128];
+    int64_t start, deadline;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    snprintf(cafile, sizeof(cafile), "%s/ca.pem", ca_dir);
+    before = open_fds(p.pid);
+    start = sd_mono_ms();
+    for (int i = 0; i < SILENT + HALF; i++) {
+        fds[i] = connect_to(p.tls_port);
+        /* the first bytes of a ClientHello, and nothing more */
+        if (i >= SILENT)
+            cr_assert_eq(send(fds[i], "\x16\x03\x01\x00", 4, 0), 4);
+    }
+    /* over TCP: a request line and a Via, and never the end of the header */
+    snprintf(partial, sizeof(partial),
+             "OPTIONS sip:127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKp\r\n",
+             p.port);
+    for (int i = SILENT + HALF; i < ALL; i++) {
+        fds[i] = connect_to(p.port);
+        cr_assert_eq(send(fds[i], partial, strlen(partial), 0), (ssize_t)strlen(partial));
+    }
+    usleep(500000);
+    held = open_fds(p.pid);
+    cr_expect_geq(held, before + ALL, "the edge holds a socket each: %d -> %d", before, held);
+    tls_options(out, sizeof(out), p.tls_port, cafile, NULL);
+    cr_expect(strstr(out, "SIP/2.0 200 OK") != NULL, "a real client meanwhile: %s", out);
+    deadline = start + 20000;
+    while (sd_mono_ms() < deadline) {
+        closed = 0;
+        for (int i = 0; i < ALL; i++)
+            closed += closed_by_peer(fds[i]);
+        after = open_fds(p.pid);
+        if (closed == ALL && after <= before + TCP + 2)
+            break;
+        usleep(200000);
+    }
+    elapsed = sd_mono_ms() - start;
+    cr_expect_eq(closed, ALL, "connections the edge closed");
+    /* the TLS ones are gone; a TCP connection whose message was given up
+     * keeps its socket until the peer closes it too (or nta's 30 minutes
+     * of idleness: README, Security) */
+    cr_expect_leq(after, before + TCP + 2, "descriptors: %d before, %d held, %d after", before,
+                  held, after);
+    cr_expect_geq(elapsed, 6000, "closed before 64 x T1");
+    tls_options(out, sizeof(out), p.tls_port, cafile, NULL);
+    cr_expect(strstr(out, "SIP/2.0 200 OK") != NULL, "a real client after: %s", out);
+    for (int i = 0; i < ALL; i++)
+        close(fds[i]);
+    deadline = sd_mono_ms() + 10000;
+    while ((last = open_fds(p.pid)) > before + 2 && sd_mono_ms() < deadline)
+        usleep(200000);
+    cr_expect_leq(last, before + 2, "descriptors once the peers closed too: %d", last);
+    cr_log_info("sip_tls: %d silent and %d half-handshake TLS connections, %d unfinished TCP "
+                "messages: edge descriptors %d -> %d; all closed by the edge after %lld ms (%d "
+                "descriptors left, the TCP ones); %d once the peers closed",
+                SILENT, HALF, TCP, before, held, (long long)elapsed, after, last);
     kill(p.pid, SIGKILL);
 }
 
