@@ -153,7 +153,8 @@ static const struct sd_cfg_item cfg_items[] = {
 static void usage(void)
 {
     printf("sip-edge - a SIP edge of a sipdrain site (sofia-sip)\n\n"
-           "Listens on SIPDRAIN_SIP_URL (UDP and TCP): agent phones REGISTER, gateways send\n"
+           "Listens on SIPDRAIN_SIP_URL (UDP and TCP; TLS too when it names a sips: URL):\n"
+           "agent phones REGISTER (digest-authenticated), trusted gateways send\n"
            "calls, load balancers send OPTIONS (200 active, 503 draining). Drains on\n"
            "edge.drain (sipdrain.edge.control) or SIGTERM; a second SIGTERM stops at once.\n\n"
            "Settings (environment, or KEY=value lines in the file $SIPDRAIN_CONFIG):\n");
