@@ -7,6 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include "edge_harness.h"
 #include "support.h"
 
@@ -22,6 +27,22 @@ void env_setup(struct edge_env *e)
     snprintf(e->deadletter, sizeof(e->deadletter), "%ssipdrain.deadletter", e->prefix);
     sdt_pg_run(e->dsn, "INSERT INTO sites (site_id, peer) VALUES ('site1', 'site2'),"
                        " ('site2', 'site1')");
+}
+
+int udp_socket_on(const char *ip, int rcv_ms, int *port)
+{
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    socklen_t len = sizeof(me);
+    struct timeval tv = {rcv_ms / 1000, (rcv_ms % 1000) * 1000};
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+    cr_assert(fd >= 0);
+    cr_assert_eq(inet_pton(AF_INET, ip, &me.sin_addr), 1, "%s", ip);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0, "bind %s", ip);
+    getsockname(fd, (struct sockaddr *)&me, &len);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    *port = ntohs(me.sin_port);
+    return fd;
 }
 
 bool under_valgrind;

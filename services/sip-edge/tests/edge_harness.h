@@ -53,6 +53,11 @@ extern const char *edge_sip_host;
  * sips: URL on a port of its own (p->tls_port) and the certificate files. */
 extern const char *edge_tls_dir;
 
+/* A UDP socket bound to ip (a loopback address: 127.0.0.1 is a trusted
+ * peer of the edge's by default, 127.0.0.2 and up are other hosts) on a
+ * port the kernel picks (held from then on), with a receive timeout of
+ * rcv_ms; its port in *port. */
+int udp_socket_on(const char *ip, int rcv_ms, int *port);
 void env_setup(struct edge_env *e);
 /* Starts an edge of site2 and waits until it listens and its edge.control
  * consumer has its partitions. extra: "K=V" entries, NULL-ended. */

@@ -37,22 +37,12 @@ struct phone {
     char last[4096]; /* the last message received */
 };
 
-/* A phone on host (a loopback address: 127.0.0.1 is a trusted peer of
- * the edge's by default, 127.0.0.2 and up are other hosts). */
+/* A phone on host (udp_socket_on). */
 static void phone_open_on(struct phone *ph, const struct edge_proc *p, const char *dn,
                           const char *host)
 {
-    struct sockaddr_in me = {.sin_family = AF_INET};
-    socklen_t len = sizeof(me);
-    struct timeval tv = {3, 0};
-
     memset(ph, 0, sizeof(*ph));
-    inet_pton(AF_INET, host, &me.sin_addr);
-    ph->fd = socket(AF_INET, SOCK_DGRAM, 0);
-    cr_assert_eq(bind(ph->fd, (struct sockaddr *)&me, sizeof(me)), 0, "bind %s", host);
-    getsockname(ph->fd, (struct sockaddr *)&me, &len);
-    setsockopt(ph->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ph->port = ntohs(me.sin_port);
+    ph->fd = udp_socket_on(host, 3000, &ph->port);
     ph->edge_port = p->port;
     ph->edge.sin_family = AF_INET;
     ph->edge.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -20,21 +20,6 @@
 static const char *const only_127_0_0_1[] = {"SIPDRAIN_TRUSTED_PEERS=127.0.0.1/32", NULL};
 
 /* A UDP socket on 127.0.0.2 (another host for the edge). */
-static int socket_on_127_0_0_2(int *port)
-{
-    struct sockaddr_in me = {.sin_family = AF_INET};
-    socklen_t len = sizeof(me);
-    struct timeval tv = {0, 200000};
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-
-    inet_pton(AF_INET, "127.0.0.2", &me.sin_addr);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0, "bind 127.0.0.2");
-    getsockname(fd, (struct sockaddr *)&me, &len);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    *port = ntohs(me.sin_port);
-    return fd;
-}
-
 static void send_to_edge(int fd, int edge_port, const char *text)
 {
     struct sockaddr_in edge = {.sin_family = AF_INET, .sin_port = htons((uint16_t)edge_port)};
@@ -97,7 +82,7 @@ Test(sip_guard, an_invite_from_an_untrusted_source_gets_one_stateless_403_and_le
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", extra);
     agent_ready(&e, "a1", "2001", 10);
-    fd = socket_on_127_0_0_2(&port);
+    fd = udp_socket_on("127.0.0.2", 200, &port);
     invite_text(msg, sizeof(msg), p.port, port, 1);
     send_to_edge(fd, p.port, msg);
     cr_expect_eq(datagrams(fd, 3000, first, sizeof(first)), 1, "answers to one INVITE: %s", first);
