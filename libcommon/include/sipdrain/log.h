@@ -3,7 +3,10 @@
  *   ts=2026-11-26T06:40:00.123Z lvl=info svc=sip-edge inst=edge-2a msg="drain started" site=site2
  *
  * sd_log() takes the message (quoted and escaped for you) and an optional
- * printf format of extra key=value pairs that the caller spells itself. A line
+ * printf format of extra key=value pairs that the caller spells itself. Each
+ * %s (and %c) value is written as it is when it is a plain token, else
+ * escaped and quoted (escaped only where the format quotes it already:
+ * reason=\"%s\"), so no value can end the line or forge a pair. A line
  * is written with one write(2), so lines from several threads never mix.
  */
 #ifndef SIPDRAIN_LOG_H
