@@ -106,7 +106,6 @@ Test(sip_real_phones, baresip_registers_with_its_password_and_is_refused_with_a_
     struct baresip_opts o = {.user = "2001", .auto_answer = true, .name = "goodpw"};
     struct baresip_opts w = {
         .user = "2002", .auto_answer = true, .name = "badpw", .password = "not-the-password"};
-    int64_t deadline;
 
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", NULL);
@@ -117,11 +116,8 @@ Test(sip_real_phones, baresip_registers_with_its_password_and_is_refused_with_a_
     cr_expect(baresip_count(&good, "SIP/2.0 401 Unauthorized") >= 1,
               "baresip was not challenged (%s)", good.log);
     baresip_start(&bad, &w);
-    deadline = sd_mono_ms() + WAIT_MS;
-    while (baresip_count(&bad, "403 Forbidden") == 0) {
-        cr_assert_lt(sd_mono_ms(), deadline, "baresip with a wrong password: no 403 (%s)", bad.log);
-        usleep(100000);
-    }
+    cr_assert(baresip_wait(&bad, "403 Forbidden", 1, WAIT_MS),
+              "baresip with a wrong password: no 403 (%s)", bad.log);
     cr_expect_eq(baresip_count(&bad, BARESIP_REGISTERED), 0, "%s", bad.log);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM registrations WHERE dn = '2002'"), 0);
     cr_expect(sdt_file_has(p.log, "dn=2002 from=127.0.0.1:"), "%s", p.log);
