@@ -65,13 +65,16 @@ done
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
 SIPDRAIN_INSTANCE_ID=orch-1 build/bin/drain-orchestrator >"$logs/orch.log" 2>&1 &
 pids+=($!)
-for e in edge-2a edge-2b; do
+# edge-1a of site1 only takes calls: the peer rule lets site2 drain only
+# while an edge of its peer does
+for e in edge-1a edge-2a edge-2b; do
     port=$((20000 + RANDOM % 30000))
-    SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=site2 SIPDRAIN_SIP_URL="sip:127.0.0.1:$port" \
+    site=site${e:5:1}
+    SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$port" \
         build/bin/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
 done
-for f in orch edge-2a edge-2b; do
+for f in orch edge-1a edge-2a edge-2b; do
     for _ in $(seq 1 150); do grep -q "partitions assigned" "$logs/$f.log" && break; sleep 0.2; done
 done
 sleep 1

@@ -47,6 +47,7 @@
 #define DRAIN_RESEND_MS       2000 /* edge.drain / edge.shutdown again to an edge that ignores it */
 #define DRAIN_LOGOUT_RETRY_MS 10000 /* agent.logout again when agent-state did not act */
 #define DRAIN_EDGE_GONE_MS    15000 /* no edge.status for this long: the edge is gone */
+#define DRAIN_EDGE_LIVE_MS    5000  /* an active edge heard from this recently takes calls */
 #define DRAIN_PROGRESS_MIN_MS 200   /* drain.progress at most this often on changes */
 #define DRAIN_PROGRESS_MAX_MS 1000  /* and at least this often */
 

@@ -535,6 +535,66 @@ static int edge_target(struct svc *s, struct sd_pg *pg, const struct sd_event *e
     return 0;
 }
 
+/* The peer rule: no drain may leave the pair of sites without an edge
+ * taking calls. A site drain needs an edge of the peer site taking calls;
+ * an edge drain needs another edge of its site taking calls, or one of the
+ * peer site (scaling in one edge of several stays allowed). A site without
+ * a peer has no rule. *ok false when rejected: peer_site_draining /
+ * peer_site_drained when the peer's edges are out because of a drain of
+ * the peer, peer_site_no_edge when the peer's edges are simply not there
+ * (stopped, dead, not started). */
+static int peer_rule(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, const char *site,
+                     const char *edge, bool *ok, struct sd_err *err)
+{
+    struct orch_hold hold;
+    char peer[DRAIN_NAME_SIZE], id[DRAIN_ID_SIZE], detail[512], what[192];
+    bool exists, peer_draining, found;
+    int others = 0, at_peer;
+
+    *ok = false;
+    if (orch_db_site(pg, site, &exists, peer, sizeof(peer), &peer_draining, err) < 0)
+        return -1;
+    if (edge != NULL && orch_db_edges_taking_calls(pg, site, edge, &others, err) < 0)
+        return -1;
+    if (peer[0] == '\0' || others > 0) {
+        *ok = true;
+        return 0;
+    }
+    if (orch_db_edges_taking_calls(pg, peer, "", &at_peer, err) < 0)
+        return -1;
+    if (at_peer > 0) {
+        *ok = true;
+        return 0;
+    }
+    if (edge != NULL)
+        snprintf(what, sizeof(what), "edge %s is the last edge of site %s taking calls", edge,
+                 site);
+    else
+        snprintf(what, sizeof(what), "site %s is to drain", site);
+    if (peer_draining) {
+        snprintf(detail, sizeof(detail),
+                 "%s and the peer site %s is draining: no edge of either would take calls", what,
+                 peer);
+        if (orch_db_open_drain_of(pg, "site", peer, id, &found, err) < 0)
+            return -1;
+        return reject(s, pg, ev, "peer_site_draining", detail, found ? id : NULL, err);
+    }
+    if (orch_db_hold(pg, "site", peer, &hold, err) < 0)
+        return -1;
+    if (hold.held) {
+        snprintf(detail, sizeof(detail),
+                 "%s and the peer site %s stays drained (drainctl resume --site %s first): no edge"
+                 " of either would take calls",
+                 what, peer, peer);
+        return reject(s, pg, ev, "peer_site_drained", detail, hold.drain_id, err);
+    }
+    snprintf(detail, sizeof(detail),
+             "%s and no edge of the peer site %s takes calls (none active with a heartbeat in the"
+             " last %d s): no edge of either would take calls",
+             what, peer, DRAIN_EDGE_LIVE_MS / 1000);
+    return reject(s, pg, ev, "peer_site_no_edge", detail, NULL, err);
+}
+
 static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, struct sd_err *err)
 {
     json_t *data = ev->data;
@@ -613,6 +673,10 @@ static int on_start(struct svc *s, struct sd_pg *pg, const struct sd_event *ev, 
                  edge ? edge : site, hold.drain_id, edge ? "edge" : "site", edge ? edge : site);
         return reject(s, pg, ev, "already_drained", detail, hold.drain_id, err);
     }
+    if (peer_rule(s, pg, ev, site, edge, &ok, err) < 0)
+        return -1;
+    if (!ok)
+        return 0; /* rejected */
     sd_uuid_v4(id);
     drain_fsm_init(&od.fsm, id, edge ? DRAIN_SCOPE_EDGE : DRAIN_SCOPE_SITE, site, edge, 0, 0);
     snprintf(od.request_id, sizeof(od.request_id), "%s", ev->id);

@@ -230,6 +230,27 @@ int orch_db_site(struct sd_pg *pg, const char *site, bool *exists, char *peer, s
     return 0;
 }
 
+int orch_db_edges_taking_calls(struct sd_pg *pg, const char *site, const char *except, int *n,
+                               struct sd_err *err)
+{
+    char live[16];
+    const char *values[3] = {site, except, live};
+    PGresult *res;
+
+    snprintf(live, sizeof(live), "%d", DRAIN_EDGE_LIVE_MS);
+    res = sd_pg_query(pg,
+                      "SELECT count(*) FROM edges e JOIN sites s ON s.site_id = e.site"
+                      " WHERE e.site = $1 AND e.edge_id <> $2 AND e.state = 'active'"
+                      " AND NOT e.held AND e.drained_by IS NULL AND s.drained_by IS NULL"
+                      " AND e.last_heartbeat > now() - make_interval(secs => $3::integer / 1000.0)",
+                      3, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    *n = (int)ll_value(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
 int orch_db_edge_site(struct sd_pg *pg, const char *edge, char *site, size_t size,
                       struct sd_err *err)
 {

@@ -52,6 +52,12 @@ int orch_db_site(struct sd_pg *pg, const char *site, bool *exists, char *peer, s
 /* The site of edge ("" when the edge is unknown). */
 int orch_db_edge_site(struct sd_pg *pg, const char *edge, char *site, size_t size,
                       struct sd_err *err) SD_MUST_CHECK;
+/* How many edges of site take calls now, edge except ("" none): state
+ * active in a heartbeat of the last DRAIN_EDGE_LIVE_MS, and neither the
+ * edge nor its site held by a drain (a drain holds its target from its
+ * start, before the edges have heard of it). The peer rule counts them. */
+int orch_db_edges_taking_calls(struct sd_pg *pg, const char *site, const char *except, int *n,
+                               struct sd_err *err) SD_MUST_CHECK;
 /* Inserts the drains row (phase refusing) and, for a site drain, sets the
  * agents' drain flag (no new calls). started_ms / deadline: from the row. */
 int orch_db_drain_insert(struct sd_pg *pg, struct orch_drain *d, struct sd_err *err) SD_MUST_CHECK;

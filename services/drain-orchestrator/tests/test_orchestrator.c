@@ -1,6 +1,7 @@
 /* test_orchestrator - build/bin/drain-orchestrator with the real services
- * around it: agent-state, two sip-edge processes of site2, PostgreSQL and
- * Kafka of tests/scripts. Each test has its own database and topic prefix;
+ * around it: agent-state, two sip-edge processes of site2 (and one of site1,
+ * so that the peer rule lets site2 drain), PostgreSQL and Kafka of
+ * tests/scripts. Each test has its own database and topic prefix;
  * agents are rows as agent-state leaves them; every event read is checked
  * against schemas/events. */
 #include <criterion/criterion.h>
@@ -28,7 +29,8 @@ struct proc {
     char log[256];
 };
 
-static void env_setup(struct env *e)
+/* A database and topics of the test's own; sites site1 and site2, peers */
+static void env_setup_alone(struct env *e)
 {
     memset(e, 0, sizeof(*e));
     sdt_db_create(e->dsn, sizeof(e->dsn));
@@ -42,6 +44,21 @@ static void env_setup(struct env *e)
     snprintf(e->env_prefix, sizeof(e->env_prefix), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix);
     sdt_pg_run(e->dsn, "INSERT INTO sites (site_id, peer) VALUES ('site1', 'site2'),"
                        " ('site2', 'site1')");
+}
+
+static void edge_start_at(struct env *e, struct proc *p, const char *id, const char *site,
+                          int http_port);
+
+/* An edge of site1 for the whole test (env_setup starts it): the peer rule
+ * lets a drain of site2 start only while an edge of site1 takes calls. The
+ * suite's fini stops it, also after a failed assertion. */
+static struct proc peer_edge;
+
+/* env_setup_alone, and edge-1a of site1 taking calls */
+static void env_setup(struct env *e)
+{
+    env_setup_alone(e);
+    edge_start_at(e, &peer_edge, "edge-1a", "site1", 0);
 }
 
 /* Starts bin (in SIPDRAIN_BIN_DIR) with the env's settings plus extra. */
@@ -79,9 +96,10 @@ static void wait_log(struct proc *p, const char *text)
     }
 }
 
-/* An edge of site2 that has its edge.control partitions and its edges row;
+/* An edge of site that has its edge.control partitions and its edges row;
  * /healthz, /readyz and /metrics on http_port unless 0. */
-static void edge_start_http(struct env *e, struct proc *p, const char *id, int http_port)
+static void edge_start_at(struct env *e, struct proc *p, const char *id, const char *site,
+                          int http_port)
 {
     static char envs[2][4][128];
     static int which;
@@ -93,7 +111,7 @@ static void edge_start_http(struct env *e, struct proc *p, const char *id, int h
     snprintf(envs[which][0], 128, "SIPDRAIN_EDGE_ID=%s", id);
     p->port = sdt_free_port();
     snprintf(envs[which][1], 128, "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", p->port);
-    snprintf(envs[which][2], 128, "SIPDRAIN_SITE=site2");
+    snprintf(envs[which][2], 128, "SIPDRAIN_SITE=%s", site);
     snprintf(envs[which][3], 128, "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", http_port);
     extra[0] = envs[which][0];
     extra[1] = envs[which][1];
@@ -111,10 +129,26 @@ static void edge_start_http(struct env *e, struct proc *p, const char *id, int h
     }
 }
 
+static void edge_start_http(struct env *e, struct proc *p, const char *id, int http_port)
+{
+    edge_start_at(e, p, id, "site2", http_port);
+}
+
 static void edge_start(struct env *e, struct proc *p, const char *id)
 {
     edge_start_http(e, p, id, 0);
 }
+
+static void peer_edge_stop(void)
+{
+    if (peer_edge.pid > 0) {
+        kill(peer_edge.pid, SIGTERM);
+        (void)sdt_wait(peer_edge.pid, WAIT_MS);
+        peer_edge.pid = 0;
+    }
+}
+
+TestSuite(orchestrator, .fini = peer_edge_stop);
 
 static int exit_code(pid_t pid, int timeout_ms)
 {
@@ -122,7 +156,8 @@ static int exit_code(pid_t pid, int timeout_ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* The events of topic, parsed, once `type` is among them (or WAIT_MS). */
+/* The events of topic, parsed, once `type` is among them (or WAIT_MS);
+ * until_type NULL: those there now. */
 struct evs {
     size_t n;
     char type[512][SD_EVENT_TYPE_MAX];
@@ -146,15 +181,16 @@ static void evs_read(const char *topic, const char *until_type, struct evs *r)
             cr_assert_eq(sd_event_parse(m.m[i].value, m.m[i].len, &ev, &err), 0, "%s", err.text);
             snprintf(r->type[i], sizeof(r->type[i]), "%s", ev.type);
             r->data[i] = json_incref(ev.data);
-            found = found || !strcmp(ev.type, until_type);
+            found = found || (until_type != NULL && !strcmp(ev.type, until_type));
             sd_event_clear(&ev);
             r->n++;
         }
-        if (found || sd_mono_ms() > deadline) {
+        if (found || until_type == NULL || sd_mono_ms() > deadline) {
             if (m.n > 0)
                 cr_expect_eq(sdt_validate_events(&m), 0, "an event of %s failed its schema", topic);
             sdt_msgs_free(&m);
-            cr_assert(found, "no %s on %s within %d ms", until_type, topic, WAIT_MS);
+            cr_assert(found || until_type == NULL, "no %s on %s within %d ms", until_type, topic,
+                      WAIT_MS);
             return;
         }
         sdt_msgs_free(&m);
@@ -441,7 +477,8 @@ Test(orchestrator, cancel_resumes_the_edges_clears_the_flags_and_logs_nobody_els
     }
     evs_free(&r);
     deadline = sd_mono_ms() + WAIT_MS;
-    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE state = 'active'") != 1) {
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE state = 'active'"
+                                " AND site = 'site2'") != 1) {
         cr_assert_lt(sd_mono_ms(), deadline, "the edge did not resume");
         usleep(100000);
     }
@@ -1059,6 +1096,118 @@ Test(orchestrator, a_drained_site_stays_drained_across_edge_restarts_until_drain
     wait_edge(&e, "edge-2a", "state = 'active' AND NOT held");
     kill(edge_a.pid, SIGTERM);
     cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+}
+
+/* The sent command's drain.rejected reason, or "" when it was accepted
+ * (drain.started with its request_id). */
+static const char *answer_to(struct env *e, const char *request, struct evs *r)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+
+    for (;;) {
+        evs_read(e->events, NULL, r);
+        for (size_t i = 0; i < r->n; i++) {
+            if (strcmp(str(r->data[i], "request_id"), request) != 0)
+                continue;
+            if (!strcmp(r->type[i], "drain.rejected"))
+                return str(r->data[i], "reason");
+            if (!strcmp(r->type[i], "drain.started"))
+                return "";
+        }
+        cr_assert_lt(sd_mono_ms(), deadline, "no answer to %s", request);
+        evs_free(r);
+        usleep(250000);
+    }
+}
+
+/* The peer rule (issue #15): no drain, of a site or of one edge, leaves
+ * the pair of sites without an edge taking calls. With no edge of site1,
+ * site2 cannot drain, nor its last edge; one edge of two can (scaling in).
+ * With site2 draining, site1's last edge cannot drain; with a second edge
+ * of site1 up, one of them can. Every refusal leaves the drains table as
+ * it was. */
+Test(orchestrator, the_peer_rule_keeps_an_edge_taking_calls_in_one_of_the_two_sites, .timeout = 240)
+{
+    struct env e;
+    struct proc orch, edge_2a, edge_2b, edge_1a, edge_1b;
+    struct evs r;
+    char req[8][SD_EVENT_ID_LEN + 1];
+    const char *site1_args[] = {"drain", "start", "--site", "site1", NULL};
+    char out[256];
+    int64_t deadline;
+
+    env_setup_alone(&e);
+    snprintf(out, sizeof(out), "/tmp/sipdrain-drainctl-%.12s.out", e.prefix + 2);
+    /* an agent on a call holds a drain of site2 open (no agent-state here) */
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, call_id, version) VALUES"
+                      " ('busy', '2001', 'site2', 'ready', 'c-1', 1)");
+    edge_start(&e, &edge_2a, "edge-2a");
+    edge_start(&e, &edge_2b, "edge-2b");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+
+    /* no edge of site1: site2 cannot drain */
+    drain_start(&e, json_pack("{s:s}", "site", "site2"), req[0]);
+    cr_expect_str_eq(answer_to(&e, req[0], &r), "peer_site_no_edge", "site2 with no site1 edge");
+    evs_free(&r);
+    /* one edge of two can (scaling in), and does */
+    sdt_send_event(e.commands, "edge-2a", "drain.start",
+                   json_pack("{s:s, s:i}", "edge", "edge-2a", "sip_timeout_s", 1), req[1]);
+    cr_expect_str_eq(answer_to(&e, req[1], &r), "", "edge-2a of two");
+    evs_free(&r);
+    cr_expect_eq(exit_code(edge_2a.pid, WAIT_MS), 0, "edge-2a stopped by its drain");
+    /* the last one cannot */
+    sdt_send_event(e.commands, "edge-2b", "drain.start", json_pack("{s:s}", "edge", "edge-2b"),
+                   req[2]);
+    cr_expect_str_eq(answer_to(&e, req[2], &r), "peer_site_no_edge", "edge-2b, the last");
+    evs_free(&r);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains"), 1, "edge-2a's drain only");
+
+    /* an edge of site1 up: site2 drains (the busy agent keeps it open) */
+    edge_start_at(&e, &edge_1a, "edge-1a", "site1", 0);
+    drain_start(&e, json_pack("{s:s}", "site", "site2"), req[3]);
+    cr_expect_str_eq(answer_to(&e, req[3], &r), "", "site2 with edge-1a up");
+    evs_free(&r);
+    /* site1's last edge cannot drain now; nor can site1 */
+    sdt_send_event(e.commands, "edge-1a", "drain.start", json_pack("{s:s}", "edge", "edge-1a"),
+                   req[4]);
+    cr_expect_str_eq(answer_to(&e, req[4], &r), "peer_site_draining", "edge-1a, site2 draining");
+    evs_free(&r);
+    cr_expect_eq(drainctl(&e, site1_args, out, WAIT_MS), 1, "%s", out);
+    cr_expect(sdt_file_has(out, "rejected: peer_site_draining"), "%s", out);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE scope = 'edge'"
+                                      " AND target = 'edge-1a'"),
+                 0, "no drain of edge-1a");
+    /* with edge-1b up too, edge-1a can go */
+    edge_start_at(&e, &edge_1b, "edge-1b", "site1", 0);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE site = 'site1'"
+                                " AND state = 'active'") != 2) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge-1b never active");
+        usleep(100000);
+    }
+    sdt_send_event(e.commands, "edge-1a", "drain.start",
+                   json_pack("{s:s, s:i}", "edge", "edge-1a", "sip_timeout_s", 1), req[5]);
+    cr_expect_str_eq(answer_to(&e, req[5], &r), "", "edge-1a of two, site2 draining");
+    evs_free(&r);
+    cr_expect_eq(exit_code(edge_1a.pid, WAIT_MS), 0, "edge-1a stopped by its drain");
+    /* and edge-1b, now the last, cannot */
+    sdt_send_event(e.commands, "edge-1b", "drain.start", json_pack("{s:s}", "edge", "edge-1b"),
+                   req[6]);
+    cr_expect_str_eq(answer_to(&e, req[6], &r), "peer_site_draining", "edge-1b, the last");
+    evs_free(&r);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains"), 3,
+                 "edge-2a, site2, edge-1a: nothing else");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE edge_id = 'edge-1b'"
+                                      " AND state = 'active'"),
+                 1, "edge-1b takes calls");
+
+    kill(edge_1b.pid, SIGTERM);
+    cr_expect_eq(exit_code(edge_1b.pid, WAIT_MS), 0);
+    kill(edge_2b.pid, SIGKILL);
+    sdt_wait(edge_2b.pid, WAIT_MS);
     kill(orch.pid, SIGTERM);
     cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
 }
