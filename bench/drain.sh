@@ -107,7 +107,7 @@ wait_edges() {
 }
 
 event() { # TYPE DATA-JSON
-    printf '{"specversion":"1.0","id":"%s","source":"bench/drain","type":"%s","time":"%s","datacontenttype":"application/json","data":%s}' \
+    printf '{"specversion":"1.0","id":"%s","source":"drain-orchestrator/bench","type":"%s","time":"%s","datacontenttype":"application/json","data":%s}' \
         "$(cat /proc/sys/kernel/random/uuid)" "$1" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$2"
 }
 

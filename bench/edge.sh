@@ -310,7 +310,7 @@ SQL
         sleep 0.1
     done
     uuid=$(cat /proc/sys/kernel/random/uuid)
-    echo "bench-1|{\"specversion\":\"1.0\",\"id\":\"$uuid\",\"source\":\"bench/edge\",\"type\":\"edge.drain\",\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)\",\"datacontenttype\":\"application/json\",\"data\":{\"edge\":\"bench-1\",\"site\":\"site1\",\"drain_id\":\"$uuid\",\"scope\":\"site\"}}" |
+    echo "bench-1|{\"specversion\":\"1.0\",\"id\":\"$uuid\",\"source\":\"drain-orchestrator/bench\",\"type\":\"edge.drain\",\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)\",\"datacontenttype\":\"application/json\",\"data\":{\"edge\":\"bench-1\",\"site\":\"site1\",\"drain_id\":\"$uuid\",\"scope\":\"site\"}}" |
         timeout 60 java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
             kafka.tools.ConsoleProducer --bootstrap-server "$SIPDRAIN_KAFKA_BROKERS" \
             --topic "${prefix}sipdrain.edge.control" --property parse.key=true \

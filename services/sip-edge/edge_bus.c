@@ -446,6 +446,23 @@ static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
 
 /* --- edge.control ----------------------------------------------------- */
 
+/* Who may send an edge each command (issue #15): the CloudEvents source
+ * names the sending service, "<service>/<instance>". Kafka's ACLs let only
+ * the orchestrator and agent-state write edge.control; this check keeps
+ * each to its own commands - agent-state cannot drain or stop an edge, the
+ * orchestrator cannot place a call - and catches a command written by hand
+ * with the wrong tool. NULL: a type with no rule (unknown types are
+ * refused anyway). */
+static const char *rightful_source(const char *type)
+{
+    if (!strcmp(type, "edge.drain") || !strcmp(type, "edge.resume") ||
+        !strcmp(type, "edge.shutdown"))
+        return "drain-orchestrator/";
+    if (!strcmp(type, "call.originate"))
+        return "agent-state/";
+    return NULL;
+}
+
 /* Checks what the SIP thread relies on; the reason text otherwise. */
 static const char *check_control(const struct sd_event *ev)
 {
@@ -550,7 +567,7 @@ static void control_one(struct edge_bus *b, rd_kafka_message_t *m)
     struct sd_event ev;
     struct sd_err err = {0};
     char reason[SD_ERR_TEXT_MAX];
-    const char *why;
+    const char *why, *want;
 
     if (m->key == NULL || m->key_len != strlen(b->edge_id) ||
         memcmp(m->key, b->edge_id, m->key_len) != 0)
@@ -563,6 +580,13 @@ static void control_one(struct edge_bus *b, rd_kafka_message_t *m)
     if (why != NULL) {
         snprintf(reason, sizeof(reason), "%s%s%s", why, !strcmp(why, "unknown_type") ? ": " : "",
                  !strcmp(why, "unknown_type") ? ev.type : "");
+        sd_event_clear(&ev);
+        goto bad;
+    }
+    want = rightful_source(ev.type);
+    if (want != NULL && strncmp(ev.source, want, strlen(want)) != 0) {
+        snprintf(reason, sizeof(reason), "wrong_source: %s is taken from %s*, not from %s", ev.type,
+                 want, ev.source);
         sd_event_clear(&ev);
         goto bad;
     }

@@ -264,6 +264,12 @@ void sdt_produce_raw(const char *topic, const void *const *values, const size_t 
 
 void sdt_send_event(const char *topic, const char *key, const char *type, json_t *data, char *id)
 {
+    sdt_send_event_from("test/producer", topic, key, type, data, id);
+}
+
+void sdt_send_event_from(const char *source, const char *topic, const char *key, const char *type,
+                         json_t *data, char *id)
+{
     struct sd_event ev;
     struct sd_err err = {0};
     size_t len;
@@ -271,7 +277,7 @@ void sdt_send_event(const char *topic, const char *key, const char *type, json_t
     const void *values[1];
     const char *keys[1] = {key};
 
-    cr_assert_eq(sd_event_init(&ev, "test/producer", type, data, &err), 0, "%s", err.text);
+    cr_assert_eq(sd_event_init(&ev, source, type, data, &err), 0, "%s", err.text);
     text = sd_event_encode(&ev, &len, &err);
     cr_assert_not_null(text);
     if (id != NULL)

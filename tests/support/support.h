@@ -62,6 +62,11 @@ void sdt_produce_keyed(const char *topic, const char *const *keys, const void *c
  * "test/producer" to topic, keyed by key; its id goes to id (37 bytes, may be
  * NULL). */
 void sdt_send_event(const char *topic, const char *key, const char *type, json_t *data, char *id);
+/* The same from source ("<service>/<instance>"): edges take edge.drain,
+ * edge.resume and edge.shutdown only from drain-orchestrator/..., and
+ * call.originate only from agent-state/... */
+void sdt_send_event_from(const char *source, const char *topic, const char *key, const char *type,
+                         json_t *data, char *id);
 
 /* A loopback port free for both UDP and TCP right now, outside the kernel's
  * ephemeral range; never the same one twice in a process. */

@@ -163,7 +163,9 @@ void control(struct edge_env *e, const char *edge, const char *type, json_t *dat
 {
     json_object_set_new(data, "edge", json_string(edge));
     json_object_set_new(data, "site", json_string("site2"));
-    sdt_send_event(e->control, edge, type, data, NULL);
+    sdt_send_event_from(!strcmp(type, "call.originate") ? "agent-state/test"
+                                                        : "drain-orchestrator/test",
+                        e->control, edge, type, data, NULL);
 }
 
 void drain(struct edge_env *e, const char *edge, const char *drain_id, const char *scope,

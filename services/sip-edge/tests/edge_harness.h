@@ -65,6 +65,8 @@ void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const c
 /* Waits for the edge to exit; returns its exit code (-1 on a signal). */
 int edge_exit_code(struct edge_proc *p, int timeout_ms);
 void wait_edge_state(struct edge_env *e, const char *id, const char *state);
+/* One edge.control command to edge, from the service that rightfully sends
+ * it (drain-orchestrator/test, or agent-state/test for call.originate). */
 void control(struct edge_env *e, const char *edge, const char *type, json_t *data);
 void drain(struct edge_env *e, const char *edge, const char *drain_id, const char *scope,
            json_t *options);

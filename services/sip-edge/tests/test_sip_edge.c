@@ -249,6 +249,63 @@ Test(sip_edge, bad_control_events_are_dead_lettered_and_the_edge_carries_on, .ti
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* Issue #15: commands from a service that may write edge.control but does
+ * not send that command - a forged edge.drain with 603 (which stops gateway
+ * failover) and edge.shutdown force from agent-state, a call.originate
+ * from the orchestrator (toll fraud) - are dead-lettered with the reason,
+ * and nothing changes: the edge stays active, places no call, keeps
+ * running. The same edge.drain from the orchestrator is then applied. */
+Test(sip_edge, commands_from_the_wrong_service_are_dead_lettered_and_change_nothing, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdt_msgs d;
+    char reason[512];
+    const char *want[] = {
+        "wrong_source: edge.drain is taken from drain-orchestrator/*, not from agent-state/as-1",
+        "wrong_source: edge.shutdown is taken from drain-orchestrator/*, not from agent-state/as-1",
+        "wrong_source: call.originate is taken from agent-state/*, not from "
+        "drain-orchestrator/orch-1"};
+    const char *forged_call = "6f1f7c9e-3b7a-4d52-9a55-0d4f7f0e7c11";
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    sdt_send_event_from("agent-state/as-1", e.control, "edge-2a", "edge.drain",
+                        json_pack("{s:s, s:s, s:s, s:s, s:i}", "edge", "edge-2a", "site", "site2",
+                                  "drain_id", DRAIN_A, "scope", "site", "reject_code", 603),
+                        NULL);
+    sdt_send_event_from("agent-state/as-1", e.control, "edge-2a", "edge.shutdown",
+                        json_pack("{s:s, s:s, s:s, s:b}", "edge", "edge-2a", "site", "site2",
+                                  "drain_id", DRAIN_A, "force", 1),
+                        NULL);
+    sdt_send_event_from("drain-orchestrator/orch-1", e.control, "edge-2a", "call.originate",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "edge", "edge-2a", "site",
+                                  "site2", "agent_id", "a1", "dn", "2001", "destination",
+                                  "900442071234567", "call_id", forged_call, "request_id",
+                                  "b0f3e2b6-08b3-40c0-ae47-3d68601ab49f"),
+                        NULL);
+    d = sdt_consume(e.deadletter, 3, WAIT_MS);
+    cr_assert_eq(d.n, 3, "dead letters: %zu", d.n);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(sdt_header(&d.m[i], "sipdrain.reason", reason, sizeof(reason)), 0);
+        cr_expect_str_eq(reason, want[i], "dead letter %zu", i);
+    }
+    sdt_msgs_free(&d);
+    /* nothing changed: OPTIONS 200 (not draining), still running, no call */
+    cr_expect_eq(sdt_sipp("options_200", p.port, "2001", NULL), 0, "still active");
+    cr_expect_eq(waitpid(p.pid, NULL, WNOHANG), 0, "still running");
+    cr_expect(!sdt_file_has(p.log, "msg=\"control event\""), "no command applied (%s)", p.log);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 0, "no call placed");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM edges WHERE edge_id = 'edge-2a'"
+                                      " AND state = 'active'"),
+                 1, "its row says active");
+    /* the orchestrator's own edge.drain is applied */
+    drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:i}", "reject_code", 603));
+    wait_edge_state(&e, "edge-2a", "drained");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 Test(sip_edge, malformed_sip_gets_no_crash_and_the_edge_keeps_serving, .timeout = 120)
 {
     struct edge_env e;
