@@ -57,7 +57,8 @@ static const char USAGE[] =
     "                    every running edge of the target reports active)\n"
     "  --json            machine-readable output (one JSON object per line)\n"
     "\n"
-    "Environment: SIPDRAIN_KAFKA_BROKERS (drain, watch), SIPDRAIN_PG_DSN (status, edges,\n"
+    "Environment: SIPDRAIN_KAFKA_BROKERS (drain, resume, watch), SIPDRAIN_PG_DSN (drain start\n"
+    "--wait and drain cancel: a drain's end is confirmed there before exit 0; status, edges,\n"
     "agents), SIPDRAIN_TOPIC_PREFIX (optional).\n"
     "\n"
     "A drained site or edge stays drained, across restarts, until drainctl resume.\n"
@@ -432,21 +433,71 @@ static int wait_active(const char *brokers, json_t *edges, const struct opts *o)
     return EXIT_NOT_DONE;
 }
 
+/* The end of a drain as PostgreSQL's drains row has it (issue #15): an
+ * event on drain.events is what its writer says, and anyone who may write
+ * the topic could say that a drain completed. The orchestrator writes the
+ * row and the event in one transaction, so the row is there by the time
+ * the event is read. Returns the exit status for an event of type that
+ * the row confirms: EXIT_DONE for drain.completed with result completed
+ * and drain.cancelled with result cancelled, EXIT_NOT_DONE for a drain
+ * that ended otherwise (forced; a start --wait whose drain was cancelled).
+ * -1: the row does not confirm it (no such drain, or still running): the
+ * event is not believed. EXIT_INFRA: PostgreSQL cannot tell. */
+static int confirmed_end(const char *dsn, const char *drain_id, const char *type)
+{
+    struct sd_pg *pg = sd_pg_new(dsn, "drainctl");
+    struct sd_err err = {0};
+    const char *values[1] = {drain_id};
+    const char *want = !strcmp(type, "drain.completed") ? "completed" : "cancelled";
+    PGresult *res = sd_pg_query(pg,
+                                "SELECT phase, coalesce(result, '') FROM drains"
+                                " WHERE drain_id = $1::uuid",
+                                1, values, NULL, NULL, &err);
+    const char *result;
+    int rc;
+
+    if (res == NULL) {
+        fprintf(stderr, "drainctl: %s of drain %s not confirmed: PostgreSQL: %s\n", type, drain_id,
+                err.text);
+        sd_pg_free(pg);
+        return EXIT_INFRA;
+    }
+    result = PQntuples(res) > 0 ? PQgetvalue(res, 0, 1) : "";
+    if (result[0] == '\0' || (!strcmp(want, "cancelled") && strcmp(result, want) != 0)) {
+        fprintf(stderr,
+                "drainctl: %s for drain %s ignored: PostgreSQL has that drain %s%s%s (not"
+                " written by drain-orchestrator?)\n",
+                type, drain_id, PQntuples(res) == 0 ? "nowhere" : "in phase ",
+                PQntuples(res) == 0 ? "" : PQgetvalue(res, 0, 0),
+                result[0] != '\0' ? ", ended" : ", running");
+        rc = -1;
+    } else {
+        rc = !strcmp(result, want) ? EXIT_DONE : EXIT_NOT_DONE;
+    }
+    PQclear(res);
+    sd_pg_free(pg);
+    return rc;
+}
+
 /* Sends the command and follows drain.events: the answer to it, then (with
  * wait) the drain until it is over. */
 static int run_command(const char *type, json_t *data, const char *key, const struct opts *o)
 {
-    const char *brokers;
+    const char *brokers, *dsn = NULL;
     struct follower f = {0};
     struct screen sc = {isatty(STDOUT_FILENO) && !o->json, o->json, 0};
     char request[SD_EVENT_ID_LEN + 1], drain_id[SD_EVENT_ID_LEN + 1] = "";
     int64_t sent_ms, quiet_since;
     bool noticed = false, is_cancel = !strcmp(type, "drain.cancel");
     bool is_resume = !strcmp(type, "drain.resume");
+    /* the end of a drain is confirmed from PostgreSQL before exit 0 */
+    bool confirm = is_cancel || (o->wait && !is_resume);
     int rc = EXIT_INFRA, env_rc = EXIT_USAGE;
 
     brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &env_rc);
-    if (brokers == NULL) {
+    if (brokers != NULL && confirm)
+        dsn = env_or_die("SIPDRAIN_PG_DSN", &env_rc);
+    if (brokers == NULL || (confirm && dsn == NULL)) {
         json_decref(data);
         return env_rc;
     }
@@ -495,19 +546,36 @@ static int run_command(const char *type, json_t *data, const char *key, const st
         }
         if (mine && (!strcmp(ev.type, "drain.started") || !strcmp(ev.type, "drain.cancelled"))) {
             snprintf(drain_id, sizeof(drain_id), "%s", text(d, "drain_id"));
-            show_event(&sc, &ev);
-            if (is_cancel || !o->wait) {
-                rc = is_cancel ? EXIT_DONE : EXIT_DONE;
-                sd_event_clear(&ev);
-                break;
+            if (is_cancel && !strcmp(ev.type, "drain.cancelled")) {
+                int end = confirmed_end(dsn, drain_id, ev.type);
+                if (end >= 0) {
+                    show_event(&sc, &ev);
+                    rc = end;
+                    sd_event_clear(&ev);
+                    break;
+                }
+                drain_id[0] = '\0'; /* not believed: still waiting for the answer */
+            } else {
+                show_event(&sc, &ev);
+                if (is_cancel || !o->wait) {
+                    rc = EXIT_DONE;
+                    sd_event_clear(&ev);
+                    break;
+                }
             }
         } else if (ours) {
-            show_event(&sc, &ev);
+            int end = -1;
             if (!strcmp(ev.type, "drain.completed") || !strcmp(ev.type, "drain.cancelled")) {
-                rc = !strcmp(ev.type, "drain.completed") &&
-                             !json_is_true(json_object_get(d, "forced"))
-                         ? EXIT_DONE
-                         : EXIT_NOT_DONE;
+                end = confirmed_end(dsn, drain_id, ev.type);
+                if (end < 0) { /* not believed: the drain goes on */
+                    sd_event_clear(&ev);
+                    continue;
+                }
+            }
+            show_event(&sc, &ev);
+            if (end >= 0) {
+                /* a start --wait whose drain was cancelled did not drain */
+                rc = !strcmp(ev.type, "drain.cancelled") && end == EXIT_DONE ? EXIT_NOT_DONE : end;
                 sd_event_clear(&ev);
                 break;
             }

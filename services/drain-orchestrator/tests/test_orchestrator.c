@@ -1211,3 +1211,82 @@ Test(orchestrator, the_peer_rule_keeps_an_edge_taking_calls_in_one_of_the_two_si
     kill(orch.pid, SIGTERM);
     cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
 }
+
+/* Issue #15: drainctl believes that a drain ended only when PostgreSQL's
+ * drains row says so. A forged drain.completed (and drain.cancelled) for
+ * the running drain, sent by anyone who may write drain.events, leaves
+ * drainctl drain start --wait waiting and saying why; the real cancel then
+ * ends it with exit 1. Without SIPDRAIN_PG_DSN, --wait is refused (exit 2). */
+Test(orchestrator, drainctl_believes_a_drain_ended_only_when_postgresql_says_so, .timeout = 180)
+{
+    struct env e;
+    struct proc orch, edge_a;
+    struct evs r;
+    const char *args[] = {"drain", "start", "--site", "site2", "--wait", NULL};
+    char out[256], path[1024], drain_id[SD_EVENT_ID_LEN + 1] = "";
+    const char *envp[4];
+    pid_t ctl;
+    int at;
+
+    env_setup(&e);
+    snprintf(out, sizeof(out), "/tmp/sipdrain-drainctl-%.12s.out", e.prefix + 2);
+    snprintf(path, sizeof(path), "%s/drainctl", getenv("SIPDRAIN_BIN_DIR"));
+    /* an agent on a call holds the drain open (no agent-state here) */
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, call_id, version) VALUES"
+                      " ('busy', '2001', 'site2', 'ready', 'c-1', 1)");
+    edge_start(&e, &edge_a, "edge-2a");
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+
+    /* no database to confirm from: refused before anything is sent */
+    envp[0] = e.env_brokers;
+    envp[1] = e.env_prefix;
+    envp[2] = "SIPDRAIN_PG_DSN="; /* not the one inherited from the test's environment */
+    envp[3] = NULL;
+    unlink(out);
+    cr_expect_eq(exit_code(sdt_spawn(path, args, envp, out), WAIT_MS), 2, "--wait without PG");
+    cr_expect(sdt_file_has(out, "SIPDRAIN_PG_DSN is not set"), "%s", out);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains"), 0, "nothing sent");
+
+    envp[2] = e.env_dsn;
+    envp[3] = NULL;
+    unlink(out);
+    ctl = sdt_spawn(path, args, envp, out);
+    evs_read(e.events, "drain.started", &r);
+    at = find(&r, "drain.started", NULL);
+    snprintf(drain_id, sizeof(drain_id), "%s", str(r.data[at], "drain_id"));
+    evs_free(&r);
+    for (int64_t deadline = sd_mono_ms() + WAIT_MS;
+         sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains WHERE phase = 'wait_agents'") != 1;) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the drain never waited for the agent");
+        usleep(50000);
+    }
+    /* forged: the drain is said to be over; its row says wait_agents */
+    sdt_send_event_from("drain-orchestrator/orch-1", e.events, "site2", "drain.completed",
+                        json_pack("{s:s, s:s, s:s, s:b}", "drain_id", drain_id, "scope", "site",
+                                  "site", "site2", "forced", 0),
+                        NULL);
+    sdt_send_event_from("drain-orchestrator/orch-1", e.events, "site2", "drain.cancelled",
+                        json_pack("{s:s, s:s, s:s, s:s}", "drain_id", drain_id, "scope", "site",
+                                  "site", "site2", "phase", "wait_agents"),
+                        NULL);
+    for (int64_t deadline = sd_mono_ms() + WAIT_MS;
+         !sdt_file_has(out, "drain.cancelled for drain");) {
+        cr_assert_lt(sd_mono_ms(), deadline, "drainctl said nothing of the forged events: %s", out);
+        cr_assert_eq(waitpid(ctl, NULL, WNOHANG), 0, "drainctl exited on a forged event (%s)", out);
+        usleep(100000);
+    }
+    cr_expect(sdt_file_has(out, "drain.completed for drain"), "%s", out);
+    cr_expect(sdt_file_has(out, "ignored: PostgreSQL has that drain in phase wait_agents"), "%s",
+              out);
+    cr_expect_eq(waitpid(ctl, NULL, WNOHANG), 0, "drainctl still waits");
+    /* the real cancel ends it: exit 1, the drain did not complete */
+    sdt_send_event(e.commands, "site2", "drain.cancel", json_pack("{s:s}", "site", "site2"), NULL);
+    cr_expect_eq(exit_code(ctl, WAIT_MS), 1, "%s", out);
+    cr_expect(sdt_file_has(out, "cancelled in phase wait_agents"), "%s", out);
+
+    kill(edge_a.pid, SIGTERM);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+}
