@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "sipdrain/event.h"
+#include "sipdrain/log.h"
 
 struct sd_http {
     struct MHD_Daemon *daemon;
@@ -111,6 +112,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return rc;
 }
 
+/* libmicrohttpd's own complaints (a client over its connection limit, a
+ * timed-out connection): one log line per SD_HTTP_LOG_EVERY_MS at most, so
+ * a client that opens connections in a loop cannot flood the log. */
+#define SD_HTTP_LOG_EVERY_MS 10000
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last_ms = -SD_HTTP_LOG_EVERY_MS;
+    static long suppressed;
+    char text[256];
+    size_t len;
+
+    (void)cls;
+    vsnprintf(text, sizeof(text), fmt, ap);
+    len = strlen(text);
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    pthread_mutex_lock(&lock);
+    if (sd_mono_ms() - last_ms < SD_HTTP_LOG_EVERY_MS) {
+        suppressed++;
+    } else {
+        sd_log_warn("http server", "text=\"%s\" similar_lines_suppressed=%ld", text, suppressed);
+        last_ms = sd_mono_ms();
+        suppressed = 0;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
 struct sd_http *sd_http_start(const char *addr, int stale_ms, struct sd_err *err)
 {
     struct sockaddr_in sa;
@@ -128,10 +158,19 @@ struct sd_http *sd_http_start(const char *addr, int stale_ms, struct sd_err *err
     pthread_mutex_init(&h->lock, NULL);
     h->stale_ms = stale_ms;
     snprintf(h->why, sizeof(h->why), "starting");
-    h->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                         on_request, h, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 64U,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+    /* A probe's request comes in at once and is answered from memory, so
+     * the limits can be tight (issue #15: one client holding 64 slow
+     * connections made /healthz fail for 20 s, and a liveness probe would
+     * have restarted a healthy process): a client address holds at most
+     * SD_HTTP_PER_CLIENT connections, the rest wait at most
+     * SD_HTTP_TIMEOUT_S for a request, and epoll has no FD_SETSIZE wall. */
+    h->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SD_HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)SD_HTTP_PER_CLIENT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SD_HTTP_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
     if (h->daemon == NULL) {
         sd_err_set(err, SD_ERR_CONFIG, "cannot listen for HTTP on %s (in use?)", addr);
         pthread_mutex_destroy(&h->lock);

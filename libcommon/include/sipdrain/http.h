@@ -23,6 +23,16 @@
 
 struct sd_http;
 
+/* What one client can hold (issue #15, "health endpoints hold"): a
+ * liveness probe must get its answer while someone holds slow connections.
+ * Per client address at most SD_HTTP_PER_CLIENT connections (more are
+ * closed at once), at most SD_HTTP_MAX_CONNECTIONS in all, and a
+ * connection that sends no complete request within SD_HTTP_TIMEOUT_S is
+ * closed. */
+#define SD_HTTP_PER_CLIENT      8
+#define SD_HTTP_MAX_CONNECTIONS 256
+#define SD_HTTP_TIMEOUT_S       3
+
 /* addr: "host:port" (e.g. "0.0.0.0:8080", "127.0.0.1:9101"). Not ready and
  * no metrics until the first sd_http_set_*. */
 struct sd_http *sd_http_start(const char *addr, int stale_ms, struct sd_err *err) SD_MUST_CHECK;
