@@ -212,6 +212,37 @@ out:
     return rc;
 }
 
+/* NAME_FILE for a string setting: its value is the named file's content,
+ * less trailing line ends (Docker secrets, Kubernetes Secrets mounted as
+ * files: a password or a DSN with one never sits in the environment or in
+ * `docker inspect`). The value is never put in an error message. */
+static int load_secret_file(const struct sd_cfg_item *it, void *dst, const char *path,
+                            struct sd_err *err)
+{
+    char value[SD_CFG_FILE_MAX + 2], origin[600];
+    size_t len;
+    FILE *f = fopen(path, "r");
+    int rc;
+
+    if (f == NULL)
+        return sd_err_set(err, SD_ERR_CONFIG, "%s_FILE: cannot read %s: %s", it->name, path,
+                          strerror(errno));
+    len = fread(value, 1, sizeof(value) - 1, f);
+    fclose(f);
+    if (len > SD_CFG_FILE_MAX)
+        return sd_err_set(err, SD_ERR_CONFIG, "%s_FILE: %s is larger than %d bytes", it->name, path,
+                          SD_CFG_FILE_MAX);
+    value[len] = '\0';
+    while (len > 0 && (value[len - 1] == '\n' || value[len - 1] == '\r'))
+        value[--len] = '\0';
+    if (strlen(value) != len)
+        return sd_err_set(err, SD_ERR_CONFIG, "%s_FILE: %s holds a NUL byte", it->name, path);
+    snprintf(origin, sizeof(origin), "from the file %s named by %s_FILE", path, it->name);
+    rc = set_value(it, dst, value, origin, err);
+    explicit_bzero(value, sizeof(value));
+    return rc;
+}
+
 int sd_cfg_load(const struct sd_cfg_item *items, size_t n, void *dst, const char *file,
                 struct sd_err *err)
 {
@@ -230,6 +261,21 @@ int sd_cfg_load(const struct sd_cfg_item *items, size_t n, void *dst, const char
         return -1;
     for (size_t i = 0; i < n; i++) {
         const char *v = getenv(items[i].name);
+        const char *path = NULL;
+        char name[128];
+        if (items[i].type == SD_CFG_STRING) {
+            snprintf(name, sizeof(name), "%s_FILE", items[i].name);
+            path = getenv(name);
+        }
+        if (v != NULL && path != NULL)
+            return sd_err_set(err, SD_ERR_CONFIG, "%s and %s are both set: set one", items[i].name,
+                              name);
+        if (path != NULL) {
+            if (load_secret_file(&items[i], dst, path, err) < 0)
+                return -1;
+            set[i] = true;
+            continue;
+        }
         if (v == NULL)
             continue;
         if (set_value(&items[i], dst, v, "from the environment", err) < 0)
@@ -284,4 +330,7 @@ void sd_cfg_usage(const struct sd_cfg_item *items, size_t n, int fd)
         if (len > 0 && write(fd, line, (size_t)len) < 0)
             return;
     }
+    dprintf(fd, "  A text setting NAME can be read from a file instead: NAME_FILE=<path>\n"
+                "      (Docker secrets, Kubernetes Secrets; the file's content, less its line"
+                " end).\n");
 }

@@ -36,6 +36,7 @@ static void clean_env(void)
 {
     for (size_t i = 0; i < N; i++)
         unsetenv(items[i].name);
+    unsetenv("SIPDRAIN_SITE_FILE");
 }
 
 static char *write_file(const char *text)
@@ -187,4 +188,50 @@ Test(cfg, load_or_exit_exits_2_with_the_message)
     cr_expect(strstr(buf, "sip-edge: configuration error: SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE=700") !=
                   NULL,
               "%s", buf);
+}
+
+/* NAME_FILE (Docker secrets): the value is the file's content less its line
+ * end; both NAME and NAME_FILE, an unreadable file, an empty one and a
+ * non-string setting's _FILE are refused, and no message shows the value. */
+Test(cfg, a_string_setting_comes_from_the_file_named_by_its_file_variable)
+{
+    struct tcfg c = {0};
+    struct sd_err err = {0};
+    char secret[64];
+
+    snprintf(secret, sizeof(secret), "%s", write_file("s3cr3t-site\r\n"));
+    setenv("SIPDRAIN_SITE_FILE", secret, 1);
+    cr_assert_eq(sd_cfg_load(items, N, &c, NULL, &err), 0, "%s", err.text);
+    cr_expect_str_eq(c.site, "s3cr3t-site", "the file's content, less its line end");
+    sd_cfg_free(items, N, &c);
+
+    setenv("SIPDRAIN_SITE", "site2", 1);
+    cr_expect_eq(sd_cfg_load(items, N, &c, NULL, &err), -1);
+    cr_expect(strstr(err.text, "SIPDRAIN_SITE and SIPDRAIN_SITE_FILE are both set") != NULL, "%s",
+              err.text);
+    sd_cfg_free(items, N, &c);
+    unsetenv("SIPDRAIN_SITE");
+
+    setenv("SIPDRAIN_SITE_FILE", "/nonexistent/secret", 1);
+    cr_expect_eq(sd_cfg_load(items, N, &c, NULL, &err), -1);
+    cr_expect(strstr(err.text, "SIPDRAIN_SITE_FILE: cannot read /nonexistent/secret") != NULL, "%s",
+              err.text);
+    sd_cfg_free(items, N, &c);
+
+    unlink(secret);
+    snprintf(secret, sizeof(secret), "%s", write_file("\n"));
+    setenv("SIPDRAIN_SITE_FILE", secret, 1);
+    cr_expect_eq(sd_cfg_load(items, N, &c, NULL, &err), -1);
+    cr_expect(strstr(err.text, "SIPDRAIN_SITE is empty (from the file") != NULL, "%s", err.text);
+    sd_cfg_free(items, N, &c);
+    unlink(secret);
+    unsetenv("SIPDRAIN_SITE_FILE");
+
+    /* an integer setting has no _FILE: the variable is not looked at */
+    setenv("SIPDRAIN_SITE", "site2", 1);
+    setenv("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE_FILE", "/nonexistent", 1);
+    cr_expect_eq(sd_cfg_load(items, N, &c, NULL, &err), 0, "%s", err.text);
+    cr_expect_eq(c.reject_code, 503);
+    unsetenv("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE_FILE");
+    sd_cfg_free(items, N, &c);
 }

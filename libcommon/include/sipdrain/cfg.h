@@ -11,6 +11,11 @@
  *     SIPDRAIN_SITE=site2
  *     shutdown-sip-reject-code = 503
  *
+ * A string setting can come from a file instead: NAME_FILE=/run/secrets/x
+ * in the environment sets NAME to that file's content, less trailing line
+ * ends (Docker secrets, Kubernetes Secrets as files; e.g.
+ * SIPDRAIN_PG_DSN_FILE). Setting both NAME and NAME_FILE is an error.
+ *
  * A bad value is an error naming the variable and the accepted range;
  * sd_cfg_load_or_exit() prints it and exits 2.
  */
@@ -21,6 +26,8 @@
 #include <stddef.h>
 
 #include "sipdrain/err.h"
+
+#define SD_CFG_FILE_MAX 4096 /* the largest NAME_FILE content */
 
 enum sd_cfg_type {
     SD_CFG_STRING, /* char * (owned by the struct; sd_cfg_free releases it) */
