@@ -87,6 +87,31 @@ void sdt_db_create(char *dsn, size_t size)
                    0, NULL, &err),
         0, "%s", err.text);
     sd_pg_free(pg);
+    /* The programs' roles (migration 0005) log in here: the local cluster
+     * trusts 127.0.0.1, so LOGIN is all they lack. Roles are the cluster's,
+     * shared by every test database; a test running this at the same time
+     * may win the race, which is as good. */
+    pg = sd_pg_new(admin, "sipdrain-test");
+    cr_assert_geq(sd_pg_exec(pg,
+                             "DO $$ DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles"
+                             " WHERE rolname LIKE 'sipdrain\\_%' AND NOT rolcanlogin LOOP"
+                             " BEGIN EXECUTE format('ALTER ROLE %I LOGIN', r);"
+                             " EXCEPTION WHEN OTHERS THEN NULL; END; END LOOP; END $$",
+                             0, NULL, &err),
+                  0, "%s", err.text);
+    sd_pg_free(pg);
+}
+
+void sdt_dsn_as(const char *dsn, const char *role, char *out, size_t size)
+{
+    const char *host = strstr(dsn, "://"), *at;
+
+    cr_assert_not_null(host, "not a postgresql:// DSN: %s", dsn);
+    host += 3;
+    at = strchr(host, '@');
+    if (at != NULL && at < strchr(host, '/'))
+        host = at + 1;
+    snprintf(out, size, "postgresql://%s@%s", role, host);
 }
 
 void sdt_topic_create(char *name, size_t size, const char *base, int partitions)

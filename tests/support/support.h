@@ -114,6 +114,11 @@ bool sdt_file_has(const char *path, const char *text);
 
 /* Runs sql (no result needed) on dsn; fails the test on error. */
 void sdt_pg_run(const char *dsn, const char *sql);
+/* dsn with its user replaced by role (migration 0005's sipdrain_edge,
+ * sipdrain_agent_state, sipdrain_orchestrator, sipdrain_drainctl,
+ * sipdrain_passwd): each program under test logs in as its own role, so a
+ * grant it lacks fails the suite. */
+void sdt_dsn_as(const char *dsn, const char *role, char *out, size_t size);
 
 /* Checks every message value against schemas/events with
  * tests/schema/validate.py; returns its exit status (0 = all valid). */

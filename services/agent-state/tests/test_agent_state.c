@@ -33,6 +33,8 @@ static void topic_name(char *dst, size_t size, const struct as_env *e, const cha
  * prefix of its own. */
 static void env_setup(struct as_env *e)
 {
+    char as_dsn[512];
+
     memset(e, 0, sizeof(*e));
     sdt_db_create(e->dsn, sizeof(e->dsn));
     sdt_prefix_create(e->prefix, sizeof(e->prefix));
@@ -41,7 +43,9 @@ static void env_setup(struct as_env *e)
     topic_name(e->events, sizeof(e->events), e, "sipdrain.agent.events");
     topic_name(e->control, sizeof(e->control), e, "sipdrain.edge.control");
     topic_name(e->deadletter, sizeof(e->deadletter), e, "sipdrain.deadletter");
-    snprintf(e->env_dsn, sizeof(e->env_dsn), "SIPDRAIN_PG_DSN=%s", e->dsn);
+    /* agent-state logs in as its own role (migration 0005) */
+    sdt_dsn_as(e->dsn, "sipdrain_agent_state", as_dsn, sizeof(as_dsn));
+    snprintf(e->env_dsn, sizeof(e->env_dsn), "SIPDRAIN_PG_DSN=%s", as_dsn);
     snprintf(e->env_brokers, sizeof(e->env_brokers), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
     snprintf(e->env_prefix, sizeof(e->env_prefix), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix);
     snprintf(e->log, sizeof(e->log), "/tmp/sipdrain-agent-state-%.12s.log", e->prefix + 2);

@@ -27,11 +27,14 @@ struct proc {
     pid_t pid;
     int port; /* an edge's SIP port */
     char log[256];
+    char env_dsn[600]; /* SIPDRAIN_PG_DSN, as the program's own role */
 };
 
 /* A database and topics of the test's own; sites site1 and site2, peers */
 static void env_setup_alone(struct env *e)
 {
+    char role_dsn[512];
+
     memset(e, 0, sizeof(*e));
     sdt_db_create(e->dsn, sizeof(e->dsn));
     sdt_prefix_create(e->prefix, sizeof(e->prefix));
@@ -39,7 +42,9 @@ static void env_setup_alone(struct env *e)
     snprintf(e->events, sizeof(e->events), "%ssipdrain.drain.events", e->prefix);
     snprintf(e->agent_events, sizeof(e->agent_events), "%ssipdrain.agent.events", e->prefix);
     snprintf(e->control, sizeof(e->control), "%ssipdrain.edge.control", e->prefix);
-    snprintf(e->env_dsn, sizeof(e->env_dsn), "SIPDRAIN_PG_DSN=%s", e->dsn);
+    /* drainctl's (the services get theirs in start()) */
+    sdt_dsn_as(e->dsn, "sipdrain_drainctl", role_dsn, sizeof(role_dsn));
+    snprintf(e->env_dsn, sizeof(e->env_dsn), "SIPDRAIN_PG_DSN=%s", role_dsn);
     snprintf(e->env_brokers, sizeof(e->env_brokers), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
     snprintf(e->env_prefix, sizeof(e->env_prefix), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix);
     sdt_pg_run(e->dsn, "INSERT INTO sites (site_id, peer) VALUES ('site1', 'site2'),"
@@ -65,7 +70,7 @@ static void env_setup(struct env *e)
 static void start(struct env *e, struct proc *p, const char *bin, const char *name,
                   const char *const *extra)
 {
-    char path[1024];
+    char path[1024], role_dsn[512];
     const char *dir = getenv("SIPDRAIN_BIN_DIR");
     const char *envp[16];
     size_t n = 0;
@@ -74,7 +79,14 @@ static void start(struct env *e, struct proc *p, const char *bin, const char *na
     snprintf(path, sizeof(path), "%s/%s", dir, bin);
     snprintf(p->log, sizeof(p->log), "/tmp/sipdrain-orch-%.12s-%s.log", e->prefix + 2, name);
     unlink(p->log);
-    envp[n++] = e->env_dsn;
+    /* each program logs in as its own role (migration 0005) */
+    sdt_dsn_as(e->dsn,
+               !strcmp(bin, "sip-edge")      ? "sipdrain_edge"
+               : !strcmp(bin, "agent-state") ? "sipdrain_agent_state"
+                                             : "sipdrain_orchestrator",
+               role_dsn, sizeof(role_dsn));
+    snprintf(p->env_dsn, sizeof(p->env_dsn), "SIPDRAIN_PG_DSN=%s", role_dsn);
+    envp[n++] = p->env_dsn;
     envp[n++] = e->env_brokers;
     envp[n++] = e->env_prefix;
     envp[n++] = "SIPDRAIN_LOG_LEVEL=info";

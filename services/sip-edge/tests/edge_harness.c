@@ -19,6 +19,8 @@ void env_setup(struct edge_env *e)
 {
     memset(e, 0, sizeof(*e));
     sdt_db_create(e->dsn, sizeof(e->dsn));
+    sdt_dsn_as(e->dsn, "sipdrain_edge", e->edge_dsn, sizeof(e->edge_dsn));
+    sdt_dsn_as(e->dsn, "sipdrain_agent_state", e->as_dsn, sizeof(e->as_dsn));
     sdt_prefix_create(e->prefix, sizeof(e->prefix));
     snprintf(e->control, sizeof(e->control), "%ssipdrain.edge.control", e->prefix);
     snprintf(e->status, sizeof(e->status), "%ssipdrain.edge.status", e->prefix);
@@ -69,7 +71,7 @@ void edge_start(struct edge_env *e, struct edge_proc *p, const char *id, const c
     snprintf(p->id, sizeof(p->id), "%s", id);
     snprintf(p->log, sizeof(p->log), "/tmp/sipdrain-edge-%.12s-%s.log", e->prefix + 2, id);
     unlink(p->log);
-    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_PG_DSN=%s", e->dsn), n++;
+    snprintf(env[n], sizeof(env[n]), "SIPDRAIN_PG_DSN=%s", e->edge_dsn), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers()), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix), n++;
     snprintf(env[n], sizeof(env[n]), "SIPDRAIN_SITE=site2"), n++;

@@ -18,7 +18,9 @@
 static const char *const DRAIN_A = "5a1f3c2e-7b4d-4e8f-9a0b-1c2d3e4f5a6b";
 
 struct edge_env {
-    char dsn[512];
+    char dsn[512];      /* the test's database, as its owner (checks, fixtures) */
+    char edge_dsn[512]; /* the same as sip-edge's role (sipdrain_edge) */
+    char as_dsn[512];   /* the same as agent-state's role (sipdrain_agent_state) */
     char prefix[64];
     char control[160], status[160], agent_events[160], call_events[160], deadletter[160];
 };

@@ -168,6 +168,7 @@ Test(sip_bus, a_topic_created_just_after_the_edge_subscribed_is_consumed_within_
     /* env_setup without the agent events topic */
     memset(&e, 0, sizeof(e));
     sdt_db_create(e.dsn, sizeof(e.dsn));
+    sdt_dsn_as(e.dsn, "sipdrain_edge", e.edge_dsn, sizeof(e.edge_dsn));
     sdt_pg_run(e.dsn, "INSERT INTO sites (site_id, peer) VALUES ('site1', 'site2'),"
                       " ('site2', 'site1')");
     sd_uuid_v4(id);

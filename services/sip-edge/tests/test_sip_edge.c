@@ -787,7 +787,7 @@ Test(sip_edge, the_edge_id_defaults_to_the_host_name, .timeout = 60)
     snprintf(bin, sizeof(bin), "%s/sip-edge", getenv("SIPDRAIN_BIN_DIR"));
     snprintf(log, sizeof(log), "/tmp/sipdrain-edge-%.12s-host.log", e.prefix + 2);
     snprintf(url, sizeof(url), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
-    snprintf(dsn, sizeof(dsn), "SIPDRAIN_PG_DSN=%s", e.dsn);
+    snprintf(dsn, sizeof(dsn), "SIPDRAIN_PG_DSN=%s", e.edge_dsn);
     snprintf(brokers, sizeof(brokers), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
     snprintf(prefix, sizeof(prefix), "SIPDRAIN_TOPIC_PREFIX=%s", e.prefix);
     env[0] = dsn;
@@ -871,7 +871,7 @@ Test(sip_edge, a_stop_ends_within_its_budget_when_kafka_never_answers, .timeout 
     env_setup(&e);
     snprintf(bin, sizeof(bin), "%s/sip-edge", dir);
     snprintf(url, sizeof(url), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
-    snprintf(dsn, sizeof(dsn), "SIPDRAIN_PG_DSN=%s", e.dsn);
+    snprintf(dsn, sizeof(dsn), "SIPDRAIN_PG_DSN=%s", e.edge_dsn);
     {
         /* a port nobody listens on: every connection refused, nothing sent */
         const char *env[] = {"SIPDRAIN_SITE=site2",

@@ -35,7 +35,7 @@ static pid_t agent_state_start(const struct edge_env *e, char *log, size_t size)
 
     cr_assert_not_null(dir);
     snprintf(bin, sizeof(bin), "%s/agent-state", dir);
-    snprintf(env[0], sizeof(env[0]), "SIPDRAIN_PG_DSN=%s", e->dsn);
+    snprintf(env[0], sizeof(env[0]), "SIPDRAIN_PG_DSN=%s", e->as_dsn);
     snprintf(env[1], sizeof(env[1]), "SIPDRAIN_KAFKA_BROKERS=%s", sdt_brokers());
     snprintf(env[2], sizeof(env[2]), "SIPDRAIN_TOPIC_PREFIX=%s", e->prefix);
     snprintf(env[3], sizeof(env[3]), "SIPDRAIN_SITE=site2");
