@@ -6,8 +6,10 @@
  * owner's loop thread. The wake-up pipe is the only thing librdkafka's
  * threads touch, and it is theirs to write.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,159 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 
     if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
         return sd_err_set(err, SD_ERR_CONFIG, "kafka config %s=%s: %s", name, value, errstr);
+    return 0;
+}
+
+/* --- the operator's librdkafka properties ------------------------------- */
+
+#define PROPS_MAX 64
+
+static struct {
+    char *key, *value;
+} props[PROPS_MAX];
+static size_t n_props;
+
+/* What sipdrain sets itself, for its guarantees (an idempotent producer
+ * with acks=all, offsets stored only once an effect is committed, the
+ * group and client ids its logs and tests name, the brokers of
+ * SIPDRAIN_KAFKA_BROKERS): not the operator's to change. */
+static const char *const owned[] = {"bootstrap.servers",
+                                    "metadata.broker.list",
+                                    "group.id",
+                                    "client.id",
+                                    "enable.idempotence",
+                                    "acks",
+                                    "request.required.acks",
+                                    "enable.auto.offset.store",
+                                    "enable.auto.commit",
+                                    "auto.offset.reset"};
+
+/* A value never shown in a message (librdkafka's refusal quotes it). */
+static bool secret_key(const char *key)
+{
+    return strstr(key, "password") != NULL || strstr(key, "secret") != NULL ||
+           strstr(key, ".key") != NULL || strstr(key, "jaas") != NULL;
+}
+
+static void props_clear(void)
+{
+    for (size_t i = 0; i < n_props; i++) {
+        explicit_bzero(props[i].value, strlen(props[i].value));
+        free(props[i].key);
+        free(props[i].value);
+    }
+    n_props = 0;
+}
+
+int sd_kafka_properties_load(const char *path, struct sd_err *err)
+{
+    char line[4096];
+    int lineno = 0, rc = -1;
+    FILE *f;
+    rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+
+    props_clear();
+    if (path == NULL || path[0] == '\0') {
+        rd_kafka_conf_destroy(scratch);
+        return 0;
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        rd_kafka_conf_destroy(scratch);
+        return sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_KAFKA_PROPERTIES: cannot read %s: %s", path,
+                          strerror(errno));
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *key = line, *value, *eq, *end, errstr[512];
+        bool is_owned = false;
+
+        lineno++;
+        while (isspace((unsigned char)*key))
+            key++;
+        if (*key == '\0' || *key == '#')
+            continue;
+        eq = strchr(key, '=');
+        if (eq == NULL) {
+            sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_KAFKA_PROPERTIES %s:%d: expected key=value",
+                       path, lineno);
+            goto out;
+        }
+        value = eq + 1;
+        for (end = eq; end > key && isspace((unsigned char)end[-1]); end--)
+            ;
+        *end = '\0';
+        while (isspace((unsigned char)*value))
+            value++;
+        for (end = value + strlen(value); end > value && isspace((unsigned char)end[-1]); end--)
+            ;
+        *end = '\0';
+        for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+            is_owned = is_owned || !strcmp(key, owned[i]);
+        if (is_owned) {
+            sd_err_set(err, SD_ERR_CONFIG,
+                       "SIPDRAIN_KAFKA_PROPERTIES %s:%d: %s is sipdrain's own setting (brokers:"
+                       " SIPDRAIN_KAFKA_BROKERS)",
+                       path, lineno, key);
+            goto out;
+        }
+        if (rd_kafka_conf_set(scratch, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+            sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_KAFKA_PROPERTIES %s:%d: %s: %s", path, lineno,
+                       key, secret_key(key) ? "value refused by librdkafka" : errstr);
+            goto out;
+        }
+        if (n_props == PROPS_MAX) {
+            sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_KAFKA_PROPERTIES %s: more than %d properties",
+                       path, PROPS_MAX);
+            goto out;
+        }
+        props[n_props].key = strdup(key);
+        props[n_props].value = strdup(value);
+        if (props[n_props].key == NULL || props[n_props].value == NULL) {
+            free(props[n_props].key);
+            free(props[n_props].value);
+            sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+            goto out;
+        }
+        n_props++;
+    }
+    rc = 0;
+out:
+    explicit_bzero(line, sizeof(line));
+    fclose(f);
+    rd_kafka_conf_destroy(scratch);
+    if (rc < 0)
+        props_clear();
+    return rc;
+}
+
+void sd_kafka_properties_load_or_exit(const char *service)
+{
+    struct sd_err err = {0};
+
+    if (sd_kafka_properties_load(getenv("SIPDRAIN_KAFKA_PROPERTIES"), &err) < 0) {
+        fprintf(stderr, "%s: configuration error: %s\n", service, err.text);
+        exit(2);
+    }
+    if (n_props > 0)
+        sd_log_info("kafka properties for every client", "file=%s count=%zu",
+                    getenv("SIPDRAIN_KAFKA_PROPERTIES"), n_props);
+}
+
+size_t sd_kafka_properties_count(void)
+{
+    return n_props;
+}
+
+int sd_kafka_conf_apply(rd_kafka_conf_t *conf, struct sd_err *err)
+{
+    char errstr[512];
+
+    for (size_t i = 0; i < n_props; i++) {
+        if (rd_kafka_conf_set(conf, props[i].key, props[i].value, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK)
+            return sd_err_set(err, SD_ERR_CONFIG, "SIPDRAIN_KAFKA_PROPERTIES: %s: %s", props[i].key,
+                              secret_key(props[i].key) ? "value refused by librdkafka" : errstr);
+    }
     return 0;
 }
 
@@ -132,7 +287,8 @@ struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char 
         conf_set(conf, "message.max.bytes", "4194304", err) < 0 ||
         /* Keep trying through a broker restart; the outbox retries after that. */
         conf_set(conf, "message.timeout.ms", "120000", err) < 0 ||
-        conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0)
+        conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0 ||
+        sd_kafka_conf_apply(conf, err) < 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -324,7 +480,8 @@ struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char 
         /* librdkafka's own debug contexts, e.g. "fetch,cgrp" (logged at debug) */
         (getenv("SIPDRAIN_KAFKA_DEBUG") &&
          conf_set(conf, "debug", getenv("SIPDRAIN_KAFKA_DEBUG"), err) < 0) ||
-        conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0)
+        conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0 ||
+        sd_kafka_conf_apply(conf, err) < 0)
         goto fail;
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -483,7 +640,7 @@ int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_
         sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0)
+    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 || sd_kafka_conf_apply(conf, err) < 0)
         goto out;
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {

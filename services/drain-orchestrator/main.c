@@ -947,6 +947,7 @@ static void setup(struct svc *s)
     sd_cfg_load_or_exit(SERVICE, cfg_items, CFG_COUNT, &s->cfg);
     sd_service_init(SERVICE, "SIPDRAIN_INSTANCE_ID", &s->cfg.instance, s->cfg.topic_prefix,
                     s->cfg.log_level, s->source, sizeof(s->source));
+    sd_kafka_properties_load_or_exit(SERVICE);
 }
 
 int main(int argc, char **argv)

@@ -57,7 +57,8 @@ static const char USAGE[] =
     "                    every running edge of the target reports active)\n"
     "  --json            machine-readable output (one JSON object per line)\n"
     "\n"
-    "Environment: SIPDRAIN_KAFKA_BROKERS (drain, resume, watch), SIPDRAIN_PG_DSN (drain start\n"
+    "Environment: SIPDRAIN_KAFKA_BROKERS (drain, resume, watch), SIPDRAIN_KAFKA_PROPERTIES\n"
+    "(a file of librdkafka properties: SASL, TLS), SIPDRAIN_PG_DSN (drain start\n"
     "--wait and drain cancel: a drain's end is confirmed there before exit 0; status, edges,\n"
     "agents), SIPDRAIN_TOPIC_PREFIX (optional).\n"
     "\n"
@@ -124,6 +125,7 @@ struct follower {
 static int follower_open(struct follower *f, const char *brokers, const char *topic)
 {
     char errstr[512], group[64];
+    struct sd_err err = {0};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *rkt;
@@ -135,6 +137,11 @@ static int follower_open(struct follower *f, const char *brokers, const char *to
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
         fprintf(stderr, "drainctl: kafka: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    if (sd_kafka_conf_apply(conf, &err) < 0) {
+        fprintf(stderr, "drainctl: kafka: %s\n", err.text);
         rd_kafka_conf_destroy(conf);
         return -1;
     }
@@ -860,6 +867,8 @@ int main(int argc, char **argv)
     sd_log_init("drainctl", "cli", SD_LOG_ERROR); /* libcommon's own lines: errors only */
     if (sd_topic_set_prefix(getenv("SIPDRAIN_TOPIC_PREFIX"), &err) < 0)
         return usage_error("SIPDRAIN_TOPIC_PREFIX: %s", err.text);
+    if (sd_kafka_properties_load(getenv("SIPDRAIN_KAFKA_PROPERTIES"), &err) < 0)
+        return usage_error("%s", err.text);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);

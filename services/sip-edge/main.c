@@ -27,6 +27,7 @@
 #include "sipdrain/cfg.h"
 #include "sipdrain/http.h"
 #include "sipdrain/event.h"
+#include "sipdrain/kafka.h"
 #include "sipdrain/log.h"
 #include "sipdrain/service.h"
 #include "sipdrain/outbox.h"
@@ -280,6 +281,7 @@ int main(int argc, char **argv)
      * pod); the topic prefix, the log, the outbox owner */
     sd_service_init(SERVICE, "SIPDRAIN_EDGE_ID", &c.edge_id, c.topic_prefix, c.log_level, source,
                     sizeof(source));
+    sd_kafka_properties_load_or_exit(SERVICE);
     json_object_seed(0); /* before the second thread: jansson's hash seed */
     held = read_hold(&c, &hold, &err);
     if (held < 0) {

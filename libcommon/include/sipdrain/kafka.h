@@ -28,6 +28,30 @@
 struct sd_kafka_producer;
 struct sd_kafka_consumer;
 
+/* The operator's librdkafka properties (issue #15: SASL, TLS), from the
+ * file SIPDRAIN_KAFKA_PROPERTIES names - `key=value` lines, '#' comments -
+ * applied to every client after sipdrain's own settings: e.g.
+ *
+ *     security.protocol=SASL_SSL
+ *     sasl.mechanism=SCRAM-SHA-512
+ *     sasl.username=sip-edge
+ *     sasl.password=...
+ *     ssl.ca.location=/run/secrets/kafka-ca.pem
+ *
+ * The file holds secrets: keep it a Docker or Kubernetes secret. A key
+ * librdkafka does not know, a value it refuses, or one of sipdrain's own
+ * settings (bootstrap.servers, group.id, client.id, enable.idempotence,
+ * acks, enable.auto.offset.store, enable.auto.commit, auto.offset.reset) is
+ * an error naming the file, line and key; no message shows the value of a
+ * password, secret or key. path NULL or "": none. */
+int sd_kafka_properties_load(const char *path, struct sd_err *err) SD_MUST_CHECK;
+/* For a program's start-up: loads $SIPDRAIN_KAFKA_PROPERTIES, or prints
+ * the error and exits 2. */
+void sd_kafka_properties_load_or_exit(const char *program);
+size_t sd_kafka_properties_count(void);
+/* Applies the loaded properties to conf (the library's clients do). */
+int sd_kafka_conf_apply(rd_kafka_conf_t *conf, struct sd_err *err) SD_MUST_CHECK;
+
 struct sd_kafka_header {
     const char *name;
     const char *value; /* NUL-terminated */

@@ -1302,3 +1302,94 @@ Test(orchestrator, drainctl_believes_a_drain_ended_only_when_postgresql_says_so,
     kill(orch.pid, SIGTERM);
     cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
 }
+
+/* SIPDRAIN_KAFKA_PROPERTIES (issue #15, librdkafka's security settings from
+ * configuration) reaches every program: one of sipdrain's own settings
+ * stops the orchestrator at start (exit 2, naming it); drainctl with
+ * security.protocol=SSL cannot talk to this PLAINTEXT broker (exit 3,
+ * nothing sent) and with a harmless property starts a drain as ever; an
+ * edge given a SASL password logs how many properties it took, never the
+ * password. */
+Test(orchestrator, kafka_properties_reach_every_program_and_no_log_shows_a_secret, .timeout = 180)
+{
+    struct env e;
+    struct proc orch, bad_orch, edge;
+    char out[256], env_bad[128], env_ssl[128], env_ok[128], env_sasl[128], sip_url[64];
+    char path_bad[64], path_ssl[64], path_ok[64], path_sasl[64];
+    const char *bad_extra[] = {env_bad, NULL}, *sasl_extra[8];
+    const char *args[] = {"drain", "start", "--site", "site2", NULL};
+    const char *envp[5];
+    char bin[1024];
+    FILE *f;
+
+    env_setup(&e);
+    snprintf(out, sizeof(out), "/tmp/sipdrain-drainctl-%.12s.out", e.prefix + 2);
+    snprintf(bin, sizeof(bin), "%s/drainctl", getenv("SIPDRAIN_BIN_DIR"));
+    snprintf(path_bad, sizeof(path_bad), "/tmp/sd-props-bad-%.12s", e.prefix + 2);
+    snprintf(path_ssl, sizeof(path_ssl), "/tmp/sd-props-ssl-%.12s", e.prefix + 2);
+    snprintf(path_ok, sizeof(path_ok), "/tmp/sd-props-ok-%.12s", e.prefix + 2);
+    snprintf(path_sasl, sizeof(path_sasl), "/tmp/sd-props-sasl-%.12s", e.prefix + 2);
+    f = fopen(path_bad, "w");
+    fputs("socket.keepalive.enable=true\nacks=0\n", f);
+    fclose(f);
+    f = fopen(path_ssl, "w");
+    fputs("security.protocol=SSL\n", f);
+    fclose(f);
+    f = fopen(path_ok, "w");
+    fputs("socket.keepalive.enable=true\n", f);
+    fclose(f);
+    f = fopen(path_sasl, "w");
+    fputs("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+          "sasl.username=sip-edge\nsasl.password=hunter2-never-logged\n",
+          f);
+    fclose(f);
+    snprintf(env_bad, sizeof(env_bad), "SIPDRAIN_KAFKA_PROPERTIES=%s", path_bad);
+    snprintf(env_ssl, sizeof(env_ssl), "SIPDRAIN_KAFKA_PROPERTIES=%s", path_ssl);
+    snprintf(env_ok, sizeof(env_ok), "SIPDRAIN_KAFKA_PROPERTIES=%s", path_ok);
+    snprintf(env_sasl, sizeof(env_sasl), "SIPDRAIN_KAFKA_PROPERTIES=%s", path_sasl);
+
+    /* sipdrain's own setting: exit 2 at start, saying which */
+    start(&e, &bad_orch, "drain-orchestrator", "orch-bad", bad_extra);
+    cr_expect_eq(exit_code(bad_orch.pid, WAIT_MS), 2);
+    cr_expect(sdt_file_has(bad_orch.log, ":2: acks is sipdrain's own setting"), "%s", bad_orch.log);
+
+    orch_up(&e, &orch, "orch-1");
+    wait_log(&orch, "partitions assigned");
+    /* drainctl over SSL to a PLAINTEXT listener: no Kafka, nothing sent */
+    envp[0] = e.env_brokers;
+    envp[1] = e.env_prefix;
+    envp[2] = e.env_dsn;
+    envp[3] = env_ssl;
+    envp[4] = NULL;
+    unlink(out);
+    cr_expect_eq(exit_code(sdt_spawn(bin, args, envp, out), WAIT_MS), 3, "SSL to PLAINTEXT (%s)",
+                 out);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains"), 0, "nothing sent");
+    /* a harmless property: the drain starts */
+    envp[3] = env_ok;
+    unlink(out);
+    cr_expect_eq(exit_code(sdt_spawn(bin, args, envp, out), WAIT_MS), 0, "%s", out);
+    cr_expect(sdt_file_has(out, "of site site2 started"), "%s", out);
+
+    /* an edge with a SASL password: counted in its log, never shown */
+    sasl_extra[0] = "SIPDRAIN_EDGE_ID=edge-2s";
+    sasl_extra[1] = "SIPDRAIN_SITE=site2";
+    sasl_extra[2] = env_sasl;
+    snprintf(sip_url, sizeof(sip_url), "SIPDRAIN_SIP_URL=sip:127.0.0.1:%d", sdt_free_port());
+    sasl_extra[3] = sip_url;
+    sasl_extra[4] = NULL;
+    start(&e, &edge, "sip-edge", "edge-2s", sasl_extra);
+    wait_log(&edge, "kafka properties for every client");
+    cr_expect(sdt_file_has(edge.log, "count=4"), "%s", edge.log);
+    sleep(3); /* its Kafka clients try, and fail, to log in meanwhile */
+    cr_expect(!sdt_file_has(edge.log, "hunter2"), "the password in %s", edge.log);
+    cr_expect(!sdt_file_has(edge.log, "partitions assigned"), "SASL to PLAINTEXT (%s)", edge.log);
+    kill(edge.pid, SIGKILL);
+    sdt_wait(edge.pid, WAIT_MS);
+    kill(orch.pid, SIGTERM);
+    cr_expect_eq(exit_code(orch.pid, WAIT_MS), 0);
+    unlink(path_bad);
+    unlink(path_ssl);
+    unlink(path_ok);
+    unlink(path_sasl);
+}
