@@ -508,8 +508,12 @@ static int run_command(const char *type, json_t *data, const char *key, const st
         json_decref(data);
         return env_rc;
     }
-    if (follower_open(&f, brokers, sd_topic(SD_TOPIC_DRAIN_EVENTS)) < 0 ||
-        send_command(brokers, type, key, data, request) < 0) {
+    if (follower_open(&f, brokers, sd_topic(SD_TOPIC_DRAIN_EVENTS)) < 0) {
+        json_decref(data); /* never sent */
+        follower_close(&f);
+        return EXIT_INFRA;
+    }
+    if (send_command(brokers, type, key, data, request) < 0) { /* it took data */
         follower_close(&f);
         return EXIT_INFRA;
     }
