@@ -6,7 +6,10 @@
  * suite: every service under test logs in as its own role (sdt_dsn_as). */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "sipdrain/pg.h"
 #include "support.h"
@@ -87,4 +90,43 @@ Test(roles, each_program_role_is_refused_what_another_program_owns, .timeout = 1
         sd_pg_free(pg);
     }
     cr_log_info("%zu checks, %zu wrong", sizeof(checks) / sizeof(checks[0]), wrong);
+}
+
+/* sipdrain-migrate --role-passwords: each listed program role gets LOGIN
+ * and a SCRAM-SHA-256 verifier (never the password itself); a line naming
+ * any other role is refused (exit 1) and changes nothing. */
+Test(roles, migrate_sets_the_program_roles_passwords_as_scram_verifiers, .timeout = 120)
+{
+    char dsn[512], bin[1024], path[64], log[64], envv[600];
+    const char *args[] = {"--role-passwords", path, NULL};
+    const char *env[2] = {envv, NULL};
+    FILE *f;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    snprintf(bin, sizeof(bin), "%s/sipdrain-migrate", getenv("SIPDRAIN_BIN_DIR"));
+    snprintf(envv, sizeof(envv), "SIPDRAIN_PG_DSN=%s", dsn);
+    snprintf(path, sizeof(path), "/tmp/sd-role-pw-%d", (int)getpid());
+    snprintf(log, sizeof(log), "/tmp/sd-role-pw-%d.log", (int)getpid());
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("# role password\nsipdrain_drainctl correct horse battery\n", f);
+    fclose(f);
+    cr_expect_eq(WEXITSTATUS(sdt_wait(sdt_spawn(bin, args, env, log), 30000)), 0, "%s", log);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM pg_authid WHERE rolname ="
+                                    " 'sipdrain_drainctl' AND rolcanlogin AND"
+                                    " rolpassword LIKE 'SCRAM-SHA-256$%'"),
+                 1, "a verifier, and LOGIN");
+    cr_expect(sdt_file_has(log, "role password set") && !sdt_file_has(log, "horse"), "%s", log);
+
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("postgres owned\n", f);
+    fclose(f);
+    cr_expect_eq(WEXITSTATUS(sdt_wait(sdt_spawn(bin, args, env, log), 30000)), 1, "%s", log);
+    cr_expect(sdt_file_has(log, "not a program role"), "%s", log);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM pg_authid WHERE rolname = 'postgres'"
+                                    " AND rolpassword IS NOT NULL"),
+                 0, "postgres untouched");
+    unlink(path);
+    unlink(log);
 }
