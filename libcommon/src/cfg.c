@@ -243,6 +243,25 @@ static int load_secret_file(const struct sd_cfg_item *it, void *dst, const char 
     return rc;
 }
 
+int sd_cfg_getenv(const char *name, char **value, struct sd_err *err)
+{
+    const struct sd_cfg_item it = {name, SD_CFG_STRING, 0, 0, 0, NULL, NULL, false, NULL};
+    char file_name[128];
+    const char *v = getenv(name), *path;
+
+    *value = NULL;
+    snprintf(file_name, sizeof(file_name), "%s_FILE", name);
+    path = getenv(file_name);
+    if (v != NULL && v[0] != '\0' && path != NULL)
+        return sd_err_set(err, SD_ERR_CONFIG, "%s and %s are both set: set one", name, file_name);
+    if (path != NULL)
+        return load_secret_file(&it, value, path, err);
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    *value = strdup(v);
+    return *value != NULL ? 0 : sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+}
+
 int sd_cfg_load(const struct sd_cfg_item *items, size_t n, void *dst, const char *file,
                 struct sd_err *err)
 {

@@ -235,3 +235,29 @@ Test(cfg, a_string_setting_comes_from_the_file_named_by_its_file_variable)
     unsetenv("SIPDRAIN_SHUTDOWN_SIP_REJECT_CODE_FILE");
     sd_cfg_free(items, N, &c);
 }
+
+/* sd_cfg_getenv, for a CLI's settings: NAME, NAME_FILE, neither, both */
+Test(cfg, a_cli_setting_comes_from_its_variable_or_its_file)
+{
+    struct sd_err err = {0};
+    char *v = NULL, path[64];
+
+    unsetenv("SIPDRAIN_PG_DSN");
+    unsetenv("SIPDRAIN_PG_DSN_FILE");
+    cr_assert_eq(sd_cfg_getenv("SIPDRAIN_PG_DSN", &v, &err), 0);
+    cr_expect_null(v, "neither set");
+    setenv("SIPDRAIN_PG_DSN", "postgresql://a@b/c", 1);
+    cr_assert_eq(sd_cfg_getenv("SIPDRAIN_PG_DSN", &v, &err), 0, "%s", err.text);
+    cr_expect_str_eq(v, "postgresql://a@b/c");
+    free(v);
+    snprintf(path, sizeof(path), "%s", write_file("postgresql://role:pw@host/db\n"));
+    setenv("SIPDRAIN_PG_DSN_FILE", path, 1);
+    cr_expect_eq(sd_cfg_getenv("SIPDRAIN_PG_DSN", &v, &err), -1, "both set");
+    cr_expect(strstr(err.text, "both set") != NULL, "%s", err.text);
+    unsetenv("SIPDRAIN_PG_DSN");
+    cr_assert_eq(sd_cfg_getenv("SIPDRAIN_PG_DSN", &v, &err), 0, "%s", err.text);
+    cr_expect_str_eq(v, "postgresql://role:pw@host/db", "the file, less its line end");
+    free(v);
+    unsetenv("SIPDRAIN_PG_DSN_FILE");
+    unlink(path);
+}

@@ -20,6 +20,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "sipdrain/cfg.h"
 #include "sipdrain/event.h"
 #include "sipdrain/kafka.h"
 #include "sipdrain/log.h"
@@ -60,7 +61,8 @@ static const char USAGE[] =
     "Environment: SIPDRAIN_KAFKA_BROKERS (drain, resume, watch), SIPDRAIN_KAFKA_PROPERTIES\n"
     "(a file of librdkafka properties: SASL, TLS), SIPDRAIN_PG_DSN (drain start\n"
     "--wait and drain cancel: a drain's end is confirmed there before exit 0; status, edges,\n"
-    "agents), SIPDRAIN_TOPIC_PREFIX (optional).\n"
+    "agents), SIPDRAIN_TOPIC_PREFIX (optional). SIPDRAIN_PG_DSN_FILE=<path> reads the DSN\n"
+    "from a file (a Docker or Kubernetes secret); the same for the other settings.\n"
     "\n"
     "A drained site or edge stays drained, across restarts, until drainctl resume.\n"
     "\n"
@@ -103,14 +105,25 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* NAME's value, or the content of the file NAME_FILE names (a Docker or
+ * Kubernetes secret); kept until exit. NULL (and *rc set) when neither. */
 static const char *env_or_die(const char *name, int *rc)
 {
-    const char *v = getenv(name);
+    static char *kept[4];
+    static size_t n_kept;
+    struct sd_err err = {0};
+    char *v;
 
-    if (v == NULL || v[0] == '\0') {
+    if (sd_cfg_getenv(name, &v, &err) < 0) {
+        *rc = usage_error("%s", err.text);
+        return NULL;
+    }
+    if (v == NULL) {
         *rc = usage_error("%s is not set", name);
         return NULL;
     }
+    if (n_kept < sizeof(kept) / sizeof(kept[0]))
+        kept[n_kept++] = v; /* the few settings of one command */
     return v;
 }
 

@@ -155,6 +155,20 @@ ctr() { "$CLI" "$@"; }
 
 image_present() { ctr image inspect "$1" >/dev/null 2>&1; }
 
+# context_hash DIR: what a stand-in was built from (its files' contents)
+context_hash() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16; }
+
+# standin_stale IMAGE DIR: IMAGE is a stand-in built here from other
+# sources than DIR holds now (an entry point changed): build it again. An
+# image from a registry is never touched.
+standin_stale() {
+    local standin built
+    standin=$(ctr image inspect --format "{{ index .Config.Labels \"$STANDIN_LABEL\" }}" "$1" 2>/dev/null) || return 1
+    [[ -n "$standin" && "$standin" != "<no value>" ]] || return 1
+    built=$(ctr image inspect --format '{{ index .Config.Labels "org.sipdrain.context" }}' "$1" 2>/dev/null) || true
+    [[ "$built" != "$(context_hash "$2")" ]]
+}
+
 # The official image, if a registry answers within PULL_TIMEOUT_S.
 try_pull() {
     say "pulling $1 (at most ${PULL_TIMEOUT_S} s)"
@@ -233,19 +247,21 @@ EOF
     done
 }
 
-# build NAME CONTEXT: a stand-in image from tests/compose/images/<dir>
+# build NAME CONTEXT [SOURCES]: a stand-in image from tests/compose/images/<dir>,
+# labelled with SOURCES' context_hash (default CONTEXT's)
 build_image() {
-    local name=$1 context=$2 t0=$SECONDS blog
+    local name=$1 context=$2 t0=$SECONDS blog hash
+    hash=$(context_hash "${3:-$2}")
     blog=$(mktemp /tmp/sipdrain-image-build-XXXXXX.log)
     say "building $name from $context"
     # --pull=false / never: the base is the local debian:12, never a registry
     if [[ "$ENGINE" == podman ]]; then
-        ctr build --pull=never -t "$name" "$context" >"$blog" 2>&1 || {
+        ctr build --pull=never --label "org.sipdrain.context=$hash" -t "$name" "$context" >"$blog" 2>&1 || {
             tail -30 "$blog" >&2
             return 1
         }
     else
-        DOCKER_BUILDKIT=0 ctr build -t "$name" "$context" >"$blog" 2>&1 || {
+        DOCKER_BUILDKIT=0 ctr build --label "org.sipdrain.context=$hash" -t "$name" "$context" >"$blog" 2>&1 || {
             tail -30 "$blog" >&2
             return 1
         }
@@ -256,10 +272,11 @@ build_image() {
 
 standin_images() {
     local ctx kafka_dir
-    if ! image_present "$PG_IMAGE" && ! try_pull "$PG_IMAGE"; then
+    if { ! image_present "$PG_IMAGE" && ! try_pull "$PG_IMAGE"; } ||
+        standin_stale "$PG_IMAGE" "$here/images/postgres"; then
         ctx=$(mktemp -d /var/tmp/sipdrain-pg-XXXXXX)
         cp -a "$here/images/postgres/." "$ctx/"
-        build_image "$PG_IMAGE" "$ctx"
+        build_image "$PG_IMAGE" "$ctx" "$here/images/postgres"
         rm -rf "$ctx"
     fi
     if ! image_present "$KAFKA_IMAGE" && ! try_pull "$KAFKA_IMAGE"; then

@@ -91,6 +91,10 @@ ctr() { "$SIPDRAIN_ENGINE" "$@"; }
 rm -rf "$logs"
 mkdir -p "$logs/sipp"
 chmod 777 "$logs/sipp" # the SIPp container writes its statistics here
+# PostgreSQL's secrets, as README tells a new user (deploy/secrets.sh): the
+# test's own, new each run (down -v drops the database they were set in)
+export SIPDRAIN_SECRETS_DIR=$logs/secrets
+"$repo/deploy/secrets.sh" >"$logs/secrets.log"
 
 # COMPOSE: the compose spelling to test, "docker-compose" (v1, Debian's;
 # the default) or "docker compose" (the v2 CLI plugin)

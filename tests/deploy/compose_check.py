@@ -14,7 +14,10 @@ own resolved view (`docker-compose config`: anchors and merges applied):
   ipam block (Podman 4.3 + docker-compose 1.29 then refuse `run`);
 - with deploy/compose.tls.yml on top, every edge serves a sips: URL next to
   its sip: one, and its certificate, key and CA are compose secrets read
-  from files (never values in the environment).
+  from files (never values in the environment);
+- no password or DSN with credentials in the environment: each program's
+  PostgreSQL DSN is the compose file secret of its own role, the owner's
+  password postgres's POSTGRES_PASSWORD_FILE.
 
 Exit 0 when every check holds; otherwise each failure on stderr, exit 1.
 """
@@ -93,6 +96,34 @@ for name, svc in tls["services"].items():
             failures.append(f"{name} (TLS): {var}={path!r} is not a secret under /run/secrets")
         elif secret not in mounted or "file" not in (declared.get(secret) or {}):
             failures.append(f"{name} (TLS): secret {secret} not mounted or not from a file")
+
+# PostgreSQL (issue #15): no password in the file; each program reads its
+# DSN from a compose secret (its own role's: deploy/secrets.sh), postgres its
+# password too.
+base = yaml.safe_load(out)
+declared = base.get("secrets") or {}
+dsn_secret = {"sip-edge": "pg_edge_dsn", "agent-state": "pg_agent_state_dsn",
+              "drain-orchestrator": "pg_orchestrator_dsn", "drainctl": "pg_drainctl_dsn",
+              "sipdrain-passwd": "pg_passwd_dsn"}
+for name, svc in base["services"].items():
+    env = svc.get("environment") or {}
+    mounted = {(s if isinstance(s, str) else s.get("source")) for s in svc.get("secrets") or []}
+    for var, value in env.items():
+        if "PASSWORD" in var and not var.endswith("_FILE"):
+            failures.append(f"{name}: {var} is a password in the environment")
+        if "DSN" in var and not var.endswith("_FILE"):
+            failures.append(f"{name}: {var} is a DSN in the environment (use {var}_FILE)")
+        if str(value).startswith("postgresql://") and "@" in str(value):
+            failures.append(f"{name}: {var} holds credentials")
+    program = (svc.get("command") or svc.get("entrypoint") or [None])[0]
+    if program in dsn_secret:
+        want = dsn_secret[program]
+        if env.get("SIPDRAIN_PG_DSN_FILE") != f"/run/secrets/{want}" or want not in mounted \
+                or "file" not in (declared.get(want) or {}):
+            failures.append(f"{name}: its DSN is not the file secret {want}")
+if base["services"]["postgres"].get("environment", {}).get("POSTGRES_PASSWORD_FILE") != \
+        "/run/secrets/pg_owner_password":
+    failures.append("postgres: POSTGRES_PASSWORD_FILE is not the secret pg_owner_password")
 
 for f in failures:
     print("compose_check: " + f, file=sys.stderr)

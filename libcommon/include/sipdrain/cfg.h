@@ -60,6 +60,11 @@ void sd_cfg_load_or_exit(const char *service, const struct sd_cfg_item *items, s
 
 void sd_cfg_free(const struct sd_cfg_item *items, size_t n, void *dst);
 
+/* One text setting outside a table (a CLI's): NAME, or the content of the
+ * file NAME_FILE names. *value: malloc'ed, NULL when neither is set. -1 on
+ * an unreadable or empty file, or both set. */
+int sd_cfg_getenv(const char *name, char **value, struct sd_err *err) SD_MUST_CHECK;
+
 /* Writes "NAME (type, range, default) help" lines, for --help. */
 void sd_cfg_usage(const struct sd_cfg_item *items, size_t n, int fd);
 

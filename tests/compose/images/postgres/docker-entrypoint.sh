@@ -16,6 +16,15 @@ if [[ "$(id -u)" == 0 ]]; then
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
 
+# POSTGRES_PASSWORD_FILE (Docker secrets), as the official image: the
+# file's content; not both
+if [[ -n "${POSTGRES_PASSWORD_FILE:-}" ]]; then
+    if [[ -n "${POSTGRES_PASSWORD:-}" ]]; then
+        echo "stand-in postgres: both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set" >&2
+        exit 1
+    fi
+    POSTGRES_PASSWORD=$(<"$POSTGRES_PASSWORD_FILE")
+fi
 POSTGRES_USER=${POSTGRES_USER:-postgres}
 POSTGRES_DB=${POSTGRES_DB:-$POSTGRES_USER}
 
