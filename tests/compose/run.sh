@@ -252,15 +252,23 @@ login() {
         <"$logs/logins-site$s.txt" >>"$logs/producer.log" 2>&1
 }
 
-# wait_ready SITE: every agent of the site Ready (at most 60 s)
+# wait_ready SITE: every agent of the site Ready (at most 120 s). The
+# logins go through Kafka's console producer, a JVM started in the broker's
+# container: right after `up` its first batch has reached agent-state 20 to
+# 47 s after the producer was started (agent-state's log: partitions
+# assigned long before, every login handled within 20 ms once it came).
+# The time it took is printed.
 wait_ready() {
-    local n=0 i
-    for ((i = 0; i < 120; i++)); do
+    local n=0 i t0=$SECONDS
+    for ((i = 0; i < 240; i++)); do
         n=$(q "SELECT count(*) FROM agents WHERE site = '$1' AND state = 'ready'") || n=0
-        [[ "$n" == "$AGENTS" ]] && return 0
+        if [[ "$n" == "$AGENTS" ]]; then
+            echo "  $1: $AGENTS agents Ready after $((SECONDS - t0)) s"
+            return 0
+        fi
         sleep 0.5
     done
-    why="$n of $AGENTS $1 agents ready after 60 s"
+    why="$n of $AGENTS $1 agents ready after 120 s"
     return 1
 }
 
