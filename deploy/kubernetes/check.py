@@ -3,6 +3,9 @@
 (issue #6), checked as data: every container of every Deployment runs a
 sipdrain binary as PID 1 (SIGTERM reaches it); edges are ready on /readyz
 only, and their termination grace period covers the BYE timeout and more.
+PostgreSQL (issue #15): no container has a DSN or password as a literal
+value (each from a Secret); a Job runs the migrations and sets the program
+roles' passwords (sipdrain-migrate --role-passwords).
 Exit 0 when every rule holds; otherwise one line per broken rule."""
 import glob
 import os
@@ -38,6 +41,24 @@ for path in sorted(glob.glob(os.path.join(here, "*.yaml"))):
                     problems.append(f"{name}: SIPDRAIN_HTTP_ADDR unset: no /readyz")
 if edges == 0:
     problems.append("no sip-edge Deployment found")
+role_job = False
+for path in sorted(glob.glob(os.path.join(here, "*.yaml"))):
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") not in ("Deployment", "Job"):
+            continue
+        name = f"{os.path.basename(path)}:{doc['metadata']['name']}"
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                literal = str(e.get("value", ""))
+                if ("DSN" in e["name"] or "PASSWORD" in e["name"]) and "value" in e \
+                        and not e["name"].endswith("_FILE"):
+                    problems.append(f"{name}: {e['name']} is a literal value, not from a Secret")
+                if literal.startswith("postgresql://") and "@" in literal:
+                    problems.append(f"{name}: {e['name']} holds credentials")
+            if doc["kind"] == "Job" and "--role-passwords" in " ".join(c.get("args", [])):
+                role_job = True
+if not role_job:
+    problems.append("no Job runs sipdrain-migrate --role-passwords")
 for p in problems:
     print(p)
 sys.exit(1 if problems else 0)
