@@ -625,10 +625,39 @@ int sd_kafka_header_get(const rd_kafka_message_t *m, const char *name, char *buf
 
 /* --- admin ------------------------------------------------------------- */
 
+rd_kafka_t *sd_kafka_admin_new(const char *brokers, struct sd_err *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    char errstr[512];
+
+    if (conf == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
+        sd_kafka_conf_apply(conf, err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        sd_err_set(err, SD_ERR_CONFIG, "kafka admin: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+    }
+    return rk;
+}
+
 int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
                            int timeout_ms, struct sd_err *err)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    return sd_kafka_topics_create_replicated(brokers, topics, n, partitions, 1, timeout_ms, err);
+}
+
+int sd_kafka_topics_create_replicated(const char *brokers, const char *const *topics, size_t n,
+                                      int partitions, int replication, int timeout_ms,
+                                      struct sd_err *err)
+{
     rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof(*nt));
     rd_kafka_queue_t *q = NULL;
     rd_kafka_event_t *ev = NULL;
@@ -636,20 +665,14 @@ int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_
     char errstr[512];
     int rc = -1;
 
-    if (conf == NULL || nt == NULL) {
+    if (nt == NULL) {
         sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
         goto out;
     }
-    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 || sd_kafka_conf_apply(conf, err) < 0)
+    if ((rk = sd_kafka_admin_new(brokers, err)) == NULL)
         goto out;
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        sd_err_set(err, SD_ERR_CONFIG, "kafka admin: %s", errstr);
-        goto out;
-    }
-    conf = NULL;
     for (size_t i = 0; i < n; i++) {
-        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, 1, errstr, sizeof(errstr));
+        nt[i] = rd_kafka_NewTopic_new(topics[i], partitions, replication, errstr, sizeof(errstr));
         if (nt[i] == NULL) {
             sd_err_set(err, SD_ERR_INVALID, "topic %s: %s", topics[i], errstr);
             goto out;
@@ -690,8 +713,6 @@ out:
             rd_kafka_NewTopic_destroy(nt[i]);
     }
     free(nt);
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     if (rk != NULL)
         rd_kafka_destroy(rk);
     return rc;

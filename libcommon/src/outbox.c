@@ -443,8 +443,9 @@ static int publish(struct sd_outbox_relay *r, int full, struct sd_err *err)
         values[3] = arr;
         res = sd_pg_query(r->pg,
                           "SELECT id, topic, key, payload, headers::text FROM outbox"
-                          " WHERE failed_at IS NULL AND (owner = $2 OR created_at <"
-                          " clock_timestamp() - make_interval(secs => $3))"
+                          " WHERE failed_at IS NULL AND (owner = $2 OR"
+                          " (split_part(owner, '/', 1) = split_part($2, '/', 1) AND created_at <"
+                          " clock_timestamp() - make_interval(secs => $3)))"
                           " AND NOT (id = ANY($4::bigint[])) ORDER BY id LIMIT $1",
                           4, values, NULL, NULL, err);
         free(arr);

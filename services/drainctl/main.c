@@ -137,14 +137,16 @@ struct follower {
  * message produced after this returns is never missed). */
 static int follower_open(struct follower *f, const char *brokers, const char *topic)
 {
-    char errstr[512], group[64];
+    char errstr[512], group[SD_TOPIC_PREFIX_MAX + 32];
     struct sd_err err = {0};
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *rkt;
     rd_kafka_topic_partition_list_t *parts;
 
-    snprintf(group, sizeof(group), "drainctl-%d", (int)getpid());
+    /* Never joined (partitions are assigned), but librdkafka still looks its
+     * coordinator up: the operator's ACLs grant the "drainctl-" groups. */
+    snprintf(group, sizeof(group), "%sdrainctl-%d", sd_topic_prefix(), (int)getpid());
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||

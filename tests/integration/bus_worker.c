@@ -497,6 +497,13 @@ static int do_dump(const char *brokers, const char *topic)
     rd_kafka_topic_partition_list_t *parts;
     int64_t remaining = 0, deadline = sd_mono_ms() + 30000;
 
+    struct sd_err err = {0};
+
+    if (sd_kafka_conf_apply(conf, &err) < 0) {
+        fprintf(stderr, "dump: %s\n", err.text);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
     if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "group.id", "bus-worker-dump", errstr, sizeof(errstr)) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
@@ -544,6 +551,7 @@ static int do_dump(const char *brokers, const char *topic)
 int main(int argc, char **argv)
 {
     sd_log_init("bus-worker", NULL, getenv("SIPDRAIN_KAFKA_DEBUG") ? SD_LOG_DEBUG : SD_LOG_INFO);
+    sd_kafka_properties_load_or_exit("bus-worker");
     /* produce and relay are one instance across a crash; consume another.
      * SIPDRAIN_TEST_OWNER names more producers apart (bench/bus.sh). */
     if (getenv("SIPDRAIN_TEST_OWNER") != NULL)

@@ -402,7 +402,7 @@ Test(outbox, a_row_kafka_refuses_for_good_is_set_aside_and_blocks_nothing)
     free(big);
 }
 
-Test(outbox, rows_of_an_owner_gone_for_good_are_taken_over_after_a_minute)
+Test(outbox, rows_of_an_owner_gone_for_good_are_taken_over_by_its_service_after_a_minute)
 {
     char dsn[512], topic[128], sql[512];
     struct sdt_msgs got;
@@ -411,22 +411,27 @@ Test(outbox, rows_of_an_owner_gone_for_good_are_taken_over_after_a_minute)
     sdt_topic_create(topic, sizeof(topic), "orphans", 1);
     add_row(dsn, "sip-edge/edge-gone", topic, "orphan", 6);
     add_row(dsn, "sip-edge/edge-alive", topic, "recent", 6);
-    /* Age the first row past SD_OUTBOX_ORPHAN_S; the second is recent. */
+    add_row(dsn, "agent-state/as-gone", topic, "not mine", 8);
+    /* Age the edge-gone and as-gone rows past SD_OUTBOX_ORPHAN_S; the
+     * edge-alive one is recent. */
     snprintf(sql, sizeof(sql),
              "WITH u AS (UPDATE outbox SET created_at = now() - interval '%d seconds'"
-             " WHERE owner = 'sip-edge/edge-gone' RETURNING 1) SELECT count(*) FROM u",
+             " WHERE owner LIKE '%%-gone' RETURNING 1) SELECT count(*) FROM u",
              SD_OUTBOX_ORPHAN_S + 5);
-    cr_assert_eq(sdt_pg_scalar(dsn, sql), 1);
+    cr_assert_eq(sdt_pg_scalar(dsn, sql), 2);
 
-    relay_until_idle(dsn, "drain-orchestrator/other", 1); /* neither row is its own */
+    relay_until_idle(dsn, "sip-edge/other", 2); /* none of the rows is its own */
     cr_expect_eq(
         sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE owner = 'sip-edge/edge-gone'"), 0,
         "the orphan was published and deleted");
     cr_expect_eq(
         sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE owner = 'sip-edge/edge-alive'"), 1,
         "a live owner's recent row is left to its own relay");
-    got = sdt_consume(topic, 1, 20000);
-    cr_assert_eq(got.n, 1);
+    cr_expect_eq(
+        sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE owner = 'agent-state/as-gone'"), 1,
+        "another service's orphan is left to that service (its Kafka identity)");
+    got = sdt_consume(topic, 2, 5000);
+    cr_assert_eq(got.n, 1, "published: only the orphan (%zu messages)", got.n);
     cr_expect_str_eq(got.m[0].value, "orphan");
     sdt_msgs_free(&got);
 }

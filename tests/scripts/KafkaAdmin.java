@@ -3,7 +3,16 @@
 // Run as a Java 11+ single-file program with the broker's jars on the
 // classpath (kafka-clients provides the AdminClient):
 //
-//   java -cp "$CP" tests/scripts/KafkaAdmin.java <bootstrap> <timeout_s> topic...
+//   java -cp "$CP" tests/scripts/KafkaAdmin.java [--config FILE] [--scram DIR] \
+//        <bootstrap> <timeout_s> topic...
+//
+// --config FILE: Java client properties added to the admin client's (the
+//   SASL login of a super user: security.protocol, sasl.mechanism,
+//   sasl.jaas.config).
+// --scram DIR: after step 1, sets the SCRAM-SHA-512 credential of every user
+//   named by a file in DIR to the password the file holds (created or
+//   replaced: a changed file rotates the password). Files starting with '.'
+//   and the names given by --skip (comma-separated) are left out.
 //
 // 1. retries describeCluster until the broker answers (and has a controller);
 // 2. creates the topics that are missing (6 partitions, replication 1);
@@ -13,11 +22,20 @@
 // prefixes instead: after step 1 it deletes every topic whose name starts
 // with one of them (the runs' own topics, e.g. "t." "demo." "bench.", so a
 // long-lived local broker does not pile up the partitions of every run), and
-// skips steps 2 and 3. Used by tests/scripts/kafka-down.sh.
+// skips steps 2 and 3; the ACLs whose resource names start with one of them
+// go too. Used by tests/scripts/kafka-down.sh.
 // One summary line goes to stderr. Exit 0 on success, 1 on timeout/failure
 // (with the reason), 2 on bad usage. Client logging: as -Dlog4j.configuration
 // says, else errors only, to stderr. Used by tests/scripts/kafka-up.sh.
 
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashSet;
@@ -35,6 +53,12 @@ import org.apache.kafka.clients.admin.CreateTopicsResult;
 import org.apache.kafka.clients.admin.DeleteTopicsResult;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialAlteration;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicPartitionInfo;
@@ -99,8 +123,49 @@ public class KafkaAdmin {
                     DeleteTopicsResult dr = admin.deleteTopics(doomed);
                     dr.all().get(Math.max(slice(), 30000), TimeUnit.MILLISECONDS);
                 }
-                System.err.printf("kafka-admin: deleted %d topics named %s* (%.1f s)%n", doomed.size(),
-                    String.join("* / ", prefixes), (System.nanoTime() - t0) / 1e9);
+                List<AclBindingFilter> acls = new ArrayList<>();
+                for (AclBinding b : admin.describeAcls(AclBindingFilter.ANY).values().get(slice(),
+                         TimeUnit.MILLISECONDS)) {
+                    for (String prefix : prefixes) {
+                        if (b.pattern().name().startsWith(prefix)) {
+                            acls.add(b.toFilter());
+                            break;
+                        }
+                    }
+                }
+                if (!acls.isEmpty())
+                    admin.deleteAcls(acls).all().get(Math.max(slice(), 30000), TimeUnit.MILLISECONDS);
+                System.err.printf("kafka-admin: deleted %d topics and %d ACLs named %s* (%.1f s)%n",
+                    doomed.size(), acls.size(), String.join("* / ", prefixes), (System.nanoTime() - t0) / 1e9);
+                return;
+            } catch (Exception e) {
+                last = reason(e);
+                sleep();
+            }
+        }
+    }
+
+    /** Sets the SCRAM-SHA-512 credential of each user file in dir. */
+    static void upsertScram(Admin admin, String dir, Set<String> skip) {
+        List<UserScramCredentialAlteration> ups = new ArrayList<>();
+        try (DirectoryStream<Path> ds = Files.newDirectoryStream(Paths.get(dir))) {
+            for (Path f : ds) {
+                String user = f.getFileName().toString();
+                if (user.startsWith(".") || skip.contains(user)) continue;
+                String pw = new String(Files.readAllBytes(f), StandardCharsets.UTF_8).trim();
+                if (pw.isEmpty()) fail("empty password file " + f);
+                ups.add(new UserScramCredentialUpsertion(user,
+                    new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), pw));
+            }
+        } catch (IOException e) {
+            fail("--scram " + dir + ": " + reason(e));
+        }
+        String last = "no answer yet";
+        while (true) {
+            if (expired()) fail("timeout setting SCRAM credentials (" + last + ")");
+            try {
+                admin.alterUserScramCredentials(ups).all().get(slice(), TimeUnit.MILLISECONDS);
+                System.err.printf("kafka-admin: SCRAM-SHA-512 credentials set for %d users%n", ups.size());
                 return;
             } catch (Exception e) {
                 last = reason(e);
@@ -110,6 +175,16 @@ public class KafkaAdmin {
     }
 
     public static void main(String[] args) {
+        String config = null, scramDir = null;
+        Set<String> skip = new HashSet<>();
+        int a = 0;
+        for (; a + 1 < args.length && args[a].startsWith("--"); a += 2) {
+            if (args[a].equals("--config")) config = args[a + 1];
+            else if (args[a].equals("--scram")) scramDir = args[a + 1];
+            else if (args[a].equals("--skip")) skip.addAll(List.of(args[a + 1].split(",")));
+            else break;
+        }
+        args = java.util.Arrays.copyOfRange(args, a, args.length);
         if (args.length < 2) {
             System.err.println("usage: KafkaAdmin.java <bootstrap> <timeout_s> [topic...]");
             System.exit(2);
@@ -136,6 +211,13 @@ public class KafkaAdmin {
         deadlineNanos = t0 + TimeUnit.SECONDS.toNanos(timeoutS);
 
         Properties p = new Properties();
+        if (config != null) {
+            try (InputStream in = new FileInputStream(config)) {
+                p.load(in);
+            } catch (IOException e) {
+                fail("--config " + config + ": " + reason(e));
+            }
+        }
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(AdminClientConfig.CLIENT_ID_CONFIG, "sipdrain-kafka-admin");
         p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
@@ -164,6 +246,8 @@ public class KafkaAdmin {
                 }
                 if (clusterId == null) sleep();
             }
+
+            if (scramDir != null) upsertScram(admin, scramDir, skip);
 
             if (topics.contains("--delete-prefixed")) {
                 deletePrefixed(admin, topics, t0);

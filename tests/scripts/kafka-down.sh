@@ -43,7 +43,8 @@ if pid=$(running_pid); then
     if [[ -s "$kafka_dir/classpath" ]] && command -v java >/dev/null; then
       bootstrap=$(sed -n 's/^export SIPDRAIN_KAFKA_BROKERS=//p' "$run/env")
       timeout 90 java -Dlog4j.configuration="file:$run/admin-log4j.properties" \
-        -cp "$(<"$kafka_dir/classpath")" "$script_dir/KafkaAdmin.java" "$bootstrap" 60 \
+        -cp "$(<"$kafka_dir/classpath")" "$script_dir/KafkaAdmin.java" --config "$run/clients/sipdrain-admin.java.properties" \
+        "$bootstrap" 60 \
         --delete-prefixed t. demo. bench. </dev/null >&2 || say "could not delete the runs' topics (kept)"
     fi
   fi

@@ -3,13 +3,31 @@
 # JVM, no ZooKeeper) on two free loopback ports, and create the sipdrain
 # topics (6 partitions, replication 1) idempotently.
 #
+# Authentication and authorisation are on, as in production (issue #15):
+# the broker listener takes SASL_PLAINTEXT with SCRAM-SHA-512 (plaintext is
+# acceptable on loopback only), the controller listener SASL_PLAINTEXT with
+# PLAIN, and the StandardAuthorizer refuses everything no ACL allows. Users
+# (one password file each in secrets/, made once, mode 600):
+#   sipdrain-controller  the controller quorum (PLAIN)          super user
+#   sipdrain-broker      the broker's own inter-broker login    super user
+#   sipdrain-admin       topics, ACLs, users: tools and tests    super user
+#   sipdrain-edge, sipdrain-agent-state, sipdrain-orchestrator,
+#   sipdrain-operator (drainctl), sipdrain-desktop (agent desktops)
+# The programs' ACLs are made per topic prefix by sipdrain-kafka-init (the
+# table is in libcommon/src/kafka_acl.c). clients/<user>.properties holds a
+# user's librdkafka settings (SIPDRAIN_KAFKA_PROPERTIES), and
+# clients/<user>.java.properties the same for Java clients (--config of
+# Kafka's console tools). A changed password file is applied at the next
+# start; a data directory made before authentication is reformatted.
+#
 # State lives in $REPO/.run/kafka/: server.properties, log4j.properties,
 # data/, log (JVM stdout+stderr; log.prev = the previous start's), pid,
-# ports ("<broker> <controller>"), cluster-id, env. Ports and data are reused
-# on the next start.
+# ports ("<broker> <controller>"), cluster-id, secrets/, clients/, env.
+# Ports, data and passwords are reused on the next start.
 #
-# stdout: exactly one line, `export SIPDRAIN_KAFKA_BROKERS=127.0.0.1:<port>`
-# (also written to .run/kafka/env); progress goes to stderr.
+# stdout: two lines, `export SIPDRAIN_KAFKA_BROKERS=127.0.0.1:<port>` and
+# `export SIPDRAIN_KAFKA_CLIENTS=<the clients directory>` (also written to
+# .run/kafka/env); progress goes to stderr.
 # Safe to call twice: a running broker is reused (topics are still ensured).
 set -euo pipefail
 
@@ -24,6 +42,10 @@ TOPICS=(
   sipdrain.deadletter
 )
 START_TIMEOUT_S=60
+SUPER_USERS=(sipdrain-controller sipdrain-broker sipdrain-admin)
+PROGRAM_USERS=(sipdrain-edge sipdrain-agent-state sipdrain-orchestrator sipdrain-operator sipdrain-desktop)
+# Bumped when the listeners' security changes: older data is reformatted.
+AUTH_LAYOUT=1
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
 REPO=$(git -C "$script_dir/../.." rev-parse --show-toplevel 2>/dev/null || (cd "$script_dir/../.." && pwd))
@@ -84,7 +106,9 @@ running_pid() {
 ensure_topics() {
   local bootstrap=$1 broker_pid=${2:-} apid rc=0
   java -Dlog4j.configuration="file:$run/admin-log4j.properties" -cp "$CP" \
-    "$script_dir/KafkaAdmin.java" "$bootstrap" "$START_TIMEOUT_S" "${TOPICS[@]}" </dev/null >&2 &
+    "$script_dir/KafkaAdmin.java" --config "$run/clients/sipdrain-admin.java.properties" \
+    --scram "$run/secrets" --skip sipdrain-controller \
+    "$bootstrap" "$START_TIMEOUT_S" "${TOPICS[@]}" </dev/null >&2 &
   apid=$!
   while kill -0 "$apid" 2>/dev/null; do
     if [[ -n "$broker_pid" ]] && ! kill -0 "$broker_pid" 2>/dev/null; then
@@ -100,9 +124,37 @@ ensure_topics() {
 }
 
 emit_env() {
-  local line="export SIPDRAIN_KAFKA_BROKERS=127.0.0.1:$1"
-  echo "$line" >"$run/env"
-  echo "$line"
+  printf 'export SIPDRAIN_KAFKA_BROKERS=127.0.0.1:%s\nexport SIPDRAIN_KAFKA_CLIENTS=%s\n' \
+    "$1" "$run/clients" | tee "$run/env"
+}
+
+pw() { cat "$run/secrets/$1"; }
+
+# A password per user, made once; the clients' settings, rewritten each start.
+make_credentials() {
+  local u
+  (umask 077 && mkdir -p "$run/secrets" "$run/clients")
+  for u in "${SUPER_USERS[@]}" "${PROGRAM_USERS[@]}"; do
+    if [[ ! -s "$run/secrets/$u" ]]; then
+      (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$run/secrets/$u")
+    fi
+    [[ "$u" == sipdrain-controller || "$u" == sipdrain-broker ]] && continue
+    (umask 077 && cat >"$run/clients/$u.properties" <<EOF
+# librdkafka settings of Kafka user $u (SIPDRAIN_KAFKA_PROPERTIES), by kafka-up.sh
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.username=$u
+sasl.password=$(pw "$u")
+EOF
+    )
+    (umask 077 && cat >"$run/clients/$u.java.properties" <<EOF
+# Java client settings of Kafka user $u (--config), by kafka-up.sh
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$u" password="$(pw "$u")";
+EOF
+    )
+  done
 }
 
 # --- broker jars ---------------------------------------------------------
@@ -112,6 +164,7 @@ CP=$(<"$kafka_dir/classpath")
 command -v java >/dev/null || die "java not found on PATH"
 
 mkdir -p "$run"
+make_credentials
 # Quiet client-side logging for KafkaAdmin (errors only, to stderr).
 cat >"$run/admin-log4j.properties" <<'EOF'
 log4j.rootLogger=ERROR, stderr
@@ -122,6 +175,12 @@ log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
 
 # --- already running? --------------------------------------------------
+if pid=$(running_pid) && [[ "$(cat "$run/auth-layout" 2>/dev/null)" != "$AUTH_LAYOUT" ]]; then
+  say "broker (pid $pid) runs without SASL and ACLs: stopping it"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 60; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$pid" 2>/dev/null || true
+fi
 if pid=$(running_pid); then
   read -r bport _ <"$run/ports"
   say "broker already running (pid $pid) on 127.0.0.1:$bport"
@@ -151,16 +210,29 @@ if [[ -z "$bport" ]]; then
 fi
 
 # --- configuration (rewritten every start: ports may have changed) ------
-cat >"$run/server.properties" <<EOF
+(umask 077 && cat >"$run/server.properties" <<EOF
 # Generated by tests/scripts/kafka-up.sh: single-node KRaft for local tests.
+# Holds passwords (mode 600).
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$bport
+listeners=BROKER://127.0.0.1:$bport,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=BROKER://127.0.0.1:$bport
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=BROKER
+listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+# Clients and the broker itself: SCRAM-SHA-512 (users kept in the metadata log).
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.broker.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="sipdrain-broker" password="$(pw sipdrain-broker)";
+# The controller quorum: PLAIN (SCRAM lives in the metadata log it serves).
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="sipdrain-controller" password="$(pw sipdrain-controller)" user_sipdrain-controller="$(pw sipdrain-controller)";
+# No ACL, no access; super users: the cluster's own logins and the admin.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:sipdrain-controller;User:sipdrain-broker;User:sipdrain-admin
 log.dirs=$data
 num.partitions=6
 offsets.topic.replication.factor=1
@@ -172,6 +244,7 @@ message.max.bytes=4194304
 replica.fetch.max.bytes=4194304
 log.retention.hours=24
 EOF
+)
 
 # Everything to the console (=> .run/kafka/log) at INFO, like the stock
 # distribution's server log, so AppInfoParser's "Kafka version" line shows.
@@ -186,6 +259,10 @@ log4j.logger.state.change.logger=WARN
 EOF
 
 # --- format the storage once -------------------------------------------
+if [[ -f "$data/meta.properties" && "$(cat "$run/auth-layout" 2>/dev/null)" != "$AUTH_LAYOUT" ]]; then
+  say "the data in $data predates SASL and ACLs: reformatting (its topics are lost)"
+  rm -rf "$data"
+fi
 if [[ ! -f "$data/meta.properties" ]]; then
   rm -rf "$data"                    # anything without meta.properties is junk
   if [[ ! -s "$run/cluster-id" ]]; then
@@ -196,8 +273,11 @@ if [[ ! -f "$data/meta.properties" ]]; then
   say "formatting $data (cluster id $cluster_id)"
   # Static quorum (controller.quorum.voters), so no --standalone here.
   java -cp "$CP" -Dlog4j.configuration="file:$run/admin-log4j.properties" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" >&2 \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" \
+    --add-scram "SCRAM-SHA-512=[name=sipdrain-broker,password=$(pw sipdrain-broker)]" \
+    --add-scram "SCRAM-SHA-512=[name=sipdrain-admin,password=$(pw sipdrain-admin)]" >&2 \
     || die "kafka-storage format failed"
+  echo "$AUTH_LAYOUT" >"$run/auth-layout"
 fi
 
 # --- start ---------------------------------------------------------------

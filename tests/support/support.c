@@ -18,6 +18,7 @@
 
 #include "sipdrain/event.h"
 #include "sipdrain/kafka.h"
+#include "sipdrain/kafka_acl.h"
 #include "support.h"
 
 static pid_t spawn(const char *path, const char *const *args, const char *const *env,
@@ -32,9 +33,64 @@ const char *sdt_pg_dsn(void)
 
 const char *sdt_brokers(void)
 {
+    static bool loaded;
     const char *v = getenv("SIPDRAIN_KAFKA_BROKERS");
+    struct sd_err err = {0};
+
     cr_assert(v != NULL, "SIPDRAIN_KAFKA_BROKERS unset: run through tests/scripts/with-stack.sh");
+    if (!loaded) {
+        /* The test's own clients are the stack's super user. */
+        cr_assert_eq(sd_kafka_properties_load(sdt_kafka_props("sipdrain-admin"), &err), 0, "%s",
+                     err.text);
+        loaded = true;
+    }
     return v;
+}
+
+const char *sdt_kafka_props(const char *user)
+{
+    static char paths[4][1024];
+    static unsigned next;
+    const char *dir = getenv("SIPDRAIN_KAFKA_CLIENTS");
+    char *path = paths[next++ % 4];
+
+    cr_assert(dir != NULL, "SIPDRAIN_KAFKA_CLIENTS unset: run through tests/scripts/with-stack.sh"
+                           " (a stack started before Kafka had users: run tests/scripts/kafka-up.sh)");
+    snprintf(path, sizeof(paths[0]), "%s/%s.properties", dir, user);
+    cr_assert_eq(access(path, R_OK), 0, "%s: %s", path, strerror(errno));
+    return path;
+}
+
+/* The Kafka user a program the tests start logs in as (kafka-up.sh's). */
+static const char *kafka_user_of(const char *path)
+{
+    static const struct {
+        const char *program, *user;
+    } users[] = {{"sip-edge", "sipdrain-edge"},
+                 {"agent-state", "sipdrain-agent-state"},
+                 {"drain-orchestrator", "sipdrain-orchestrator"},
+                 {"drainctl", "sipdrain-operator"}};
+    const char *base = strrchr(path, '/');
+
+    base = base != NULL ? base + 1 : path;
+    for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+        if (!strcmp(base, users[i].program))
+            return users[i].user;
+    }
+    return "sipdrain-admin"; /* test tools: bus_worker, agent_load */
+}
+
+rd_kafka_conf_t *sdt_kafka_conf(void)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    struct sd_err err = {0};
+    char errstr[256];
+
+    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr,
+                                   sizeof(errstr)),
+                 RD_KAFKA_CONF_OK, "%s", errstr);
+    cr_assert_eq(sd_kafka_conf_apply(conf, &err), 0, "%s", err.text);
+    return conf;
 }
 
 const char *sdt_source_dir(void)
@@ -129,7 +185,7 @@ void sdt_topic_create(char *name, size_t size, const char *base, int partitions)
 
 struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = sdt_kafka_conf();
     rd_kafka_topic_partition_list_t *subs;
     struct sdt_msgs out = {0, calloc(want + 1, sizeof(struct sdt_msg))};
     char group[64], errstr[256];
@@ -138,7 +194,6 @@ struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms)
 
     snprintf(group, sizeof(group), "sdt-reader-");
     random_suffix(group + strlen(group), sizeof(group) - strlen(group));
-    rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
@@ -181,14 +236,13 @@ struct sdt_msgs sdt_consume(const char *topic, size_t want, int timeout_ms)
 
 long sdt_topic_count(const char *topic)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = sdt_kafka_conf();
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt;
     char errstr[256];
     rd_kafka_t *rk;
     long total = 0;
 
-    rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr));
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     cr_assert_not_null(rk, "%s", errstr);
     rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -474,23 +528,13 @@ int sdt_sipp(const char *scenario, int remote_port, const char *service, const c
 
 void sdt_prefix_create(char *prefix, size_t size)
 {
-    static const char *const bases[] = {"sipdrain.drain.commands", "sipdrain.drain.events",
-                                        "sipdrain.edge.control",   "sipdrain.edge.status",
-                                        "sipdrain.call.events",    "sipdrain.agent.commands",
-                                        "sipdrain.agent.events",   "sipdrain.deadletter"};
-    const size_t n = sizeof(bases) / sizeof(bases[0]);
-    char names[8][160], suffix[16];
-    const char *topics[8];
+    char suffix[16];
     struct sd_err err = {0};
 
     random_suffix(suffix, sizeof(suffix));
     snprintf(prefix, size, "t.%s.", suffix);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(names[i], sizeof(names[i]), "%s%s", prefix, bases[i]);
-        topics[i] = names[i];
-    }
-    cr_assert_eq(sd_kafka_topics_create(sdt_brokers(), topics, n, 6, 30000, &err), 0, "%s",
-                 err.text);
+    /* The topics and the ACL table for the prefix, as sipdrain-kafka-init. */
+    cr_assert_eq(sd_kafka_init(sdt_brokers(), prefix, 6, 1, 30000, &err), 0, "%s", err.text);
 }
 
 /* fork + exec of path with args; env entries added. stdout (and with
@@ -511,6 +555,10 @@ static pid_t spawn(const char *path, const char *const *args, const char *const 
     if (pid == 0) {
         /* A test that fails half-way leaves no process behind. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* Each program logs in to Kafka as its own user, as deployed,
+         * unless env names other settings. */
+        if (getenv("SIPDRAIN_KAFKA_CLIENTS") != NULL)
+            setenv("SIPDRAIN_KAFKA_PROPERTIES", sdt_kafka_props(kafka_user_of(path)), 1);
         for (size_t i = 0; env != NULL && env[i] != NULL; i++)
             putenv((char *)env[i]);
         if (out_path != NULL) {

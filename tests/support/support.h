@@ -20,6 +20,14 @@
 
 const char *sdt_pg_dsn(void);
 const char *sdt_brokers(void);
+/* The librdkafka settings of a Kafka user of the local stack (kafka-up.sh):
+ * "$SIPDRAIN_KAFKA_CLIENTS/<user>.properties". Programs started by
+ * sdt_spawn() log in as their own user (sip-edge as sipdrain-edge, ...,
+ * drainctl as sipdrain-operator, test tools as sipdrain-admin) unless env
+ * sets SIPDRAIN_KAFKA_PROPERTIES; the test itself is sipdrain-admin. */
+const char *sdt_kafka_props(const char *user);
+/* A librdkafka conf with bootstrap.servers and the test's login set. */
+rd_kafka_conf_t *sdt_kafka_conf(void);
 const char *sdt_source_dir(void);
 
 /* Creates a fresh database with every migration applied; its DSN in dsn. */
@@ -96,8 +104,9 @@ pid_t sdt_sipp_start_on(const char *scenario, int local_port, int remote_port, c
                         const char *const *keys);
 
 /* A fresh random topic prefix "t.<random>." with the topics of DESIGN.md §2
- * and the dead-letter topic created under it (6 partitions each), for a
- * service started with SIPDRAIN_TOPIC_PREFIX. */
+ * and the dead-letter topic created under it (6 partitions each), and the
+ * ACL table for it (sd_kafka_init, as sipdrain-kafka-init), for services
+ * started with SIPDRAIN_TOPIC_PREFIX. */
 void sdt_prefix_create(char *prefix, size_t size);
 
 /* Runs path with args (argv[0] = path) and env entries "K=V" added; stdout

@@ -104,6 +104,12 @@ void sd_kafka_consumer_free(struct sd_kafka_consumer *c);
  * For tests and tools; kafka-up.sh creates the real topics. */
 int sd_kafka_topics_create(const char *brokers, const char *const *topics, size_t n, int partitions,
                            int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
+int sd_kafka_topics_create_replicated(const char *brokers, const char *const *topics, size_t n,
+                                      int partitions, int replication, int timeout_ms,
+                                      struct sd_err *err) SD_MUST_CHECK;
+/* A client for admin requests (the loaded properties applied);
+ * rd_kafka_destroy() it. */
+rd_kafka_t *sd_kafka_admin_new(const char *brokers, struct sd_err *err);
 
 /* A header value of m (or of a header list), copied into buf
  * (NUL-terminated, cut to size); -1 when absent. */

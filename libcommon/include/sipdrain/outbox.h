@@ -26,10 +26,12 @@ struct sd_outbox_relay;
 /* The owner of the rows this process writes: its service instance, stable
  * across restarts (e.g. "sip-edge/edge-2a"), so a restarted instance's relay
  * publishes what it left behind. Call once at start; default "sipdrain".
- * A relay publishes its owner's rows in id order, and any row left unsent
- * for SD_OUTBOX_ORPHAN_S seconds whatever its owner (an instance gone for
- * good; with Kafka away that long a row may be published twice: consumers
- * dedupe by event id). */
+ * A relay publishes its owner's rows in id order, and any row of the same
+ * service (the owner's part before '/') left unsent for SD_OUTBOX_ORPHAN_S
+ * seconds (an instance gone for good; with Kafka away that long a row may
+ * be published twice: consumers dedupe by event id). Never another
+ * service's rows: they go out under that service's Kafka identity, which
+ * alone may write their topics. */
 #define SD_OUTBOX_ORPHAN_S 60
 /* PostgreSQL channel names stop at 63 bytes: "sipdrain_outbox:" + owner. */
 #define SD_OUTBOX_OWNER_MAX 47

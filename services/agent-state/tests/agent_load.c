@@ -72,6 +72,12 @@ static rd_kafka_t *reader(const char *brokers, const char *topic, const char *gr
     char errstr[256];
     rd_kafka_t *rk;
 
+    struct sd_err err = {0};
+
+    if (sd_kafka_conf_apply(conf, &err) < 0) {
+        fprintf(stderr, "agent_load: %s\n", err.text);
+        exit(2);
+    }
     rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "auto.offset.reset", reset, errstr, sizeof(errstr));
@@ -292,6 +298,7 @@ int main(int argc, char **argv)
     struct sd_err err = {0};
 
     sd_log_init("agent-load", NULL, SD_LOG_WARN);
+    sd_kafka_properties_load_or_exit("agent-load");
     if (argc >= 4 && sd_topic_set_prefix(argv[3], &err) < 0) {
         fprintf(stderr, "agent_load: %s\n", err.text);
         return 2;

@@ -32,7 +32,7 @@
 static void one_per_partition(const char *topic, const char *key, const char *type, json_t *data)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = sdt_kafka_conf();
     rd_kafka_t *rk;
     struct sd_event ev;
     struct sd_err err = {0};
@@ -42,9 +42,6 @@ static void one_per_partition(const char *topic, const char *key, const char *ty
     cr_assert_eq(sd_event_init(&ev, "test/producer", type, data, &err), 0, "%s", err.text);
     text = sd_event_encode(&ev, &len, &err);
     cr_assert_not_null(text, "%s", err.text);
-    cr_assert_eq(
-        rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr)),
-        RD_KAFKA_CONF_OK, "%s", errstr);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     cr_assert_not_null(rk, "%s", errstr);
     for (int32_t p = 0; p < PARTITIONS; p++)
@@ -64,12 +61,9 @@ static void one_per_partition(const char *topic, const char *key, const char *ty
 static rd_kafka_t *group_reader(const char *group)
 {
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = sdt_kafka_conf();
     rd_kafka_t *rk;
 
-    cr_assert_eq(
-        rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr)),
-        RD_KAFKA_CONF_OK, "%s", errstr);
     cr_assert_eq(rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)),
                  RD_KAFKA_CONF_OK, "%s", errstr);
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
