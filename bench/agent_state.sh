@@ -38,15 +38,16 @@ for b in "$load" "$worker" build/bin/agent-state; do
     [ -x "$b" ] || { echo "bench: $b missing: run make" >&2; exit 1; }
 done
 eval "$(tests/scripts/stack-up.sh)"
+# Kafka logins (kafka-up.sh): this script's tools are the admin; each
+# program started below logs in as its own user.
+kc=$SIPDRAIN_KAFKA_CLIENTS
+export SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-admin.properties
 psql_admin() { psql "$SIPDRAIN_PG_DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
 trap 'jobs -p | xargs -r kill 2>/dev/null' EXIT
 
-# topics PREFIX: the topics agent-state uses, 6 partitions each
+# topics PREFIX: the topics (6 partitions each) and the ACLs
 topics() {
-    local t
-    for t in agent.commands agent.events call.events edge.control deadletter; do
-        "$worker" topic "$SIPDRAIN_KAFKA_BROKERS" "$1sipdrain.$t" 6
-    done
+    SIPDRAIN_TOPIC_PREFIX=$1 SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
 }
 
 # row NAME RATE LINE -> one result line from agent_load's output
@@ -72,7 +73,8 @@ run() {
     topics "$prefix"
     for k in $(seq 1 "$INSTANCES"); do
         SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_INSTANCE_ID="bench-$k" \
-        SIPDRAIN_LOG_LEVEL=warn build/bin/agent-state 2>>".run/bench-as-$name.log" &
+        SIPDRAIN_LOG_LEVEL=warn SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-agent-state.properties \
+        build/bin/agent-state 2>>".run/bench-as-$name.log" &
         pids+=($!)
     done
     out=$("$load" load "$SIPDRAIN_KAFKA_BROKERS" "$prefix" "$AGENTS" "$n" "$rate" \

@@ -33,6 +33,8 @@ REPEAT=${REPEAT:-3}
 worker=build/tests/bus_worker
 [ -x "$worker" ] || { echo "bench: $worker missing: run make" >&2; exit 1; }
 eval "$(tests/scripts/stack-up.sh)"
+# Kafka: the workers log in as the stack's admin (kafka-up.sh).
+export SIPDRAIN_KAFKA_PROPERTIES=$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.properties
 psql_admin() { psql "$SIPDRAIN_PG_DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
 # Never leave a worker behind, whatever happens to this script.
 trap 'jobs -p | xargs -r kill 2>/dev/null' EXIT

@@ -37,6 +37,10 @@ for b in build/bin/sip-edge build/bin/drain-orchestrator build/bin/drainctl buil
     [ -x "$b" ] || { echo "bench: $b missing: run make" >&2; exit 1; }
 done
 eval "$(tests/scripts/stack-up.sh)"
+# Kafka logins (kafka-up.sh): this script's tools are the admin; each
+# program started below logs in as its own user.
+kc=$SIPDRAIN_KAFKA_CLIENTS
+export SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-admin.properties
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -58,12 +62,10 @@ SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir deploy/sql >/dev/null 2>&1
 # until it is cancelled; otherwise it would complete and stop the edges.
 psql "$dsn" -qAt -c "INSERT INTO agents (agent_id, dn, site, state, call_id, version)
                       VALUES ('hold', '2999', 'site2', 'ready', 'hold-call', 1)" >/dev/null
-for t in drain.commands drain.events edge.control edge.status call.events agent.commands \
-    agent.events deadletter; do
-    build/tests/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
-done
+SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
-SIPDRAIN_INSTANCE_ID=orch-1 build/bin/drain-orchestrator >"$logs/orch.log" 2>&1 &
+SIPDRAIN_INSTANCE_ID=orch-1 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-orchestrator.properties \
+    build/bin/drain-orchestrator >"$logs/orch.log" 2>&1 &
 pids+=($!)
 # edge-1a of site1 only takes calls: the peer rule lets site2 drain only
 # while an edge of its peer does
@@ -71,7 +73,7 @@ for e in edge-1a edge-2a edge-2b; do
     port=$((20000 + RANDOM % 30000))
     site=site${e:5:1}
     SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$port" \
-        build/bin/sip-edge >"$logs/$e.log" 2>&1 &
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties build/bin/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
 done
 for f in orch edge-1a edge-2a edge-2b; do
@@ -116,10 +118,12 @@ record() { [ "$r" -gt 0 ] && echo "$1 $2" >>"$results" || true; }
 for r in $(seq 0 "$ROUNDS"); do
     # the drain, through the orchestrator
     t0=$(now_ms)
-    build/bin/drainctl drain start --site site2 >>"$logs/drainctl.log" 2>&1
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties \
+        build/bin/drainctl drain start --site site2 >>"$logs/drainctl.log" 2>&1
     t1=$(wait_edges "draining|bye_wait|drained" "$t0")
     record drain $((t1 - t0))
-    build/bin/drainctl drain cancel --site site2 >>"$logs/drainctl.log" 2>&1
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties \
+        build/bin/drainctl drain cancel --site site2 >>"$logs/drainctl.log" 2>&1
     wait_edges active "$t1" >/dev/null
     sleep 0.3
     # the peer: edge.drain straight to the edges

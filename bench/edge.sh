@@ -102,6 +102,10 @@ for c in sipp kamailio java; do
 done
 [ -d "$KAMAILIO_MODULES" ] || { echo "bench: $KAMAILIO_MODULES missing" >&2; exit 1; }
 eval "$(tests/scripts/stack-up.sh)"
+# Kafka logins (kafka-up.sh): this script's tools are the admin; each
+# program started below logs in as its own user.
+kc=$SIPDRAIN_KAFKA_CLIENTS
+export SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-admin.properties
 export PGAPPNAME=bench-edge # this script's own sessions, left out of the edge's PostgreSQL CPU
 psql_admin() { psql "$SIPDRAIN_PG_DSN" -v ON_ERROR_STOP=1 -qAt "$@"; }
 logs=.run/bench-edge
@@ -278,9 +282,7 @@ INSERT INTO registrations (dn, contact, edge_id, expires_at)
 ANALYZE agents;
 ANALYZE registrations;
 SQL
-    for t in edge.control edge.status call.events agent.events deadletter; do
-        "$worker" topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6
-    done
+    SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
     free_port sys_port
     # warn: a log line per call would cost the edge; info for the drained
     # edge, whose refusals log nothing below debug, to see "partitions assigned".
@@ -289,7 +291,7 @@ SQL
     SIPDRAIN_PG_DSN=$dsn SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=bench-1 \
     SIPDRAIN_SIP_URL="sip:127.0.0.1:$sys_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level \
-        build/bin/sip-edge >"$logs/$name.log" 2>&1 &
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties build/bin/sip-edge >"$logs/$name.log" 2>&1 &
     sys_pid=$!
     sys_pids=$sys_pid
     if [ "$mode" = call ]; then
@@ -313,6 +315,7 @@ SQL
     echo "bench-1|{\"specversion\":\"1.0\",\"id\":\"$uuid\",\"source\":\"drain-orchestrator/bench\",\"type\":\"edge.drain\",\"time\":\"$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)\",\"datacontenttype\":\"application/json\",\"data\":{\"edge\":\"bench-1\",\"site\":\"site1\",\"drain_id\":\"$uuid\",\"scope\":\"site\"}}" |
         timeout 60 java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
             kafka.tools.ConsoleProducer --bootstrap-server "$SIPDRAIN_KAFKA_BROKERS" \
+            --producer.config "$kc/sipdrain-orchestrator.java.properties" \
             --topic "${prefix}sipdrain.edge.control" --property parse.key=true \
             --property key.separator='|' >>"$logs/$name.producer.log" 2>&1 ||
         { echo "bench: edge.drain not sent, see $logs/$name.producer.log" >&2; return 1; }

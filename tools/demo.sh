@@ -40,7 +40,8 @@ PHONE_PASSWORD=sipdrain-demo
 bin=${SIPDRAIN_BIN_DIR:-build/bin}
 tbin=${SIPDRAIN_TEST_BIN_DIR:-build/tests}
 for b in "$bin"/sipdrain-migrate "$bin"/sipdrain-passwd "$bin"/agent-state \
-    "$bin"/drain-orchestrator "$bin"/sip-edge "$bin"/drainctl "$tbin"/bus_worker; do
+    "$bin"/drain-orchestrator "$bin"/sip-edge "$bin"/drainctl "$bin"/sipdrain-kafka-init \
+    "$tbin"/bus_worker; do
     [ -x "$b" ] || { echo "demo: $b missing: run make (or make demo)" >&2; exit 2; }
 done
 DRAIN=${DRAIN:-1}
@@ -113,21 +114,25 @@ SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir deploy/sql >>"$logs/migrate.l
 # stores each DN's credentials; the SIPp phones answer challenges with -ap.
 for s in 1 2; do seq -f "$s%03g $PHONE_PASSWORD" 1 "$AGENTS"; done |
     SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-passwd import >"$logs/passwd.log"
-for t in drain.commands drain.events edge.control edge.status call.events agent.commands \
-    agent.events deadletter; do
-    "$tbin"/bus_worker topic "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.$t" 6 >/dev/null
-done
+# Kafka: every program logs in as its own user (kafka-up.sh made them); the
+# topics and the ACL table for this run's prefix, as in production.
+kc=$SIPDRAIN_KAFKA_CLIENTS
+SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-admin.properties SIPDRAIN_TOPIC_PREFIX=$prefix \
+    "$bin"/sipdrain-kafka-init >"$logs/kafka-init.log" 2>&1
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
 # for tests/e2e/migration.sh, which checks a run (KEEP=1 keeps the database)
-printf 'demo_dsn=%q\ndemo_prefix=%q\ndemo_brokers=%q\n' "$dsn" "$prefix" "$SIPDRAIN_KAFKA_BROKERS" \
+printf 'demo_dsn=%q\ndemo_prefix=%q\ndemo_brokers=%q\ndemo_kafka_admin=%q\n' "$dsn" "$prefix" \
+    "$SIPDRAIN_KAFKA_BROKERS" "$kc/sipdrain-admin.properties" \
     >"$logs/env"
 
 # --- services -------------------------------------------------------------------
 say "starting agent-state, two orchestrators, four edges, Kamailio"
-SIPDRAIN_INSTANCE_ID=as-1 "$bin"/agent-state >"$logs/agent-state.log" 2>&1 &
+SIPDRAIN_INSTANCE_ID=as-1 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-agent-state.properties \
+    "$bin"/agent-state >"$logs/agent-state.log" 2>&1 &
 pids+=($!)
 for o in orch-1 orch-2; do
-    SIPDRAIN_INSTANCE_ID=$o "$bin"/drain-orchestrator >"$logs/$o.log" 2>&1 &
+    SIPDRAIN_INSTANCE_ID=$o SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-orchestrator.properties \
+        "$bin"/drain-orchestrator >"$logs/$o.log" 2>&1 &
     pids+=($!)
 done
 free_port lb_port
@@ -145,7 +150,7 @@ for e in edge-1a edge-1b edge-2a edge-2b; do
     SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$p" \
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=$SIP_TIMEOUT_S \
     SIPDRAIN_PEER_SITE_URI="sip:127.0.0.1:$lb_port" SIPDRAIN_LOG_LEVEL=info \
-    SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5 \
+    SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties \
         "$bin"/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
     echo "1 sip:127.0.0.1:$p 0 0 site=$site" >>"$logs/dispatcher.list"
@@ -230,6 +235,7 @@ grep -q "registered at" "$logs/phone-2019.log" 2>/dev/null ||
 mkfifo "$logs/desk.fifo"
 java -cp "$(cat "${SIPDRAIN_CACHE:-$HOME/.cache/sipdrain}/kafka-3.9.1/classpath")" \
     kafka.tools.ConsoleProducer --bootstrap-server "$SIPDRAIN_KAFKA_BROKERS" \
+    --producer.config "$kc/sipdrain-desktop.java.properties" \
     --topic "${prefix}sipdrain.agent.commands" --property parse.key=true \
     --property key.separator='|' <"$logs/desk.fifo" >"$logs/producer.log" 2>&1 &
 pids+=($!)
@@ -290,7 +296,7 @@ drain_t0=$(now_ms)
 set +e
 if [ "$DRAIN" = 1 ]; then
     say "the operator drains site2"
-    SIPDRAIN_KAFKA_BROKERS=$SIPDRAIN_KAFKA_BROKERS "$bin"/drainctl drain start --site site2 \
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties "$bin"/drainctl drain start --site site2 \
         --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
     drain_rc=$?
 else
@@ -350,7 +356,8 @@ q "SELECT '  ' || count(*) || ' calls, ' || count(*) FILTER (WHERE end_cause NOT
 echo "agents:"
 q "SELECT '  logged out by the drain: ' || count(*) FROM drain_agents"
 # agent-state's own word for it: its EventAgentLogout events and their reason
-"$tbin"/bus_worker dump "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.agent.events" 2>/dev/null |
+SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-admin.properties \
+    "$tbin"/bus_worker dump "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.agent.events" 2>/dev/null |
     grep '"type":"EventAgentLogout"' | grep -o '"ReasonCode":"[^"]*"' | cut -d'"' -f4 | sort | uniq -c |
     awk '{ printf "  EventAgentLogout with reason %s: %d\n", $2, $1 }' || true
 q "SELECT '  now at site1 (workspace agents migrated): ' || count(*) FROM agents

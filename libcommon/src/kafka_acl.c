@@ -65,9 +65,8 @@ static const struct sd_kafka_grant grants[] = {
 };
 
 static const char *const topic_names[] = {
-    SD_TOPIC_DRAIN_COMMANDS, SD_TOPIC_DRAIN_EVENTS, SD_TOPIC_EDGE_CONTROL,
-    SD_TOPIC_EDGE_STATUS,    SD_TOPIC_CALL_EVENTS,  SD_TOPIC_AGENT_COMMANDS,
-    SD_TOPIC_AGENT_EVENTS,   SD_TOPIC_DEADLETTER,
+    SD_TOPIC_DRAIN_COMMANDS, SD_TOPIC_DRAIN_EVENTS,   SD_TOPIC_EDGE_CONTROL, SD_TOPIC_EDGE_STATUS,
+    SD_TOPIC_CALL_EVENTS,    SD_TOPIC_AGENT_COMMANDS, SD_TOPIC_AGENT_EVENTS, SD_TOPIC_DEADLETTER,
 };
 
 #define N_GRANTS (sizeof(grants) / sizeof(grants[0]))
@@ -116,8 +115,7 @@ static int acls_create(rd_kafka_t *rk, const char *prefix, int timeout_ms, struc
 
         snprintf(name, sizeof(name), "%s%s", prefix, g->name);
         b[i] = rd_kafka_AclBinding_new(
-            g->resource == SD_KAFKA_TOPIC ? RD_KAFKA_RESOURCE_TOPIC : RD_KAFKA_RESOURCE_GROUP,
-            name,
+            g->resource == SD_KAFKA_TOPIC ? RD_KAFKA_RESOURCE_TOPIC : RD_KAFKA_RESOURCE_GROUP, name,
             g->prefixed ? RD_KAFKA_RESOURCE_PATTERN_PREFIXED : RD_KAFKA_RESOURCE_PATTERN_LITERAL,
             g->principal, "*",
             g->operation == SD_KAFKA_READ ? RD_KAFKA_ACL_OPERATION_READ
@@ -200,8 +198,8 @@ int sd_kafka_init(const char *brokers, const char *prefix, int partitions, int r
     }
 }
 
-int sd_kafka_acls_list(const char *brokers, const char *prefix, int timeout_ms,
-                       sd_kafka_acl_fn *fn, void *arg, struct sd_err *err)
+int sd_kafka_acls_list(const char *brokers, const char *prefix, int timeout_ms, sd_kafka_acl_fn *fn,
+                       void *arg, struct sd_err *err)
 {
     rd_kafka_AclBindingFilter_t *filter;
     rd_kafka_queue_t *q = NULL;
@@ -233,7 +231,8 @@ int sd_kafka_acls_list(const char *brokers, const char *prefix, int timeout_ms,
                 continue;
             fn(rd_kafka_AclBinding_principal(acls[i]),
                rd_kafka_ResourceType_name(rd_kafka_AclBinding_restype(acls[i])),
-               rd_kafka_ResourcePatternType_name(rd_kafka_AclBinding_resource_pattern_type(acls[i])),
+               rd_kafka_ResourcePatternType_name(
+                   rd_kafka_AclBinding_resource_pattern_type(acls[i])),
                name, rd_kafka_AclOperation_name(rd_kafka_AclBinding_operation(acls[i])),
                rd_kafka_AclPermissionType_name(rd_kafka_AclBinding_permission_type(acls[i])), arg);
         }

@@ -45,7 +45,7 @@ static const struct sd_cfg_item items[] = {
     {"SIPDRAIN_LOG_LEVEL", SD_CFG_ENUM, offsetof(struct init_cfg, log_level), 0, 0,
      "debug|info|warn|error", "info", false, "lowest level logged"},
 };
-#define N_ITEMS (sizeof(items) / sizeof(items[0]))
+#define N_ITEMS    (sizeof(items) / sizeof(items[0]))
 #define TIMEOUT_MS 30000
 
 static void print_acl(const char *principal, const char *resource, const char *pattern,
@@ -54,8 +54,8 @@ static void print_acl(const char *principal, const char *resource, const char *p
     int *n = arg;
 
     if ((*n)++ == 0)
-        printf("%-28s %-6s %-9s %-44s %-6s %s\n", "principal", "type", "pattern", "name",
-               "op", "permission");
+        printf("%-28s %-6s %-9s %-44s %-6s %s\n", "principal", "type", "pattern", "name", "op",
+               "permission");
     printf("%-28s %-6s %-9s %-44s %-6s %s\n", principal, resource, pattern, name, operation,
            permission);
 }
@@ -89,14 +89,14 @@ int main(int argc, char **argv)
     }
     (void)sd_kafka_grants(&n_grants);
     (void)sd_kafka_topic_names(&n_topics);
-    if (sd_kafka_init(cfg.brokers, prefix, (int)cfg.partitions, (int)cfg.replication,
-                      TIMEOUT_MS, &err) < 0) {
-        sd_log_error("kafka init failed", "brokers=%s prefix=%s reason=\"%s\"", cfg.brokers,
-                     prefix, err.text);
+    if (sd_kafka_init(cfg.brokers, prefix, (int)cfg.partitions, (int)cfg.replication, TIMEOUT_MS,
+                      &err) < 0) {
+        sd_log_error("kafka init failed", "brokers=%s prefix=%s reason=\"%s\"", cfg.brokers, prefix,
+                     err.text);
         goto out;
     }
-    sd_log_info("topics and acls in place", "brokers=%s prefix=%s topics=%zu acls=%zu",
-                cfg.brokers, prefix, n_topics, n_grants);
+    sd_log_info("topics and acls in place", "brokers=%s prefix=%s topics=%zu acls=%zu", cfg.brokers,
+                prefix, n_topics, n_grants);
     if (argc == 2 &&
         sd_kafka_acls_list(cfg.brokers, prefix, TIMEOUT_MS, print_acl, &listed, &err) < 0) {
         sd_log_error("cannot list the acls", "reason=\"%s\"", err.text);

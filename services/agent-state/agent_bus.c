@@ -22,7 +22,15 @@ static const struct {
     {"call.rejected", AGENT_IN_CALL_REJECTED, false},
 };
 
-enum text_kind { TEXT_ID, TEXT_AGENT_ID, TEXT_DN, TEXT_REASON, TEXT_PRINTABLE, TEXT_UUID };
+enum text_kind {
+    TEXT_ID,
+    TEXT_AGENT_ID,
+    TEXT_DN,
+    TEXT_REASON,
+    TEXT_PRINTABLE,
+    TEXT_UUID,
+    TEXT_LINE
+};
 
 static bool is_alnum(char c)
 {
@@ -39,6 +47,13 @@ static bool text_ok(enum text_kind kind, const char *s, size_t len)
 
     if (kind == TEXT_UUID)
         return sd_uuid_valid(s);
+    if (kind == TEXT_LINE) { /* free text for people: no control characters */
+        for (size_t i = 0; i < len; i++) {
+            if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+                return false;
+        }
+        return len > 0;
+    }
     if (kind == TEXT_PRINTABLE) {
         for (size_t i = 0; i < len; i++) {
             if (s[i] < '!' || s[i] > '~')
@@ -82,6 +97,7 @@ static int get_text(json_t *data, const char *key, bool required, enum text_kind
                           : kind == TEXT_DN        ? "dn"
                           : kind == TEXT_REASON    ? "reason token"
                           : kind == TEXT_PRINTABLE ? "value (printable ASCII, no spaces)"
+                          : kind == TEXT_LINE      ? "text (no control characters)"
                           : kind == TEXT_AGENT_ID  ? "agent id"
                                                    : "id");
     memcpy(dst, s, len + 1);
@@ -135,6 +151,31 @@ static int parse_login(json_t *data, struct agent_cmd *cmd, struct sd_err *err)
     return 0;
 }
 
+/* call.rejected of a call.originate (direction outbound) says why, for the
+ * EventError agent-state answers the desktop with: error_reason, detail and
+ * the agent.make_call's request_id. */
+static int parse_originate_refusal(json_t *data, struct agent_cmd *cmd, struct sd_err *err)
+{
+    char reason[AGENT_ID_SIZE];
+    int has = get_text(data, "error_reason", false, TEXT_REASON, reason, sizeof(reason), err);
+
+    if (has <= 0)
+        return has;
+    if (strcmp(json_string_value(json_object_get(data, "direction")) ?: "", "outbound") != 0)
+        return sd_err_set(err, SD_ERR_INVALID,
+                          "invalid_data: data.error_reason: only for direction outbound");
+    cmd->originate_error = agent_error_parse(reason);
+    if ((int)cmd->originate_error <= 0)
+        return sd_err_set(err, SD_ERR_INVALID, "invalid_data: data.error_reason: \"%s\" unknown",
+                          reason);
+    if (get_text(data, "edge", true, TEXT_ID, cmd->edge, sizeof(cmd->edge), err) < 0 ||
+        get_text(data, "detail", false, TEXT_LINE, cmd->detail, sizeof(cmd->detail), err) < 0 ||
+        get_text(data, "request_id", false, TEXT_UUID, cmd->request_id, sizeof(cmd->request_id),
+                 err) < 0)
+        return -1;
+    return 1;
+}
+
 int agent_bus_parse(const struct sd_event *ev, struct agent_cmd *cmd, struct sd_err *err)
 {
     json_t *data = ev->data; /* borrowed */
@@ -160,6 +201,8 @@ int agent_bus_parse(const struct sd_event *ev, struct agent_cmd *cmd, struct sd_
             return -1;
         if (get_text(data, "call_id", true, TEXT_PRINTABLE, cmd->call_id, sizeof(cmd->call_id),
                      err) < 0)
+            return -1;
+        if (parse_originate_refusal(data, cmd, err) < 0)
             return -1;
         return has;
     }
@@ -263,11 +306,18 @@ json_t *agent_bus_data(const char *agent_id, const struct agent_action *act,
     }
     json_object_set_new(d, "agent_id", json_string(agent_id));
     if (act->kind == AGENT_EMIT_ERROR) {
-        json_object_set_new(d, "command", json_string(cmd ? cmd->type : ""));
+        json_object_set_new(d, "command",
+                            json_string(cmd == NULL                           ? ""
+                                        : cmd->kind == AGENT_IN_CALL_REJECTED ? "call.originate"
+                                                                              : cmd->type));
         json_object_set_new(d, "reason", json_string(agent_error_name(act->error)));
         json_object_set_new(d, "request_id", json_string(cmd ? cmd->request_id : ""));
         if (detail != NULL && detail[0] != '\0')
             json_object_set_new(d, "detail", json_string(detail));
+        if (cmd != NULL && cmd->kind == AGENT_IN_CALL_REJECTED) { /* call.originate refused */
+            json_object_set_new(d, "edge", json_string(cmd->edge));
+            json_object_set_new(d, "call_id", json_string(cmd->call_id));
+        }
         if (version > 0) { /* a known agent: its (unchanged) snapshot */
             json_object_set_new(d, "dn", json_string(a->dn));
             json_object_set_new(d, "site", json_string(a->site));

@@ -36,6 +36,11 @@ struct agent_cmd {
     /* call.* */
     char call_id[AGENT_CALL_SIZE];
     bool answered;
+    /* call.rejected of call.originate: error_reason, detail; request_id
+     * above is then the agent.make_call's */
+    enum agent_error originate_error;
+    char detail[256];
+    char edge[AGENT_ID_SIZE]; /* the refusing edge */
 };
 
 /* Fills cmd from ev. Returns 1 when the event is for agent-state, 0 when it

@@ -25,7 +25,9 @@ static const char *const error_names[AGENT_ERR_COUNT] = {"",
                                                          "dn_in_use",
                                                          "invalid_state",
                                                          "on_call",
-                                                         "not_registered"};
+                                                         "not_registered",
+                                                         "originate_failed",
+                                                         "internal_error"};
 static const char *const reason_names[AGENT_REASON_COUNT] = {"", "graceful_shutdown_logout",
                                                              "graceful_migration_login"};
 
@@ -67,6 +69,11 @@ static int parse_name(const char *const *names, int count, const char *name)
             return i;
     }
     return -1;
+}
+
+int agent_error_parse(const char *name)
+{
+    return parse_name(error_names, AGENT_ERR_COUNT, name);
 }
 
 int agent_state_parse(const char *name)
@@ -340,7 +347,8 @@ static int on_call_ended(struct agent *a, const struct agent_input *in, struct a
 }
 
 /* The edge gave up on a call (or refused call.originate): release the
- * reservation when it is this call. */
+ * reservation when it is this call; a refused call.originate is answered
+ * with EventError (the edge's reason) to the desktop that asked. */
 static int on_call_rejected(struct agent *a, const struct agent_input *in,
                             struct agent_actions *out)
 {
@@ -349,6 +357,8 @@ static int on_call_rejected(struct agent *a, const struct agent_input *in,
     if (!on_call(a) || strcmp(a->call_id, in->call_id) != 0)
         return ignore(out, "call.rejected of a call the agent is not on");
     a->call_id[0] = '\0';
+    if (in->originate_error != AGENT_ERR_NONE)
+        push(out, AGENT_EMIT_ERROR, a)->error = in->originate_error;
     return 1;
 }
 

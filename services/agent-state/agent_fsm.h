@@ -69,6 +69,23 @@ enum agent_input_kind {
     AGENT_IN_COUNT
 };
 
+/* EventError.reason (the schema's enum, in its order). */
+enum agent_error {
+    AGENT_ERR_NONE,
+    AGENT_ERR_GRACEFUL_SHUTDOWN,
+    AGENT_ERR_UNKNOWN_AGENT,
+    AGENT_ERR_UNKNOWN_SITE,
+    AGENT_ERR_NOT_LOGGED_IN,
+    AGENT_ERR_ALREADY_LOGGED_IN,
+    AGENT_ERR_DN_IN_USE,
+    AGENT_ERR_INVALID_STATE,
+    AGENT_ERR_ON_CALL,
+    AGENT_ERR_NOT_REGISTERED,
+    AGENT_ERR_ORIGINATE_FAILED, /* the edge could not start call.originate */
+    AGENT_ERR_INTERNAL_ERROR,   /* the edge's database or bus failed */
+    AGENT_ERR_COUNT
+};
+
 /* What happened plus what the shell looked up for it. Strings are borrowed
  * for the duration of the call; fields an input does not use are ignored. */
 struct agent_input {
@@ -101,6 +118,9 @@ struct agent_input {
     /* AGENT_IN_CALL_* */
     const char *call_id;
     bool answered; /* CALL_ENDED */
+    /* CALL_REJECTED of call.originate: why the edge refused it, answered
+     * with EventError to the desktop (only agent-state writes agent events). */
+    enum agent_error originate_error;
 };
 
 enum agent_action_kind {
@@ -121,21 +141,6 @@ enum agent_cause {
     AGENT_CAUSE_ACW_COMPLETE,
     AGENT_CAUSE_AFTER_CALL,
     AGENT_CAUSE_COUNT
-};
-
-/* EventError.reason (the schema's enum, in its order). */
-enum agent_error {
-    AGENT_ERR_NONE,
-    AGENT_ERR_GRACEFUL_SHUTDOWN,
-    AGENT_ERR_UNKNOWN_AGENT,
-    AGENT_ERR_UNKNOWN_SITE,
-    AGENT_ERR_NOT_LOGGED_IN,
-    AGENT_ERR_ALREADY_LOGGED_IN,
-    AGENT_ERR_DN_IN_USE,
-    AGENT_ERR_INVALID_STATE,
-    AGENT_ERR_ON_CALL,
-    AGENT_ERR_NOT_REGISTERED,
-    AGENT_ERR_COUNT
 };
 
 /* extensions.ReasonCode set by the core itself (a command's own reason token
@@ -188,6 +193,7 @@ const char *agent_cause_name(enum agent_cause c);
 const char *agent_error_name(enum agent_error e);
 const char *agent_reason_name(enum agent_reason r);
 int agent_state_parse(const char *name);
+int agent_error_parse(const char *name); /* -1 when unknown */
 int agent_work_mode_parse(const char *name);
 
 #endif

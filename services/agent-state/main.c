@@ -83,6 +83,10 @@ struct svc {
 static void error_detail(char *buf, size_t size, enum agent_error e, const char *agent_id,
                          const struct agent *a, const struct agent_cmd *cmd)
 {
+    if (cmd != NULL && cmd->kind == AGENT_IN_CALL_REJECTED && cmd->detail[0] != '\0') {
+        snprintf(buf, size, "%s", cmd->detail); /* the edge's, refusing call.originate */
+        return;
+    }
     switch (e) {
     case AGENT_ERR_GRACEFUL_SHUTDOWN:
         snprintf(buf, size, "site %s is draining: no new calls or logins",
@@ -160,6 +164,7 @@ static int gather_facts(struct sd_pg *pg, const char *agent_id, const struct age
     case AGENT_IN_CALL_REJECTED:
         in->call_id = cmd->call_id;
         in->answered = cmd->answered;
+        in->originate_error = cmd->originate_error;
         return 0;
     default:
         return 0;

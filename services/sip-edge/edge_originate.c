@@ -6,28 +6,27 @@ static void originate_refuse(struct edge_sip *e, json_t *d, const char *error_re
 static bool dest_uri(const struct edge_sip *e, const char *dest, char *out, size_t size);
 static void originate_start(struct edge_sip *e, json_t *d, const char *contact, const char *uri);
 
-/* Refuses call.originate: EventError answering agent-state's request, and
- * call.rejected, which frees the agent agent-state reserved for the call. */
+/* Refuses call.originate with call.rejected, which frees the agent
+ * agent-state reserved for the call; agent-state answers the desktop's
+ * agent.make_call with EventError from its error_reason, detail and
+ * request_id (only agent-state writes agent events: issue #15). */
 static void originate_refuse(struct edge_sip *e, json_t *d, const char *error_reason,
                              const char *rejected_reason, int code, const char *detail)
 {
     const char *agent = json_string_value(json_object_get(d, "agent_id"));
     const char *call = json_string_value(json_object_get(d, "call_id"));
-    json_t *err, *rej;
+    json_t *rej;
 
-    err = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O?, s:s, s:{}}", "agent_id", agent, "command",
-                    "call.originate", "reason", error_reason, "detail", detail, "call_id", call,
-                    "request_id", json_object_get(d, "request_id"), "edge", e->cfg.edge_id,
-                    "extensions");
-    rej = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:O?, s:O?}", "call_id", call, "edge",
-                    e->cfg.edge_id, "site", e->cfg.site, "direction", "outbound", "reject_code",
-                    code, "reason", rejected_reason, "agent_id", agent, "dn",
-                    json_object_get(d, "dn"), "called", json_object_get(d, "destination"));
+    rej = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:O?, s:O?, s:s, s:s, s:O?}", "call_id",
+                    call, "edge", e->cfg.edge_id, "site", e->cfg.site, "direction", "outbound",
+                    "reject_code", code, "reason", rejected_reason, "agent_id", agent, "dn",
+                    json_object_get(d, "dn"), "called", json_object_get(d, "destination"),
+                    "error_reason", error_reason, "detail", detail, "request_id",
+                    json_object_get(d, "request_id"));
     if (!strcmp(rejected_reason, "draining") && e->fsm.drain.drain_id[0] != '\0')
         json_object_set_new(rej, "drain_id", json_string(e->fsm.drain.drain_id));
     sd_log_info("call.originate refused", "agent=%s call=%s reason=%s detail=\"%s\"", agent, call,
                 error_reason, detail);
-    edge_sip_publish(e, SD_TOPIC_AGENT_EVENTS, agent, "EventError", err);
     edge_sip_publish(e, SD_TOPIC_CALL_EVENTS, agent, "call.rejected", rej);
 }
 

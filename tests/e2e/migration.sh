@@ -55,7 +55,8 @@ check "3. and some did (the gateway kept calling)" \
              AND c.created_at > d.started_at")" -gt 0 ]
 
 events=$(mktemp)
-${SIPDRAIN_TEST_BIN_DIR:-build/tests}/bus_worker dump "$demo_brokers" "${demo_prefix}sipdrain.agent.events" >"$events"
+SIPDRAIN_KAFKA_PROPERTIES=$demo_kafka_admin \
+    ${SIPDRAIN_TEST_BIN_DIR:-build/tests}/bus_worker dump "$demo_brokers" "${demo_prefix}sipdrain.agent.events" >"$events"
 logouts_ok() {
     local a n bad=0
     for a in $(q "SELECT agent_id FROM drain_agents ORDER BY agent_id"); do

@@ -31,19 +31,24 @@ const char *sdt_pg_dsn(void)
     return v;
 }
 
-const char *sdt_brokers(void)
+static bool kafka_login_loaded;
+
+void sdt_kafka_as(const char *user)
 {
-    static bool loaded;
-    const char *v = getenv("SIPDRAIN_KAFKA_BROKERS");
     struct sd_err err = {0};
 
+    cr_assert_eq(sd_kafka_properties_load(sdt_kafka_props(user ? user : "sipdrain-admin"), &err), 0,
+                 "%s", err.text);
+    kafka_login_loaded = true;
+}
+
+const char *sdt_brokers(void)
+{
+    const char *v = getenv("SIPDRAIN_KAFKA_BROKERS");
+
     cr_assert(v != NULL, "SIPDRAIN_KAFKA_BROKERS unset: run through tests/scripts/with-stack.sh");
-    if (!loaded) {
-        /* The test's own clients are the stack's super user. */
-        cr_assert_eq(sd_kafka_properties_load(sdt_kafka_props("sipdrain-admin"), &err), 0, "%s",
-                     err.text);
-        loaded = true;
-    }
+    if (!kafka_login_loaded)
+        sdt_kafka_as(NULL); /* the test's own clients: the stack's super user */
     return v;
 }
 
@@ -54,8 +59,9 @@ const char *sdt_kafka_props(const char *user)
     const char *dir = getenv("SIPDRAIN_KAFKA_CLIENTS");
     char *path = paths[next++ % 4];
 
-    cr_assert(dir != NULL, "SIPDRAIN_KAFKA_CLIENTS unset: run through tests/scripts/with-stack.sh"
-                           " (a stack started before Kafka had users: run tests/scripts/kafka-up.sh)");
+    cr_assert(dir != NULL,
+              "SIPDRAIN_KAFKA_CLIENTS unset: run through tests/scripts/with-stack.sh"
+              " (a stack started before Kafka had users: run tests/scripts/kafka-up.sh)");
     snprintf(path, sizeof(paths[0]), "%s/%s.properties", dir, user);
     cr_assert_eq(access(path, R_OK), 0, "%s: %s", path, strerror(errno));
     return path;
@@ -86,9 +92,9 @@ rd_kafka_conf_t *sdt_kafka_conf(void)
     struct sd_err err = {0};
     char errstr[256];
 
-    cr_assert_eq(rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr,
-                                   sizeof(errstr)),
-                 RD_KAFKA_CONF_OK, "%s", errstr);
+    cr_assert_eq(
+        rd_kafka_conf_set(conf, "bootstrap.servers", sdt_brokers(), errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK, "%s", errstr);
     cr_assert_eq(sd_kafka_conf_apply(conf, &err), 0, "%s", err.text);
     return conf;
 }

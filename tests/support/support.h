@@ -26,6 +26,10 @@ const char *sdt_brokers(void);
  * drainctl as sipdrain-operator, test tools as sipdrain-admin) unless env
  * sets SIPDRAIN_KAFKA_PROPERTIES; the test itself is sipdrain-admin. */
 const char *sdt_kafka_props(const char *user);
+/* The test's own Kafka clients log in as user from now on (NULL: back to
+ * sipdrain-admin): to act as a program would, e.g. forge an event with a
+ * login that may write the topic. */
+void sdt_kafka_as(const char *user);
 /* A librdkafka conf with bootstrap.servers and the test's login set. */
 rd_kafka_conf_t *sdt_kafka_conf(void);
 const char *sdt_source_dir(void);

@@ -54,7 +54,7 @@ int sd_kafka_init(const char *brokers, const char *prefix, int partitions, int r
 typedef void sd_kafka_acl_fn(const char *principal, const char *resource, const char *pattern,
                              const char *name, const char *operation, const char *permission,
                              void *arg);
-int sd_kafka_acls_list(const char *brokers, const char *prefix, int timeout_ms,
-                       sd_kafka_acl_fn *fn, void *arg, struct sd_err *err) SD_MUST_CHECK;
+int sd_kafka_acls_list(const char *brokers, const char *prefix, int timeout_ms, sd_kafka_acl_fn *fn,
+                       void *arg, struct sd_err *err) SD_MUST_CHECK;
 
 #endif

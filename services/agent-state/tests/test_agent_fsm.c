@@ -822,6 +822,35 @@ Test(agent_fsm, make_call_then_rejected_releases_the_reservation)
     cr_expect_eq(out.n, 0);
 }
 
+/* The edge refused the call.originate: the reservation goes, and the
+ * desktop gets EventError with the edge's reason (the edge writes no agent
+ * events); a refusal of another call answers nothing. */
+Test(agent_fsm, an_originate_refused_by_the_edge_is_answered_with_event_error)
+{
+    struct agent a;
+    struct agent_input in = input(AGENT_IN_MAKE_CALL);
+    struct agent_actions out;
+
+    make_agent(&a, AGENT_READY, AGENT_MODE_MANUAL_IN, 30);
+    cr_assert_eq(agent_fsm_step(&a, &in, &out), 1);
+    in = input(AGENT_IN_CALL_REJECTED);
+    in.call_id = CALL; /* not the agent's */
+    in.originate_error = AGENT_ERR_ORIGINATE_FAILED;
+    cr_expect_eq(agent_fsm_step(&a, &in, &out), 0);
+    cr_expect_eq(out.n, 0, "a refusal of another call answered");
+    cr_expect_str_eq(a.call_id, NEWC);
+    in.call_id = NEWC;
+    cr_expect_eq(agent_fsm_step(&a, &in, &out), 1);
+    cr_expect_str_eq(a.call_id, "");
+    cr_expect_eq(a.state, AGENT_READY);
+    cr_assert_eq(out.n, 1);
+    cr_expect_eq(out.a[0].kind, AGENT_EMIT_ERROR);
+    cr_expect_eq(out.a[0].error, AGENT_ERR_ORIGINATE_FAILED);
+    cr_expect_str_eq(agent_error_name(out.a[0].error), "originate_failed");
+    cr_expect_eq(agent_error_parse("internal_error"), AGENT_ERR_INTERNAL_ERROR);
+    cr_expect_eq(agent_error_parse("nonsense"), -1);
+}
+
 /* ---- drain -------------------------------------------------------------- */
 
 /* Both ways a drain reaches the core: the site drain (input) and the
@@ -1649,6 +1678,8 @@ Test(agent_fsm, error_cause_and_reason_names_are_the_schema_strings)
         {AGENT_ERR_INVALID_STATE, "invalid_state"},
         {AGENT_ERR_ON_CALL, "on_call"},
         {AGENT_ERR_NOT_REGISTERED, "not_registered"},
+        {AGENT_ERR_ORIGINATE_FAILED, "originate_failed"},
+        {AGENT_ERR_INTERNAL_ERROR, "internal_error"},
     };
     static const struct {
         enum agent_cause c;

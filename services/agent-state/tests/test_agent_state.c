@@ -573,18 +573,32 @@ Test(agent_state, make_call_originates_at_the_registering_edge_or_says_why_not, 
     cr_assert_geq(i, 0);
     cr_expect_str_eq(str(r->data[i], "reason"), "not_registered");
     evs_free(r);
-    /* The edge's call.rejected of that call releases the agent. */
+    /* The edge's call.rejected of that call releases the agent, and its
+     * reason answers the make_call: EventError from agent-state, the only
+     * writer of agent events. */
     send_event(e.calls, "a1", "call.rejected",
-               json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "call_id",
+               json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "call_id",
                          str(c->data[0], "call_id"), "agent_id", "a1", "edge", "edge-1b", "site",
-                         "site1", "direction", "outbound", "reject_code", 503, "reason",
-                         "draining"),
+                         "site1", "direction", "outbound", "reject_code", 503, "reason", "draining",
+                         "error_reason", "graceful_shutdown", "detail", "the edge is draining",
+                         "request_id", id_call),
                NULL);
-    evs_free(c);
     wait_row(&e, "a1", "call_id IS NULL");
-    command(&e, "a1", "agent.logout", json_object(), id_call);
     r = read_events(e.events, 5, WAIT_MS);
     cr_assert_eq(r->n, 5);
+    i = find_answer(r, id_call);
+    cr_assert_geq(i, 0, "no answer to the make_call the edge refused");
+    cr_expect_str_eq(r->type[i], "EventError");
+    cr_expect_str_eq(str(r->data[i], "command"), "call.originate");
+    cr_expect_str_eq(str(r->data[i], "reason"), "graceful_shutdown");
+    cr_expect_str_eq(str(r->data[i], "detail"), "the edge is draining");
+    cr_expect_str_eq(str(r->data[i], "edge"), "edge-1b");
+    cr_expect_str_eq(str(r->data[i], "call_id"), str(c->data[0], "call_id"));
+    evs_free(r);
+    evs_free(c);
+    command(&e, "a1", "agent.logout", json_object(), id_call);
+    r = read_events(e.events, 6, WAIT_MS);
+    cr_assert_eq(r->n, 6);
     cr_expect_str_eq(r->type[find_answer(r, id_call)], "EventAgentLogout");
     evs_free(r);
     as_stop(pid);

@@ -1306,10 +1306,10 @@ Test(orchestrator, drainctl_believes_a_drain_ended_only_when_postgresql_says_so,
 /* SIPDRAIN_KAFKA_PROPERTIES (issue #15, librdkafka's security settings from
  * configuration) reaches every program: one of sipdrain's own settings
  * stops the orchestrator at start (exit 2, naming it); drainctl with
- * security.protocol=SSL cannot talk to this PLAINTEXT broker (exit 3,
- * nothing sent) and with a harmless property starts a drain as ever; an
- * edge given a SASL password logs how many properties it took, never the
- * password. */
+ * security.protocol=SSL cannot talk to this SASL_PLAINTEXT broker (exit 3,
+ * nothing sent) and with its own login plus a harmless property starts a
+ * drain as ever; an edge given a wrong SASL password logs how many
+ * properties it took, never the password, and gets nothing from Kafka. */
 Test(orchestrator, kafka_properties_reach_every_program_and_no_log_shows_a_secret, .timeout = 180)
 {
     struct env e;
@@ -1335,9 +1335,12 @@ Test(orchestrator, kafka_properties_reach_every_program_and_no_log_shows_a_secre
     f = fopen(path_ssl, "w");
     fputs("security.protocol=SSL\n", f);
     fclose(f);
-    f = fopen(path_ok, "w");
-    fputs("socket.keepalive.enable=true\n", f);
-    fclose(f);
+    {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd), "cp %s %s && echo socket.keepalive.enable=true >>%s",
+                 sdt_kafka_props("sipdrain-operator"), path_ok, path_ok);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+    }
     f = fopen(path_sasl, "w");
     fputs("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
           "sasl.username=sip-edge\nsasl.password=hunter2-never-logged\n",
@@ -1355,23 +1358,23 @@ Test(orchestrator, kafka_properties_reach_every_program_and_no_log_shows_a_secre
 
     orch_up(&e, &orch, "orch-1");
     wait_log(&orch, "partitions assigned");
-    /* drainctl over SSL to a PLAINTEXT listener: no Kafka, nothing sent */
+    /* drainctl over SSL to a SASL_PLAINTEXT listener: no Kafka, nothing sent */
     envp[0] = e.env_brokers;
     envp[1] = e.env_prefix;
     envp[2] = e.env_dsn;
     envp[3] = env_ssl;
     envp[4] = NULL;
     unlink(out);
-    cr_expect_eq(exit_code(sdt_spawn(bin, args, envp, out), WAIT_MS), 3, "SSL to PLAINTEXT (%s)",
-                 out);
+    cr_expect_eq(exit_code(sdt_spawn(bin, args, envp, out), WAIT_MS), 3,
+                 "SSL to SASL_PLAINTEXT (%s)", out);
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains"), 0, "nothing sent");
-    /* a harmless property: the drain starts */
+    /* the operator's login and a harmless property: the drain starts */
     envp[3] = env_ok;
     unlink(out);
     cr_expect_eq(exit_code(sdt_spawn(bin, args, envp, out), WAIT_MS), 0, "%s", out);
     cr_expect(sdt_file_has(out, "of site site2 started"), "%s", out);
 
-    /* an edge with a SASL password: counted in its log, never shown */
+    /* an edge with a wrong SASL password: counted in its log, never shown */
     sasl_extra[0] = "SIPDRAIN_EDGE_ID=edge-2s";
     sasl_extra[1] = "SIPDRAIN_SITE=site2";
     sasl_extra[2] = env_sasl;
@@ -1383,7 +1386,8 @@ Test(orchestrator, kafka_properties_reach_every_program_and_no_log_shows_a_secre
     cr_expect(sdt_file_has(edge.log, "count=4"), "%s", edge.log);
     sleep(3); /* its Kafka clients try, and fail, to log in meanwhile */
     cr_expect(!sdt_file_has(edge.log, "hunter2"), "the password in %s", edge.log);
-    cr_expect(!sdt_file_has(edge.log, "partitions assigned"), "SASL to PLAINTEXT (%s)", edge.log);
+    cr_expect(!sdt_file_has(edge.log, "partitions assigned"), "wrong password let in (%s)",
+              edge.log);
     kill(edge.pid, SIGKILL);
     sdt_wait(edge.pid, WAIT_MS);
     kill(orch.pid, SIGTERM);
