@@ -102,7 +102,7 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, const char *what, int t
     return ev;
 }
 
-static int acls_create(rd_kafka_t *rk, const char *prefix, int timeout_ms, struct sd_err *err)
+static int acls_request(rd_kafka_t *rk, const char *prefix, int timeout_ms, struct sd_err *err)
 {
     rd_kafka_AclBinding_t *b[N_GRANTS] = {0};
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
@@ -166,8 +166,6 @@ int sd_kafka_init(const char *brokers, const char *prefix, int partitions, int r
 {
     char names[N_TOPICS][SD_TOPIC_PREFIX_MAX + 64];
     const char *topics[N_TOPICS];
-    rd_kafka_t *rk;
-    int rc;
 
     for (size_t i = 0; i < N_TOPICS; i++) {
         snprintf(names[i], sizeof(names[i]), "%s%s", prefix, topic_names[i]);
@@ -176,9 +174,18 @@ int sd_kafka_init(const char *brokers, const char *prefix, int partitions, int r
     if (sd_kafka_topics_create_replicated(brokers, topics, N_TOPICS, partitions, replication,
                                           timeout_ms, err) < 0)
         return -1;
+    return sd_kafka_acls_create(brokers, prefix, timeout_ms, err);
+}
+
+int sd_kafka_acls_create(const char *brokers, const char *prefix, int timeout_ms,
+                         struct sd_err *err)
+{
+    rd_kafka_t *rk;
+    int rc;
+
     if ((rk = sd_kafka_admin_new(brokers, err)) == NULL)
         return -1;
-    rc = acls_create(rk, prefix, timeout_ms, err);
+    rc = acls_request(rk, prefix, timeout_ms, err);
     rd_kafka_destroy(rk);
     if (rc < 0)
         return -1;

@@ -49,6 +49,10 @@ const char *const *sd_kafka_topic_names(size_t *n);
 int sd_kafka_init(const char *brokers, const char *prefix, int partitions, int replication,
                   int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
 
+/* Only the grants of the table, for prefix (the topics may come later). */
+int sd_kafka_acls_create(const char *brokers, const char *prefix, int timeout_ms,
+                         struct sd_err *err) SD_MUST_CHECK;
+
 /* Calls fn for every ACL the cluster holds on a resource whose name starts
  * with prefix (all of them for ""), as Kafka lists them. */
 typedef void sd_kafka_acl_fn(const char *principal, const char *resource, const char *pattern,

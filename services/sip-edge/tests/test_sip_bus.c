@@ -20,6 +20,7 @@
 
 #include "edge_harness.h"
 #include "sipdrain/kafka.h"
+#include "sipdrain/kafka_acl.h"
 #include "support.h"
 
 #define PARTITIONS    6     /* sdt_prefix_create's */
@@ -173,6 +174,8 @@ Test(sip_bus, a_topic_created_just_after_the_edge_subscribed_is_consumed_within_
     }
     cr_assert_eq(sd_kafka_topics_create(sdt_brokers(), topics, 7, PARTITIONS, 30000, &err), 0, "%s",
                  err.text);
+    /* the edge's grants, also on the topic not made yet */
+    cr_assert_eq(sd_kafka_acls_create(sdt_brokers(), e.prefix, 30000, &err), 0, "%s", err.text);
     snprintf(e.control, sizeof(e.control), "%s" BASE_CONTROL, e.prefix);
     snprintf(e.status, sizeof(e.status), "%ssipdrain.edge.status", e.prefix);
     snprintf(e.agent_events, sizeof(e.agent_events), "%s" BASE_AGENT_EV, e.prefix);
