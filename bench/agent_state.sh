@@ -69,10 +69,12 @@ run() {
     psql_admin -c "CREATE DATABASE $db" >/dev/null
     dsn="${SIPDRAIN_PG_DSN%/*}/$db"
     SIPDRAIN_PG_DSN=$dsn SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-migrate >/dev/null
+    pg_login_roles "$dsn"
     psql "$dsn" -qAt -c "INSERT INTO sites (site_id, peer) VALUES ('site1', NULL)"
     topics "$prefix"
     for k in $(seq 1 "$INSTANCES"); do
-        SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_INSTANCE_ID="bench-$k" \
+        SIPDRAIN_PG_DSN=$(dsn_as sipdrain_agent_state "$dsn") SIPDRAIN_TOPIC_PREFIX=$prefix \
+        SIPDRAIN_INSTANCE_ID="bench-$k" \
         SIPDRAIN_LOG_LEVEL=warn SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-agent-state.properties \
         build/bin/agent-state 2>>".run/bench-as-$name.log" &
         pids+=($!)

@@ -58,6 +58,7 @@ psql "$SIPDRAIN_PG_DSN" -qAt -c "CREATE DATABASE $db" >/dev/null
 dsn="${SIPDRAIN_PG_DSN%/*}/$db"
 SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir schemas/sql >/dev/null 2>&1
 SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir deploy/sql >/dev/null 2>&1
+pg_login_roles "$dsn"
 # An agent on a call (no agent-state here to end it) holds each drain open
 # until it is cancelled; otherwise it would complete and stop the edges.
 psql "$dsn" -qAt -c "INSERT INTO agents (agent_id, dn, site, state, call_id, version)
@@ -65,6 +66,7 @@ psql "$dsn" -qAt -c "INSERT INTO agents (agent_id, dn, site, state, call_id, ver
 SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
 SIPDRAIN_INSTANCE_ID=orch-1 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-orchestrator.properties \
+    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_orchestrator "$dsn") \
     build/bin/drain-orchestrator >"$logs/orch.log" 2>&1 &
 pids+=($!)
 # edge-1a of site1 only takes calls: the peer rule lets site2 drain only
@@ -73,7 +75,8 @@ for e in edge-1a edge-2a edge-2b; do
     port=$((20000 + RANDOM % 30000))
     site=site${e:5:1}
     SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$port" \
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties build/bin/sip-edge >"$logs/$e.log" 2>&1 &
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") \
+        build/bin/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
 done
 for f in orch edge-1a edge-2a edge-2b; do
@@ -113,16 +116,17 @@ event() { # TYPE DATA-JSON
         "$(cat /proc/sys/kernel/random/uuid)" "$1" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$2"
 }
 
+ctl_dsn=$(dsn_as sipdrain_drainctl "$dsn") # drainctl's own role, worked out once
 results=$(mktemp)
 record() { [ "$r" -gt 0 ] && echo "$1 $2" >>"$results" || true; }
 for r in $(seq 0 "$ROUNDS"); do
     # the drain, through the orchestrator
     t0=$(now_ms)
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties \
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties SIPDRAIN_PG_DSN=$ctl_dsn \
         build/bin/drainctl drain start --site site2 >>"$logs/drainctl.log" 2>&1
     t1=$(wait_edges "draining|bye_wait|drained" "$t0")
     record drain $((t1 - t0))
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties \
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties SIPDRAIN_PG_DSN=$ctl_dsn \
         build/bin/drainctl drain cancel --site site2 >>"$logs/drainctl.log" 2>&1
     wait_edges active "$t1" >/dev/null
     sleep 0.3

@@ -266,6 +266,7 @@ edge_up() { # MODE (call|reject) NAME
     psql_admin -c "CREATE DATABASE $db" >/dev/null
     dsn="${SIPDRAIN_PG_DSN%/*}/$db"
     SIPDRAIN_PG_DSN=$dsn SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-migrate >/dev/null
+    pg_login_roles "$dsn"
     psql "$dsn" -v ON_ERROR_STOP=1 -qAt >/dev/null <<SQL
 INSERT INTO sites (site_id, peer) VALUES ('site1', NULL);
 INSERT INTO agents (agent_id, dn, site, state, ready_since)
@@ -288,7 +289,7 @@ SQL
     # edge, whose refusals log nothing below debug, to see "partitions assigned".
     level=warn
     [ "$mode" = reject ] && level=info
-    SIPDRAIN_PG_DSN=$dsn SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=bench-1 \
+    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=bench-1 \
     SIPDRAIN_SIP_URL="sip:127.0.0.1:$sys_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level \
     SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties build/bin/sip-edge >"$logs/$name.log" 2>&1 &

@@ -9,3 +9,14 @@ summary() {
     [ "$n" -gt 0 ] || return 0
     echo "$(echo "$v" | sed -n "$(( (n + 1) / 2 ))p") (median of $n, min..max $(echo "$v" | head -1)..$(echo "$v" | tail -1))"
 }
+
+# pg_login_roles DSN: the programs' roles (migration 0005) may log in to the
+# local cluster, which trusts 127.0.0.1: each program is benchmarked logged
+# in as its own role, as in production. dsn_as ROLE DSN: DSN as ROLE.
+pg_login_roles() {
+    local r
+    for r in sipdrain_edge sipdrain_agent_state sipdrain_orchestrator sipdrain_drainctl; do
+        psql "$1" -qAt -c "ALTER ROLE $r LOGIN" >/dev/null
+    done
+}
+dsn_as() { sed -E "s#^postgresql://([^@/]*@)?#postgresql://$1@#" <<<"$2"; }

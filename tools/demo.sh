@@ -110,10 +110,17 @@ psql "$SIPDRAIN_PG_DSN" -qAt -c "CREATE DATABASE $db" >/dev/null
 dsn="${SIPDRAIN_PG_DSN%/*}/$db"
 SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir schemas/sql >"$logs/migrate.log" 2>&1
 SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-migrate --dir deploy/sql >>"$logs/migrate.log" 2>&1
+# Each program logs in as its own role (migration 0005), as in production;
+# the local cluster trusts 127.0.0.1, so LOGIN is all the roles lack here.
+for r in sipdrain_edge sipdrain_agent_state sipdrain_orchestrator sipdrain_drainctl sipdrain_passwd; do
+    psql "$dsn" -qAt -c "ALTER ROLE $r LOGIN" >/dev/null
+done
+# dsn_as ROLE: this run's database, logged in as ROLE
+dsn_as() { sed -E "s#^postgresql://([^@/]*@)?#postgresql://$1@#" <<<"$dsn"; }
 # Every agent phone authenticates (README, Security): the operator's tool
 # stores each DN's credentials; the SIPp phones answer challenges with -ap.
 for s in 1 2; do seq -f "$s%03g $PHONE_PASSWORD" 1 "$AGENTS"; done |
-    SIPDRAIN_PG_DSN=$dsn "$bin"/sipdrain-passwd import >"$logs/passwd.log"
+    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_passwd) "$bin"/sipdrain-passwd import >"$logs/passwd.log"
 # Kafka: every program logs in as its own user (kafka-up.sh made them); the
 # topics and the ACL table for this run's prefix, as in production.
 kc=$SIPDRAIN_KAFKA_CLIENTS
@@ -128,10 +135,12 @@ printf 'demo_dsn=%q\ndemo_prefix=%q\ndemo_brokers=%q\ndemo_kafka_admin=%q\n' "$d
 # --- services -------------------------------------------------------------------
 say "starting agent-state, two orchestrators, four edges, Kamailio"
 SIPDRAIN_INSTANCE_ID=as-1 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-agent-state.properties \
+    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_agent_state) \
     "$bin"/agent-state >"$logs/agent-state.log" 2>&1 &
 pids+=($!)
 for o in orch-1 orch-2; do
     SIPDRAIN_INSTANCE_ID=$o SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-orchestrator.properties \
+        SIPDRAIN_PG_DSN=$(dsn_as sipdrain_orchestrator) \
         "$bin"/drain-orchestrator >"$logs/$o.log" 2>&1 &
     pids+=($!)
 done
@@ -151,6 +160,7 @@ for e in edge-1a edge-1b edge-2a edge-2b; do
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=$SIP_TIMEOUT_S \
     SIPDRAIN_PEER_SITE_URI="sip:127.0.0.1:$lb_port" SIPDRAIN_LOG_LEVEL=info \
     SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties \
+    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge) \
         "$bin"/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
     echo "1 sip:127.0.0.1:$p 0 0 site=$site" >>"$logs/dispatcher.list"
@@ -296,7 +306,8 @@ drain_t0=$(now_ms)
 set +e
 if [ "$DRAIN" = 1 ]; then
     say "the operator drains site2"
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties "$bin"/drainctl drain start --site site2 \
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties SIPDRAIN_PG_DSN=$(dsn_as sipdrain_drainctl) \
+        "$bin"/drainctl drain start --site site2 \
         --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
     drain_rc=$?
 else

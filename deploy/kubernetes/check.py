@@ -6,6 +6,9 @@ only, and their termination grace period covers the BYE timeout and more.
 PostgreSQL (issue #15): no container has a DSN or password as a literal
 value (each from a Secret); a Job runs the migrations and sets the program
 roles' passwords (sipdrain-migrate --role-passwords).
+Kafka (issue #15): every program logs in as its own user, from a file
+(SIPDRAIN_KAFKA_PROPERTIES) that a Secret volume mounts with that
+program's key alone; a Job makes the topics and ACLs (sipdrain-kafka-init).
 Exit 0 when every rule holds; otherwise one line per broken rule."""
 import glob
 import os
@@ -59,6 +62,44 @@ for path in sorted(glob.glob(os.path.join(here, "*.yaml"))):
                 role_job = True
 if not role_job:
     problems.append("no Job runs sipdrain-migrate --role-passwords")
+
+# Kafka: the program's own key of the Secret, mounted where
+# SIPDRAIN_KAFKA_PROPERTIES points; the ACLs from a Job.
+kafka_key = {"sip-edge": "edge.properties", "agent-state": "agent-state.properties",
+             "drain-orchestrator": "orchestrator.properties",
+             "sipdrain-kafka-init": "admin.properties"}
+kafka_job = False
+for path in sorted(glob.glob(os.path.join(here, "*.yaml"))):
+    for doc in yaml.safe_load_all(open(path)):
+        if not doc or doc.get("kind") not in ("Deployment", "Job"):
+            continue
+        name = f"{os.path.basename(path)}:{doc['metadata']['name']}"
+        pod = doc["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for c in pod["containers"]:
+            program = (c.get("command") or [None])[0]
+            if program not in kafka_key:
+                continue
+            if program == "sipdrain-kafka-init" and doc["kind"] == "Job":
+                kafka_job = True
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            props = env.get("SIPDRAIN_KAFKA_PROPERTIES") or ""
+            found = False
+            for m in c.get("volumeMounts", []):
+                secret = (volumes.get(m["name"]) or {}).get("secret")
+                if not secret or not props.startswith(m["mountPath"].rstrip("/") + "/"):
+                    continue
+                rel = props[len(m["mountPath"].rstrip("/")) + 1:]
+                items = secret.get("items") or []
+                keys = {i["key"] for i in items}
+                if any(i["path"] == rel and i["key"] == kafka_key[program] for i in items) \
+                        and keys <= {kafka_key[program], "ca.crt"}:
+                    found = True
+            if not found:
+                problems.append(f"{name}: SIPDRAIN_KAFKA_PROPERTIES is not its own key "
+                                f"{kafka_key[program]} of a Secret mounted alone")
+if not kafka_job:
+    problems.append("no Job runs sipdrain-kafka-init (the topics and ACLs)")
 for p in problems:
     print(p)
 sys.exit(1 if problems else 0)

@@ -69,7 +69,11 @@ int main(int argc, char **argv)
     int listed = 0, rc = 1;
 
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: sipdrain-kafka-init [--list]\n\nsettings (environment):\n");
+        printf("usage: sipdrain-kafka-init [--list]\n\n"
+               "Creates the sipdrain topics and the ACL table for the topic prefix (both\n"
+               "idempotent); --list prints the ACLs Kafka then holds for it. Logs in with\n"
+               "SIPDRAIN_KAFKA_PROPERTIES (librdkafka settings of a super user).\n\n"
+               "settings (environment):\n");
         fflush(stdout);
         sd_cfg_usage(items, N_ITEMS, 1);
         return 0;

@@ -279,7 +279,8 @@ standin_images() {
         build_image "$PG_IMAGE" "$ctx" "$here/images/postgres"
         rm -rf "$ctx"
     fi
-    if ! image_present "$KAFKA_IMAGE" && ! try_pull "$KAFKA_IMAGE"; then
+    if { ! image_present "$KAFKA_IMAGE" && ! try_pull "$KAFKA_IMAGE"; } ||
+        standin_stale "$KAFKA_IMAGE" "$here/images/kafka"; then
         # the broker jars the project caches (tools/kafka-fetch.sh), nothing
         # downloaded from anywhere else
         kafka_dir=$("$repo/tools/kafka-fetch.sh")
@@ -287,7 +288,7 @@ standin_images() {
         cp -a "$here/images/kafka/." "$ctx/"
         mkdir -p "$ctx/libs"
         cp "$kafka_dir"/libs/*.jar "$ctx/libs/"
-        build_image "$KAFKA_IMAGE" "$ctx"
+        build_image "$KAFKA_IMAGE" "$ctx" "$here/images/kafka"
         rm -rf "$ctx"
     fi
     # the test's SIPp phones and gateway (sip-tester from Debian); always ours

@@ -5,6 +5,10 @@
 #
 #   up -d --build            every service healthy / running / done; Kamailio
 #                            lists the edges of both sites
+#   kafka_acls               Kafka refuses what no ACL allows: the topics
+#                            step listed the ACL table; a desktop's login
+#                            cannot write sipdrain.drain.commands, nor a
+#                            client without credentials
 #   provision                SIPp phones register at an edge of their site;
 #                            agents log in through Kafka (as tools/demo.sh)
 #   drain                    a SIPp gateway calls route point 7000 through
@@ -248,6 +252,7 @@ login() {
         echo "$id" >>"$logs/login-ids"
     done >"$logs/logins-site$s.txt"
     ctr exec -i "$(containers kafka | head -1)" /opt/kafka/bin/kafka-console-producer.sh --bootstrap-server localhost:9092 \
+        --producer.config /run/secrets/kafka_desktop_client \
         --topic sipdrain.agent.commands --property parse.key=true --property 'key.separator=|' \
         <"$logs/logins-site$s.txt" >>"$logs/producer.log" 2>&1
 }
@@ -314,7 +319,7 @@ step_up() {
         return 1
     fi
     # healthy / running / exited 0, as each service should be (at most 120 s)
-    declare -A want=([postgres]="running healthy" [kafka]="running healthy" [topics]="exited"
+    declare -A want=([postgres]="running healthy" [kafka]="running healthy" [kafka-users]="exited" [topics]="exited"
         [migrate]="exited" [agent-state]=running [drain-orchestrator]=running
         [edge-site1]=running [edge-site2]=running [lb]=running)
     for ((i = 0; i < 120; i++)); do
@@ -446,6 +451,7 @@ step_agents_logged_out() {
     echo "  agents of site2 still logged in: $(q "SELECT count(*) FROM agents WHERE site = 'site2' AND state <> 'logged_out'")"
     # agent-state's own word: its EventAgentLogout events (agent.events)
     ctr exec -i "$(containers kafka | head -1)" /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
+        --consumer.config /run/secrets/kafka_admin_client \
         --topic sipdrain.agent.events --from-beginning --timeout-ms 5000 </dev/null \
         >"$logs/agent-events.jsonl" 2>>"$logs/consumer.log" || true
     out=$(python3 - "$logs/agent-events.jsonl" "$AGENTS" <<'EOF'
@@ -625,6 +631,7 @@ step_kafka_recreate() {
     done
     [[ "$(state_of "$after")" == "running healthy" ]] || { why="kafka not healthy after re-creation"; return 1; }
     ctr exec -i "$(containers kafka | head -1)" /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
+        --consumer.config /run/secrets/kafka_admin_client \
         --topic sipdrain.agent.commands --from-beginning --timeout-ms 5000 </dev/null \
         >"$logs/agent-commands.jsonl" 2>>"$logs/consumer.log" || true
     echo "  sipdrain.agent.commands after re-creation: $(wc -l <"$logs/agent-commands.jsonl") events; the first login ($marker): $(grep -c "$marker" "$logs/agent-commands.jsonl" || true)"
@@ -659,10 +666,40 @@ step_down() {
     [[ -z "$left$vols$nets" ]] || { why="left behind: $left $vols $nets"; return 1; }
 }
 
+# Kafka's ACLs in compose (issue #15): the table sipdrain-kafka-init made,
+# and two writes the broker must refuse.
+step_kafka_acls() {
+    local k n out
+    k=$(containers kafka | head -1)
+    dc logs --no-color topics >"$logs/topics.log" 2>&1 || true
+    n=$(grep -c "ALLOW" "$logs/topics.log" || true)
+    echo "  ACLs listed by the topics step: $n"
+    [[ "$n" -ge 26 ]] || { why="the topics step listed $n ACLs, not the 26 of the table"; return 1; }
+    out=$(echo 'x|{}' | ctr exec -i "$k" timeout 60 /opt/kafka/bin/kafka-console-producer.sh \
+        --bootstrap-server localhost:9092 --producer.config /run/secrets/kafka_desktop_client \
+        --topic sipdrain.drain.commands --property parse.key=true --property 'key.separator=|' 2>&1 || true)
+    echo "$out" >"$logs/acl-desktop.log"
+    echo "  a desktop writing sipdrain.drain.commands: $(grep -o 'TopicAuthorizationException[^,]*' <<<"$out" | head -1)"
+    grep -q "TopicAuthorizationException\|Not authorized to access topics" <<<"$out" ||
+        { why="a desktop's login wrote sipdrain.drain.commands (see $logs/acl-desktop.log)"; return 1; }
+    out=$(echo 'x|{}' | ctr exec -i "$k" timeout 30 /opt/kafka/bin/kafka-console-producer.sh \
+        --bootstrap-server localhost:9092 --topic sipdrain.drain.commands \
+        --property parse.key=true --property 'key.separator=|' --timeout 1000 \
+        --request-timeout-ms 5000 --producer-property delivery.timeout.ms=8000 \
+        --producer-property max.block.ms=8000 2>&1 || true)
+    echo "$out" >"$logs/acl-anonymous.log"
+    n=$(ctr exec -i "$k" /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
+        --consumer.config /run/secrets/kafka_admin_client --topic sipdrain.drain.commands \
+        --from-beginning --timeout-ms 3000 </dev/null 2>/dev/null | wc -l)
+    echo "  sipdrain.drain.commands after both: $n events"
+    [[ "$n" == 0 ]] || { why="sipdrain.drain.commands holds $n events after two refused writes"; return 1; }
+}
+
 say "project $PROJECT; logs in $logs"
 step preflight step_preflight
 step up step_up preflight
 step published_port step_published_port up
+step kafka_acls step_kafka_acls up
 step provision step_provision up
 step drain step_drain provision
 step agents_logged_out step_agents_logged_out drain

@@ -17,7 +17,11 @@ own resolved view (`docker-compose config`: anchors and merges applied):
   from files (never values in the environment);
 - no password or DSN with credentials in the environment: each program's
   PostgreSQL DSN is the compose file secret of its own role, the owner's
-  password postgres's POSTGRES_PASSWORD_FILE.
+  password postgres's POSTGRES_PASSWORD_FILE;
+- Kafka knows who writes (issue #15): its client listener is SASL_SSL, no
+  listener is PLAINTEXT, the StandardAuthorizer refuses what no ACL allows,
+  and every program (and the topics step, which makes the ACLs) logs in
+  with its own user's settings from a file secret (SIPDRAIN_KAFKA_PROPERTIES).
 
 Exit 0 when every check holds; otherwise each failure on stderr, exit 1.
 """
@@ -102,6 +106,14 @@ for name, svc in tls["services"].items():
 # password too.
 base = yaml.safe_load(out)
 declared = base.get("secrets") or {}
+
+
+def program_of(svc):
+    """The program a service runs: its entrypoint (drainctl's, sip-passwd's),
+    else its command."""
+    return (svc.get("entrypoint") or svc.get("command") or [None])[0]
+
+
 dsn_secret = {"sip-edge": "pg_edge_dsn", "agent-state": "pg_agent_state_dsn",
               "drain-orchestrator": "pg_orchestrator_dsn", "drainctl": "pg_drainctl_dsn",
               "sipdrain-passwd": "pg_passwd_dsn"}
@@ -115,7 +127,7 @@ for name, svc in base["services"].items():
             failures.append(f"{name}: {var} is a DSN in the environment (use {var}_FILE)")
         if str(value).startswith("postgresql://") and "@" in str(value):
             failures.append(f"{name}: {var} holds credentials")
-    program = (svc.get("command") or svc.get("entrypoint") or [None])[0]
+    program = program_of(svc)
     if program in dsn_secret:
         want = dsn_secret[program]
         if env.get("SIPDRAIN_PG_DSN_FILE") != f"/run/secrets/{want}" or want not in mounted \
@@ -124,6 +136,38 @@ for name, svc in base["services"].items():
 if base["services"]["postgres"].get("environment", {}).get("POSTGRES_PASSWORD_FILE") != \
         "/run/secrets/pg_owner_password":
     failures.append("postgres: POSTGRES_PASSWORD_FILE is not the secret pg_owner_password")
+
+# Kafka (issue #15): authentication over TLS, an authorizer, one login each.
+kenv = base["services"]["kafka"].get("environment") or {}
+protocols = dict(p.split(":", 1) for p in kenv.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "").split(",") if ":" in p)
+advertised = [a.split("://", 1)[0] for a in kenv.get("KAFKA_ADVERTISED_LISTENERS", "").split(",") if a]
+for name in advertised:
+    if protocols.get(name) != "SASL_SSL":
+        failures.append(f"kafka: the client listener {name} is {protocols.get(name)}, not SASL_SSL")
+for name, proto in protocols.items():
+    if proto in ("PLAINTEXT", "SSL"):
+        failures.append(f"kafka: listener {name} is {proto} (no authentication)")
+if kenv.get("KAFKA_AUTHORIZER_CLASS_NAME") != "org.apache.kafka.metadata.authorizer.StandardAuthorizer":
+    failures.append("kafka: no StandardAuthorizer (KAFKA_AUTHORIZER_CLASS_NAME)")
+if str(kenv.get("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "")).lower() != "false":
+    failures.append("kafka: KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND is not false")
+kafka_login = {"sip-edge": "kafka_edge_properties", "agent-state": "kafka_agent_state_properties",
+               "drain-orchestrator": "kafka_orchestrator_properties",
+               "drainctl": "kafka_operator_properties", "sipdrain-kafka-init": "kafka_admin_properties"}
+seen = set()
+for name, svc in base["services"].items():
+    program = program_of(svc)
+    if program not in kafka_login:
+        continue
+    seen.add(program)
+    env = svc.get("environment") or {}
+    mounted = {(s if isinstance(s, str) else s.get("source")) for s in svc.get("secrets") or []}
+    want = kafka_login[program]
+    if env.get("SIPDRAIN_KAFKA_PROPERTIES") != f"/run/secrets/{want}" or want not in mounted \
+            or "file" not in (declared.get(want) or {}) or "kafka_ca" not in mounted:
+        failures.append(f"{name}: its Kafka login is not the file secret {want} (with kafka_ca)")
+for program in sorted(set(kafka_login) - seen):
+    failures.append(f"no service runs {program}")
 
 for f in failures:
     print("compose_check: " + f, file=sys.stderr)

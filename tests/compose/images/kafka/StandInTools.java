@@ -4,19 +4,25 @@
 // both commands; these do what this project asks of them, with the same
 // option names, on Kafka's own Admin and consumer clients:
 //
-//   topics --bootstrap-server B --create [--if-not-exists] --topic T
-//          [--partitions N] [--replication-factor R]
-//   topics --bootstrap-server B --list
-//   topics --bootstrap-server B --describe --topic T
-//   console-consumer --bootstrap-server B --topic T [--from-beginning]
-//          [--max-messages N] [--timeout-ms MS] [--property print.key=true]
-//          [--property key.separator=S]
+//   topics --bootstrap-server B [--command-config F] --create [--if-not-exists]
+//          --topic T [--partitions N] [--replication-factor R]
+//   topics --bootstrap-server B [--command-config F] --list
+//   topics --bootstrap-server B [--command-config F] --describe --topic T
+//   console-consumer --bootstrap-server B [--consumer.config F] --topic T
+//          [--from-beginning] [--max-messages N] [--timeout-ms MS]
+//          [--property print.key=true] [--property key.separator=S]
+//
+// --command-config / --consumer.config: client properties (a SASL login,
+// TLS settings) loaded first, as Kafka's tools do.
 //
 // Any other option exits 2 naming it (never silently ignored).
 // console-consumer assigns itself every partition (no consumer group) and
 // prints one value a line; on --timeout-ms with nothing more to read it
 // stops, like Kafka's, and says how many it printed (stderr).
 
+import java.io.FileInputStream;
+import java.io.IOException;
+import java.io.InputStream;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -46,6 +52,7 @@ public class StandInTools {
     static short replication = 1;
     static long maxMessages = Long.MAX_VALUE, timeoutMs = Long.MAX_VALUE;
     static String keySeparator = "\t";
+    static String clientConfig;
 
     static void usage(String why) {
         System.err.println("stand-in kafka tools: " + why);
@@ -63,6 +70,8 @@ public class StandInTools {
             String o = a[i];
             switch (o) {
             case "--bootstrap-server": bootstrap = value(a, ++i); break;
+            case "--command-config": if (consumer) usage(o); clientConfig = value(a, ++i); break;
+            case "--consumer.config": if (!consumer) usage(o); clientConfig = value(a, ++i); break;
             case "--topic": topic = value(a, ++i); break;
             case "--create": if (consumer) usage(o); create = true; break;
             case "--if-not-exists": if (consumer) usage(o); ifNotExists = true; break;
@@ -92,8 +101,21 @@ public class StandInTools {
             usage("--bootstrap-server is required");
     }
 
-    static int topics() throws Exception {
+    /** The --command-config / --consumer.config properties, or none. */
+    static Properties clientProperties() {
         Properties p = new Properties();
+        if (clientConfig != null) {
+            try (InputStream in = new FileInputStream(clientConfig)) {
+                p.load(in);
+            } catch (IOException e) {
+                usage(clientConfig + ": " + e.getMessage());
+            }
+        }
+        return p;
+    }
+
+    static int topics() throws Exception {
+        Properties p = clientProperties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         try (Admin admin = Admin.create(p)) {
             if (create) {
@@ -127,7 +149,7 @@ public class StandInTools {
     static int consume() {
         if (topic == null)
             usage("--topic is required");
-        Properties p = new Properties();
+        Properties p = clientProperties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         long printed = 0;
