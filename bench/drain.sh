@@ -59,6 +59,8 @@ dsn="${SIPDRAIN_PG_DSN%/*}/$db"
 SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir schemas/sql >/dev/null 2>&1
 SIPDRAIN_PG_DSN=$dsn build/bin/sipdrain-migrate --dir deploy/sql >/dev/null 2>&1
 pg_login_roles "$dsn"
+orch_dsn=$(dsn_as sipdrain_orchestrator "$dsn")
+edge_dsn=$(dsn_as sipdrain_edge "$dsn")
 # An agent on a call (no agent-state here to end it) holds each drain open
 # until it is cancelled; otherwise it would complete and stop the edges.
 psql "$dsn" -qAt -c "INSERT INTO agents (agent_id, dn, site, state, call_id, version)
@@ -66,7 +68,7 @@ psql "$dsn" -qAt -c "INSERT INTO agents (agent_id, dn, site, state, call_id, ver
 SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
 export SIPDRAIN_PG_DSN=$dsn SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=info
 SIPDRAIN_INSTANCE_ID=orch-1 SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-orchestrator.properties \
-    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_orchestrator "$dsn") \
+    SIPDRAIN_PG_DSN=$orch_dsn \
     build/bin/drain-orchestrator >"$logs/orch.log" 2>&1 &
 pids+=($!)
 # edge-1a of site1 only takes calls: the peer rule lets site2 drain only
@@ -75,7 +77,7 @@ for e in edge-1a edge-2a edge-2b; do
     port=$((20000 + RANDOM % 30000))
     site=site${e:5:1}
     SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$port" \
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") \
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties SIPDRAIN_PG_DSN=$edge_dsn \
         build/bin/sip-edge >"$logs/$e.log" 2>&1 &
     pids+=($!)
 done
