@@ -1273,7 +1273,10 @@ Test(orchestrator, drainctl_believes_a_drain_ended_only_when_postgresql_says_so,
         cr_assert_lt(sd_mono_ms(), deadline, "the drain never waited for the agent");
         usleep(50000);
     }
-    /* forged: the drain is said to be over; its row says wait_agents */
+    /* forged: the drain is said to be over; its row says wait_agents. Sent
+     * with the orchestrator's own Kafka login: the only one the ACLs let
+     * write drain.events (a stolen password, a bug, a replay). */
+    sdt_kafka_as("sipdrain-orchestrator");
     sdt_send_event_from("drain-orchestrator/orch-1", e.events, "site2", "drain.completed",
                         json_pack("{s:s, s:s, s:s, s:b}", "drain_id", drain_id, "scope", "site",
                                   "site", "site2", "forced", 0),
@@ -1282,6 +1285,7 @@ Test(orchestrator, drainctl_believes_a_drain_ended_only_when_postgresql_says_so,
                         json_pack("{s:s, s:s, s:s, s:s}", "drain_id", drain_id, "scope", "site",
                                   "site", "site2", "phase", "wait_agents"),
                         NULL);
+    sdt_kafka_as(NULL);
     for (int64_t deadline = sd_mono_ms() + WAIT_MS;
          !sdt_file_has(out, "drain.cancelled for drain");) {
         cr_assert_lt(sd_mono_ms(), deadline, "drainctl said nothing of the forged events: %s", out);
@@ -1292,8 +1296,10 @@ Test(orchestrator, drainctl_believes_a_drain_ended_only_when_postgresql_says_so,
     cr_expect(sdt_file_has(out, "ignored: PostgreSQL has that drain in phase wait_agents"), "%s",
               out);
     cr_expect_eq(waitpid(ctl, NULL, WNOHANG), 0, "drainctl still waits");
-    /* the real cancel ends it: exit 1, the drain did not complete */
+    /* the real cancel, the operator's, ends it: exit 1, the drain did not complete */
+    sdt_kafka_as("sipdrain-operator");
     sdt_send_event(e.commands, "site2", "drain.cancel", json_pack("{s:s}", "site", "site2"), NULL);
+    sdt_kafka_as(NULL);
     cr_expect_eq(exit_code(ctl, WAIT_MS), 1, "%s", out);
     cr_expect(sdt_file_has(out, "cancelled in phase wait_agents"), "%s", out);
 
