@@ -127,14 +127,25 @@ EOF
 }
 
 # `podman system service` serves the Docker API for docker-compose; started
-# detached (setsid) so it outlives this script and later runs reuse it.
+# detached (setsid) so it outlives this script and later runs reuse it, from
+# / so that no checkout it was started in can be deleted under it: conmon
+# inherits the service's working directory, and with that directory gone
+# (a CI clone removed) every container failed to start with "write child:
+# broken pipe". A service found in that state is stopped and started again.
 podman_service() {
+    local old i
+    old=$(cat "$state/podman-service.pid" 2>/dev/null || true)
+    if [[ "$old" =~ ^[0-9]+$ ]] && [[ "$(readlink "/proc/$old/cwd" 2>/dev/null)" == *" (deleted)" ]]; then
+        kill "$old" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+        changed "stopped podman system service (pid $old): its working directory was deleted"
+    fi
     podman_api_up && return 0
     mkdir -p "$state" "$(dirname "$sock")"
     rm -f "$sock"
-    setsid nohup podman system service --time=0 "unix://$sock" </dev/null \
-        >"$state/podman-service.log" 2>&1 &
-    local pid=$! i
+    (cd / && exec setsid nohup podman system service --time=0 "unix://$sock" </dev/null \
+        >"$state/podman-service.log" 2>&1) &
+    local pid=$!
     for ((i = 0; i < 50; i++)); do
         podman_api_up && break
         kill -0 "$pid" 2>/dev/null || break
