@@ -567,7 +567,10 @@ step_scale_site1_3() {
     else
         echo "  its first call $((t_up - first)) ms before up returned; calls it took: $(q "SELECT count(*) FROM calls WHERE edge_id = '$host'")"
     fi
-    ((first - t_up <= 10000)) || { why="the new edge's first call came $(((first - t_up) / 1000)) s after up (> 10 s)"; return 1; }
+    # what the new edge and the load balancer said meanwhile, to look at when it is slow
+    ctr logs "$new" >"$logs/scale1-new-edge.log" 2>&1 || true
+    ctr logs "$(containers lb | head -1)" 2>&1 | grep "run.sh" >"$logs/scale1-lb.log" || true
+    ((first - t_up <= 10000)) || { why="the new edge's first call came $(((first - t_up) / 1000)) s after up (> 10 s; see scale1-new-edge.log, scale1-lb.log)"; return 1; }
 }
 
 # --- 6. resume site2 ---------------------------------------------------------
