@@ -3,18 +3,20 @@
 
 #include <string.h>
 
-static const char *const phase_names[CALL_PHASE_COUNT] = {"routing", "ringing", "answered",
-                                                          "ended"};
+static const char *const phase_names[CALL_PHASE_COUNT] = {"routing", "queued", "ringing",
+                                                          "answered", "ended"};
 static const char *const step_names[CALL_OUT_STEP_COUNT] = {"phone", "dest", "connect", "done"};
 static const char *const cause_names[CALL_END_CAUSE_COUNT] = {
     "none",      "caller_hangup", "agent_hangup", "busy",
     "no_answer", "cancelled",     "failed",       "drain_deadline"};
-static const char *const input_names[CALL_IN_COUNT] = {"route_done", "answer",     "cancel", "bye",
-                                                       "bye_answer", "terminated", "cut"};
+static const char *const input_names[CALL_IN_COUNT] = {"route_done", "answer",     "cancel",
+                                                       "bye",        "bye_answer", "terminated",
+                                                       "cut",        "queued",     "ring_timeout"};
 static const char *const action_names[CALL_ACTION_COUNT] = {
     "respond",      "relay_answer", "invite_agent", "invite_dest", "connect_phone",
     "ack_dest",     "bye",          "cancel",       "park",        "report_established",
-    "report_ended", "remember_bye", "count_cut",    "free"};
+    "report_ended", "remember_bye", "count_cut",    "free",        "dequeue",
+    "requeue"};
 
 const char *call_phase_name(enum call_phase p)
 {
@@ -181,19 +183,30 @@ static void end_other(struct call_state *st, enum call_leg_id leg, struct call_a
         end_leg(st, o, NULL, 480, out);
 }
 
+/* Asks the bus thread, once, to take a waiting call out of the queue. */
+static void dequeue(struct call_state *st, struct call_actions *out)
+{
+    if (st->dequeue_sent)
+        return;
+    st->dequeue_sent = true;
+    act(out, CALL_DO_DEQUEUE, CALL_LEG_A);
+}
+
 static void on_route_done(struct call_state *st, const struct call_input *in,
                           struct call_actions *out)
 {
     struct call_action *a;
+    bool answered_already = st->a_final;
 
-    if (st->phase != CALL_ROUTING) {
+    if (st->phase != CALL_ROUTING && st->phase != CALL_QUEUED) {
         out->note = "not routing";
         return;
     }
     set_phase(st, CALL_RINGING, out);
+    st->dequeue_sent = false;
     if (in->status != 0) {
         st->a_final = true;
-        if (st->leg[CALL_LEG_A].open)
+        if (st->leg[CALL_LEG_A].open && !answered_already)
             act(out, CALL_DO_RESPOND, CALL_LEG_A)->status = in->status;
         end_call(st, CALL_END_FAILED, in->status, out);
         return;
@@ -207,6 +220,57 @@ static void on_route_done(struct call_state *st, const struct call_input *in,
     st->leg[CALL_LEG_B].nailed = in->nailed_idle;
     a = act(out, CALL_DO_INVITE_AGENT, CALL_LEG_B);
     a->park = in->nailed_idle;
+}
+
+/* No Ready agent: the call waits (issue #16). The caller hears 182 Queued;
+ * a caller gone meanwhile is taken out again at once. */
+static void on_queued(struct call_state *st, struct call_actions *out)
+{
+    if (st->phase != CALL_ROUTING) {
+        out->note = "queued, but not routing";
+        return;
+    }
+    set_phase(st, CALL_QUEUED, out);
+    if (st->cancelled || !st->leg[CALL_LEG_A].open || st->a_final)
+        dequeue(st, out);
+    else
+        act(out, CALL_DO_RESPOND, CALL_LEG_A)->status = 182;
+}
+
+/* The agent's phone rang too long: CANCEL it; its 487 sends the call back
+ * to the queue (on_agent_answer). */
+static void on_ring_timeout(struct call_state *st, struct call_actions *out)
+{
+    if (st->phase != CALL_RINGING || !st->queue_on || !st->leg[CALL_LEG_B].open ||
+        st->leg[CALL_LEG_B].answered || st->ring_timeout) {
+        out->note = "ring timeout, but nothing rings";
+        return;
+    }
+    st->ring_timeout = true;
+    act(out, CALL_DO_CANCEL, CALL_LEG_B);
+}
+
+/* A queue_on call's agent refused or rang out while the caller still
+ * waits: this offer ends (call.ended for it frees the agent, cause
+ * no_answer after a ring timeout) and the call waits in the queue again. */
+static void requeue(struct call_state *st, const struct call_input *in, struct call_actions *out)
+{
+    st->cause = st->ring_timeout ? CALL_END_NO_ANSWER : call_fsm_failure_cause(in->status);
+    st->end_status = in->status;
+    if (st->routed && !st->ended_sent) {
+        st->ended_sent = true;
+        struct call_action *a = act(out, CALL_DO_REPORT_ENDED, CALL_LEG_A);
+        a->status = in->status;
+        a->reason = call_end_cause_name(st->cause); /* st->cause is reset below */
+    }
+    if (st->leg[CALL_LEG_B].nailed)
+        park(st, false, out); /* a refused re-INVITE leaves it parked */
+    memset(&st->leg[CALL_LEG_B], 0, sizeof(st->leg[CALL_LEG_B]));
+    st->routed = st->ended_sent = st->ring_timeout = false;
+    st->cause = CALL_END_NONE;
+    st->end_status = 0;
+    set_phase(st, CALL_QUEUED, out);
+    act(out, CALL_DO_REQUEUE, CALL_LEG_B);
 }
 
 /* The agent's phone answers the edge's INVITE of an inbound call. */
@@ -239,6 +303,11 @@ static void on_agent_answer(struct call_state *st, const struct call_input *in,
         set_phase(st, CALL_ANSWERED, out);
         act(out, CALL_DO_RELAY_ANSWER, CALL_LEG_A)->status = in->status;
         act(out, CALL_DO_REPORT_ESTABLISHED, CALL_LEG_A);
+        return;
+    }
+    if (st->queue_on && !st->cancelled) {
+        st->a_final = false; /* the caller waits on */
+        requeue(st, in, out);
         return;
     }
     act(out, CALL_DO_RESPOND, CALL_LEG_A)->status = in->status == 408 ? 480 : in->status;
@@ -331,8 +400,10 @@ static void on_cancel(struct call_state *st, struct call_actions *out)
         return;
     }
     st->a_final = true; /* the transaction layer answered the INVITE 487 */
-    if (st->phase == CALL_ROUTING) {
+    if (st->phase == CALL_ROUTING || st->phase == CALL_QUEUED) {
         st->cancelled = true; /* seen when the agent is picked */
+        if (st->phase == CALL_QUEUED)
+            dequeue(st, out);
         return;
     }
     if (st->leg[CALL_LEG_B].open && !st->leg[CALL_LEG_B].answered)
@@ -342,6 +413,11 @@ static void on_cancel(struct call_state *st, struct call_actions *out)
 
 static void on_bye(struct call_state *st, const struct call_input *in, struct call_actions *out)
 {
+    if (st->phase == CALL_QUEUED) { /* no dialog yet: as if the caller had CANCELled */
+        st->cancelled = true;
+        dequeue(st, out);
+        return;
+    }
     end_call(st, in->leg == CALL_LEG_A ? CALL_END_CALLER_HANGUP : CALL_END_AGENT_HANGUP, 0, out);
     end_other(st, in->leg, out);
 }
@@ -369,6 +445,8 @@ static void on_terminated(struct call_state *st, const struct call_input *in,
     l->bye_pending = false;
     if (in->leg == CALL_LEG_B && l->nailed)
         park(st, false, out); /* the agent's standing dialog ended with it */
+    if (st->phase == CALL_QUEUED && in->leg == CALL_LEG_A)
+        dequeue(st, out); /* the caller is gone: its place in the queue goes too */
     if (st->phase == CALL_RINGING || st->phase == CALL_ANSWERED) {
         end_other(st, in->leg, out);
         end_call(st, in->leg == CALL_LEG_A ? CALL_END_CALLER_HANGUP : CALL_END_FAILED, 0, out);
@@ -382,6 +460,14 @@ static void on_cut(struct call_state *st, const struct call_input *in, struct ca
         return;
     }
     st->cut_reason = in->reason;
+    if (st->phase == CALL_QUEUED) {
+        /* refused now; the call is over once the bus thread has taken it out */
+        end_leg(st, CALL_LEG_A, in->reason, 503, out);
+        st->cancelled = true;
+        dequeue(st, out);
+        act(out, CALL_DO_COUNT_CUT, CALL_LEG_A);
+        return;
+    }
     end_leg(st, CALL_LEG_A, in->reason, 503, out);
     end_leg(st, CALL_LEG_B, in->reason, 503, out);
     act(out, CALL_DO_COUNT_CUT, CALL_LEG_A);
@@ -422,10 +508,17 @@ void call_fsm_step(struct call_state *st, const struct call_input *in, struct ca
     case CALL_IN_CUT:
         on_cut(st, in, out);
         break;
+    case CALL_IN_QUEUED:
+        on_queued(st, out);
+        break;
+    case CALL_IN_RING_TIMEOUT:
+        on_ring_timeout(st, out);
+        break;
     default:
         out->note = "unknown input";
         return;
     }
-    if (st->phase != CALL_ROUTING && !st->leg[CALL_LEG_A].open && !st->leg[CALL_LEG_B].open)
+    if (st->phase != CALL_ROUTING && st->phase != CALL_QUEUED && !st->leg[CALL_LEG_A].open &&
+        !st->leg[CALL_LEG_B].open)
         act(out, CALL_DO_FREE, CALL_LEG_A);
 }

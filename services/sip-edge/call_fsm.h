@@ -6,6 +6,8 @@
  *
  *   routing --(route done: an agent)--> ringing --(2xx on b)--> answered
  *   routing --(route done: none, status)--> ended (the caller gets status)
+ *   routing --(queued: no Ready agent)--> queued --(route done)--> as routing
+ *   ringing --(b refuses or rings out, queue_on)--> queued (issue #16)
  *   ringing --(b refuses, CANCEL, a leg ends)--> ended
  *   answered --(BYE on a leg, a leg ends, cut)--> ended
  *
@@ -25,7 +27,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum call_phase { CALL_ROUTING, CALL_RINGING, CALL_ANSWERED, CALL_ENDED, CALL_PHASE_COUNT };
+/* queued: a route-point call waits in the site's queue (waiting_calls) for
+ * a Ready agent; the caller has had 182 Queued. Like routing, it waits for
+ * the bus thread's answer (an agent, or a refusal), which always comes:
+ * the call is never freed before it. */
+enum call_phase {
+    CALL_ROUTING,
+    CALL_QUEUED,
+    CALL_RINGING,
+    CALL_ANSWERED,
+    CALL_ENDED,
+    CALL_PHASE_COUNT
+};
 
 /* Where an agent-originated call is (RFC 3725 Flow IV); inbound: done. */
 enum call_out_step {
@@ -67,19 +80,27 @@ struct call_state {
     bool ended_sent; /* call.ended is written */
     bool a_final;    /* the caller's INVITE has had its final answer */
     bool cancelled;  /* the caller's CANCEL came while the agent was being picked */
+    /* A route-point call with queueing on (SIPDRAIN_QUEUE_MAX_WAIT > 0): it
+     * may wait for an agent, and an agent who refuses it or lets it ring out
+     * (ring timeout) does not end it: it goes back to the queue. */
+    bool queue_on;
+    bool dequeue_sent; /* the bus thread was asked to take it out of the queue */
+    bool ring_timeout; /* the edge CANCELled b because it rang too long */
     enum call_end_cause cause;
     int end_status;         /* the SIP status that ended it (unanswered), else 0 */
     const char *cut_reason; /* CUT's reason, for the BYEs of a set-up it interrupted */
 };
 
 enum call_input_kind {
-    CALL_IN_ROUTE_DONE, /* the agent is picked (status 0) or not (status: the refusal) */
-    CALL_IN_ANSWER,     /* leg: an answer (status) to the edge's INVITE that sets the call up */
-    CALL_IN_CANCEL,     /* the caller's CANCEL */
-    CALL_IN_BYE,        /* leg: a BYE from the far end */
-    CALL_IN_BYE_ANSWER, /* leg: the answer (status; 408 on a timeout) to the edge's BYE */
-    CALL_IN_TERMINATED, /* leg: its dialog is over without a BYE (its INVITE failed, ...) */
-    CALL_IN_CUT,        /* a drain deadline or a forced stop: end it now */
+    CALL_IN_ROUTE_DONE,   /* the agent is picked (status 0) or not (status: the refusal) */
+    CALL_IN_ANSWER,       /* leg: an answer (status) to the edge's INVITE that sets the call up */
+    CALL_IN_CANCEL,       /* the caller's CANCEL */
+    CALL_IN_BYE,          /* leg: a BYE from the far end */
+    CALL_IN_BYE_ANSWER,   /* leg: the answer (status; 408 on a timeout) to the edge's BYE */
+    CALL_IN_TERMINATED,   /* leg: its dialog is over without a BYE (its INVITE failed, ...) */
+    CALL_IN_CUT,          /* a drain deadline or a forced stop: end it now */
+    CALL_IN_QUEUED,       /* no Ready agent: the call waits in the site's queue */
+    CALL_IN_RING_TIMEOUT, /* b has rung for the ring timeout without an answer */
     CALL_IN_COUNT
 };
 
@@ -104,10 +125,15 @@ enum call_action_kind {
     CALL_DO_CANCEL,        /* CANCEL the edge's INVITE on leg */
     CALL_DO_PARK,          /* b was the nailed-up dialog: park it again (park) or leave it */
     CALL_DO_REPORT_ESTABLISHED, /* call.established */
-    CALL_DO_REPORT_ENDED,       /* call.ended with cause and end_status */
+    CALL_DO_REPORT_ENDED,       /* call.ended with cause and end_status (or, when reason
+                                 * is set, with the cause named there and status: an
+                                 * offer of a call that goes back to the queue) */
     CALL_DO_REMEMBER_BYE,       /* leg's BYE was not confirmed: keep it for the BYE wait */
     CALL_DO_COUNT_CUT,          /* the call was cut (edge.status calls_cut) */
     CALL_DO_FREE,               /* neither leg has a dialog left: free the call */
+    CALL_DO_DEQUEUE,            /* ask the bus thread to take the call out of the queue (it answers
+                      * with a route done: a refusal, or the agent it had picked) */
+    CALL_DO_REQUEUE,            /* b is over (its handle goes): the call waits in the queue again */
     CALL_ACTION_COUNT
 };
 

@@ -25,14 +25,21 @@
 /* Control events older than this before the edge started are history (a
  * drain long over, a call the agent gave up on): skipped. The orchestrator
  * sends edge.drain again to an edge that reports active during a drain. */
-#define CONTROL_STALE_MS 30000
-#define FLUSH_BATCH      256   /* held messages written in one transaction */
-#define FLUSH_DELAY_MS   5     /* events wait this long for others to share the commit */
-#define EXPIRE_EVERY_MS  60000 /* expired registrations deleted this often */
+#define CONTROL_STALE_MS    30000
+#define FLUSH_BATCH         256   /* held messages written in one transaction */
+#define FLUSH_DELAY_MS      5     /* events wait this long for others to share the commit */
+#define EXPIRE_EVERY_MS     60000 /* expired registrations deleted this often */
+#define QUEUE_POLL_MS       200   /* while calls wait here: agents looked for this often */
+#define QUEUE_TAKE_MAX      32    /* calls given an agent per poll at most */
+#define QUEUE_RETRY_AFTER_S 30    /* Retry-After of a queue refusal (queue_timeout, queue_full) */
 
 struct edge_bus {
     char *pg_dsn, *brokers, *edge_id, *site, *source, *realm;
     int max_contacts;
+    int queue_max_wait_s, queue_max_calls;
+    long waiting;       /* this edge's rows in waiting_calls, as far as it knows */
+    bool queue_cleared; /* the rows of this edge's previous run are deleted */
+    int queue_timer;    /* the poll, while waiting > 0 */
     char group[160];
     struct edge_queue *to_bus, *to_sip;
     struct sd_loop *loop;
@@ -317,6 +324,296 @@ static int64_t on_expire(struct sd_loop *loop, void *arg)
     return EXPIRE_EVERY_MS;
 }
 
+/* --- the site's queue (issue #16) ----------------------------------------
+ *
+ * A route-point call that finds no Ready agent (or finds calls waiting
+ * already: it must not overtake them) waits: a waiting_calls row and
+ * call.queued in one transaction, then QUEUED to the SIP thread (182).
+ * While this edge holds waiting calls it polls every QUEUE_POLL_MS: calls
+ * past their deadline are refused (queue_timeout); then, as long as the
+ * site's oldest live waiting call is one of this edge's and a Ready agent
+ * is free, that call gets the agent (the row goes, the calls row, call.
+ * dequeued and call.offered come, in one transaction) and the SIP thread
+ * its ROUTE_DONE. Each edge serves only its own calls, and only when its
+ * call is the site's oldest, so the first caller in is the first served
+ * across the edges; the head row's lock (FOR UPDATE) orders two edges
+ * taking agents at the same moment. */
+
+static int64_t on_queue_poll(struct sd_loop *loop, void *arg);
+
+static void queue_poll_soon(struct edge_bus *b)
+{
+    if (b->waiting > 0 && b->queue_timer <= 0)
+        b->queue_timer = sd_loop_add_timer(b->loop, QUEUE_POLL_MS, on_queue_poll, b);
+}
+
+/* The rows this edge left in a previous run go before it queues anything:
+ * their callers went with that process. */
+static int queue_clear(struct edge_bus *b, struct sd_err *err)
+{
+    long n = 0;
+
+    if (b->queue_cleared || b->queue_max_wait_s <= 0)
+        return 0;
+    if (edge_db_queue_clear(b->pg, b->edge_id, &n, err) < 0)
+        return -1;
+    if (n > 0)
+        sd_log_warn("waiting calls of this edge's previous run removed", "calls=%ld", n);
+    b->queue_cleared = true;
+    return 0;
+}
+
+static void route_done(struct edge_bus *b, unsigned long token, const struct edge_route *r,
+                       const char *caller, const char *called)
+{
+    edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, token,
+                   json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "status", r->status,
+                             "reason", r->reason ? r->reason : "", "call_id", r->call_id_used,
+                             "agent_id", r->agent_id, "dn", r->agent_dn, "contact", r->contact,
+                             "caller", caller, "called", called));
+}
+
+/* call.queued / call.dequeued in the open transaction. */
+static int queue_event(struct edge_bus *b, const char *type, const char *call_id,
+                       const char *route_point, const char *caller, const char *called,
+                       json_t *extra, struct sd_err *err)
+{
+    json_t *ev =
+        json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "call_id", call_id, "edge", b->edge_id,
+                  "site", b->site, "route_point", route_point, "caller", caller, "called", called);
+    int rc;
+
+    if (extra != NULL)
+        json_object_update(ev, extra);
+    rc = add_event(b, SD_TOPIC_CALL_EVENTS, route_point, type, ev, err);
+    json_decref(ev);
+    json_decref(extra);
+    return rc;
+}
+
+/* No agent for a new route-point call (r: 480, in the open transaction):
+ * 1 = it waits (committed, QUEUED sent), 0 = the site's queue is full
+ * (the caller rolls back), -1 = the database failed. */
+static int queue_call(struct edge_bus *b, struct edge_msg *m, struct edge_route *r,
+                      struct sd_err *err)
+{
+    json_t *d = m->data;
+    struct edge_wait w = {
+        .edge_id = b->edge_id,
+        .site = b->site,
+        .call_id = r->call_id,
+        .route_point = r->dn,
+        .caller = json_string_value(json_object_get(d, "caller")),
+        .called = json_string_value(json_object_get(d, "called")),
+        .token = m->token,
+        .queued_at_ms = json_integer_value(json_object_get(d, "queued_at_ms")),
+        .max_wait_s = b->queue_max_wait_s,
+    };
+    bool full = false;
+
+    if (w.queued_at_ms <= 0)
+        w.queued_at_ms = sd_wall_ms();
+    if (edge_db_queue(b->pg, &w, b->queue_max_calls, &full, err) < 0)
+        return -1;
+    if (full)
+        return 0;
+    if (queue_event(b, "call.queued", w.call_id, w.route_point, w.caller, w.called,
+                    json_pack("{s:i}", "max_wait_s", b->queue_max_wait_s), err) < 0 ||
+        sd_pg_commit(b->pg, err) < 0)
+        return -1;
+    b->waiting++;
+    queue_poll_soon(b);
+    sd_log_info("call waits for an agent", "call=%s route_point=%s", w.call_id, w.route_point);
+    edge_queue_put(b->to_sip, EDGE_MSG_QUEUED, m->token, json_pack("{s:s}", "call_id", w.call_id));
+    return 1;
+}
+
+/* A waiting call's agent did not answer: it waits again, in its old place. */
+static void do_requeue(struct edge_bus *b, struct edge_msg *m)
+{
+    json_t *d = m->data;
+    struct edge_wait w = {
+        .edge_id = b->edge_id,
+        .site = b->site,
+        .call_id = json_string_value(json_object_get(d, "call_id")),
+        .route_point = json_string_value(json_object_get(d, "dn")),
+        .caller = json_string_value(json_object_get(d, "caller")),
+        .called = json_string_value(json_object_get(d, "called")),
+        .token = m->token,
+        .queued_at_ms = json_integer_value(json_object_get(d, "queued_at_ms")),
+        .max_wait_s = b->queue_max_wait_s,
+        .offers = (int)json_integer_value(json_object_get(d, "offers")),
+    };
+    struct sd_err err = {0};
+    bool full = false;
+
+    if (sd_pg_begin(b->pg, &err) < 0 || edge_db_queue(b->pg, &w, 0, &full, &err) < 0 ||
+        queue_event(b, "call.queued", w.call_id, w.route_point, w.caller, w.called,
+                    json_pack("{s:i, s:i}", "max_wait_s", b->queue_max_wait_s, "offers", w.offers),
+                    &err) < 0 ||
+        sd_pg_commit(b->pg, &err) < 0) {
+        struct edge_route r = {.status = 503, .reason = "database_unavailable"};
+        sd_pg_rollback(b->pg);
+        sd_log_warn("call not queued again: database unavailable", "call=%s reason=\"%s\"",
+                    w.call_id, err.text);
+        snprintf(r.call_id_used, sizeof(r.call_id_used), "%s", w.call_id);
+        route_done(b, m->token, &r, w.caller, w.called);
+        return;
+    }
+    b->waiting++;
+    queue_poll_soon(b);
+}
+
+/* The caller of a waiting call is gone (CANCEL, its transaction over, a
+ * cut): its row goes, and the SIP thread hears 487 for it. Not waiting any
+ * more (given an agent, or refused, on the way to the SIP thread): nothing
+ * to do, that answer ends the call there. */
+static void do_dequeue(struct edge_bus *b, struct edge_msg *m)
+{
+    struct edge_waiting w;
+    struct sd_err err = {0};
+    bool found = false;
+
+    if (sd_pg_begin(b->pg, &err) < 0 ||
+        edge_db_dequeue(b->pg, b->edge_id, m->token, &w, &found, &err) < 0)
+        goto fail;
+    if (found && (queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called,
+                              json_pack("{s:s, s:I}", "reason", "cancelled", "wait_ms",
+                                        (json_int_t)w.wait_ms),
+                              &err) < 0))
+        goto fail;
+    if (sd_pg_commit(b->pg, &err) < 0)
+        goto fail;
+    if (found) {
+        struct edge_route r = {.status = 487, .reason = "cancelled"};
+        b->waiting--;
+        snprintf(r.call_id_used, sizeof(r.call_id_used), "%s", w.call_id);
+        sd_log_info("waiting call gone", "call=%s wait_ms=%ld", w.call_id, w.wait_ms);
+        route_done(b, m->token, &r, w.caller, w.called);
+    }
+    return;
+fail:
+    /* The row stays until its deadline; the poll then refuses it, and the
+     * SIP thread ends the call with that answer. */
+    sd_pg_rollback(b->pg);
+    sd_log_warn("waiting call not taken out: database unavailable", "reason=\"%s\"", err.text);
+}
+
+/* Refuses this edge's calls past their deadline (480 queue_timeout). */
+static int queue_expire(struct edge_bus *b, struct sd_err *err)
+{
+    struct edge_waiting gone[QUEUE_TAKE_MAX];
+    size_t n = 0;
+
+    if (sd_pg_begin(b->pg, err) < 0 ||
+        edge_db_queue_expire(b->pg, b->edge_id, gone, QUEUE_TAKE_MAX, &n, err) < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev =
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:s}", "call_id", gone[i].call_id,
+                      "edge", b->edge_id, "site", b->site, "direction", "inbound", "reject_code",
+                      480, "reason", "queue_timeout", "retry_after_s", QUEUE_RETRY_AFTER_S,
+                      "caller", gone[i].caller, "called", gone[i].called);
+        int rc = queue_event(b, "call.dequeued", gone[i].call_id, gone[i].route_point,
+                             gone[i].caller, gone[i].called,
+                             json_pack("{s:s, s:I}", "reason", "queue_timeout", "wait_ms",
+                                       (json_int_t)gone[i].wait_ms),
+                             err);
+        if (rc == 0)
+            rc = add_event(b, SD_TOPIC_CALL_EVENTS, gone[i].route_point, "call.rejected", ev, err);
+        json_decref(ev);
+        if (rc < 0)
+            goto fail;
+    }
+    if (sd_pg_commit(b->pg, err) < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        struct edge_route r = {.status = 480, .reason = "queue_timeout"};
+        snprintf(r.call_id_used, sizeof(r.call_id_used), "%s", gone[i].call_id);
+        sd_log_info("call not routed", "call=%s dn=%s status=480 reason=queue_timeout wait_ms=%ld",
+                    gone[i].call_id, gone[i].route_point, gone[i].wait_ms);
+        route_done(b, gone[i].token, &r, gone[i].caller, gone[i].called);
+    }
+    b->waiting -= (long)n;
+    return 0;
+fail:
+    sd_pg_rollback(b->pg);
+    return -1;
+}
+
+/* Gives the site's oldest waiting call an agent, if it is this edge's and
+ * one is free: 1 = done (go on), 0 = not now, -1 = the database failed. */
+static int queue_take_one(struct edge_bus *b, struct sd_err *err)
+{
+    struct edge_waiting w;
+    struct edge_route r = {.site = b->site, .edge_id = b->edge_id, .route_point = true};
+    json_t *ev;
+    bool mine = false;
+
+    if (sd_pg_begin(b->pg, err) < 0 ||
+        edge_db_queue_head(b->pg, b->edge_id, b->site, &w, &mine, err) < 0)
+        goto fail;
+    if (!mine) {
+        sd_pg_rollback(b->pg);
+        return 0;
+    }
+    r.call_id = w.call_id;
+    r.dn = w.route_point;
+    if (edge_db_route(b->pg, &r, err) < 0)
+        goto fail;
+    if (r.status != 0) {
+        sd_pg_rollback(b->pg);
+        return 0;
+    }
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", r.call_id_used,
+                   "agent_id", r.agent_id, "dn", r.agent_dn, "edge", b->edge_id, "site", b->site,
+                   "direction", "inbound", "caller", w.caller, "called", w.called, "route_point",
+                   w.route_point);
+    if (edge_db_queue_remove(b->pg, b->edge_id, w.token, err) < 0 ||
+        queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called,
+                    json_pack("{s:s, s:I, s:s, s:s}", "reason", "offered", "wait_ms",
+                              (json_int_t)w.wait_ms, "agent_id", r.agent_id, "offered_call_id",
+                              r.call_id_used),
+                    err) < 0 ||
+        add_event(b, SD_TOPIC_CALL_EVENTS, r.agent_id, "call.offered", ev, err) < 0) {
+        json_decref(ev);
+        goto fail;
+    }
+    json_decref(ev);
+    if (sd_pg_commit(b->pg, err) < 0)
+        goto fail;
+    b->waiting--;
+    sd_log_info("call routed", "call=%s agent=%s dn=%s contact=%s wait_ms=%ld", r.call_id_used,
+                r.agent_id, r.agent_dn, r.contact, w.wait_ms);
+    route_done(b, w.token, &r, w.caller, w.called);
+    return 1;
+fail:
+    sd_pg_rollback(b->pg);
+    return -1;
+}
+
+static int64_t on_queue_poll(struct sd_loop *loop, void *arg)
+{
+    struct edge_bus *b = arg;
+    struct sd_err err = {0};
+    int rc = 1;
+
+    (void)loop;
+    if (queue_expire(b, &err) < 0) {
+        sd_log_warn("queue not served: database unavailable", "reason=\"%s\"", err.text);
+    } else {
+        for (int i = 0; i < QUEUE_TAKE_MAX && b->waiting > 0 && rc > 0; i++)
+            rc = queue_take_one(b, &err);
+        if (rc < 0)
+            sd_log_warn("queue not served: database unavailable", "reason=\"%s\"", err.text);
+    }
+    if (b->waiting > 0)
+        return QUEUE_POLL_MS;
+    b->waiting = 0;
+    b->queue_timer = 0;
+    return -1;
+}
+
 /* A new inbound call: reserve the agent, find the phone, insert the calls
  * row and call.offered in one transaction; or call.rejected saying why.
  * Answered at once (never held: the caller is waiting). */
@@ -334,8 +631,18 @@ static void do_route(struct edge_bus *b, struct edge_msg *m)
     const char *caller = json_string_value(json_object_get(d, "caller"));
     const char *called = json_string_value(json_object_get(d, "called"));
 
-    if (sd_pg_begin(b->pg, &err) < 0 || edge_db_route(b->pg, &r, &err) < 0)
+    r.behind_queue = r.route_point && b->queue_max_wait_s > 0;
+    if (queue_clear(b, &err) < 0 || sd_pg_begin(b->pg, &err) < 0 ||
+        edge_db_route(b->pg, &r, &err) < 0)
         goto fail;
+    if (r.status == 480 && r.behind_queue) {
+        int rc = queue_call(b, m, &r, &err);
+        if (rc < 0)
+            goto fail;
+        if (rc > 0)
+            return;              /* it waits: QUEUED sent */
+        r.reason = "queue_full"; /* rolled back; refused below */
+    }
     if (r.status == 0) {
         ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "call_id", r.call_id_used,
                        "agent_id", r.agent_id, "dn", r.agent_dn, "edge", b->edge_id, "site",
@@ -361,17 +668,14 @@ static void do_route(struct edge_bus *b, struct edge_msg *m)
             json_object_set_new(ev, "dn", json_string(r.agent_dn));
         }
         if (r.status == 480)
-            json_object_set_new(ev, "retry_after_s", json_integer(30));
+            json_object_set_new(ev, "retry_after_s", json_integer(QUEUE_RETRY_AFTER_S));
         rejected =
             json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
                       r.agent_id[0] ? r.agent_id : r.dn, "type", "call.rejected", "data", ev);
         sd_log_info("call not routed", "call=%s dn=%s status=%d reason=%s", r.call_id_used, r.dn,
                     r.status, r.reason);
     }
-    edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
-                   json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "status", r.status, "reason",
-                             r.reason ? r.reason : "", "call_id", r.call_id_used, "agent_id",
-                             r.agent_id, "dn", r.agent_dn, "contact", r.contact));
+    route_done(b, m->token, &r, caller, called);
     if (rejected != NULL) {
         /* The message becomes its call.rejected, held like any event: it
          * must not be lost. (r points into the old data: replaced last.) */
@@ -419,6 +723,14 @@ static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
                 hold(b, m); /* its call.rejected */
             else
                 edge_msg_free(m);
+            break;
+        case EDGE_MSG_QUEUE:
+            do_requeue(b, m);
+            edge_msg_free(m);
+            break;
+        case EDGE_MSG_DEQUEUE:
+            do_dequeue(b, m);
+            edge_msg_free(m);
             break;
         case EDGE_MSG_STATUS:
         case EDGE_MSG_EVENT:
@@ -656,16 +968,21 @@ static void on_control(struct sd_loop *loop, int fd, short revents, void *arg)
 static void send_stats(struct edge_bus *b)
 {
     struct sd_err err = {0};
-    long backlog = -1;
+    long backlog = -1, queued = -1, oldest_ms = -1;
 
     if (sd_mono_ms() - b->stats_ms < 1000)
         return;
     b->stats_ms = sd_mono_ms();
     if (sd_outbox_backlog(b->pg, &backlog, &err) < 0)
         backlog = -1;
+    if (b->queue_max_wait_s > 0 &&
+        edge_db_queue_stats(b->pg, b->site, &queued, &oldest_ms, &err) < 0)
+        queued = oldest_ms = -1;
     edge_queue_put(b->to_sip, EDGE_MSG_BUS_STATS, 0,
-                   json_pack("{s:I, s:I}", "consumer_lag", (json_int_t)sd_kafka_consumer_lag(b->kc),
-                             "outbox_backlog", (json_int_t)backlog));
+                   json_pack("{s:I, s:I, s:I, s:I}", "consumer_lag",
+                             (json_int_t)sd_kafka_consumer_lag(b->kc), "outbox_backlog",
+                             (json_int_t)backlog, "queue_calls", (json_int_t)queued,
+                             "queue_oldest_ms", (json_int_t)oldest_ms));
 }
 
 static int64_t on_tick(struct sd_loop *loop, void *arg)
@@ -736,6 +1053,8 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     b->source = strdup(cfg->source);
     b->realm = strdup(cfg->realm);
     b->max_contacts = cfg->max_contacts;
+    b->queue_max_wait_s = cfg->queue_max_wait_s;
+    b->queue_max_calls = cfg->queue_max_calls;
     b->to_bus = to_bus;
     b->to_sip = to_sip;
     b->started_ms = sd_wall_ms();

@@ -31,9 +31,11 @@ struct edge_bus_config {
     const char *brokers;
     const char *edge_id;
     const char *site;
-    const char *source; /* "sip-edge/<edge id>": event source and outbox owner */
-    const char *realm;  /* SIPDRAIN_SIP_REALM: whose credentials REGISTERs are checked with */
-    int max_contacts;   /* SIPDRAIN_SIP_MAX_CONTACTS: live contacts kept per DN */
+    const char *source;   /* "sip-edge/<edge id>": event source and outbox owner */
+    const char *realm;    /* SIPDRAIN_SIP_REALM: whose credentials REGISTERs are checked with */
+    int max_contacts;     /* SIPDRAIN_SIP_MAX_CONTACTS: live contacts kept per DN */
+    int queue_max_wait_s; /* SIPDRAIN_QUEUE_MAX_WAIT: 0 = no queue (480 no_agent at once) */
+    int queue_max_calls;  /* SIPDRAIN_QUEUE_MAX_CALLS: waiting calls a site holds at most */
 };
 
 struct edge_bus;

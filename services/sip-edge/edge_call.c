@@ -67,6 +67,8 @@ void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state
                        : !strcmp(state, "offered") ? "call.offered"
                                                    : "call.established";
 
+    if (c->route_point && !c->outbound)
+        json_object_set_new(d, "route_point", json_string(c->called));
     if (!strcmp(state, "ended")) {
         bool answered = c->answered_ms > 0;
         json_object_set_new(d, "answered", json_boolean(answered));
@@ -99,7 +101,7 @@ static void call_unlink(struct edge_sip *e, struct edge_call *c)
 static struct edge_call *call_by_token(struct edge_sip *e, unsigned long token)
 {
     for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
-        if (c->st.phase == CALL_ROUTING && c->token == token)
+        if ((c->st.phase == CALL_ROUTING || c->st.phase == CALL_QUEUED) && c->token == token)
             return c;
     }
     return NULL;
@@ -313,6 +315,28 @@ static void bye_leg(struct edge_call *c, const struct call_action *a)
     }
 }
 
+/* The agent's phone did not take the call (call_fsm sent call.ended for
+ * that offer): its leg is forgotten - a handle of its own is destroyed, a
+ * nailed-up dialog went back to its owner (CALL_DO_PARK) - and the call
+ * waits in the queue again, with its first arrival time (issue #16). */
+static void requeue(struct edge_sip *e, struct edge_call *c)
+{
+    struct edge_leg fresh = {.call = c};
+
+    if (c->b.nh != NULL && !c->b.gone && c->b.nailed == NULL) {
+        nua_handle_bind(c->b.nh, NULL);
+        nua_handle_destroy(c->b.nh);
+    }
+    c->b = fresh;
+    sd_log_info("call back to the queue", "call=%s agent=%s offers=%d", c->call_id, c->agent_id,
+                c->offers);
+    c->agent_id[0] = c->dn[0] = c->contact[0] = '\0';
+    edge_queue_put(e->to_bus, EDGE_MSG_QUEUE, c->token,
+                   json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "call_id", c->queue_id, "dn",
+                             c->called, "caller", c->caller, "called", c->called, "queued_at_ms",
+                             (json_int_t)c->created_ms, "offers", c->offers));
+}
+
 static void do_action(struct edge_sip *e, struct edge_call *c, const struct call_action *a,
                       const struct call_ctx *ctx)
 {
@@ -326,6 +350,8 @@ static void do_action(struct edge_sip *e, struct edge_call *c, const struct call
         respond_caller(c, a, ctx, true);
         break;
     case CALL_DO_INVITE_AGENT:
+        c->ring_ms = sd_mono_ms();
+        c->offers++;
         if (!invite_agent(e, c, a->park)) {
             struct call_input fail = {.kind = CALL_IN_ANSWER, .leg = CALL_LEG_B, .status = 500};
             struct call_input gone = {.kind = CALL_IN_TERMINATED, .leg = CALL_LEG_B};
@@ -365,7 +391,10 @@ static void do_action(struct edge_sip *e, struct edge_call *c, const struct call
                     c->outbound ? "outbound" : "inbound");
         break;
     case CALL_DO_REPORT_ENDED:
-        edge_call_report(e, c, "ended", call_end_cause_name(c->st.cause), c->st.end_status);
+        if (a->reason != NULL) /* an offer of a call that goes back to the queue */
+            edge_call_report(e, c, "ended", a->reason, a->status);
+        else
+            edge_call_report(e, c, "ended", call_end_cause_name(c->st.cause), c->st.end_status);
         break;
     case CALL_DO_REMEMBER_BYE:
         sd_log_warn("BYE not confirmed", "call=%s leg=%s status=%d", c->call_id,
@@ -377,6 +406,13 @@ static void do_action(struct edge_sip *e, struct edge_call *c, const struct call
         break;
     case CALL_DO_FREE:
         c->free_me = true;
+        break;
+    case CALL_DO_DEQUEUE:
+        edge_queue_put(e->to_bus, EDGE_MSG_DEQUEUE, c->token,
+                       json_pack("{s:s}", "call_id", c->queue_id));
+        break;
+    case CALL_DO_REQUEUE:
+        requeue(e, c);
         break;
     default:
         break;
@@ -469,13 +505,76 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
              sip->sip_call_id ? sip->sip_call_id->i_id : "no-call-id");
     user_or_uri(c->caller, sizeof(c->caller), sip->sip_from ? sip->sip_from->a_url : NULL);
     snprintf(c->called, sizeof(c->called), "%s", dn);
+    snprintf(c->queue_id, sizeof(c->queue_id), "%s", c->call_id);
+    c->route_point = is_route_point(e, dn);
+    c->st.queue_on = c->route_point && e->cfg.queue_max_wait_s > 0;
     c->next = e->calls;
     e->calls = c;
     e->calls_total++;
     edge_queue_put(e->to_bus, EDGE_MSG_ROUTE, c->token,
-                   json_pack("{s:s, s:s, s:b, s:s, s:s}", "call_id", c->call_id, "dn", dn,
-                             "route_point", is_route_point(e, dn), "caller", c->caller, "called",
-                             c->called));
+                   json_pack("{s:s, s:s, s:b, s:s, s:s, s:I}", "call_id", c->call_id, "dn", dn,
+                             "route_point", c->route_point, "caller", c->caller, "called",
+                             c->called, "queued_at_ms", (json_int_t)c->created_ms));
+}
+
+/* An agent picked for a call that is no longer here (the edge cut it, or
+ * it went while its answer was on the way): its offer ends at once, so
+ * call.ended frees the agent (agent-state) and the calls row is closed. */
+static void release_orphan(struct edge_sip *e, json_t *d)
+{
+    struct edge_call *c;
+
+    if (json_integer_value(json_object_get(d, "status")) != 0 ||
+        !json_is_string(json_object_get(d, "agent_id")) || (c = calloc(1, sizeof(*c))) == NULL)
+        return;
+    snprintf(c->call_id, sizeof(c->call_id), "%s",
+             json_string_value(json_object_get(d, "call_id")));
+    snprintf(c->agent_id, sizeof(c->agent_id), "%s",
+             json_string_value(json_object_get(d, "agent_id")));
+    snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));
+    snprintf(c->caller, sizeof(c->caller), "%s",
+             json_is_string(json_object_get(d, "caller"))
+                 ? json_string_value(json_object_get(d, "caller"))
+                 : "unknown");
+    snprintf(c->called, sizeof(c->called), "%s",
+             json_is_string(json_object_get(d, "called"))
+                 ? json_string_value(json_object_get(d, "called"))
+                 : "unknown");
+    sd_log_warn("agent picked for a call that is gone: released", "call=%s agent=%s", c->call_id,
+                c->agent_id);
+    edge_call_report(e, c, "ended", "cancelled", 487);
+    free(c);
+}
+
+/* A route-point call with no Ready agent waits (issue #16): 182 Queued. */
+void edge_call_on_queued(struct edge_sip *e, const struct edge_msg *m)
+{
+    struct edge_call *c = call_by_token(e, m->token);
+    struct call_input in = {.kind = CALL_IN_QUEUED};
+
+    if (c == NULL)
+        return; /* cannot be: a call waiting for its route is never freed */
+    sd_log_info("call queued", "call=%s route_point=%s", c->call_id, c->called);
+    edge_call_input(e, c, &in, NULL);
+}
+
+void edge_call_ring_check(struct edge_sip *e)
+{
+    int64_t now = sd_mono_ms();
+    struct call_input in = {.kind = CALL_IN_RING_TIMEOUT};
+
+    if (e->cfg.ring_timeout_s <= 0 || now - e->ring_check_ms < 100)
+        return;
+    e->ring_check_ms = now;
+    for (struct edge_call *c = e->calls, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->st.queue_on && c->st.phase == CALL_RINGING && !c->st.ring_timeout &&
+            now - c->ring_ms >= (int64_t)e->cfg.ring_timeout_s * 1000) {
+            sd_log_info("agent did not answer in time", "call=%s agent=%s ring_timeout_s=%d",
+                        c->call_id, c->agent_id, e->cfg.ring_timeout_s);
+            edge_call_input(e, c, &in, NULL);
+        }
+    }
 }
 
 /* The bus thread's answer: the agent and its phone, or why not. */
@@ -487,8 +586,10 @@ void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m)
     struct call_input in = {.kind = CALL_IN_ROUTE_DONE};
     struct call_ctx ctx = {0};
 
-    if (c == NULL)
+    if (c == NULL) {
+        release_orphan(e, d);
         return;
+    }
     if (json_is_string(json_object_get(d, "call_id")) &&
         json_string_value(json_object_get(d, "call_id"))[0] != '\0')
         snprintf(c->call_id, sizeof(c->call_id), "%s",

@@ -112,9 +112,16 @@ static void copy_col(char *dst, size_t size, PGresult *res, int row, int col)
  * whose phone is registered, taken with SKIP LOCKED so two edges routing
  * at once never pick the same one. One statement: reserves it and returns
  * its phone's contact. */
+/* A site's live waiting call, as a condition on waiting_calls w: within its
+ * deadline, at an edge that is alive (a dead edge's callers are gone; its
+ * rows must not hold the head of the queue). */
+#define LIVE_WAITING                                                                               \
+    "w.deadline > now() AND EXISTS (SELECT 1 FROM edges x WHERE x.edge_id = w.edge_id"             \
+    " AND x.last_heartbeat > now() - interval '10 seconds')"
+
 static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
-    const char *values[2] = {r->call_id_used, r->site};
+    const char *values[3] = {r->call_id_used, r->site, r->behind_queue ? "t" : "f"};
     PGresult *res = sd_pg_query(
         pg,
         "UPDATE agents SET call_id = $1, version = version + 1, updated_at = now()"
@@ -122,9 +129,11 @@ static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd
         "   WHERE a.site = $2 AND a.state = 'ready' AND a.call_id IS NULL AND NOT a.drain"
         "   AND EXISTS (SELECT 1 FROM registrations g WHERE g.dn = a.dn"
         "               AND g.expires_at > now())"
+        "   AND NOT ($3::boolean AND EXISTS (SELECT 1 FROM waiting_calls w"
+        "            WHERE w.site = $2 AND " LIVE_WAITING "))"
         "   ORDER BY a.ready_since NULLS LAST LIMIT 1 FOR UPDATE SKIP LOCKED)"
         " RETURNING agent_id, dn, " LIVE_CONTACT,
-        2, values, NULL, NULL, err);
+        3, values, NULL, NULL, err);
 
     if (res == NULL)
         return -1;
@@ -321,6 +330,158 @@ int edge_db_hold(struct sd_pg *pg, const char *edge_id, const char *site, struct
         hold->sip_timeout_s = atoi(PQgetvalue(res, 0, 3));
         hold->retry_after_s = atoi(PQgetvalue(res, 0, 4));
     }
+    PQclear(res);
+    return 0;
+}
+
+/* --- the site's queue ---------------------------------------------------- */
+
+#define WAITING_COLUMNS                                                                            \
+    "token, call_id, route_point, coalesce(caller, ''), coalesce(called, ''),"                     \
+    " greatest(0, (extract(epoch FROM now() - queued_at) * 1000)::bigint), offers"
+
+static void read_waiting(PGresult *res, int row, int col, struct edge_waiting *w)
+{
+    w->token = strtoul(PQgetvalue(res, row, col), NULL, 10);
+    copy_col(w->call_id, sizeof(w->call_id), res, row, col + 1);
+    copy_col(w->route_point, sizeof(w->route_point), res, row, col + 2);
+    copy_col(w->caller, sizeof(w->caller), res, row, col + 3);
+    copy_col(w->called, sizeof(w->called), res, row, col + 4);
+    w->wait_ms = atol(PQgetvalue(res, row, col + 5));
+    w->offers = atoi(PQgetvalue(res, row, col + 6));
+}
+
+int edge_db_queue(struct sd_pg *pg, const struct edge_wait *w, int max_calls, bool *full,
+                  struct sd_err *err)
+{
+    char token[24], at[24], wait[16], max[16], offers[16];
+    const char *values[11] = {w->edge_id, w->call_id, w->site,   w->route_point,
+                              token,      w->caller,  w->called, at,
+                              wait,       max,        offers};
+    int n;
+
+    snprintf(token, sizeof(token), "%lu", w->token);
+    snprintf(at, sizeof(at), "%lld", (long long)w->queued_at_ms);
+    snprintf(wait, sizeof(wait), "%d", w->max_wait_s);
+    snprintf(max, sizeof(max), "%d", max_calls);
+    snprintf(offers, sizeof(offers), "%d", w->offers);
+    n = sd_pg_exec(pg,
+                   "INSERT INTO waiting_calls (edge_id, call_id, site, route_point, token, caller,"
+                   " called, queued_at, deadline, offers)"
+                   " SELECT $1, $2, $3, $4, $5::bigint, $6, $7, to_timestamp($8::bigint / 1000.0),"
+                   " to_timestamp($8::bigint / 1000.0) + make_interval(secs => $9::integer),"
+                   " $11::integer"
+                   " WHERE $10::integer <= 0 OR (SELECT count(*) FROM waiting_calls w"
+                   "       WHERE w.site = $3 AND " LIVE_WAITING ") < $10::integer"
+                   " ON CONFLICT (edge_id, token) DO UPDATE SET deadline = EXCLUDED.deadline,"
+                   " offers = EXCLUDED.offers",
+                   11, values, err);
+    if (n < 0)
+        return -1;
+    *full = n == 0;
+    return 0;
+}
+
+int edge_db_queue_expire(struct sd_pg *pg, const char *edge_id, struct edge_waiting *out,
+                         size_t max, size_t *n, struct sd_err *err)
+{
+    char limit[16];
+    const char *values[2] = {edge_id, limit};
+    PGresult *res;
+
+    snprintf(limit, sizeof(limit), "%zu", max);
+    res = sd_pg_query(pg,
+                      "DELETE FROM waiting_calls WHERE (edge_id, token) IN (SELECT edge_id, token"
+                      " FROM waiting_calls WHERE edge_id = $1 AND deadline <= now()"
+                      " ORDER BY queued_at LIMIT $2::integer) RETURNING " WAITING_COLUMNS,
+                      2, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    *n = (size_t)PQntuples(res);
+    for (size_t i = 0; i < *n; i++)
+        read_waiting(res, (int)i, 0, &out[i]);
+    PQclear(res);
+    return 0;
+}
+
+int edge_db_dequeue(struct sd_pg *pg, const char *edge_id, unsigned long token,
+                    struct edge_waiting *w, bool *found, struct sd_err *err)
+{
+    char t[24];
+    const char *values[2] = {edge_id, t};
+    PGresult *res;
+
+    snprintf(t, sizeof(t), "%lu", token);
+    res = sd_pg_query(pg,
+                      "DELETE FROM waiting_calls WHERE edge_id = $1 AND token = $2::bigint"
+                      " RETURNING " WAITING_COLUMNS,
+                      2, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    *found = PQntuples(res) > 0;
+    if (*found)
+        read_waiting(res, 0, 0, w);
+    PQclear(res);
+    return 0;
+}
+
+int edge_db_queue_clear(struct sd_pg *pg, const char *edge_id, long *n, struct sd_err *err)
+{
+    const char *values[1] = {edge_id};
+    int rc = sd_pg_exec(pg, "DELETE FROM waiting_calls WHERE edge_id = $1", 1, values, err);
+
+    if (rc < 0)
+        return -1;
+    *n = rc;
+    return 0;
+}
+
+int edge_db_queue_head(struct sd_pg *pg, const char *edge_id, const char *site,
+                       struct edge_waiting *w, bool *mine, struct sd_err *err)
+{
+    const char *values[1] = {site};
+    PGresult *res = sd_pg_query(pg,
+                                "SELECT w.edge_id, " WAITING_COLUMNS " FROM waiting_calls w"
+                                " WHERE w.site = $1 AND " LIVE_WAITING
+                                " ORDER BY w.queued_at, w.edge_id, w.token LIMIT 1 FOR UPDATE OF w",
+                                1, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    *mine = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), edge_id) == 0;
+    if (*mine)
+        read_waiting(res, 0, 1, w);
+    PQclear(res);
+    return 0;
+}
+
+int edge_db_queue_remove(struct sd_pg *pg, const char *edge_id, unsigned long token,
+                         struct sd_err *err)
+{
+    char t[24];
+    const char *values[2] = {edge_id, t};
+
+    snprintf(t, sizeof(t), "%lu", token);
+    return sd_pg_exec(pg, "DELETE FROM waiting_calls WHERE edge_id = $1 AND token = $2::bigint", 2,
+                      values, err) < 0
+               ? -1
+               : 0;
+}
+
+int edge_db_queue_stats(struct sd_pg *pg, const char *site, long *calls, long *oldest_ms,
+                        struct sd_err *err)
+{
+    const char *values[1] = {site};
+    PGresult *res = sd_pg_query(
+        pg,
+        "SELECT count(*), coalesce(greatest(0, (extract(epoch FROM now() - min(w.queued_at))"
+        " * 1000)::bigint), 0) FROM waiting_calls w WHERE w.site = $1 AND " LIVE_WAITING,
+        1, values, NULL, NULL, err);
+
+    if (res == NULL)
+        return -1;
+    *calls = atol(PQgetvalue(res, 0, 0));
+    *oldest_ms = atol(PQgetvalue(res, 0, 1));
     PQclear(res);
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sipdrain/err.h"
 #include "sipdrain/pg.h"
@@ -55,7 +56,8 @@ int edge_db_nailed_agent(struct sd_pg *pg, const char *dn, char *agent_id, size_
 struct edge_route {
     /* in */
     const char *call_id, *dn, *site, *edge_id;
-    bool route_point; /* dn is a route point: the longest-idle Ready agent of site */
+    bool route_point;  /* dn is a route point: the longest-idle Ready agent of site */
+    bool behind_queue; /* route point: no agent while calls wait at the site (issue #16) */
     /* out */
     char call_id_used[256]; /* call_id, or call_id~edge~ms when a row of that id exists
                              * (the same SIP call routed again, e.g. after a failover) */
@@ -81,5 +83,60 @@ int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_
  * "ended" (ended_at, end_cause). */
 int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,
                         const char *end_cause, struct sd_err *err) SD_MUST_CHECK;
+
+/* --- the site's queue (waiting_calls, issue #16) ------------------------ */
+
+/* A call waiting at this edge, as the queue's statements return it. */
+struct edge_waiting {
+    unsigned long token;
+    char call_id[256], route_point[65], caller[257], called[257];
+    long wait_ms; /* since it came (queued_at) */
+    int offers;
+};
+
+/* What a new waiting row holds. */
+struct edge_wait {
+    const char *edge_id, *site, *call_id, *route_point, *caller, *called;
+    unsigned long token;
+    int64_t queued_at_ms; /* when the INVITE came (wall clock): the queue's order */
+    int max_wait_s;       /* deadline = queued_at + max_wait_s */
+    int offers;
+};
+
+/* The call waits (in the caller's transaction): a waiting_calls row, unless
+ * max_calls > 0 and the site has that many live waiting calls already
+ * (*full; nothing written). A site's live waiting calls are those within
+ * their deadline at an edge that is alive (heartbeat within 10 s). */
+int edge_db_queue(struct sd_pg *pg, const struct edge_wait *w, int max_calls, bool *full,
+                  struct sd_err *err) SD_MUST_CHECK;
+
+/* Takes this edge's calls past their deadline out (at most max, into out;
+ * *n of them), in the caller's transaction. */
+int edge_db_queue_expire(struct sd_pg *pg, const char *edge_id, struct edge_waiting *out,
+                         size_t max, size_t *n, struct sd_err *err) SD_MUST_CHECK;
+
+/* Takes this edge's waiting call of token out (the caller is gone); *found
+ * false when it was not waiting (offered or expired already). */
+int edge_db_dequeue(struct sd_pg *pg, const char *edge_id, unsigned long token,
+                    struct edge_waiting *w, bool *found, struct sd_err *err) SD_MUST_CHECK;
+
+/* Every row of this edge (its start: the callers it held are gone); *n. */
+int edge_db_queue_clear(struct sd_pg *pg, const char *edge_id, long *n,
+                        struct sd_err *err) SD_MUST_CHECK;
+
+/* In the caller's transaction: locks the site's oldest live waiting call
+ * (FOR UPDATE: an edge taking an agent for it meanwhile finishes first).
+ * *mine: it is this edge's (w filled); false also when none waits. */
+int edge_db_queue_head(struct sd_pg *pg, const char *edge_id, const char *site,
+                       struct edge_waiting *w, bool *mine, struct sd_err *err) SD_MUST_CHECK;
+
+/* Deletes the row of token (taken by the caller's transaction). */
+int edge_db_queue_remove(struct sd_pg *pg, const char *edge_id, unsigned long token,
+                         struct sd_err *err) SD_MUST_CHECK;
+
+/* The site's live waiting calls and how long (ms) its oldest has waited
+ * (0 when none). */
+int edge_db_queue_stats(struct sd_pg *pg, const char *site, long *calls, long *oldest_ms,
+                        struct sd_err *err) SD_MUST_CHECK;
 
 #endif

@@ -16,15 +16,21 @@ enum edge_msg_kind {
     EDGE_MSG_REGISTER, /* data: {dn, contact, expires_s}; answered by REGISTER_DONE */
     EDGE_MSG_STATUS,   /* data: the edge.status payload */
     EDGE_MSG_EVENT,    /* data: {topic, key, type, data}: one event through the outbox */
-    EDGE_MSG_ROUTE, /* data: {call_id, dn, route_point, caller, called}; answered by ROUTE_DONE */
+    EDGE_MSG_ROUTE,    /* data: {call_id, dn, route_point, caller, called, queued_at_ms};
+                     * answered by ROUTE_DONE, or QUEUED and a ROUTE_DONE later */
+    EDGE_MSG_QUEUE,    /* data: {call_id, dn, caller, called, queued_at_ms, offers}: the call
+                     * waits again (its agent did not answer); a ROUTE_DONE later */
+    EDGE_MSG_DEQUEUE,  /* data: {call_id}: the caller of a waiting call is gone */
     EDGE_MSG_CALL, /* data: {call_id, state, end_cause?, type, agent_id, data}: calls row + call.* */
     EDGE_MSG_STOP, /* finish and end the bus thread */
     /* bus thread -> SIP thread */
     EDGE_MSG_REGISTER_DONE, /* data: {ok, reason} */
     EDGE_MSG_ROUTE_DONE,    /* data: {status, reason, call_id, agent_id, dn, contact} */
+    EDGE_MSG_QUEUED,        /* data: {call_id}: no Ready agent, the call waits (issue #16) */
     EDGE_MSG_CONTROL,       /* data: {type, data, id}: an edge.control event for this edge */
     EDGE_MSG_NAILED,        /* data: {op: up|down, agent_id, dn?, contact?}: a nailed-up dialog */
-    EDGE_MSG_BUS_STATS,     /* data: {consumer_lag, outbox_backlog} (-1: unknown), every second */
+    EDGE_MSG_BUS_STATS,     /* data: {consumer_lag, outbox_backlog, queue_calls, queue_oldest_ms}
+                             * (-1: unknown), every second */
     EDGE_MSG_KIND_COUNT
 };
 

@@ -300,6 +300,8 @@ static void on_queue(void *arg)
             edge_register_on_done(e, m);
         else if (m->kind == EDGE_MSG_ROUTE_DONE)
             edge_call_on_route_done(e, m);
+        else if (m->kind == EDGE_MSG_QUEUED)
+            edge_call_on_queued(e, m);
         else if (m->kind == EDGE_MSG_NAILED)
             edge_nailed_on_msg(e, m->data);
         else if (m->kind == EDGE_MSG_CONTROL)
@@ -308,9 +310,13 @@ static void on_queue(void *arg)
             e->consumer_lag = (long)json_integer_value(json_object_get(m->data, "consumer_lag"));
             e->outbox_backlog =
                 (long)json_integer_value(json_object_get(m->data, "outbox_backlog"));
+            e->queue_site_calls = (long)json_integer_value(json_object_get(m->data, "queue_calls"));
+            e->queue_oldest_ms =
+                (long)json_integer_value(json_object_get(m->data, "queue_oldest_ms"));
         }
         edge_msg_free(m);
     }
+    edge_call_ring_check(e);
 }
 
 static void on_signal_pipe(void *arg)
@@ -365,7 +371,7 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
     e->to_bus = to_bus;
     e->to_sip = to_sip;
     e->exit_code = 1;
-    e->consumer_lag = e->outbox_backlog = -1;
+    e->consumer_lag = e->outbox_backlog = e->queue_site_calls = e->queue_oldest_ms = -1;
     e->started_ms = sd_wall_ms();
     {
         /* the nonces' secret: this process's own, never stored; a restart

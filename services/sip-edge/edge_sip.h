@@ -43,6 +43,11 @@ struct edge_sip_config {
     int n_algs;
     int nonce_lifetime_s;     /* SIPDRAIN_SIP_NONCE_LIFETIME: then stale=true */
     struct edge_config drain; /* reject code, BYE timeout, Retry-After */
+    /* SIPDRAIN_QUEUE_MAX_WAIT: route-point calls wait this long for an agent
+     * (0: refused at once, 480 no_agent); SIPDRAIN_RING_TIMEOUT: seconds an
+     * agent's phone rings with a route-point call before it goes back to
+     * the queue. */
+    int queue_max_wait_s, ring_timeout_s;
     /* The drain that holds this edge at start-up (its site or itself stays
      * drained until resumed), or NULL: the edge starts active. */
     const struct edge_drain *hold;

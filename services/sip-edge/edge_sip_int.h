@@ -147,8 +147,12 @@ struct edge_call {
     char dest_uri[512];            /* outbound: the Request-URI towards the destination */
     unsigned long token;           /* the ROUTE request while routing */
     char call_id[256], agent_id[65], dn[65], caller[257], called[257];
-    char contact[512]; /* the agent's phone (its registration), once routed */
-    char *offer;       /* the caller's SDP, until the agent leg's INVITE is sent */
+    char contact[512];  /* the agent's phone (its registration), once routed */
+    char queue_id[256]; /* the call's id in waiting_calls: its first call_id (SIP Call-ID) */
+    bool route_point;   /* called a route point (SIPDRAIN_ROUTE_POINTS) */
+    int offers;         /* agents it was offered to so far (queue_on) */
+    int64_t ring_ms;    /* when the agent's phone was INVITEd (the ring timeout) */
+    char *offer;        /* the caller's SDP, until the agent leg's INVITE is sent */
     int64_t created_ms, answered_ms;
     int depth;    /* edge_call_input calls under way on this call */
     bool free_me; /* call_fsm said free: done when the outermost input returns */
@@ -231,6 +235,8 @@ struct edge_sip {
     int n_route_points;
     struct edge_call *calls;
     unsigned long calls_total;
+    int64_t ring_check_ms;                  /* last edge_call_ring_check */
+    long queue_site_calls, queue_oldest_ms; /* the site's queue (bus stats; -1: unknown) */
     struct unconfirmed_bye *byes;
     su_timer_t *bye_timer;
     struct nailed *nailed;
@@ -270,6 +276,10 @@ void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m);
 /* edge_call.c: calls (B2BUA), as call_fsm decides them */
 void edge_call_on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m);
+void edge_call_on_queued(struct edge_sip *e, const struct edge_msg *m);
+/* Phones that rang longer than SIPDRAIN_RING_TIMEOUT for a queue_on call:
+ * CANCELled, the call back to the queue. At most every 100 ms. */
+void edge_call_ring_check(struct edge_sip *e);
 void edge_call_on_event(struct edge_sip *e, struct edge_leg *l, nua_event_t event, int status,
                         const sip_t *sip, tagi_t tags[]);
 void edge_call_input(struct edge_sip *e, struct edge_call *c, const struct call_input *in,

@@ -133,6 +133,24 @@ static void publish_health(struct edge_sip *e)
                           (double)e->rejected_by_code[code]);
     }
     snprintf(labels, sizeof(labels), "edge=\"%s\",site=\"%s\"", e->cfg.edge_id, e->cfg.site);
+    {
+        unsigned long queued = 0;
+        for (const struct edge_call *c = e->calls; c != NULL; c = c->next)
+            queued += c->st.phase == CALL_QUEUED;
+        sd_metrics_family(&m, "sipdrain_edge_calls_queued", "gauge",
+                          "route-point calls this edge holds waiting for an agent (182 Queued)");
+        sd_metrics_sample(&m, "sipdrain_edge_calls_queued", labels, (double)queued);
+    }
+    if (e->queue_site_calls >= 0) {
+        sd_metrics_family(&m, "sipdrain_site_queue_calls", "gauge",
+                          "calls waiting for an agent at the site, at all its edges"
+                          " (waiting_calls, as this edge reads it every second)");
+        sd_metrics_sample(&m, "sipdrain_site_queue_calls", labels, (double)e->queue_site_calls);
+        sd_metrics_family(&m, "sipdrain_site_queue_oldest_wait_seconds", "gauge",
+                          "how long the site's oldest waiting call has waited (0: none waits)");
+        sd_metrics_sample(&m, "sipdrain_site_queue_oldest_wait_seconds", labels,
+                          (double)e->queue_oldest_ms / 1000.0);
+    }
     sd_metrics_bus(&m, labels, e->consumer_lag, e->outbox_backlog);
     sd_http_set_metrics(e->cfg.http, m.buf);
     sd_metrics_free(&m);

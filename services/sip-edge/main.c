@@ -52,6 +52,7 @@ struct sip_edge_cfg {
     long retry_after_s;
     char *peer_site_uri;
     char *route_points;
+    long queue_max_wait_s, queue_max_calls, ring_timeout_s;
     char *outbound_proxy;
     char *http_addr;
     char *topic_prefix;
@@ -101,6 +102,15 @@ static const struct sd_cfg_item cfg_items[] = {
      "SIP URI of the peer site, the Contact of a 302 while draining, e.g. sip:site1.example.com"},
     {"SIPDRAIN_ROUTE_POINTS", SD_CFG_STRING, F(route_points), 0, 0, NULL, NULL, false,
      "comma-separated DNs that go to the longest-idle Ready agent"},
+    {"SIPDRAIN_QUEUE_MAX_WAIT", SD_CFG_INT, F(queue_max_wait_s), 0, 3600, NULL, "120", false,
+     "seconds a route-point call waits for a Ready agent (182 Queued, first come first served"
+     " across the site's edges), then 480 queue_timeout; 0 = no queue: 480 no_agent at once"},
+    {"SIPDRAIN_QUEUE_MAX_CALLS", SD_CFG_INT, F(queue_max_calls), 1, 100000, NULL, "1000", false,
+     "calls a site holds waiting at most (all its edges; give each the same value); more are"
+     " refused at once with 480 queue_full"},
+    {"SIPDRAIN_RING_TIMEOUT", SD_CFG_INT, F(ring_timeout_s), 1, 600, NULL, "20", false,
+     "seconds an agent's phone rings with a route-point call; then the call goes back to the"
+     " queue (ahead of later calls) and the agent is set NotReady (no_answer)"},
     {"SIPDRAIN_OUTBOUND_PROXY", SD_CFG_STRING, F(outbound_proxy), 0, 0, NULL, NULL, false,
      "where agent-originated calls go (sip: URI of the first hop; unset: call.originate is "
      "refused)"},
@@ -313,6 +323,8 @@ int main(int argc, char **argv)
             .tls_policy = (enum edge_tls_verify)c.tls_verify,
             .peer_site_uri = c.peer_site_uri,
             .route_points = c.route_points,
+            .queue_max_wait_s = (int)c.queue_max_wait_s,
+            .ring_timeout_s = (int)c.ring_timeout_s,
             .outbound_proxy = c.outbound_proxy,
             .http = http,
             .sip_t1_ms = (int)c.sip_t1_ms,
@@ -327,8 +339,15 @@ int main(int argc, char **argv)
             .drain = {(int)c.reject_code, (int)c.sip_timeout_s, (int)c.retry_after_s},
             .hold = held ? &hold : NULL,
         };
-        struct edge_bus_config bc = {c.pg_dsn, c.brokers, c.edge_id,          c.site,
-                                     source,   c.realm,   (int)c.max_contacts};
+        struct edge_bus_config bc = {c.pg_dsn,
+                                     c.brokers,
+                                     c.edge_id,
+                                     c.site,
+                                     source,
+                                     c.realm,
+                                     (int)c.max_contacts,
+                                     (int)c.queue_max_wait_s,
+                                     (int)c.queue_max_calls};
 
         memcpy(sc.algs, algs, sizeof(sc.algs));
         if (listen.tls[0] != '\0') {

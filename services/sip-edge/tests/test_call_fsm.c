@@ -13,6 +13,7 @@
 
 /* A call in phase p, as it is when it gets there the usual way:
  *   routing:  the caller's INVITE, the agent being picked;
+ *   queued:   a route-point call waiting in the site's queue (182 sent);
  *   ringing:  the agent's phone INVITEd (not nailed-up);
  *   answered: both legs answered, call.established written;
  *   ended:    the caller's BYE came (its dialog closes next), the agent's
@@ -22,6 +23,11 @@ static void in_phase(struct call_state *st, enum call_phase p)
     call_fsm_init_inbound(st);
     if (p == CALL_ROUTING)
         return;
+    if (p == CALL_QUEUED) { /* a route-point call waiting for an agent (182 sent) */
+        st->queue_on = true;
+        st->phase = CALL_QUEUED;
+        return;
+    }
     st->phase = CALL_RINGING;
     st->routed = true;
     st->leg[B].open = true;
@@ -74,6 +80,18 @@ static struct row rows[] = {
     {CALL_ROUTING, CALL_IN_BYE_ANSWER, A, 408, "remember_bye:a:408", CALL_ROUTING},
     {CALL_ROUTING, CALL_IN_TERMINATED, A, 0, "", CALL_ROUTING},
     {CALL_ROUTING, CALL_IN_CUT, A, 0, "respond:a:503 count_cut:a", CALL_ENDED},
+    {CALL_ROUTING, CALL_IN_QUEUED, A, 0, "respond:a:182", CALL_QUEUED},
+    {CALL_ROUTING, CALL_IN_RING_TIMEOUT, B, 0, "", CALL_ROUTING},
+    /* queued: waiting for an agent; never freed before the bus thread answers */
+    {CALL_QUEUED, CALL_IN_ROUTE_DONE, A, 0, "invite_agent:b", CALL_RINGING},
+    {CALL_QUEUED, CALL_IN_ANSWER, B, 200, "", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_CANCEL, A, 0, "dequeue:a", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_BYE, A, 0, "dequeue:a", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_BYE_ANSWER, A, 408, "remember_bye:a:408", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_TERMINATED, A, 0, "dequeue:a", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_CUT, A, 0, "respond:a:503 dequeue:a count_cut:a", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_QUEUED, A, 0, "", CALL_QUEUED},
+    {CALL_QUEUED, CALL_IN_RING_TIMEOUT, B, 0, "", CALL_QUEUED},
     /* ringing: the agent's phone is INVITEd */
     {CALL_RINGING, CALL_IN_ROUTE_DONE, A, 0, "", CALL_RINGING},
     {CALL_RINGING, CALL_IN_ANSWER, B, 200, "relay_answer:a:200 report_established:a",
@@ -84,6 +102,8 @@ static struct row rows[] = {
     {CALL_RINGING, CALL_IN_TERMINATED, B, 0, "respond:a:480 report_ended:a", CALL_ENDED},
     {CALL_RINGING, CALL_IN_CUT, A, 0, "respond:a:503 cancel:b count_cut:a report_ended:a",
      CALL_ENDED},
+    {CALL_RINGING, CALL_IN_QUEUED, A, 0, "", CALL_RINGING},
+    {CALL_RINGING, CALL_IN_RING_TIMEOUT, B, 0, "", CALL_RINGING}, /* not queue_on */
     /* answered: both legs up */
     {CALL_ANSWERED, CALL_IN_ROUTE_DONE, A, 0, "", CALL_ANSWERED},
     {CALL_ANSWERED, CALL_IN_ANSWER, B, 200, "", CALL_ANSWERED},
@@ -92,6 +112,8 @@ static struct row rows[] = {
     {CALL_ANSWERED, CALL_IN_BYE_ANSWER, B, 408, "remember_bye:b:408", CALL_ANSWERED},
     {CALL_ANSWERED, CALL_IN_TERMINATED, A, 0, "bye:b report_ended:a", CALL_ENDED},
     {CALL_ANSWERED, CALL_IN_CUT, A, 0, "bye:a bye:b count_cut:a report_ended:a", CALL_ENDED},
+    {CALL_ANSWERED, CALL_IN_QUEUED, A, 0, "", CALL_ANSWERED},
+    {CALL_ANSWERED, CALL_IN_RING_TIMEOUT, B, 0, "", CALL_ANSWERED},
     /* ended: the caller hung up, the agent's BYE is out */
     {CALL_ENDED, CALL_IN_ROUTE_DONE, A, 0, "", CALL_ENDED},
     {CALL_ENDED, CALL_IN_ANSWER, B, 200, "", CALL_ENDED},
@@ -100,6 +122,8 @@ static struct row rows[] = {
     {CALL_ENDED, CALL_IN_BYE_ANSWER, B, 408, "remember_bye:b:408", CALL_ENDED},
     {CALL_ENDED, CALL_IN_TERMINATED, A, 0, "", CALL_ENDED},
     {CALL_ENDED, CALL_IN_CUT, A, 0, "", CALL_ENDED},
+    {CALL_ENDED, CALL_IN_QUEUED, A, 0, "", CALL_ENDED},
+    {CALL_ENDED, CALL_IN_RING_TIMEOUT, B, 0, "", CALL_ENDED},
 };
 
 ParameterizedTestParameters(call_fsm, every_phase_gets_every_input)
@@ -215,6 +239,132 @@ Test(call_fsm, a_bye_not_confirmed_is_remembered_and_the_call_freed_once_both_le
     cr_expect(!st.leg[B].bye_pending);
     step(&st, CALL_IN_TERMINATED, B, 0, got, sizeof(got));
     cr_expect_str_eq(got, "free:a");
+}
+
+/* --- queueing (issue #16) ------------------------------------------------ */
+
+/* A route-point call with queueing on, waiting (182 sent). */
+static void queued_call(struct call_state *st)
+{
+    char got[256];
+
+    call_fsm_init_inbound(st);
+    st->queue_on = true;
+    step(st, CALL_IN_QUEUED, A, 0, got, sizeof(got));
+    cr_assert_str_eq(got, "respond:a:182");
+}
+
+Test(call_fsm, a_queued_call_rings_out_goes_back_to_the_queue_then_is_answered)
+{
+    struct call_state st;
+    struct call_input in = {.kind = CALL_IN_ANSWER, .leg = B, .status = 487};
+    struct call_actions out;
+    char got[256];
+
+    queued_call(&st);
+    step(&st, CALL_IN_ROUTE_DONE, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "invite_agent:b");
+    step(&st, CALL_IN_RING_TIMEOUT, B, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "cancel:b");
+    step(&st, CALL_IN_RING_TIMEOUT, B, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "", "one CANCEL");
+    call_fsm_step(&st, &in, &out);
+    actions_text(&out, got, sizeof(got));
+    cr_expect_str_eq(got, "report_ended:a:487 requeue:b", "the offer ends, the call waits again");
+    cr_expect_str_eq(out.a[0].reason, "no_answer", "the offer rang out: no_answer, not cancelled");
+    cr_expect_eq(st.phase, CALL_QUEUED);
+    cr_expect(!st.routed && !st.ended_sent && !st.a_final, "a new offer owes its own events");
+    cr_expect(!st.leg[B].open);
+    step(&st, CALL_IN_TERMINATED, B, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "", "the old phone leg's end changes nothing");
+    step(&st, CALL_IN_ROUTE_DONE, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "invite_agent:b", "the next agent");
+    step(&st, CALL_IN_ANSWER, B, 200, got, sizeof(got));
+    cr_expect_str_eq(got, "relay_answer:a:200 report_established:a");
+    cr_expect_eq(st.phase, CALL_ANSWERED);
+}
+
+Test(call_fsm, a_queued_call_refused_by_the_agent_goes_back_to_the_queue_saying_busy)
+{
+    struct call_state st;
+    struct call_input in = {.kind = CALL_IN_ANSWER, .leg = B, .status = 486};
+    struct call_actions out;
+    char got[256];
+
+    queued_call(&st);
+    step(&st, CALL_IN_ROUTE_DONE, A, 0, got, sizeof(got));
+    call_fsm_step(&st, &in, &out);
+    actions_text(&out, got, sizeof(got));
+    cr_expect_str_eq(got, "report_ended:a:486 requeue:b");
+    cr_expect_str_eq(out.a[0].reason, "busy");
+}
+
+Test(call_fsm, a_call_without_queueing_still_ends_when_the_agent_refuses)
+{
+    struct call_state st;
+    char got[256];
+
+    in_phase(&st, CALL_RINGING);
+    step(&st, CALL_IN_RING_TIMEOUT, B, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "", "no ring timeout without queueing");
+    step(&st, CALL_IN_ANSWER, B, 486, got, sizeof(got));
+    cr_expect_str_eq(got, "respond:a:486 report_ended:a:486");
+    cr_expect_eq(st.phase, CALL_ENDED);
+}
+
+Test(call_fsm, a_cancel_while_queued_dequeues_once_and_frees_on_the_bus_answer)
+{
+    struct call_state st;
+    char got[256];
+
+    queued_call(&st);
+    step(&st, CALL_IN_CANCEL, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "dequeue:a");
+    step(&st, CALL_IN_TERMINATED, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "", "asked once; not freed before the bus thread answers");
+    step(&st, CALL_IN_ROUTE_DONE, A, 487, got, sizeof(got));
+    cr_expect_str_eq(got, "free:a", "the caller had its 487 already: no second answer");
+    cr_expect_eq(st.phase, CALL_ENDED);
+}
+
+Test(call_fsm, an_agent_picked_as_the_caller_cancels_is_released)
+{
+    struct call_state st;
+    char got[256];
+
+    queued_call(&st);
+    step(&st, CALL_IN_CANCEL, A, 0, got, sizeof(got));
+    step(&st, CALL_IN_TERMINATED, A, 0, got, sizeof(got));
+    step(&st, CALL_IN_ROUTE_DONE, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "report_ended:a:487 free:a", "call.ended frees the agent");
+    cr_expect_eq(st.cause, CALL_END_CANCELLED);
+}
+
+Test(call_fsm, a_queue_timeout_answers_the_caller_480)
+{
+    struct call_state st;
+    char got[256];
+
+    queued_call(&st);
+    step(&st, CALL_IN_ROUTE_DONE, A, 480, got, sizeof(got));
+    cr_expect_str_eq(got, "respond:a:480", "never offered: no call.ended owed");
+    cr_expect_eq(st.phase, CALL_ENDED);
+    step(&st, CALL_IN_TERMINATED, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "free:a");
+}
+
+Test(call_fsm, the_caller_cancelling_while_a_queued_call_rings_ends_it)
+{
+    struct call_state st;
+    char got[256];
+
+    queued_call(&st);
+    step(&st, CALL_IN_ROUTE_DONE, A, 0, got, sizeof(got));
+    step(&st, CALL_IN_CANCEL, A, 0, got, sizeof(got));
+    cr_expect_str_eq(got, "cancel:b report_ended:a:487");
+    step(&st, CALL_IN_ANSWER, B, 487, got, sizeof(got));
+    cr_expect_str_eq(got, "", "no requeue once the caller is gone");
+    cr_expect_eq(st.phase, CALL_ENDED);
 }
 
 /* Outbound (RFC 3725 Flow IV): each step against the answers it waits for. */
