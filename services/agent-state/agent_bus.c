@@ -187,6 +187,9 @@ int agent_bus_parse(const struct sd_event *ev, struct agent_cmd *cmd, struct sd_
         if (strcmp(ev->type, types[i].type) == 0)
             break;
     }
+    if (i == sizeof(types) / sizeof(types[0]) &&
+        (!strcmp(ev->type, "call.queued") || !strcmp(ev->type, "call.dequeued")))
+        return 0; /* the queue's events: keyed by route point, no agent's business */
     if (i == sizeof(types) / sizeof(types[0]))
         return sd_err_set(err, SD_ERR_INVALID, "unknown_type: %s", ev->type);
     cmd->kind = types[i].kind;
@@ -242,6 +245,15 @@ int agent_bus_parse(const struct sd_event *ev, struct agent_cmd *cmd, struct sd_
                      err) < 0 ||
             get_bool(data, "answered", true, false, &cmd->answered, err) < 0)
             return -1;
+        {
+            /* route_point and end_cause: the schema checks them; only
+             * whether the agent did not take a route-point call matters */
+            const char *cause = json_string_value(json_object_get(data, "end_cause"));
+            cmd->not_taken =
+                !cmd->answered && json_is_string(json_object_get(data, "route_point")) &&
+                cause != NULL &&
+                (!strcmp(cause, "no_answer") || !strcmp(cause, "busy") || !strcmp(cause, "failed"));
+        }
         break;
     default:
         break;

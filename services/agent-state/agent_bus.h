@@ -36,6 +36,7 @@ struct agent_cmd {
     /* call.* */
     char call_id[AGENT_CALL_SIZE];
     bool answered;
+    bool not_taken; /* call.ended: a route-point call the agent's phone did not take */
     /* call.rejected of call.originate: error_reason, detail; request_id
      * above is then the agent.make_call's */
     enum agent_error originate_error;

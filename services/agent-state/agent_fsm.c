@@ -14,8 +14,8 @@ static const char *const input_names[AGENT_IN_COUNT] = {
 static const char *const action_names[AGENT_ACTION_COUNT] = {
     "EventAgentLogin",    "EventAgentLogout", "EventAgentReady",
     "EventAgentNotReady", "EventError",       "call.originate"};
-static const char *const cause_names[AGENT_CAUSE_COUNT] = {"", "agent_request", "acw_timeout",
-                                                           "acw_complete", "after_call"};
+static const char *const cause_names[AGENT_CAUSE_COUNT] = {
+    "", "agent_request", "acw_timeout", "acw_complete", "after_call", "no_answer"};
 static const char *const error_names[AGENT_ERR_COUNT] = {"",
                                                          "graceful_shutdown",
                                                          "unknown_agent",
@@ -315,7 +315,9 @@ static int on_call_start(struct agent *a, const struct agent_input *in, struct a
 }
 
 /* The after-call rules of DESIGN.md §4 for an answered call; an unanswered
- * one only frees the agent (it keeps the state it had before the offer). */
+ * one only frees the agent (it keeps the state it had before the offer),
+ * unless it was a route-point call the agent did not take: then the agent
+ * is set NotReady, cause no_answer (issue #16). */
 static int on_call_ended(struct agent *a, const struct agent_input *in, struct agent_actions *out)
 {
     bool was_on_call = on_call(a);
@@ -325,6 +327,12 @@ static int on_call_ended(struct agent *a, const struct agent_input *in, struct a
     if (was_on_call && strcmp(a->call_id, in->call_id) != 0)
         return ignore(out, "call.ended of another call than the agent's");
     a->call_id[0] = '\0';
+    if (!in->answered && in->not_taken && a->state == AGENT_READY) {
+        /* Redirect on no answer: the next call would ring here again. */
+        enter_not_ready(a);
+        push(out, AGENT_EMIT_NOT_READY, a)->cause = AGENT_CAUSE_NO_ANSWER;
+        return 1;
+    }
     if (!in->answered)
         return was_on_call ? 1 : 0;
     switch (a->work_mode) {

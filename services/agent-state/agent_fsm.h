@@ -118,6 +118,10 @@ struct agent_input {
     /* AGENT_IN_CALL_* */
     const char *call_id;
     bool answered; /* CALL_ENDED */
+    /* CALL_ENDED: a route-point call that rang out, was refused or failed
+     * at the agent's phone (end_cause no_answer, busy or failed): the edge
+     * gave it to the next agent; this one is set NotReady (issue #16). */
+    bool not_taken;
     /* CALL_REJECTED of call.originate: why the edge refused it, answered
      * with EventError to the desktop (only agent-state writes agent events). */
     enum agent_error originate_error;
@@ -140,6 +144,7 @@ enum agent_cause {
     AGENT_CAUSE_ACW_TIMEOUT,
     AGENT_CAUSE_ACW_COMPLETE,
     AGENT_CAUSE_AFTER_CALL,
+    AGENT_CAUSE_NO_ANSWER, /* a route-point call offered to a Ready agent was not taken */
     AGENT_CAUSE_COUNT
 };
 

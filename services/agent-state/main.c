@@ -164,6 +164,7 @@ static int gather_facts(struct sd_pg *pg, const char *agent_id, const struct age
     case AGENT_IN_CALL_REJECTED:
         in->call_id = cmd->call_id;
         in->answered = cmd->answered;
+        in->not_taken = cmd->not_taken;
         in->originate_error = cmd->originate_error;
         return 0;
     default:

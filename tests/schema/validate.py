@@ -58,7 +58,8 @@ EVENT_TYPES = [
     # sipdrain.edge.status
     "edge.status",
     # sipdrain.call.events
-    "call.offered", "call.established", "call.ended", "call.rejected",
+    "call.offered", "call.established", "call.ended", "call.rejected", "call.queued",
+    "call.dequeued",
     # sipdrain.agent.commands
     "agent.login", "agent.logout", "agent.ready", "agent.not_ready", "agent.acw_complete",
     "agent.make_call",

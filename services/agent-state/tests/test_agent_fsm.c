@@ -1300,6 +1300,45 @@ Test(agent_fsm, unanswered_call_leaves_the_state_it_found)
     }
 }
 
+/* Issue #16: a route-point call a Ready agent did not take (rang out,
+ * refused, failed at the phone) went to the next agent; this one is set
+ * NotReady, cause no_answer, so the queue does not ring it again. */
+Test(agent_fsm, a_route_point_call_not_taken_sets_a_ready_agent_not_ready_no_answer)
+{
+    struct agent a;
+    struct agent_input in = input(AGENT_IN_CALL_OFFERED);
+    struct agent_actions out;
+
+    make_agent(&a, AGENT_READY, AGENT_MODE_AUTO_IN, 30);
+    cr_assert_eq(agent_fsm_step(&a, &in, &out), 1);
+    in = input(AGENT_IN_CALL_ENDED);
+    in.answered = false;
+    in.not_taken = true;
+    cr_expect_eq(agent_fsm_step(&a, &in, &out), 1);
+    cr_expect_eq(a.state, AGENT_NOT_READY);
+    cr_expect_str_eq(a.call_id, "", "free for the next call once Ready again");
+    cr_assert_eq(out.n, 1);
+    cr_expect_eq(out.a[0].kind, AGENT_EMIT_NOT_READY);
+    cr_expect_str_eq(agent_cause_name(out.a[0].cause), "no_answer");
+}
+
+Test(agent_fsm, a_route_point_call_not_taken_leaves_a_not_ready_agent_as_it_is)
+{
+    struct agent a, before;
+    struct agent_input in = input(AGENT_IN_CALL_OFFERED);
+    struct agent_actions out;
+
+    make_agent(&a, AGENT_NOT_READY, AGENT_MODE_MANUAL_IN, 30);
+    copy_agent(&before, &a);
+    cr_assert_eq(agent_fsm_step(&a, &in, &out), 1);
+    in = input(AGENT_IN_CALL_ENDED);
+    in.answered = false;
+    in.not_taken = true;
+    cr_expect_eq(agent_fsm_step(&a, &in, &out), 1);
+    cr_expect_eq(out.n, 0);
+    cr_expect(same_agent_values(&a, &before));
+}
+
 Test(agent_fsm, unanswered_call_ended_when_not_on_a_call_changes_nothing)
 {
     struct agent a, before;
@@ -1689,6 +1728,7 @@ Test(agent_fsm, error_cause_and_reason_names_are_the_schema_strings)
         {AGENT_CAUSE_ACW_TIMEOUT, "acw_timeout"},
         {AGENT_CAUSE_ACW_COMPLETE, "acw_complete"},
         {AGENT_CAUSE_AFTER_CALL, "after_call"},
+        {AGENT_CAUSE_NO_ANSWER, "no_answer"},
     };
 
     cr_assert_eq(LEN(errors), AGENT_ERR_COUNT - 1);
