@@ -67,10 +67,10 @@ void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state
                        : !strcmp(state, "offered") ? "call.offered"
                                                    : "call.established";
 
-    if (c->route_point && !c->outbound)
-        json_object_set_new(d, "route_point", json_string(c->called));
     if (!strcmp(state, "ended")) {
         bool answered = c->answered_ms > 0;
+        if (c->route_point && !c->outbound) /* agent-state: an offer not taken */
+            json_object_set_new(d, "route_point", json_string(c->called));
         json_object_set_new(d, "answered", json_boolean(answered));
         json_object_set_new(
             d, "duration_ms",
@@ -275,8 +275,10 @@ static bool invite_agent(struct edge_sip *e, struct edge_call *c, bool nailed)
     nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(c->offer),
                TAG_END());
 sent:
-    free(c->offer);
-    c->offer = NULL;
+    if (!c->st.queue_on) { /* a queued call may go to the next agent: it keeps the offer */
+        free(c->offer);
+        c->offer = NULL;
+    }
     return true;
 }
 

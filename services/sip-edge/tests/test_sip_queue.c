@@ -1,0 +1,234 @@
+/* test_sip_queue - route-point calls that wait for an agent (issue #16),
+ * against real sip-edge processes, PostgreSQL, Kafka and SIPp peers: first
+ * come first served across two edges of a site, the wait's end, a full
+ * queue, a CANCEL while waiting, and a phone that rings out. The SIPp
+ * gateways check the dialog (182 Queued, then the same To tag on every
+ * later answer); the order and the counts are read from the database and
+ * the call.* events, not from the scenarios' verdicts. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "edge_harness.h"
+#include "sipdrain/event.h"
+#include "support.h"
+
+#define RP "7000" /* the route point of every test */
+
+/* Waits until sql (a count) gives want. */
+static void wait_count(struct edge_env *e, const char *sql, long want, const char *what)
+{
+    int64_t deadline = sd_mono_ms() + WAIT_MS;
+    long got;
+
+    while ((got = sdt_pg_scalar(e->dsn, sql)) != want) {
+        cr_assert_lt(sd_mono_ms(), deadline, "%s: %ld, want %ld (%s)", what, got, want, sql);
+        usleep(50000);
+    }
+}
+
+/* The id of the newest waiting call, as a number (hashtext of call_id):
+ * sdt_pg_scalar reads numbers only. */
+static long newest_waiting(struct edge_env *e)
+{
+    return sdt_pg_scalar(e->dsn, "SELECT hashtext(call_id) FROM waiting_calls"
+                                 " ORDER BY queued_at DESC LIMIT 1");
+}
+
+/* A gateway's queued call to the route point at edge p, in the background;
+ * returns once its waiting_calls row is there (n rows in all). */
+static pid_t queued_call(struct edge_env *e, struct edge_proc *p, struct sdp_keys *sk, long n,
+                         long *id)
+{
+    static const char *const hold[] = {"hold_ms", "300", NULL};
+    char sql[128];
+    pid_t pid = sdt_sipp_start("gateway_queued_call", p->port, RP,
+                               sdp_pair_keys(sk, e, "gw", "phone", hold));
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM waiting_calls");
+    wait_count(e, sql, n, "calls waiting");
+    *id = newest_waiting(e);
+    return pid;
+}
+
+static size_t count_type(const struct call_events *ce, const char *type, const char *key,
+                         const char *value)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < ce->n; i++)
+        n += !strcmp(ce->type[i], type) && (key == NULL || !strcmp(field(ce->data[i], key), value));
+    return n;
+}
+
+Test(sip_queue, the_oldest_waiting_call_of_the_site_gets_each_agent_across_two_edges,
+     .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc a, b;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60", NULL};
+    const char *agents[3] = {"a1", "a2", "a3"}, *dns[3] = {"2001", "2002", "2003"};
+    struct edge_proc *at[3] = {&a, &b, &a}; /* call k comes in at this edge */
+    pid_t gw[3], phone[3];
+    long id[3];
+    char sql[256];
+
+    env_setup(&e);
+    edge_start(&e, &a, "edge-2a", extra);
+    edge_start(&e, &b, "edge-2b", extra);
+    for (int k = 0; k < 3; k++)
+        phone[k] = phone_start(&e, &a, "phone_answer", dns[k],
+                               sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    /* No agent is Ready: three calls wait, the second at the other edge. */
+    for (int k = 0; k < 3; k++)
+        gw[k] = queued_call(&e, at[k], &sk, k + 1, &id[k]);
+    cr_expect_eq(
+        sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls WHERE edge_id = 'edge-2b'"), 1);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 0, "nobody offered yet");
+    /* Agents become Ready one by one: each takes the oldest waiting call,
+     * whichever edge holds it. */
+    for (int k = 0; k < 3; k++) {
+        agent_ready(&e, agents[k], dns[k], 1);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM calls WHERE agent_id = '%s'", agents[k]);
+        wait_count(&e, sql, 1, "the agent's offer");
+        snprintf(sql, sizeof(sql),
+                 "SELECT hashtext(split_part(call_id, '~', 1)) FROM calls WHERE agent_id = '%s'",
+                 agents[k]);
+        cr_expect_eq(sdt_pg_scalar(e.dsn, sql), id[k], "agent %s got call %d of 3", agents[k],
+                     k + 1);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM calls WHERE agent_id = '%s' AND edge_id = '%s'", agents[k],
+                 at[k]->id);
+        cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 1, "offered by the edge holding the caller");
+        cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls"), 2 - k);
+    }
+    for (int k = 0; k < 3; k++) {
+        cr_expect_eq(sdt_sipp_wait(gw[k], WAIT_MS), 0, "gateway %d: queued, answered, same dialog",
+                     k + 1);
+        cr_expect_eq(sdt_sipp_wait(phone[k], WAIT_MS), 0, "phone %s", dns[k]);
+    }
+    wait_count(&e, "SELECT count(*) FROM calls WHERE state = 'ended' AND answered_at IS NOT NULL",
+               3, "calls answered and ended");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 3, "no call offered twice");
+    /* 3 x (queued, dequeued, offered, established, ended) */
+    call_events_read(&e, &ce, 15);
+    cr_expect_eq(count_type(&ce, "call.queued", NULL, NULL), 3);
+    cr_expect_eq(count_type(&ce, "call.dequeued", "reason", "offered"), 3);
+    cr_expect_eq(count_type(&ce, "call.offered", "route_point", RP), 3);
+    cr_expect_eq(count_type(&ce, "call.ended", "end_cause", "caller_hangup"), 3);
+    call_events_free(&ce);
+    kill(a.pid, SIGTERM);
+    kill(b.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&a, WAIT_MS), 0);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0);
+}
+
+Test(sip_queue, a_call_that_waits_too_long_is_refused_480_queue_timeout, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=2", NULL};
+    int64_t t0, waited;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    t0 = sd_mono_ms();
+    cr_expect_eq(
+        sdt_sipp("gateway_queued_timeout", p.port, RP, sdp_pair_keys(&sk, &e, "gw", "phone", NULL)),
+        0, "182, then 480 with Retry-After on the same dialog");
+    waited = sd_mono_ms() - t0;
+    cr_expect_geq(waited, 1900, "refused after the wait, not before: %lld ms", (long long)waited);
+    cr_expect_lt(waited, 8000, "refused soon after the wait: %lld ms", (long long)waited);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls"), 0);
+    call_events_read(&e, &ce, 3);
+    cr_expect_eq(count_type(&ce, "call.queued", NULL, NULL), 1);
+    cr_expect_eq(count_type(&ce, "call.dequeued", "reason", "queue_timeout"), 1);
+    cr_expect_eq(count_type(&ce, "call.rejected", "reason", "queue_timeout"), 1);
+    call_events_free(&ce);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_queue, a_full_queue_refuses_at_once_and_a_cancel_leaves_the_queue, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60",
+                           "SIPDRAIN_QUEUE_MAX_CALLS=1", NULL};
+    const char *ring[] = {"ring_ms", "2000", NULL};
+    pid_t waiting;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    waiting = sdt_sipp_start("gateway_queued_cancel", p.port, RP,
+                             sdp_pair_keys(&sk, &e, "gw", "phone", ring));
+    wait_count(&e, "SELECT count(*) FROM waiting_calls", 1, "the first call waits");
+    cr_expect_eq(sdt_sipp("invite_refused_4xx", p.port, RP, NULL), 0, "the second is refused");
+    cr_expect_eq(sdt_sipp_wait(waiting, WAIT_MS), 0, "182, CANCEL, 487 on the same dialog");
+    wait_count(&e, "SELECT count(*) FROM waiting_calls", 0, "the cancelled call left the queue");
+    call_events_read(&e, &ce, 3);
+    cr_expect_eq(count_type(&ce, "call.queued", NULL, NULL), 1);
+    cr_expect_eq(count_type(&ce, "call.rejected", "reason", "queue_full"), 1);
+    cr_expect_eq(count_type(&ce, "call.dequeued", "reason", "cancelled"), 1);
+    call_events_free(&ce);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 0,
+                 "nobody was offered a call");
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+Test(sip_queue, a_phone_that_rings_out_sends_the_call_to_the_next_agent, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60",
+                           "SIPDRAIN_RING_TIMEOUT=2", NULL};
+    const char *hold[] = {"hold_ms", "300", NULL};
+    pid_t silent, answering;
+    int64_t t0;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a-old", "2001", 60); /* the longest idle: offered first */
+    agent_ready(&e, "a-new", "2002", 5);
+    silent =
+        phone_start(&e, &p, "phone_no_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    answering =
+        phone_start(&e, &p, "phone_answer", "2002", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    t0 = sd_mono_ms();
+    cr_expect_eq(sdt_sipp("gateway_call", p.port, RP, sdp_pair_keys(&sk, &e, "gw", "phone", hold)),
+                 0, "answered by the second agent");
+    cr_expect_geq(sd_mono_ms() - t0, 1900, "the first phone rang the ring timeout");
+    cr_expect_eq(sdt_sipp_wait(silent, WAIT_MS), 0, "the silent phone got the edge's CANCEL");
+    cr_expect_eq(sdt_sipp_wait(answering, WAIT_MS), 0);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a-old'"
+                                      " AND end_cause = 'no_answer' AND answered_at IS NULL"),
+                 1);
+    wait_count(&e,
+               "SELECT count(*) FROM calls WHERE agent_id = 'a-new' AND answered_at IS NOT NULL"
+               " AND end_cause = 'caller_hangup'",
+               1, "the second agent's call");
+    call_events_read(&e, &ce, 7);
+    /* offered a-old, ended no_answer (route_point: agent-state sets it
+     * NotReady), queued again, dequeued, offered a-new, established, ended */
+    cr_expect_eq(count_type(&ce, "call.ended", "end_cause", "no_answer"), 1);
+    for (size_t i = 0; i < ce.n; i++) {
+        if (!strcmp(ce.type[i], "call.ended") &&
+            !strcmp(field(ce.data[i], "end_cause"), "no_answer"))
+            cr_expect_str_eq(field(ce.data[i], "route_point"), RP);
+    }
+    cr_expect_eq(count_type(&ce, "call.queued", NULL, NULL), 1, "queued again, once");
+    call_events_free(&ce);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
