@@ -113,10 +113,14 @@ static int write_one(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
                                            json_string_value(json_object_get(d, "direction")), err)
                      : edge_db_call_update(b->pg, call_id, state,
                                            json_string_value(json_object_get(d, "end_cause")), err);
-        if (rc < 0 ||
-            add_event(b, SD_TOPIC_CALL_EVENTS, json_string_value(json_object_get(d, "agent_id")),
-                      json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
-                      err) < 0)
+        const char *agent = json_string_value(json_object_get(d, "agent_id"));
+        if (rc < 0)
+            return -1;
+        /* A call handed to the peer site has no agent here: its calls row
+         * only (the peer's edge reports it as its own call). */
+        if (agent != NULL && agent[0] != '\0' &&
+            add_event(b, SD_TOPIC_CALL_EVENTS, agent, json_string_value(json_object_get(d, "type")),
+                      json_object_get(d, "data"), err) < 0)
             return -1;
     } else if (add_event(b, json_string_value(json_object_get(d, "topic")),
                          json_string_value(json_object_get(d, "key")),
@@ -472,25 +476,41 @@ static void do_dequeue(struct edge_bus *b, struct edge_msg *m)
 {
     struct edge_waiting w;
     struct sd_err err = {0};
+    const char *peer = json_string_value(json_object_get(m->data, "peer_uri"));
+    struct edge_route r = {.status = 487, .reason = "cancelled"};
+    json_t *extra;
     bool found = false;
 
     if (sd_pg_begin(b->pg, &err) < 0 ||
         edge_db_dequeue(b->pg, b->edge_id, m->token, &w, &found, &err) < 0)
         goto fail;
-    if (found && (queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called,
-                              json_pack("{s:s, s:I}", "reason", "cancelled", "wait_ms",
-                                        (json_int_t)w.wait_ms),
-                              &err) < 0))
-        goto fail;
-    if (sd_pg_commit(b->pg, &err) < 0)
-        goto fail;
-    if (found) {
-        struct edge_route r = {.status = 487, .reason = "cancelled"};
-        b->waiting--;
-        snprintf(r.call_id_used, sizeof(r.call_id_used), "%s", w.call_id);
-        sd_log_info("waiting call gone", "call=%s wait_ms=%ld", w.call_id, w.wait_ms);
-        route_done(b, m->token, &r, w.caller, w.called);
+    if (!found) {
+        sd_pg_rollback(b->pg);
+        return; /* offered or refused already: that answer is on its way */
     }
+    if (peer != NULL) {
+        /* a site drain: to the peer site's route point, a calls row of its own */
+        r = (struct edge_route){.call_id = w.call_id, .edge_id = b->edge_id, .site = b->site};
+        if (edge_db_call_insert_peer(b->pg, &r, &err) < 0)
+            goto fail;
+        snprintf(r.contact, sizeof(r.contact), "%s", peer);
+    } else {
+        snprintf(r.call_id_used, sizeof(r.call_id_used), "%s", w.call_id);
+    }
+    extra = json_pack("{s:s, s:I}", "reason", peer != NULL ? "peer_site" : "cancelled", "wait_ms",
+                      (json_int_t)w.wait_ms);
+    if (peer != NULL) {
+        json_object_set_new(extra, "peer_uri", json_string(peer));
+        json_object_set_new(extra, "offered_call_id", json_string(r.call_id_used));
+    }
+    if (queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called, extra,
+                    &err) < 0 ||
+        sd_pg_commit(b->pg, &err) < 0)
+        goto fail;
+    b->waiting--;
+    sd_log_info(peer != NULL ? "waiting call sent to the peer site" : "waiting call gone",
+                "call=%s wait_ms=%ld target=%s", w.call_id, w.wait_ms, peer != NULL ? peer : "-");
+    route_done(b, m->token, &r, w.caller, w.called);
     return;
 fail:
     /* The row stays until its deadline; the poll then refuses it, and the

@@ -6,6 +6,8 @@
 #include "edge_sip_int.h"
 
 static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
+static bool site_draining(const struct edge_sip *e);
+static void to_peer(struct edge_sip *e, struct edge_call *c);
 static void route_set(char *out, size_t size, const sip_record_route_t *rr, bool reverse);
 
 /* "Reason: SIP;cause=503;text="..."" (RFC 3326) for a refusal while draining. */
@@ -268,7 +270,10 @@ static bool invite_agent(struct edge_sip *e, struct edge_call *c, bool nailed)
 
     if (nailed && edge_nailed_connect(e, c))
         goto sent;
-    edge_call_agent_to(e, c->dn, c->contact, to, sizeof(to));
+    if (c->agent_id[0] == '\0') /* the peer site's route point (a site drain) */
+        snprintf(to, sizeof(to), "<%s>", c->contact);
+    else
+        edge_call_agent_to(e, c->dn, c->contact, to, sizeof(to));
     c->b.nh = edge_register_phone_handle(e, &c->b, c->dn, c->contact, to, NULL);
     if (c->b.nh == NULL)
         return false;
@@ -337,6 +342,8 @@ static void requeue(struct edge_sip *e, struct edge_call *c)
                    json_pack("{s:s, s:s, s:s, s:s, s:I, s:i}", "call_id", c->queue_id, "dn",
                              c->called, "caller", c->caller, "called", c->called, "queued_at_ms",
                              (json_int_t)c->created_ms, "offers", c->offers));
+    if (site_draining(e))
+        to_peer(e, c);
 }
 
 static void do_action(struct edge_sip *e, struct edge_call *c, const struct call_action *a,
@@ -548,6 +555,52 @@ static void release_orphan(struct edge_sip *e, json_t *d)
     free(c);
 }
 
+/* Whether the site this edge belongs to is draining: its waiting calls go
+ * to the peer site. */
+static bool site_draining(const struct edge_sip *e)
+{
+    return e->fsm.state != EDGE_ACTIVE && e->fsm.drain.site_scope;
+}
+
+/* The peer site's route point for a call to rp: SIPDRAIN_PEER_SITE_URI with
+ * rp as its user part (as it is when it names a user already). */
+static void peer_target(const struct edge_sip *e, const char *rp, char *out, size_t size)
+{
+    const char *uri = e->cfg.peer_site_uri;
+    size_t scheme = strncmp(uri, "sips:", 5) == 0 ? 5 : 4;
+
+    if (strchr(uri, '@') != NULL)
+        snprintf(out, size, "%s", uri);
+    else
+        snprintf(out, size, "%.*s%s@%s", (int)scheme, uri, rp, uri + scheme);
+}
+
+/* Asks the bus thread to hand c (waiting) to the peer site: it takes the
+ * call out of the queue and answers with a route done to the peer's URI. */
+static void to_peer(struct edge_sip *e, struct edge_call *c)
+{
+    char target[600];
+
+    if (c->st.phase != CALL_QUEUED || c->st.dequeue_sent || c->to_peer || c->st.cancelled)
+        return;
+    if (e->cfg.peer_site_uri == NULL) {
+        sd_log_warn("waiting call stays: no SIPDRAIN_PEER_SITE_URI to send it to", "call=%s",
+                    c->call_id);
+        return;
+    }
+    c->to_peer = true;
+    peer_target(e, c->called, target, sizeof(target));
+    sd_log_info("waiting call to the peer site", "call=%s target=%s", c->call_id, target);
+    edge_queue_put(e->to_bus, EDGE_MSG_DEQUEUE, c->token,
+                   json_pack("{s:s, s:s}", "call_id", c->queue_id, "peer_uri", target));
+}
+
+void edge_call_queue_to_peer(struct edge_sip *e)
+{
+    for (struct edge_call *c = e->calls; c != NULL; c = c->next)
+        to_peer(e, c);
+}
+
 /* A route-point call with no Ready agent waits (issue #16): 182 Queued. */
 void edge_call_on_queued(struct edge_sip *e, const struct edge_msg *m)
 {
@@ -558,6 +611,8 @@ void edge_call_on_queued(struct edge_sip *e, const struct edge_msg *m)
         return; /* cannot be: a call waiting for its route is never freed */
     sd_log_info("call queued", "call=%s route_point=%s", c->call_id, c->called);
     edge_call_input(e, c, &in, NULL);
+    if (site_draining(e))
+        to_peer(e, c);
 }
 
 void edge_call_ring_check(struct edge_sip *e)
@@ -599,7 +654,15 @@ void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m)
     in.status = (int)json_integer_value(json_object_get(d, "status"));
     /* the database was away (edge_bus.c): the caller may try another edge at once */
     ctx.db_away = in.status != 0 && why != NULL && strcmp(why, "database_unavailable") == 0;
-    if (in.status == 0) {
+    if (in.status == 0 && json_string_value(json_object_get(d, "agent_id"))[0] == '\0') {
+        /* the peer site's route point: its answer, whatever it is, is the
+         * caller's (no queue of ours any more, no ring timeout) */
+        c->st.queue_on = false;
+        c->agent_id[0] = c->dn[0] = '\0';
+        snprintf(c->contact, sizeof(c->contact), "%s",
+                 json_string_value(json_object_get(d, "contact")));
+        sd_log_info("call sent to the peer site", "call=%s target=%s", c->call_id, c->contact);
+    } else if (in.status == 0) {
         snprintf(c->agent_id, sizeof(c->agent_id), "%s",
                  json_string_value(json_object_get(d, "agent_id")));
         snprintf(c->dn, sizeof(c->dn), "%s", json_string_value(json_object_get(d, "dn")));

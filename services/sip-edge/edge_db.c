@@ -208,7 +208,7 @@ static int insert_call(struct sd_pg *pg, struct edge_route *r, struct sd_err *er
 {
     const char *values[4] = {r->call_id_used, r->edge_id, r->site, r->agent_id};
     const char *sql = "INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"
-                      " VALUES ($1, $2, $3, $4, 'inbound', 'offered')"
+                      " VALUES ($1, $2, $3, NULLIF($4, ''), 'inbound', 'offered')"
                       " ON CONFLICT (call_id) DO NOTHING RETURNING 1";
     PGresult *res = sd_pg_query(pg, sql, 4, values, NULL, NULL, err);
     int inserted;
@@ -240,6 +240,14 @@ int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
         return -1;
     if (r->status != 0)
         return 0;
+    return insert_call(pg, r, err);
+}
+
+int edge_db_call_insert_peer(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    r->status = 0;
+    r->agent_id[0] = r->agent_dn[0] = '\0';
+    snprintf(r->call_id_used, sizeof(r->call_id_used), "%s", r->call_id);
     return insert_call(pg, r, err);
 }
 

@@ -73,6 +73,11 @@ struct edge_route {
  * back (the reservation with it). */
 int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
 
+/* The calls row of a waiting call handed to the peer site (a site drain):
+ * no agent (agent_id NULL); r->call_id_used as for edge_db_route. */
+int edge_db_call_insert_peer(struct sd_pg *pg, struct edge_route *r,
+                             struct sd_err *err) SD_MUST_CHECK;
+
 /* The calls row of a call the edge starts itself (agent-originated:
  * direction "outbound"), state "offered". */
 int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_id,

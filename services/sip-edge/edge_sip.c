@@ -123,6 +123,8 @@ static void fsm_input(struct edge_sip *e, struct edge_input *in, const char *cau
                     edge_state_name(before), edge_state_name(e->fsm.state),
                     edge_input_name(in->kind), cause,
                     e->fsm.drain.drain_id[0] ? e->fsm.drain.drain_id : "-");
+    if (before == EDGE_ACTIVE && e->fsm.state != EDGE_ACTIVE && e->fsm.drain.site_scope)
+        edge_call_queue_to_peer(e); /* the site's agents are going: its queue too */
     for (size_t i = 0; i < out.n; i++) {
         switch (out.a[i]) {
         case EDGE_DO_CUT_CALLS: /* the deadline, or a forced stop (second SIGTERM, force) */

@@ -151,6 +151,7 @@ struct edge_call {
     char queue_id[256]; /* the call's id in waiting_calls: its first call_id (SIP Call-ID) */
     bool route_point;   /* called a route point (SIPDRAIN_ROUTE_POINTS) */
     int offers;         /* agents it was offered to so far (queue_on) */
+    bool to_peer;       /* asked to go to the peer site (a site drain) */
     int64_t ring_ms;    /* when the agent's phone was INVITEd (the ring timeout) */
     char *offer;        /* the caller's SDP, until the agent leg's INVITE is sent */
     int64_t created_ms, answered_ms;
@@ -277,6 +278,10 @@ void edge_register_on_done(struct edge_sip *e, const struct edge_msg *m);
 void edge_call_on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip);
 void edge_call_on_route_done(struct edge_sip *e, const struct edge_msg *m);
 void edge_call_on_queued(struct edge_sip *e, const struct edge_msg *m);
+/* A site drain (issue #16): every call waiting here goes to the peer site's
+ * route point (SIPDRAIN_PEER_SITE_URI), bridged as any other call. Also
+ * for a call that starts to wait while the site drains. */
+void edge_call_queue_to_peer(struct edge_sip *e);
 /* Phones that rang longer than SIPDRAIN_RING_TIMEOUT for a queue_on call:
  * CANCELled, the call back to the queue. At most every 100 ms. */
 void edge_call_ring_check(struct edge_sip *e);

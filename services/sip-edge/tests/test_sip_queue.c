@@ -232,3 +232,62 @@ Test(sip_queue, a_phone_that_rings_out_sends_the_call_to_the_next_agent, .timeou
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
+
+Test(sip_queue, a_site_drain_sends_the_waiting_calls_to_the_peer_site_where_agents_answer,
+     .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc peer, p;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *peer_extra[] = {"SIPDRAIN_SITE=site1", "SIPDRAIN_ROUTE_POINTS=" RP, NULL};
+    char peer_uri[96];
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60", peer_uri,
+                           NULL};
+    pid_t gw[2], phone[2];
+    long id;
+
+    env_setup(&e);
+    edge_start(&e, &peer, "edge-1a", peer_extra);
+    snprintf(peer_uri, sizeof(peer_uri), "SIPDRAIN_PEER_SITE_URI=sip:127.0.0.1:%d", peer.port);
+    edge_start(&e, &p, "edge-2a", extra);
+    /* site1 has two Ready agents; site2 none: its calls wait */
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, ready_since) VALUES"
+                      " ('b1', '1001', 'site1', 'ready', now() - interval '20 seconds'),"
+                      " ('b2', '1002', 'site1', 'ready', now() - interval '10 seconds')");
+    phone[0] =
+        phone_start(&e, &peer, "phone_answer", "1001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    phone[1] =
+        phone_start(&e, &peer, "phone_answer", "1002", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gw[0] = queued_call(&e, &p, &sk, 1, &id);
+    gw[1] = queued_call(&e, &p, &sk, 2, &id);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 0,
+                 "site1's agents are not "
+                 "site2's");
+    drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:i}", "sip_timeout_s", 0));
+    for (int k = 0; k < 2; k++) {
+        cr_expect_eq(sdt_sipp_wait(gw[k], WAIT_MS), 0,
+                     "gateway %d: queued at site2, answered from site1 on the same dialog", k + 1);
+        cr_expect_eq(sdt_sipp_wait(phone[k], WAIT_MS), 0, "site1 phone %d", k + 1);
+    }
+    wait_count(&e,
+               "SELECT count(*) FROM calls WHERE edge_id = 'edge-1a' AND agent_id IN ('b1', 'b2')"
+               " AND answered_at IS NOT NULL AND state = 'ended'",
+               2, "answered by site1's agents");
+    wait_count(&e,
+               "SELECT count(*) FROM calls WHERE edge_id = 'edge-2a' AND agent_id IS NULL"
+               " AND answered_at IS NOT NULL AND state = 'ended'",
+               2, "site2's legs to the peer site");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls"), 0);
+    wait_edge_state(&e, "edge-2a", "drained");
+    call_events_read(&e, &ce, 2 * 2 + 2 * 3); /* site2: queued, dequeued; site1: the calls */
+    cr_expect_eq(count_type(&ce, "call.dequeued", "reason", "peer_site"), 2);
+    cr_expect_eq(count_type(&ce, "call.rejected", NULL, NULL), 0, "no call refused");
+    cr_expect_eq(count_type(&ce, "call.offered", "edge", "edge-1a"), 2);
+    cr_expect_eq(count_type(&ce, "call.offered", "edge", "edge-2a"), 0);
+    call_events_free(&ce);
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+    kill(peer.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&peer, WAIT_MS), 0);
+}
