@@ -154,6 +154,7 @@ void drain_fsm_counts(const struct drain *d, const struct drain_view *v, struct 
         c->edges_live++;
         c->edges_not_stopped++;
         c->calls_left += e->active_calls;
+        c->calls_queued += e->queued;
         c->byes_pending += e->pending_byes;
         c->nailed_up_left += e->nailed_up;
     }
@@ -189,7 +190,8 @@ static uint64_t counts_hash(const struct drain_counts *c, enum drain_phase p)
 {
     const uint32_t f[] = {c->edges_total,   c->edges_not_stopped, c->calls_left,
                           c->byes_pending,  c->nailed_up_left,    c->agents_logged_in,
-                          c->agents_in_acw, c->agents_on_call,    (uint32_t)p};
+                          c->agents_in_acw, c->agents_on_call,    c->calls_queued,
+                          (uint32_t)p};
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {

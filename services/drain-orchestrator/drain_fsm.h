@@ -91,6 +91,7 @@ struct drain_edge_view {
     enum drain_edge_state state;
     int64_t heartbeat_ms; /* last edge.status */
     uint32_t active_calls, pending_byes, nailed_up;
+    uint32_t queued; /* of active_calls, those waiting for an agent (waiting_calls) */
     uint32_t calls_cut, byes_retransmitted; /* the edge's counters (edge.status) */
     bool held; /* started again under the drain's hold (edges.held): as good as stopped */
 };
@@ -199,6 +200,7 @@ struct drain_actions {
 struct drain_counts {
     uint32_t edges_total, edges_live, edges_not_stopped, edges_stopped;
     uint32_t calls_left, byes_pending, nailed_up_left, calls_cut, byes_retransmitted;
+    uint32_t calls_queued; /* of calls_left, waiting for an agent (issue #16) */
     uint32_t agents_logged_in, agents_in_acw, agents_on_call, agents_logged_out;
     uint32_t agents_migrated;
 };

@@ -195,6 +195,7 @@ static json_t *progress_data(const struct orch_drain *od, const struct drain_vie
                   "agents_in_acw", c->agents_in_acw, "agents_on_call", c->agents_on_call,
                   "byes_pending", c->byes_pending, "nailed_up_left", c->nailed_up_left,
                   "edges_not_stopped", c->edges_not_stopped, "edges_total", c->edges_total));
+    json_object_set_new(o, "calls_queued", json_integer(c->calls_queued));
     if (d->deadline_ms > 0)
         json_object_set_new(
             o, "deadline_in_ms",

@@ -335,7 +335,9 @@ int orch_db_edges(struct sd_pg *pg, const struct drain *d, struct drain_edge_vie
         pg,
         "SELECT edge_id, state, " MS(
             "last_heartbeat") ", active_calls, pending_byes,"
-                              " nailed_up_dialogs, calls_cut, byes_retransmitted, held FROM edges"
+                              " nailed_up_dialogs, calls_cut, byes_retransmitted, held,"
+                              " (SELECT count(*) FROM waiting_calls w WHERE w.edge_id ="
+                              " edges.edge_id) FROM edges"
                               " WHERE (($1 = 'site' AND site = $2) OR ($1 = 'edge' AND edge_id = "
                               "$2))"
                               " AND last_heartbeat >= to_timestamp($3::bigint / 1000.0)"
@@ -359,6 +361,7 @@ int orch_db_edges(struct sd_pg *pg, const struct drain *d, struct drain_edge_vie
         e->calls_cut = (uint32_t)ll_value(res, i, 6);
         e->byes_retransmitted = (uint32_t)ll_value(res, i, 7);
         e->held = bool_value(res, i, 8);
+        e->queued = (uint32_t)ll_value(res, i, 9);
         (*n)++;
     }
     PQclear(res);

@@ -337,13 +337,14 @@ static void show_event(struct screen *sc, const struct sd_event *ev)
     }
     clock_text(elapsed, sizeof(elapsed), num(d, "elapsed_ms"));
     if (!sc->tty) {
-        printf("%s drain=%s phase=%s calls_left=%ld/%ld agents_logged_in=%ld/%ld acw=%ld"
-               " on_call=%ld byes_pending=%ld nailed_up=%ld edges_not_stopped=%ld/%ld"
+        printf("%s drain=%s phase=%s calls_left=%ld/%ld queued=%ld agents_logged_in=%ld/%ld"
+               " acw=%ld on_call=%ld byes_pending=%ld nailed_up=%ld edges_not_stopped=%ld/%ld"
                " elapsed=%s\n",
                ev->time, text(d, "drain_id"), text(d, "phase"), num(d, "calls_left"), calls_total,
-               num(d, "agents_logged_in"), agents_total, num(d, "agents_in_acw"),
-               num(d, "agents_on_call"), num(d, "byes_pending"), num(d, "nailed_up_left"),
-               num(d, "edges_not_stopped"), num(d, "edges_total"), elapsed);
+               num(d, "calls_queued"), num(d, "agents_logged_in"), agents_total,
+               num(d, "agents_in_acw"), num(d, "agents_on_call"), num(d, "byes_pending"),
+               num(d, "nailed_up_left"), num(d, "edges_not_stopped"), num(d, "edges_total"),
+               elapsed);
         fflush(stdout);
         return;
     }
@@ -357,8 +358,9 @@ static void show_event(struct screen *sc, const struct sd_event *ev)
     printf("\033[2Kdrain %.8s  %s %s  phase %-11s  elapsed %s%s%s\n", text(d, "drain_id"),
            text(d, "scope"), !strcmp(text(d, "scope"), "edge") ? text(d, "edge") : text(d, "site"),
            text(d, "phase"), elapsed, left[0] ? "  deadline in " : "", left);
-    printf("\033[2K  calls   %s %4ld of %ld ended, %ld left\n", b1,
-           calls_total - num(d, "calls_left"), calls_total, num(d, "calls_left"));
+    printf("\033[2K  calls   %s %4ld of %ld ended, %ld left (%ld queued)\n", b1,
+           calls_total - num(d, "calls_left"), calls_total, num(d, "calls_left"),
+           num(d, "calls_queued"));
     printf("\033[2K  agents  %s %4ld of %ld logged out (%ld in ACW, %ld on a call)\n", b2,
            agents_total - num(d, "agents_logged_in"), agents_total, num(d, "agents_in_acw"),
            num(d, "agents_on_call"));

@@ -241,7 +241,8 @@ def load_schemas(schema_dir, rep):
 # type -> [(field, must be <= field)]. Each is also said in the field's
 # description in the schema.
 RELATIONS = {
-    "drain.progress": [("calls_left", "calls_at_start"), ("agents_logged_in", "agents_at_start")],
+    "drain.progress": [("calls_left", "calls_at_start"), ("calls_queued", "calls_left"),
+                       ("agents_logged_in", "agents_at_start")],
 }
 
 
