@@ -286,8 +286,8 @@ echo -e "SEQUENTIAL\n7000" >"$logs/route.csv"
 free_port gp
 free_port gcp
 sipp "127.0.0.1:$lb_port" -sf bench/sipp/caller.xml -inf "$logs/route.csv" -d "$HOLD_MS" \
-    -i 127.0.0.1 -p "$gp" -cp "$gcp" -t u1 -r "$RATE" -m "$calls" -recv_timeout 10000 \
-    -timeout $((DURATION_S + 60))s -nostdin -trace_stat -stf "$logs/gateway.csv" -fd 1 \
+    -i 127.0.0.1 -p "$gp" -cp "$gcp" -t u1 -r "$RATE" -m "$calls" -recv_timeout 150000 \
+    -timeout $((DURATION_S + 200))s -nostdin -trace_stat -stf "$logs/gateway.csv" -fd 1 \
     >"$logs/gateway.out" 2>&1 &
 gw=$!
 pids+=($gw)
@@ -357,6 +357,23 @@ q "SELECT '  ' || site || ': ' || count(*) || ' offered, '
      || count(*) FILTER (WHERE end_cause = 'cancelled') || ' cancelled by the caller, '
      || count(*) FILTER (WHERE ended_at IS NULL) || ' still on'
    FROM calls GROUP BY site ORDER BY site"
+# The queue at route point 7000 (issue #16), from the edges' own events:
+# call.queued, and call.dequeued with how long each call waited.
+SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-admin.properties \
+    "$tbin"/bus_worker dump "$SIPDRAIN_KAFKA_BROKERS" "${prefix}sipdrain.call.events" 2>/dev/null \
+    >"$logs/call-events.jsonl" || true
+queued=$(grep -c '"type":"call.queued"' "$logs/call-events.jsonl" || true)
+grep '"type":"call.dequeued"' "$logs/call-events.jsonl" |
+    sed -n 's/.*"reason":"\([a-z_]*\)".*"wait_ms":\([0-9]*\).*/\1 \2/p; s/.*"wait_ms":\([0-9]*\).*"reason":"\([a-z_]*\)".*/\2 \1/p' \
+    >"$logs/waits.txt" || true
+echo "queue at route point 7000 (call.queued / call.dequeued events):"
+echo "  calls that waited: ${queued:-0} (182 Queued)"
+awk '{ n[$1]++ } END { printf "  left the queue: offered to an agent %d, sent to the peer site %d, timed out %d, cancelled %d\n",
+        n["offered"], n["peer_site"], n["queue_timeout"], n["cancelled"] }' "$logs/waits.txt"
+sort -n -k2 "$logs/waits.txt" | awk '{ w[NR] = $2 } END {
+        if (NR == 0) { print "  waits: none"; exit }
+        p50 = w[int((NR - 1) * 0.50) + 1]; p99 = w[int((NR - 1) * 0.99) + 1]
+        printf "  waits (ms): p50 %d, p99 %d, max %d over %d calls\n", p50, p99, w[NR], NR }'
 echo "the direct call to DN 2019 (its phone never answers BYE): SIPp exit $direct_rc"
 byes=$(grep -c "BYE #" "$logs/phone-2019.log" 2>/dev/null || true)
 echo "  BYEs the phone received, none answered: ${byes:-0} (SIPp exit $bye_phone_rc)"

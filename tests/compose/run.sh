@@ -214,7 +214,7 @@ gateway() {
     lb_ip=$(ip_of "$(containers lb | head -1)")
     ctr exec "$tester" sipp "$lb_ip:5060" -sf /bench/caller.xml -inf /sipp-run/route.csv \
         -d "$HOLD_MS" -i "$tester_ip" -p "$port" -cp $((8890 + gw_n)) -t u1 \
-        -r "$RATE" -m "$calls" -recv_timeout 10000 -timeout $((calls / RATE + 120))s -nostdin \
+        -r "$RATE" -m "$calls" -recv_timeout 150000 -timeout $((calls / RATE + 300))s -nostdin \
         -trace_stat -stf "/sipp-run/$name.csv" -fd 1 -trace_err -error_file "/sipp-run/$name.err" \
         >"$logs/$name.out" 2>&1 &
     gw_pid=$!
