@@ -1007,7 +1007,12 @@ static void send_stats(struct edge_bus *b)
 
 static int64_t on_tick(struct sd_loop *loop, void *arg)
 {
+    struct edge_bus *b = arg;
+    struct sd_err err = {0};
+
     (void)loop;
+    if (!b->queue_cleared && queue_clear(b, &err) < 0)
+        sd_log_debug("waiting calls of a previous run not removed yet", "reason=\"%s\"", err.text);
     poll_control(arg);
     send_stats(arg);
     return BUS_TICK_MS;

@@ -113,11 +113,12 @@ static void copy_col(char *dst, size_t size, PGresult *res, int row, int col)
  * at once never pick the same one. One statement: reserves it and returns
  * its phone's contact. */
 /* A site's live waiting call, as a condition on waiting_calls w: within its
- * deadline, at an edge that is alive (a dead edge's callers are gone; its
- * rows must not hold the head of the queue). */
+ * deadline, at an edge that is alive - its heartbeat (edges.last_heartbeat,
+ * every second) under 5 s old: a dead edge's callers are gone, and its
+ * rows must not hold the head of the queue for longer. */
 #define LIVE_WAITING                                                                               \
     "w.deadline > now() AND EXISTS (SELECT 1 FROM edges x WHERE x.edge_id = w.edge_id"             \
-    " AND x.last_heartbeat > now() - interval '10 seconds')"
+    " AND x.last_heartbeat > now() - interval '5 seconds')"
 
 static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {

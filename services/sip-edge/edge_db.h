@@ -111,7 +111,7 @@ struct edge_wait {
 /* The call waits (in the caller's transaction): a waiting_calls row, unless
  * max_calls > 0 and the site has that many live waiting calls already
  * (*full; nothing written). A site's live waiting calls are those within
- * their deadline at an edge that is alive (heartbeat within 10 s). */
+ * their deadline at an edge that is alive (heartbeat within 5 s). */
 int edge_db_queue(struct sd_pg *pg, const struct edge_wait *w, int max_calls, bool *full,
                   struct sd_err *err) SD_MUST_CHECK;
 

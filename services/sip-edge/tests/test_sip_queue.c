@@ -291,3 +291,66 @@ Test(sip_queue, a_site_drain_sends_the_waiting_calls_to_the_peer_site_where_agen
     kill(peer.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&peer, WAIT_MS), 0);
 }
+
+/* An edge killed while calls wait loses its own callers (their INVITE
+ * transactions die with it: the gateway must try again, as with any B2BUA)
+ * and nothing else: its rows hold the head of the queue 5 s at most, no
+ * agent is ever reserved for one of its dead calls, the other edge's calls
+ * are served in order, and the edge started again removes its old rows. */
+Test(sip_queue, an_edge_killed_while_calls_wait_takes_only_its_own_callers, .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc a, b;
+    struct sdp_keys sk;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60", NULL};
+    pid_t gw[4], phone[3];
+    long id[4];
+    char sql[256];
+
+    env_setup(&e);
+    edge_start(&e, &a, "edge-2a", extra);
+    edge_start(&e, &b, "edge-2b", extra);
+    phone[0] =
+        phone_start(&e, &a, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    phone[1] =
+        phone_start(&e, &a, "phone_answer", "2002", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gw[0] = queued_call(&e, &a, &sk, 1, &id[0]);
+    gw[1] = queued_call(&e, &b, &sk, 2, &id[1]); /* at the edge about to die */
+    gw[2] = queued_call(&e, &a, &sk, 3, &id[2]);
+    kill(b.pid, SIGKILL);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), -1);
+    agent_ready(&e, "a1", "2001", 1);
+    wait_count(&e, "SELECT count(*) FROM calls WHERE agent_id = 'a1'", 1, "a1's offer");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT hashtext(call_id) FROM calls WHERE agent_id = 'a1'"),
+                 id[0], "the oldest call");
+    agent_ready(&e, "a2", "2002", 1);
+    wait_count(&e, "SELECT count(*) FROM calls WHERE agent_id = 'a2'", 1,
+               "a2's offer, once the dead edge's row no longer holds the head");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT hashtext(call_id) FROM calls WHERE agent_id = 'a2'"),
+                 id[2], "the third call: the second died with its edge");
+    for (int k = 0; k < 3; k += 2)
+        cr_expect_eq(sdt_sipp_wait(gw[k], WAIT_MS), 0, "gateway %d", k + 1);
+    kill(gw[1], SIGKILL);
+    sdt_wait(gw[1], WAIT_MS);
+    for (int k = 0; k < 2; k++)
+        cr_expect_eq(sdt_sipp_wait(phone[k], WAIT_MS), 0, "phone %d", k + 1);
+    /* started again: its old row goes; a new call there waits and is served */
+    edge_start(&e, &b, "edge-2b", extra);
+    wait_count(&e, "SELECT count(*) FROM waiting_calls", 0, "the dead edge's row removed");
+    phone[2] =
+        phone_start(&e, &b, "phone_answer", "2003", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gw[3] = queued_call(&e, &b, &sk, 1, &id[3]);
+    agent_ready(&e, "a3", "2003", 1);
+    cr_expect_eq(sdt_sipp_wait(gw[3], WAIT_MS), 0, "a new call at the restarted edge");
+    cr_expect_eq(sdt_sipp_wait(phone[2], WAIT_MS), 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM calls WHERE hashtext(call_id) = %ld", id[1]);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, sql), 0, "no agent was offered the dead call");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 3, "none offered twice");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE call_id IS NOT NULL"
+                                      " AND call_id NOT IN (SELECT call_id FROM calls)"),
+                 0, "no agent reserved for a call that is not there");
+    kill(a.pid, SIGTERM);
+    kill(b.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&a, WAIT_MS), 0);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0);
+}
