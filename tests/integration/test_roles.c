@@ -35,6 +35,8 @@ static const struct check checks[] = {
      false},
     {"sipdrain_edge", "INSERT INTO inbox (consumer, event_id) VALUES ('x', gen_random_uuid())",
      false},
+    /* the queue (migration 0006): the edge's; agent-state does not touch it */
+    {"sipdrain_agent_state", "DELETE FROM waiting_calls", false},
     /* agent-state: agents, not calls, edges or credentials */
     {"sipdrain_agent_state", "SELECT count(*) FROM agents", true},
     {"sipdrain_agent_state", "UPDATE drains SET phase = 'completed'", false},
@@ -54,6 +56,7 @@ static const struct check checks[] = {
     {"sipdrain_drainctl", "INSERT INTO outbox (owner, topic, payload) VALUES ('x', 't', 'p')",
      false},
     {"sipdrain_drainctl", "SELECT count(*) FROM sip_credentials", false},
+    {"sipdrain_drainctl", "DELETE FROM waiting_calls", false},
     /* sipdrain-passwd: credentials only */
     {"sipdrain_passwd", "SELECT count(*) FROM sip_credentials", true},
     {"sipdrain_passwd", "SELECT count(*) FROM agents", false},

@@ -19,7 +19,7 @@
 
 struct env {
     char dsn[512], prefix[64];
-    char commands[160], events[160], agent_events[160], control[160];
+    char commands[160], events[160], agent_events[160], control[160], call_events[160];
     char env_dsn[600], env_brokers[300], env_prefix[120];
 };
 
@@ -42,6 +42,7 @@ static void env_setup_alone(struct env *e)
     snprintf(e->events, sizeof(e->events), "%ssipdrain.drain.events", e->prefix);
     snprintf(e->agent_events, sizeof(e->agent_events), "%ssipdrain.agent.events", e->prefix);
     snprintf(e->control, sizeof(e->control), "%ssipdrain.edge.control", e->prefix);
+    snprintf(e->call_events, sizeof(e->call_events), "%ssipdrain.call.events", e->prefix);
     /* drainctl's (the services get theirs in start()) */
     sdt_dsn_as(e->dsn, "sipdrain_drainctl", role_dsn, sizeof(role_dsn));
     snprintf(e->env_dsn, sizeof(e->env_dsn), "SIPDRAIN_PG_DSN=%s", role_dsn);
@@ -53,6 +54,9 @@ static void env_setup_alone(struct env *e)
 
 static void edge_start_at(struct env *e, struct proc *p, const char *id, const char *site,
                           int http_port);
+/* Settings every edge started from now on gets too (NULL-ended; a test
+ * sets it, e.g. route points): reset by env_setup_alone's caller. */
+static const char *edge_more[4];
 
 /* An edge of site1 for the whole test (env_setup starts it): the peer rule
  * lets a drain of site2 start only while an edge of site1 takes calls. The
@@ -115,7 +119,7 @@ static void edge_start_at(struct env *e, struct proc *p, const char *id, const c
 {
     static char envs[2][4][128];
     static int which;
-    const char *extra[6];
+    const char *extra[10];
     char sql[256];
     int64_t deadline = sd_mono_ms() + WAIT_MS;
 
@@ -130,8 +134,14 @@ static void edge_start_at(struct env *e, struct proc *p, const char *id, const c
     extra[2] = envs[which][2];
     /* the phones are Debian 12's SIPp: MD5 challenges alone (edge_harness.c) */
     extra[3] = "SIPDRAIN_SIP_AUTH_ALGORITHMS=MD5";
-    extra[4] = http_port > 0 ? envs[which][3] : NULL;
-    extra[5] = NULL;
+    {
+        size_t n = 4;
+        if (http_port > 0)
+            extra[n++] = envs[which][3];
+        for (size_t i = 0; edge_more[i] != NULL && n < 9; i++)
+            extra[n++] = edge_more[i];
+        extra[n] = NULL;
+    }
     start(e, p, "sip-edge", id, extra);
     wait_log(p, "partitions assigned");
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM edges WHERE edge_id = '%s'", id);
@@ -234,12 +244,14 @@ static int find(const struct evs *r, const char *type, const char *agent)
     return -1;
 }
 
+/* How many events of type (for agent, unless NULL) r holds. */
 static int count_of(const struct evs *r, const char *type, const char *agent)
 {
     int n = 0;
 
     for (size_t i = 0; i < r->n; i++)
-        n += !strcmp(r->type[i], type) && !strcmp(str(r->data[i], "agent_id"), agent);
+        n += !strcmp(r->type[i], type) &&
+             (agent == NULL || !strcmp(str(r->data[i], "agent_id"), agent));
     return n;
 }
 
@@ -655,6 +667,107 @@ Test(orchestrator, the_standby_finishes_a_drain_when_the_active_one_is_killed, .
         }
     }
     standby_completed_the_drain(&e, &as, &two, &edge_a);
+}
+
+/* Issue #16: calls wait at site2's route point (no agent there) when site2
+ * is drained, and the active orchestrator is killed right after the drain
+ * starts: the standby finishes the drain; the edge hands each waiting call
+ * to site1's route point (SIPDRAIN_PEER_SITE_URI), where an agent answers
+ * it; no call is refused or lost, none is offered twice, and drain.progress
+ * counts the waiting calls among calls_left. */
+Test(orchestrator, calls_waiting_at_a_drained_site_are_answered_at_the_peer_site_across_a_failover,
+     .timeout = 240)
+{
+    struct env e;
+    struct proc one, two, edge_a;
+    struct evs drains, calls;
+    char peer_uri[96], sql[160];
+    const char *phone_keys[] = {"sdp_token", "phone-q", "sdp_expect", "s=gw-q", NULL};
+    const char *gw_keys[] = {"hold_ms",    "300",       "sdp_token", "gw-q",
+                             "sdp_expect", "s=phone-q", NULL};
+    pid_t phone[2], gw[2];
+    int64_t deadline;
+    long max_left = 0;
+
+    edge_more[0] = "SIPDRAIN_ROUTE_POINTS=7000";
+    edge_more[1] = NULL;
+    env_setup(&e); /* edge-1a of site1, route point 7000 */
+    sdt_pg_run(e.dsn, "INSERT INTO agents (agent_id, dn, site, state, work_mode, ready_since,"
+                      " version) VALUES ('b1', '1001', 'site1', 'ready', 'manual_in',"
+                      " now() - interval '20 seconds', 1), ('b2', '1002', 'site1', 'ready',"
+                      " 'manual_in', now() - interval '10 seconds', 1)");
+    for (int k = 0; k < 2; k++) {
+        phone[k] =
+            sdt_sipp_start("phone_answer", peer_edge.port, k == 0 ? "1001" : "1002", phone_keys);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM registrations WHERE dn = '%s'",
+                 k == 0 ? "1001" : "1002");
+        deadline = sd_mono_ms() + WAIT_MS;
+        while (sdt_pg_scalar(e.dsn, sql) < 1) {
+            cr_assert_lt(sd_mono_ms(), deadline, "phone %d never registered", k + 1);
+            usleep(50000);
+        }
+    }
+    snprintf(peer_uri, sizeof(peer_uri), "SIPDRAIN_PEER_SITE_URI=sip:127.0.0.1:%d", peer_edge.port);
+    edge_more[1] = peer_uri;
+    edge_more[2] = NULL;
+    edge_start(&e, &edge_a, "edge-2a");
+    edge_more[0] = NULL;
+    orch_up(&e, &one, "orch-1");
+    wait_log(&one, "partitions assigned");
+    orch_up(&e, &two, "orch-2");
+    wait_log(&two, "standby until the orchestrator lock is free");
+    for (int k = 0; k < 2; k++) {
+        gw[k] = sdt_sipp_start("gateway_queued_call", edge_a.port, "7000", gw_keys);
+        deadline = sd_mono_ms() + WAIT_MS;
+        while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls") < k + 1) {
+            cr_assert_lt(sd_mono_ms(), deadline, "call %d never waited", k + 1);
+            usleep(50000);
+        }
+    }
+    /* the edge counts its waiting calls as calls in progress */
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT active_calls FROM edges WHERE edge_id = 'edge-2a'") != 2) {
+        cr_assert_lt(sd_mono_ms(), deadline, "edge-2a never reported its 2 waiting calls");
+        usleep(50000);
+    }
+    drain_start(&e, json_pack("{s:s, s:i}", "site", "site2", "sip_timeout_s", 1), NULL);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM drains") < 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the drain never started");
+        usleep(20000);
+    }
+    cr_assert_eq(kill(one.pid, SIGKILL), 0);
+    sdt_wait(one.pid, 10000);
+    wait_log(&two, "active: holding the orchestrator lock");
+    for (int k = 0; k < 2; k++) {
+        cr_expect_eq(sdt_sipp_wait(gw[k], WAIT_MS), 0,
+                     "call %d: queued at site2, answered at site1 on the same dialog", k + 1);
+        cr_expect_eq(sdt_sipp_wait(phone[k], WAIT_MS), 0, "site1 phone %d", k + 1);
+    }
+    evs_read(e.events, "drain.completed", &drains);
+    for (size_t i = 0; i < drains.n; i++) {
+        long left = (long)json_integer_value(json_object_get(drains.data[i], "calls_left"));
+        if (strcmp(drains.type[i], "drain.progress") != 0)
+            continue;
+        max_left = left > max_left ? left : max_left;
+        cr_expect_leq(json_integer_value(json_object_get(drains.data[i], "calls_queued")), left);
+    }
+    cr_expect_eq(max_left, 2, "the two waiting calls were calls left of the drain");
+    cr_expect(sdt_file_has(two.log, "drain completed"), "orch-2 completed it (%s)", two.log);
+    evs_free(&drains);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE edge_id = 'edge-1a'"
+                                      " AND answered_at IS NOT NULL"),
+                 2, "both answered at site1");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE edge_id = 'edge-1a'"), 2,
+                 "none offered twice");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls"), 0);
+    evs_read(e.call_events, NULL, &calls);
+    cr_expect_eq(count_of(&calls, "call.rejected", NULL), 0, "no call refused");
+    evs_free(&calls);
+    cr_expect_eq(exit_code(edge_a.pid, WAIT_MS), 0, "edge-2a stopped by the drain (%s)",
+                 edge_a.log);
+    kill(two.pid, SIGTERM);
+    cr_expect_eq(exit_code(two.pid, WAIT_MS), 0);
 }
 
 /* PostgreSQL restarted mid-drain: the active instance's lock session is

@@ -161,17 +161,40 @@ Test(sip_queue, a_full_queue_refuses_at_once_and_a_cancel_leaves_the_queue, .tim
     struct edge_proc p;
     struct sdp_keys sk;
     struct call_events ce;
+    char http[64], body[16384];
     const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60",
-                           "SIPDRAIN_QUEUE_MAX_CALLS=1", NULL};
-    const char *ring[] = {"ring_ms", "2000", NULL};
+                           "SIPDRAIN_QUEUE_MAX_CALLS=1", http, NULL};
+    const char *ring[] = {"ring_ms", "3000", NULL};
+    int port = sdt_free_port();
+    int64_t deadline;
     pid_t waiting;
 
+    snprintf(http, sizeof(http), "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", port);
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", extra);
     waiting = sdt_sipp_start("gateway_queued_cancel", p.port, RP,
                              sdp_pair_keys(&sk, &e, "gw", "phone", ring));
     wait_count(&e, "SELECT count(*) FROM waiting_calls", 1, "the first call waits");
     cr_expect_eq(sdt_sipp("invite_refused_4xx", p.port, RP, NULL), 0, "the second is refused");
+    /* /metrics: this edge's waiting call and the site's queue (read every second) */
+    deadline = sd_mono_ms() + 5000;
+    do {
+        cr_assert_eq(sdt_http_get(port, "/metrics", body, sizeof(body)), 200);
+        if (strstr(body, "sipdrain_site_queue_calls{edge=\"edge-2a\",site=\"site2\"} 1\n"))
+            break;
+        usleep(100000);
+    } while (sd_mono_ms() < deadline);
+    cr_expect(strstr(body, "sipdrain_edge_calls_queued{edge=\"edge-2a\",site=\"site2\"} 1\n") !=
+                  NULL,
+              "%s", body);
+    cr_expect(strstr(body, "sipdrain_site_queue_calls{edge=\"edge-2a\",site=\"site2\"} 1\n") !=
+                  NULL,
+              "%s", body);
+    cr_expect(
+        strstr(body,
+               "sipdrain_site_queue_oldest_wait_seconds{edge=\"edge-2a\",site=\"site2\"} 0\n") ==
+            NULL,
+        "the oldest call has waited: %s", body);
     cr_expect_eq(sdt_sipp_wait(waiting, WAIT_MS), 0, "182, CANCEL, 487 on the same dialog");
     wait_count(&e, "SELECT count(*) FROM waiting_calls", 0, "the cancelled call left the queue");
     call_events_read(&e, &ce, 3);
@@ -185,7 +208,12 @@ Test(sip_queue, a_full_queue_refuses_at_once_and_a_cancel_leaves_the_queue, .tim
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
-Test(sip_queue, a_phone_that_rings_out_sends_the_call_to_the_next_agent, .timeout = 180)
+/* A phone that rings out: CANCELled after SIPDRAIN_RING_TIMEOUT, its offer
+ * ends no_answer (call.ended with route_point: agent-state sets the agent
+ * NotReady), and the call goes back to the queue in its first place -
+ * ahead of a call that came after it and waits meanwhile - so the next
+ * Ready agent gets it, with the caller's SDP. */
+Test(sip_queue, a_phone_that_rings_out_sends_the_call_back_to_the_head_of_the_queue, .timeout = 180)
 {
     struct edge_env e;
     struct edge_proc p;
@@ -194,40 +222,59 @@ Test(sip_queue, a_phone_that_rings_out_sends_the_call_to_the_next_agent, .timeou
     const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60",
                            "SIPDRAIN_RING_TIMEOUT=2", NULL};
     const char *hold[] = {"hold_ms", "300", NULL};
-    pid_t silent, answering;
+    pid_t silent, first, second, gw_x, gw_y;
+    long id_y, x;
     int64_t t0;
 
     env_setup(&e);
     edge_start(&e, &p, "edge-2a", extra);
-    agent_ready(&e, "a-old", "2001", 60); /* the longest idle: offered first */
-    agent_ready(&e, "a-new", "2002", 5);
+    agent_ready(&e, "a-silent", "2001", 60);
     silent =
         phone_start(&e, &p, "phone_no_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
-    answering =
+    first =
         phone_start(&e, &p, "phone_answer", "2002", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    second =
+        phone_start(&e, &p, "phone_answer", "2003", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    /* X goes straight to the only Ready agent, whose phone only rings */
     t0 = sd_mono_ms();
-    cr_expect_eq(sdt_sipp("gateway_call", p.port, RP, sdp_pair_keys(&sk, &e, "gw", "phone", hold)),
-                 0, "answered by the second agent");
-    cr_expect_geq(sd_mono_ms() - t0, 1900, "the first phone rang the ring timeout");
+    gw_x = sdt_sipp_start("gateway_call", p.port, RP, sdp_pair_keys(&sk, &e, "gw", "phone", hold));
+    wait_count(&e, "SELECT count(*) FROM calls WHERE agent_id = 'a-silent'", 1, "X rings");
+    x = sdt_pg_scalar(e.dsn, "SELECT hashtext(call_id) FROM calls WHERE agent_id = 'a-silent'");
+    /* Y comes after X and waits */
+    gw_y = queued_call(&e, &p, &sk, 1, &id_y);
+    /* X rings out and waits again: ahead of Y */
+    wait_count(&e, "SELECT count(*) FROM waiting_calls", 2, "X back in the queue");
+    cr_expect_geq(sd_mono_ms() - t0, 1900, "X rang the ring timeout first");
     cr_expect_eq(sdt_sipp_wait(silent, WAIT_MS), 0, "the silent phone got the edge's CANCEL");
-    cr_expect_eq(sdt_sipp_wait(answering, WAIT_MS), 0);
-    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a-old'"
+    agent_ready(&e, "a-first", "2002", 1);
+    wait_count(&e, "SELECT count(*) FROM calls WHERE agent_id = 'a-first'", 1, "a-first's offer");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT hashtext(split_part(call_id, '~', 1)) FROM calls"
+                                      " WHERE agent_id = 'a-first'"),
+                 x, "the next Ready agent gets X, which came first, not Y");
+    agent_ready(&e, "a-second", "2003", 1);
+    wait_count(&e, "SELECT count(*) FROM calls WHERE agent_id = 'a-second'", 1, "a-second's offer");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT hashtext(call_id) FROM calls"
+                                      " WHERE agent_id = 'a-second'"),
+                 id_y);
+    cr_expect_eq(sdt_sipp_wait(gw_x, WAIT_MS), 0, "X answered by a-first, the caller's SDP intact");
+    cr_expect_eq(sdt_sipp_wait(gw_y, WAIT_MS), 0, "Y: queued, then answered");
+    cr_expect_eq(sdt_sipp_wait(first, WAIT_MS), 0);
+    cr_expect_eq(sdt_sipp_wait(second, WAIT_MS), 0);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a-silent'"
                                       " AND end_cause = 'no_answer' AND answered_at IS NULL"),
                  1);
-    wait_count(&e,
-               "SELECT count(*) FROM calls WHERE agent_id = 'a-new' AND answered_at IS NOT NULL"
-               " AND end_cause = 'caller_hangup'",
-               1, "the second agent's call");
-    call_events_read(&e, &ce, 7);
-    /* offered a-old, ended no_answer (route_point: agent-state sets it
-     * NotReady), queued again, dequeued, offered a-new, established, ended */
+    wait_count(&e, "SELECT count(*) FROM calls WHERE answered_at IS NOT NULL AND state = 'ended'",
+               2, "X and Y answered and ended");
+    /* X: offered, ended no_answer, queued, dequeued, offered, established,
+     * ended; Y: queued, dequeued, offered, established, ended */
+    call_events_read(&e, &ce, 12);
     cr_expect_eq(count_type(&ce, "call.ended", "end_cause", "no_answer"), 1);
     for (size_t i = 0; i < ce.n; i++) {
         if (!strcmp(ce.type[i], "call.ended") &&
             !strcmp(field(ce.data[i], "end_cause"), "no_answer"))
             cr_expect_str_eq(field(ce.data[i], "route_point"), RP);
     }
-    cr_expect_eq(count_type(&ce, "call.queued", NULL, NULL), 1, "queued again, once");
+    cr_expect_eq(count_type(&ce, "call.queued", NULL, NULL), 2, "Y once, X again");
     call_events_free(&ce);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
