@@ -3,17 +3,22 @@
 -- A route-point call that finds no Ready agent waits here instead of being
 -- refused: the edge holding the caller's INVITE has answered 182 Queued and
 -- keeps the transaction. The queue of a site is every row of that site, in
--- arrival order (queued_at), whichever edge holds it: when an agent becomes
--- Ready, the edge holding the site's oldest waiting call takes the agent for
--- it (sip-edge, edge_db.c), so the first caller in is the first served
--- across all edges of the site.
+-- arrival order (queued_at), whichever edge holds it. Agents are given to
+-- waiting calls in PostgreSQL, by one transaction at a time per site (an
+-- advisory lock): the oldest waiting calls get the longest-idle Ready
+-- agents, pair by pair, whichever edge holds them; the agent is reserved
+-- (agents.call_id) and the row marked (agent_id, given_at). The edge
+-- holding the call then takes its marked rows out and offers each call to
+-- its agent (sip-edge, edge_db.c). So the first caller in is the first
+-- served across all edges of the site, and no agent or call is taken twice.
 --
--- A row lives while its call waits: it is deleted when the call is offered
--- to an agent (the calls row takes over), when the caller gives up (CANCEL),
--- when it has waited SIPDRAIN_QUEUE_MAX_WAIT (deadline), and when its edge
--- starts again (the callers it held went with it). A call offered to an
--- agent who did not answer comes back with its first queued_at: ahead of
--- every call that came after it.
+-- A row lives while its call waits: it is deleted when its edge offers the
+-- call (the calls row takes over), when the caller gives up (CANCEL; an
+-- agent given to it is released), when it has waited SIPDRAIN_QUEUE_MAX_WAIT
+-- (deadline), and when its edge starts again or has been silent for a
+-- minute (the callers it held went with it). A call offered to an agent who
+-- did not answer comes back with its first queued_at: ahead of every call
+-- that came after it.
 
 CREATE TABLE waiting_calls (
     edge_id      text NOT NULL,        -- the edge holding the caller's INVITE
@@ -26,6 +31,8 @@ CREATE TABLE waiting_calls (
     queued_at    timestamptz NOT NULL, -- when the INVITE came: the order of the queue
     deadline     timestamptz NOT NULL, -- refused with 480 queue_timeout then
     offers       integer NOT NULL DEFAULT 0, -- agents it was offered to (and not answered)
+    agent_id     text,                 -- the agent given to it, until its edge offers it
+    given_at     timestamptz,          -- when that agent was given to it
     PRIMARY KEY (edge_id, token)
 );
 CREATE INDEX waiting_calls_site ON waiting_calls (site, queued_at);

@@ -30,7 +30,8 @@
 #define FLUSH_DELAY_MS      5     /* events wait this long for others to share the commit */
 #define EXPIRE_EVERY_MS     60000 /* expired registrations deleted this often */
 #define QUEUE_POLL_MS       200   /* while calls wait here: agents looked for this often */
-#define QUEUE_TAKE_MAX      32    /* calls given an agent per poll at most */
+#define QUEUE_TAKE_MAX      32    /* calls offered (or refused) per transaction at most */
+#define QUEUE_GIVE_MAX      64    /* agents given to waiting calls per transaction at most */
 #define QUEUE_RETRY_AFTER_S 30    /* Retry-After of a queue refusal (queue_timeout, queue_full) */
 
 struct edge_bus {
@@ -325,6 +326,11 @@ static int64_t on_expire(struct sd_loop *loop, void *arg)
         sd_log_warn("expired registrations not deleted", "reason=\"%s\"", err.text);
     else if (n > 0)
         sd_log_info("expired registrations deleted", "count=%ld", n);
+    /* the waiting calls of edges silent for a minute (their callers are
+     * gone; such an edge may never come back to remove them) */
+    n = 0;
+    if (b->queue_max_wait_s > 0 && edge_db_queue_clear(b->pg, "", b->site, &n, &err) == 0 && n > 0)
+        sd_log_warn("waiting calls of dead edges removed", "calls=%ld", n);
     return EXPIRE_EVERY_MS;
 }
 
@@ -333,15 +339,18 @@ static int64_t on_expire(struct sd_loop *loop, void *arg)
  * A route-point call that finds no Ready agent (or finds calls waiting
  * already: it must not overtake them) waits: a waiting_calls row and
  * call.queued in one transaction, then QUEUED to the SIP thread (182).
- * While this edge holds waiting calls it polls every QUEUE_POLL_MS: calls
- * past their deadline are refused (queue_timeout); then, as long as the
- * site's oldest live waiting call is one of this edge's and a Ready agent
- * is free, that call gets the agent (the row goes, the calls row, call.
+ * While this edge holds waiting calls it polls every QUEUE_POLL_MS (at
+ * once again while there is more to do): calls past their deadline are
+ * refused (queue_timeout); the site's oldest waiting calls, whichever edge
+ * holds them, are given the longest-idle Ready agents in one statement
+ * (edge_db_queue_give: one giver per site at a time, so the first caller in
+ * is the first served across the edges); then this edge offers its own
+ * calls that were given an agent (the rows go, the calls rows, call.
  * dequeued and call.offered come, in one transaction) and the SIP thread
- * its ROUTE_DONE. Each edge serves only its own calls, and only when its
- * call is the site's oldest, so the first caller in is the first served
- * across the edges; the head row's lock (FOR UPDATE) orders two edges
- * taking agents at the same moment. */
+ * gets their ROUTE_DONEs. A first version let each edge serve only its own
+ * call, and only when it was the site's oldest: with calls spread over two
+ * edges the turns alternated at the poll's pace, and at 400 calls/s the
+ * queue grew until it was full (bench/drain_rate.sh). */
 
 static int64_t on_queue_poll(struct sd_loop *loop, void *arg);
 
@@ -359,10 +368,11 @@ static int queue_clear(struct edge_bus *b, struct sd_err *err)
 
     if (b->queue_cleared || b->queue_max_wait_s <= 0)
         return 0;
-    if (edge_db_queue_clear(b->pg, b->edge_id, &n, err) < 0)
+    if (edge_db_queue_clear(b->pg, b->edge_id, b->site, &n, err) < 0)
         return -1;
     if (n > 0)
-        sd_log_warn("waiting calls of this edge's previous run removed", "calls=%ld", n);
+        sd_log_warn("waiting calls of this edge's previous run (or of dead edges) removed",
+                    "calls=%ld", n);
     b->queue_cleared = true;
     return 0;
 }
@@ -503,8 +513,8 @@ static void do_dequeue(struct edge_bus *b, struct edge_msg *m)
         json_object_set_new(extra, "peer_uri", json_string(peer));
         json_object_set_new(extra, "offered_call_id", json_string(r.call_id_used));
     }
-    if (queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called, extra,
-                    &err) < 0 ||
+    if (queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called, extra, &err) <
+            0 ||
         sd_pg_commit(b->pg, &err) < 0)
         goto fail;
     b->waiting--;
@@ -561,74 +571,80 @@ fail:
     return -1;
 }
 
-/* Gives the site's oldest waiting call an agent, if it is this edge's and
- * one is free: 1 = done (go on), 0 = not now, -1 = the database failed. */
-static int queue_take_one(struct edge_bus *b, struct sd_err *err)
+/* Offers this edge's waiting calls that were given an agent (by any edge's
+ * edge_db_queue_give): their rows out, then for each a calls row,
+ * call.dequeued and call.offered, in one transaction; then each call's
+ * ROUTE_DONE. Returns how many, or -1 (the database failed: the rows stay,
+ * taken next time). */
+static int queue_take(struct edge_bus *b, struct sd_err *err)
 {
-    struct edge_waiting w;
-    struct edge_route r = {.site = b->site, .edge_id = b->edge_id, .route_point = true};
-    json_t *ev;
-    bool mine = false;
+    struct edge_given g[QUEUE_TAKE_MAX];
+    struct edge_route r[QUEUE_TAKE_MAX];
+    size_t n = 0;
 
     if (sd_pg_begin(b->pg, err) < 0 ||
-        edge_db_queue_head(b->pg, b->edge_id, b->site, &w, &mine, err) < 0)
+        edge_db_queue_take(b->pg, b->edge_id, g, QUEUE_TAKE_MAX, &n, err) < 0)
         goto fail;
-    if (!mine) {
-        sd_pg_rollback(b->pg);
-        return 0;
-    }
-    r.call_id = w.call_id;
-    r.dn = w.route_point;
-    if (edge_db_route(b->pg, &r, err) < 0)
-        goto fail;
-    if (r.status != 0) {
-        sd_pg_rollback(b->pg);
-        return 0;
-    }
-    ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", r.call_id_used,
-                   "agent_id", r.agent_id, "dn", r.agent_dn, "edge", b->edge_id, "site", b->site,
-                   "direction", "inbound", "caller", w.caller, "called", w.called, "route_point",
-                   w.route_point);
-    if (edge_db_queue_remove(b->pg, b->edge_id, w.token, err) < 0 ||
-        queue_event(b, "call.dequeued", w.call_id, w.route_point, w.caller, w.called,
-                    json_pack("{s:s, s:I, s:s, s:s}", "reason", "offered", "wait_ms",
-                              (json_int_t)w.wait_ms, "agent_id", r.agent_id, "offered_call_id",
-                              r.call_id_used),
-                    err) < 0 ||
-        add_event(b, SD_TOPIC_CALL_EVENTS, r.agent_id, "call.offered", ev, err) < 0) {
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev;
+        r[i] = (struct edge_route){.call_id = g[i].w.call_id,
+                                   .dn = g[i].w.route_point,
+                                   .site = b->site,
+                                   .edge_id = b->edge_id,
+                                   .route_point = true};
+        snprintf(r[i].agent_id, sizeof(r[i].agent_id), "%s", g[i].agent_id);
+        snprintf(r[i].agent_dn, sizeof(r[i].agent_dn), "%s", g[i].agent_dn);
+        snprintf(r[i].contact, sizeof(r[i].contact), "%s", g[i].contact);
+        if (edge_db_call_insert_routed(b->pg, &r[i], err) < 0)
+            goto fail;
+        ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id",
+                       r[i].call_id_used, "agent_id", r[i].agent_id, "dn", r[i].agent_dn, "edge",
+                       b->edge_id, "site", b->site, "direction", "inbound", "caller", g[i].w.caller,
+                       "called", g[i].w.called, "route_point", g[i].w.route_point);
+        if (queue_event(b, "call.dequeued", g[i].w.call_id, g[i].w.route_point, g[i].w.caller,
+                        g[i].w.called,
+                        json_pack("{s:s, s:I, s:s, s:s}", "reason", "offered", "wait_ms",
+                                  (json_int_t)g[i].w.wait_ms, "agent_id", r[i].agent_id,
+                                  "offered_call_id", r[i].call_id_used),
+                        err) < 0 ||
+            add_event(b, SD_TOPIC_CALL_EVENTS, r[i].agent_id, "call.offered", ev, err) < 0) {
+            json_decref(ev);
+            goto fail;
+        }
         json_decref(ev);
-        goto fail;
     }
-    json_decref(ev);
     if (sd_pg_commit(b->pg, err) < 0)
         goto fail;
-    b->waiting--;
-    sd_log_info("call routed", "call=%s agent=%s dn=%s contact=%s wait_ms=%ld", r.call_id_used,
-                r.agent_id, r.agent_dn, r.contact, w.wait_ms);
-    route_done(b, w.token, &r, w.caller, w.called);
-    return 1;
+    for (size_t i = 0; i < n; i++) {
+        sd_log_info("call routed", "call=%s agent=%s dn=%s contact=%s wait_ms=%ld",
+                    r[i].call_id_used, r[i].agent_id, r[i].agent_dn, r[i].contact, g[i].w.wait_ms);
+        route_done(b, g[i].w.token, &r[i], g[i].w.caller, g[i].w.called);
+    }
+    b->waiting -= (long)n;
+    return (int)n;
 fail:
     sd_pg_rollback(b->pg);
     return -1;
 }
 
+/* While this edge holds waiting calls: refuse those past their deadline,
+ * give the site's waiting calls the Ready agents (any edge may; one at a
+ * time), offer this edge's calls that have one. Again at once while there
+ * is more to do, else after QUEUE_POLL_MS. */
 static int64_t on_queue_poll(struct sd_loop *loop, void *arg)
 {
     struct edge_bus *b = arg;
     struct sd_err err = {0};
-    int rc = 1;
+    long given = 0;
+    int taken = 0;
 
     (void)loop;
-    if (queue_expire(b, &err) < 0) {
+    if (queue_expire(b, &err) < 0 ||
+        edge_db_queue_give(b->pg, b->site, QUEUE_GIVE_MAX, &given, &err) < 0 ||
+        (taken = queue_take(b, &err)) < 0)
         sd_log_warn("queue not served: database unavailable", "reason=\"%s\"", err.text);
-    } else {
-        for (int i = 0; i < QUEUE_TAKE_MAX && b->waiting > 0 && rc > 0; i++)
-            rc = queue_take_one(b, &err);
-        if (rc < 0)
-            sd_log_warn("queue not served: database unavailable", "reason=\"%s\"", err.text);
-    }
     if (b->waiting > 0)
-        return QUEUE_POLL_MS;
+        return taken == QUEUE_TAKE_MAX || given == QUEUE_GIVE_MAX ? 1 : QUEUE_POLL_MS;
     b->waiting = 0;
     b->queue_timer = 0;
     return -1;

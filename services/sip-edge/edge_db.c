@@ -244,12 +244,17 @@ int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
     return insert_call(pg, r, err);
 }
 
-int edge_db_call_insert_peer(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+int edge_db_call_insert_routed(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
     r->status = 0;
-    r->agent_id[0] = r->agent_dn[0] = '\0';
     snprintf(r->call_id_used, sizeof(r->call_id_used), "%s", r->call_id);
     return insert_call(pg, r, err);
+}
+
+int edge_db_call_insert_peer(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    r->agent_id[0] = r->agent_dn[0] = '\0';
+    return edge_db_call_insert_routed(pg, r, err);
 }
 
 int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_id,
@@ -399,11 +404,12 @@ int edge_db_queue_expire(struct sd_pg *pg, const char *edge_id, struct edge_wait
     PGresult *res;
 
     snprintf(limit, sizeof(limit), "%zu", max);
-    res = sd_pg_query(pg,
-                      "DELETE FROM waiting_calls WHERE (edge_id, token) IN (SELECT edge_id, token"
-                      " FROM waiting_calls WHERE edge_id = $1 AND deadline <= now()"
-                      " ORDER BY queued_at LIMIT $2::integer) RETURNING " WAITING_COLUMNS,
-                      2, values, NULL, NULL, err);
+    res = sd_pg_query(
+        pg,
+        "DELETE FROM waiting_calls WHERE (edge_id, token) IN (SELECT edge_id, token"
+        " FROM waiting_calls WHERE edge_id = $1 AND deadline <= now()"
+        " AND agent_id IS NULL ORDER BY queued_at LIMIT $2::integer) RETURNING " WAITING_COLUMNS,
+        2, values, NULL, NULL, err);
     if (res == NULL)
         return -1;
     *n = (size_t)PQntuples(res);
@@ -412,6 +418,14 @@ int edge_db_queue_expire(struct sd_pg *pg, const char *edge_id, struct edge_wait
     PQclear(res);
     return 0;
 }
+
+/* Releases, as a statement's last step, the agents given to the rows a
+ * CTE "gone" deleted (agent_id, call_id): they were reserved for calls that
+ * will never be offered. */
+#define RELEASE_GONE                                                                               \
+    " UPDATE agents a SET call_id = NULL, version = a.version + 1, updated_at = now()"             \
+    " FROM gone WHERE gone.agent_id IS NOT NULL AND a.agent_id = gone.agent_id"                    \
+    " AND a.call_id = gone.call_id"
 
 int edge_db_dequeue(struct sd_pg *pg, const char *edge_id, unsigned long token,
                     struct edge_waiting *w, bool *found, struct sd_err *err)
@@ -422,8 +436,9 @@ int edge_db_dequeue(struct sd_pg *pg, const char *edge_id, unsigned long token,
 
     snprintf(t, sizeof(t), "%lu", token);
     res = sd_pg_query(pg,
-                      "DELETE FROM waiting_calls WHERE edge_id = $1 AND token = $2::bigint"
-                      " RETURNING " WAITING_COLUMNS,
+                      "WITH gone AS (DELETE FROM waiting_calls WHERE edge_id = $1"
+                      " AND token = $2::bigint RETURNING *), rel AS (" RELEASE_GONE ")"
+                      " SELECT " WAITING_COLUMNS " FROM gone",
                       2, values, NULL, NULL, err);
     if (res == NULL)
         return -1;
@@ -434,47 +449,115 @@ int edge_db_dequeue(struct sd_pg *pg, const char *edge_id, unsigned long token,
     return 0;
 }
 
-int edge_db_queue_clear(struct sd_pg *pg, const char *edge_id, long *n, struct sd_err *err)
+int edge_db_queue_clear(struct sd_pg *pg, const char *edge_id, const char *site, long *n,
+                        struct sd_err *err)
 {
-    const char *values[1] = {edge_id};
-    int rc = sd_pg_exec(pg, "DELETE FROM waiting_calls WHERE edge_id = $1", 1, values, err);
-
-    if (rc < 0)
-        return -1;
-    *n = rc;
-    return 0;
-}
-
-int edge_db_queue_head(struct sd_pg *pg, const char *edge_id, const char *site,
-                       struct edge_waiting *w, bool *mine, struct sd_err *err)
-{
-    const char *values[1] = {site};
-    PGresult *res = sd_pg_query(pg,
-                                "SELECT w.edge_id, " WAITING_COLUMNS " FROM waiting_calls w"
-                                " WHERE w.site = $1 AND " LIVE_WAITING
-                                " ORDER BY w.queued_at, w.edge_id, w.token LIMIT 1 FOR UPDATE OF w",
-                                1, values, NULL, NULL, err);
+    const char *values[2] = {edge_id, site};
+    PGresult *res =
+        sd_pg_query(pg,
+                    "WITH gone AS (DELETE FROM waiting_calls w WHERE w.edge_id = $1 OR (w.site = $2"
+                    " AND NOT EXISTS (SELECT 1 FROM edges x WHERE x.edge_id = w.edge_id"
+                    " AND x.last_heartbeat > now() - interval '60 seconds')) RETURNING *),"
+                    " rel AS (" RELEASE_GONE ") SELECT count(*) FROM gone",
+                    2, values, NULL, NULL, err);
 
     if (res == NULL)
         return -1;
-    *mine = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), edge_id) == 0;
-    if (*mine)
-        read_waiting(res, 0, 1, w);
+    *n = atol(PQgetvalue(res, 0, 0));
     PQclear(res);
     return 0;
 }
 
-int edge_db_queue_remove(struct sd_pg *pg, const char *edge_id, unsigned long token,
-                         struct sd_err *err)
+int edge_db_queue_give(struct sd_pg *pg, const char *site, int max, long *given, struct sd_err *err)
 {
-    char t[24];
-    const char *values[2] = {edge_id, t};
+    char limit[16];
+    const char *values[2] = {site, limit};
+    PGresult *res;
 
-    snprintf(t, sizeof(t), "%lu", token);
-    return sd_pg_exec(pg, "DELETE FROM waiting_calls WHERE edge_id = $1 AND token = $2::bigint", 2,
-                      values, err) < 0
-               ? -1
-               : 0;
+    snprintf(limit, sizeof(limit), "%d", max);
+    *given = 0;
+    if (sd_pg_begin(pg, err) < 0)
+        return -1;
+    /* one giver per site at a time: two would each skip the other's
+     * locked rows and could serve a later call first */
+    res = sd_pg_query(pg, "SELECT pg_try_advisory_xact_lock(1936, hashtext($1))", 1, values, NULL,
+                      NULL, err);
+    if (res == NULL)
+        goto fail;
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        PQclear(res);
+        return sd_pg_commit(pg, err) < 0 ? -1 : 0;
+    }
+    PQclear(res);
+    /* agents given to calls of an edge that went silent: free again */
+    if (sd_pg_exec(pg,
+                   "WITH gone AS (UPDATE waiting_calls w SET agent_id = NULL, given_at = NULL"
+                   " FROM waiting_calls o WHERE o.edge_id = w.edge_id AND o.token = w.token"
+                   " AND w.site = $1 AND w.agent_id IS NOT NULL AND NOT EXISTS (SELECT 1"
+                   " FROM edges x WHERE x.edge_id = w.edge_id"
+                   " AND x.last_heartbeat > now() - interval '5 seconds')"
+                   " RETURNING o.agent_id, o.call_id) " RELEASE_GONE,
+                   1, values, err) < 0)
+        goto fail;
+    res = sd_pg_query(
+        pg,
+        "WITH c0 AS (SELECT w.edge_id, w.token, w.call_id, w.queued_at FROM waiting_calls w"
+        "   WHERE w.site = $1 AND w.agent_id IS NULL AND " LIVE_WAITING
+        "   ORDER BY w.queued_at, w.edge_id, w.token LIMIT $2::integer FOR UPDATE OF w),"
+        " c AS (SELECT c0.*, row_number() OVER (ORDER BY queued_at, edge_id, token) AS n FROM c0),"
+        " a0 AS (SELECT a.agent_id, a.ready_since FROM agents a"
+        "   WHERE a.site = $1 AND a.state = 'ready' AND a.call_id IS NULL AND NOT a.drain"
+        "   AND EXISTS (SELECT 1 FROM registrations g WHERE g.dn = a.dn AND g.expires_at > now())"
+        "   AND EXISTS (SELECT 1 FROM c0)"
+        "   ORDER BY a.ready_since NULLS LAST, a.agent_id LIMIT $2::integer"
+        "   FOR UPDATE SKIP LOCKED),"
+        " a AS (SELECT a0.*, row_number() OVER (ORDER BY ready_since NULLS LAST, agent_id) AS n"
+        "   FROM a0),"
+        " p AS (SELECT c.edge_id, c.token, c.call_id, a.agent_id FROM c JOIN a USING (n)),"
+        " r AS (UPDATE agents SET call_id = p.call_id, version = agents.version + 1,"
+        "   updated_at = now() FROM p WHERE agents.agent_id = p.agent_id RETURNING 1)"
+        " UPDATE waiting_calls w SET agent_id = p.agent_id, given_at = now() FROM p"
+        " WHERE w.edge_id = p.edge_id AND w.token = p.token RETURNING 1",
+        2, values, NULL, NULL, err);
+    if (res == NULL)
+        goto fail;
+    *given = PQntuples(res);
+    PQclear(res);
+    return sd_pg_commit(pg, err) < 0 ? -1 : 0;
+fail:
+    sd_pg_rollback(pg);
+    return -1;
+}
+
+int edge_db_queue_take(struct sd_pg *pg, const char *edge_id, struct edge_given *out, size_t max,
+                       size_t *n, struct sd_err *err)
+{
+    char limit[16];
+    const char *values[2] = {edge_id, limit};
+    PGresult *res;
+
+    snprintf(limit, sizeof(limit), "%zu", max);
+    res = sd_pg_query(
+        pg,
+        "DELETE FROM waiting_calls w USING agents a WHERE (w.edge_id, w.token) IN"
+        " (SELECT edge_id, token FROM waiting_calls WHERE edge_id = $1 AND agent_id IS NOT NULL"
+        "  ORDER BY queued_at LIMIT $2::integer) AND a.agent_id = w.agent_id"
+        " RETURNING w.token, w.call_id, w.route_point, coalesce(w.caller, ''),"
+        " coalesce(w.called, ''), greatest(0, (extract(epoch FROM now() - w.queued_at) * 1000)"
+        "::bigint), w.offers, a.agent_id, a.dn, (SELECT g.contact FROM registrations g"
+        " WHERE g.dn = a.dn AND g.expires_at > now() ORDER BY g.updated_at DESC LIMIT 1)",
+        2, values, NULL, NULL, err);
+    if (res == NULL)
+        return -1;
+    *n = (size_t)PQntuples(res);
+    for (size_t i = 0; i < *n; i++) {
+        read_waiting(res, (int)i, 0, &out[i].w);
+        copy_col(out[i].agent_id, sizeof(out[i].agent_id), res, (int)i, 7);
+        copy_col(out[i].agent_dn, sizeof(out[i].agent_dn), res, (int)i, 8);
+        copy_col(out[i].contact, sizeof(out[i].contact), res, (int)i, 9);
+    }
+    PQclear(res);
+    return 0;
 }
 
 int edge_db_queue_stats(struct sd_pg *pg, const char *site, long *calls, long *oldest_ms,

@@ -73,6 +73,11 @@ struct edge_route {
  * back (the reservation with it). */
 int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
 
+/* The calls row of a waiting call offered to the agent it was given
+ * (r->agent_id, already reserved); r->call_id_used as for edge_db_route. */
+int edge_db_call_insert_routed(struct sd_pg *pg, struct edge_route *r,
+                               struct sd_err *err) SD_MUST_CHECK;
+
 /* The calls row of a waiting call handed to the peer site (a site drain):
  * no agent (agent_id NULL); r->call_id_used as for edge_db_route. */
 int edge_db_call_insert_peer(struct sd_pg *pg, struct edge_route *r,
@@ -115,29 +120,44 @@ struct edge_wait {
 int edge_db_queue(struct sd_pg *pg, const struct edge_wait *w, int max_calls, bool *full,
                   struct sd_err *err) SD_MUST_CHECK;
 
-/* Takes this edge's calls past their deadline out (at most max, into out;
- * *n of them), in the caller's transaction. */
+/* Takes this edge's calls past their deadline that no agent was given to
+ * out (at most max, into out; *n of them), in the caller's transaction. */
 int edge_db_queue_expire(struct sd_pg *pg, const char *edge_id, struct edge_waiting *out,
                          size_t max, size_t *n, struct sd_err *err) SD_MUST_CHECK;
 
-/* Takes this edge's waiting call of token out (the caller is gone); *found
+/* Takes this edge's waiting call of token out (the caller is gone, or the
+ * call goes to the peer site); an agent given to it is released. *found
  * false when it was not waiting (offered or expired already). */
 int edge_db_dequeue(struct sd_pg *pg, const char *edge_id, unsigned long token,
                     struct edge_waiting *w, bool *found, struct sd_err *err) SD_MUST_CHECK;
 
-/* Every row of this edge (its start: the callers it held are gone); *n. */
-int edge_db_queue_clear(struct sd_pg *pg, const char *edge_id, long *n,
+/* Every row of this edge (its start: the callers it held are gone), and
+ * of edges silent for a minute, at this edge's site; agents given to them
+ * are released. *n: the rows. */
+int edge_db_queue_clear(struct sd_pg *pg, const char *edge_id, const char *site, long *n,
                         struct sd_err *err) SD_MUST_CHECK;
 
-/* In the caller's transaction: locks the site's oldest live waiting call
- * (FOR UPDATE: an edge taking an agent for it meanwhile finishes first).
- * *mine: it is this edge's (w filled); false also when none waits. */
-int edge_db_queue_head(struct sd_pg *pg, const char *edge_id, const char *site,
-                       struct edge_waiting *w, bool *mine, struct sd_err *err) SD_MUST_CHECK;
+/* Gives the site's oldest live waiting calls, not given yet, the
+ * longest-idle Ready agents whose phones are registered, pair by pair (at
+ * most max pairs), whichever edge holds the calls: each agent is reserved
+ * (agents.call_id) and the row marked (agent_id, given_at). One such
+ * transaction at a time per site (a transaction-level advisory lock; when
+ * another edge holds it, *given is 0 and nothing is done: that edge does
+ * the work). First releases what was given to calls of edges silent for 5
+ * s (dead: their rows will never be taken). Its own transaction. */
+int edge_db_queue_give(struct sd_pg *pg, const char *site, int max, long *given,
+                       struct sd_err *err) SD_MUST_CHECK;
 
-/* Deletes the row of token (taken by the caller's transaction). */
-int edge_db_queue_remove(struct sd_pg *pg, const char *edge_id, unsigned long token,
-                         struct sd_err *err) SD_MUST_CHECK;
+/* A call of this edge given an agent, as edge_db_queue_take returns it. */
+struct edge_given {
+    struct edge_waiting w;
+    char agent_id[65], agent_dn[65], contact[512]; /* contact "": no live registration */
+};
+
+/* Takes this edge's rows that were given an agent out (at most max, into
+ * out; *n of them), in the caller's transaction. */
+int edge_db_queue_take(struct sd_pg *pg, const char *edge_id, struct edge_given *out, size_t max,
+                       size_t *n, struct sd_err *err) SD_MUST_CHECK;
 
 /* The site's live waiting calls and how long (ms) its oldest has waited
  * (0 when none). */

@@ -392,6 +392,55 @@ Test(agent_state, after_call_rules_for_auto_in_and_manual_in_and_unanswered_call
     as_stop(pid);
 }
 
+/* Issue #16: a route-point call a Ready agent did not take (call.ended with
+ * route_point, unanswered, end_cause no_answer) sets it NotReady, cause
+ * no_answer; the same without route_point (a direct call) and a caller's
+ * CANCEL change nothing; the queue's own events (call.queued,
+ * call.dequeued) are no agent's business: skipped, not dead-lettered. */
+Test(agent_state, a_route_point_call_not_taken_sets_the_agent_not_ready_no_answer, .timeout = 120)
+{
+    struct as_env e;
+    struct evs *r;
+    json_t *d;
+    pid_t pid;
+    int i;
+
+    env_setup(&e);
+    pid = as_start(&e, "as-0");
+    login(&e, "rona", "2001", "site1", "auto_in", 10, false, NULL);
+    login(&e, "direct", "2002", "site1", "auto_in", 10, false, NULL);
+    wait_events(&e, 2);
+    send_event(e.calls, "7000", "call.queued",
+               json_pack("{s:s, s:s, s:s, s:s, s:i}", "call_id", "q-1", "edge", "edge-1a", "site",
+                         "site1", "route_point", "7000", "max_wait_s", 120),
+               NULL);
+    call_event(&e, "rona", "call.offered", "c-rona", 0);
+    d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:s, s:i, s:s}", "call_id", "c-rona",
+                  "agent_id", "rona", "dn", "2001", "edge", "edge-1a", "site", "site1", "direction",
+                  "inbound", "answered", 0, "duration_ms", 0, "end_cause", "no_answer",
+                  "sip_status", 487, "route_point", "7000");
+    send_event(e.calls, "rona", "call.ended", d, NULL);
+    call_event(&e, "direct", "call.offered", "c-direct", 0);
+    call_event(&e, "direct", "call.ended", "c-direct", 0); /* a caller's CANCEL */
+    r = read_events(e.events, 3, WAIT_MS);
+    cr_assert_eq(r->n, 3, "got %zu", r->n);
+    i = find_nth(r, "EventAgentNotReady", "rona", 0);
+    cr_assert_geq(i, 0);
+    cr_expect_str_eq(str(r->data[i], "cause"), "no_answer");
+    evs_free(r);
+    r = read_events(e.events, 4, 1500);
+    cr_expect_eq(r->n, 3, "the direct call's end changed nothing");
+    evs_free(r);
+    expect_agent_row(&e, "rona", "state = 'not_ready' AND call_id IS NULL", 1);
+    expect_agent_row(&e, "direct", "state = 'ready' AND call_id IS NULL", 1);
+    {
+        struct sdt_msgs dl = sdt_consume(e.deadletter, 1, 1500);
+        cr_expect_eq(dl.n, 0, "call.queued skipped, not dead-lettered");
+        sdt_msgs_free(&dl);
+    }
+    as_stop(pid);
+}
+
 Test(agent_state, timed_acw_expiring_while_down_fires_once_after_restart, .timeout = 180)
 {
     struct as_env e;
