@@ -1148,6 +1148,70 @@ Test(sip_edge, a_caller_cancel_reaches_the_ringing_phone, .timeout = 180)
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* Waits until sql (a count) gives want; the calls rows are written a few
+ * ms after the SIP messages. */
+static void expect_count_soon(struct edge_env *e, const char *sql, long want)
+{
+    int64_t deadline = sd_mono_ms() + 10000;
+    long got;
+
+    while ((got = sdt_pg_scalar(e->dsn, sql)) != want && sd_mono_ms() < deadline)
+        usleep(50000);
+    cr_expect_eq(got, want, "%s", sql);
+}
+
+/* RFC 3261 13.3.1.4: a caller that never ACKs the 200 (it vanished, or a
+ * proxy lost our 200s) is gone: after 64 x T1 sofia-sip's NUA ends the
+ * dialog with a BYE of its own (within the dialog, with a Reason), and the
+ * edge ends the call: the phone gets its BYE, the calls row is closed. A
+ * caller that does ACK keeps its call past 64 x T1. (A caller that ACKs
+ * and then vanishes without a BYE keeps its call up until a drain's
+ * deadline cuts it: the edge runs no session timer.) */
+Test(sip_edge, a_call_whose_caller_never_acks_the_200_is_ended_after_64_t1, .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdp_keys sk;
+    const char *extra[] = {"SIPDRAIN_SIP_T1_MS=100", NULL}; /* 64 x T1 = 6.4 s */
+    const char *hold[] = {"hold_ms", "9000", NULL};
+    pid_t phone;
+    int64_t t0, took;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a1", "2001", 10);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    t0 = sd_mono_ms();
+    cr_expect_eq(
+        sdt_sipp("gateway_no_ack", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", NULL)), 0,
+        "answered, never ACKed, then BYE'd by the edge within the dialog");
+    took = sd_mono_ms() - t0;
+    cr_expect_geq(took, 6000, "not before 64 x T1: %lld ms", (long long)took);
+    cr_expect_lt(took, 12000, "soon after 64 x T1: %lld ms", (long long)took);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0, "the phone got its BYE too");
+    expect_count_soon(&e,
+                      "SELECT count(*) FROM calls WHERE agent_id = 'a1' AND state = 'ended'"
+                      " AND ended_at - answered_at BETWEEN interval '6 seconds'"
+                      " AND interval '12 seconds'",
+                      1);
+    /* the same with an ACK: the call lasts its 9 s */
+    sdt_pg_run(e.dsn, "UPDATE agents SET call_id = NULL");
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "an ACKed call held past 64 x T1 is the caller's to end");
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    expect_count_soon(&e,
+                      "SELECT count(*) FROM calls WHERE agent_id = 'a1' AND state = 'ended'"
+                      " AND end_cause = 'caller_hangup' AND ended_at - answered_at"
+                      " >= interval '9 seconds'",
+                      1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 Test(sip_edge, the_agent_hanging_up_is_relayed_to_the_caller, .timeout = 180)
 {
     struct edge_env e;
