@@ -25,6 +25,8 @@
 # 20; 19..999), AGENT_MODES (the work modes dealt out in turn: "acw acw
 # acw acw auto_in auto_in auto_in manual_in manual_in manual_in"), DRAIN
 # (1; 0 = the same run without the drain, for bench/drain.sh's peer),
+# DRAIN_DEADLINE_S (none; the drain's --deadline: calls still up then are
+# cut, e.g. those a SIPp caller gave up on without a BYE under overload),
 # KEEP=1 (keep the database and logs). Logs: .run/demo/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -308,7 +310,8 @@ if [ "$DRAIN" = 1 ]; then
     say "the operator drains site2"
     SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-operator.properties SIPDRAIN_PG_DSN=$(dsn_as sipdrain_drainctl) \
         "$bin"/drainctl drain start --site site2 \
-        --sip-timeout "$SIP_TIMEOUT_S" --reason "demo" --wait
+        --sip-timeout "$SIP_TIMEOUT_S" ${DRAIN_DEADLINE_S:+--deadline "$DRAIN_DEADLINE_S"} \
+        --reason "demo" --wait
     drain_rc=$?
 else
     say "no drain (DRAIN=0)"
