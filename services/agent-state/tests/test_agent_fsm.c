@@ -1724,10 +1724,8 @@ Test(agent_fsm, error_cause_and_reason_names_are_the_schema_strings)
         enum agent_cause c;
         const char *name;
     } causes[] = {
-        {AGENT_CAUSE_AGENT_REQUEST, "agent_request"},
-        {AGENT_CAUSE_ACW_TIMEOUT, "acw_timeout"},
-        {AGENT_CAUSE_ACW_COMPLETE, "acw_complete"},
-        {AGENT_CAUSE_AFTER_CALL, "after_call"},
+        {AGENT_CAUSE_AGENT_REQUEST, "agent_request"}, {AGENT_CAUSE_ACW_TIMEOUT, "acw_timeout"},
+        {AGENT_CAUSE_ACW_COMPLETE, "acw_complete"},   {AGENT_CAUSE_AFTER_CALL, "after_call"},
         {AGENT_CAUSE_NO_ANSWER, "no_answer"},
     };
 

@@ -258,6 +258,68 @@ Test(sip_real_phones, baresip_as_the_caller_reaches_the_agent_through_the_edge_a
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
+/* Issue #16 with a real caller: baresip dials route point 7000 while no
+ * agent is Ready. It hears 182 Queued (its own trace), waits, and is
+ * connected to the agent who becomes Ready 2 s later; the phone gets
+ * baresip's SDP, baresip the phone's; call.dequeued says how long it
+ * waited. */
+Test(sip_real_phones, baresip_as_the_caller_waits_in_the_queue_then_reaches_the_agent,
+     .timeout = 180)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct baresip caller;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const struct baresip_opts o = {.user = "9002", .name = "caller"};
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=7000", "SIPDRAIN_QUEUE_MAX_WAIT=60", NULL};
+    char m_line[64], dial[128], ph[64], seen[80];
+    int64_t deadline;
+    long waited = -1;
+    pid_t phone;
+
+    env_setup(&e);
+    token(ph, sizeof(ph), &e, "phone");
+    edge_start(&e, &p, "edge-2a", extra);
+    baresip_start(&caller, &o);
+    snprintf(m_line, sizeof(m_line), "m=audio %d", caller.rtp_port);
+    phone = phone_start(&e, &p, "phone_answer", "2001", sdp_keys(&sk, ph, m_line, NULL));
+    snprintf(dial, sizeof(dial), "/dial sip:7000@127.0.0.1:%d", p.port);
+    baresip_command(&caller, dial);
+    cr_expect(baresip_wait(&caller, "SIP/2.0 182 Queued", 1, WAIT_MS),
+              "baresip: no 182 Queued in its trace (%s)", caller.log);
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_pg_scalar(e.dsn, "SELECT count(*) FROM waiting_calls") != 1) {
+        cr_assert_lt(sd_mono_ms(), deadline, "the call never waited");
+        usleep(50000);
+    }
+    sleep(2);
+    cr_expect_eq(baresip_count(&caller, BARESIP_ESTABLISHED), 0, "established before an agent");
+    agent_ready(&e, "a1", "2001", 1);
+    cr_assert(baresip_wait(&caller, BARESIP_ESTABLISHED, 1, WAIT_MS),
+              "baresip: no \"Call established\" (%s)", caller.log);
+    snprintf(seen, sizeof(seen), "s=%s\r", ph);
+    cr_expect_eq(baresip_count(&caller, seen), 1, "the phone's answer in baresip's trace (%s)",
+                 caller.log);
+    wait_established(&e, 1);
+    sleep(1);
+    baresip_command(&caller, "/hangup");
+    cr_expect(baresip_wait(&caller, BARESIP_TERMINATED, 1, WAIT_MS),
+              "baresip: no \"Call ... terminated\" (%s)", caller.log);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
+                 "the phone: INVITE with baresip's SDP (%s), BYE from the edge", m_line);
+    call_events_read(&e, &ce, 5); /* queued, dequeued, offered, established, ended */
+    for (size_t i = 0; i < ce.n; i++) {
+        if (!strcmp(ce.type[i], "call.dequeued"))
+            waited = (long)json_integer_value(json_object_get(ce.data[i], "wait_ms"));
+    }
+    cr_expect_geq(waited, 2000, "call.dequeued: waited %ld ms", waited);
+    call_events_free(&ce);
+    cr_expect_eq(baresip_stop(&caller, 10000), 0, "baresip's exit (%s)", caller.log);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 /* The number after "key=" on the first line of file holding text; -1 if none. */
 static long log_number(const char *file, const char *text, const char *key)
 {
