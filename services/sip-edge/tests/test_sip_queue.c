@@ -401,3 +401,61 @@ Test(sip_queue, an_edge_killed_while_calls_wait_takes_only_its_own_callers, .tim
     cr_expect_eq(edge_exit_code(&a, WAIT_MS), 0);
     cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0);
 }
+
+/* An edge restarted the way a supervisor does it (SIGTERM: it drains
+ * itself) while calls wait there: it refuses new calls at once, its
+ * waiting calls are still served by the site's agents, in order with the
+ * other edge's, it stops once they are over, and it comes back and queues
+ * again. No call lost, none offered twice. */
+Test(sip_queue, an_edge_restarted_with_sigterm_while_calls_wait_serves_them_first, .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc a, b;
+    struct sdp_keys sk;
+    const char *extra[] = {"SIPDRAIN_ROUTE_POINTS=" RP, "SIPDRAIN_QUEUE_MAX_WAIT=60",
+                           "SIPDRAIN_GRACEFUL_SHUTDOWN_SIP_TIMEOUT=0", NULL};
+    const char *agents[3] = {"a1", "a2", "a3"}, *dns[3] = {"2001", "2002", "2003"};
+    const char *refused[] = {"retry_after", "30", NULL};
+    pid_t gw[3], phone[3];
+    long id[3];
+    char sql[256];
+
+    env_setup(&e);
+    edge_start(&e, &a, "edge-2a", extra);
+    edge_start(&e, &b, "edge-2b", extra);
+    for (int k = 0; k < 3; k++)
+        phone[k] = phone_start(&e, &a, "phone_answer", dns[k],
+                               sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    gw[0] = queued_call(&e, &b, &sk, 1, &id[0]); /* at the edge about to restart */
+    gw[1] = queued_call(&e, &a, &sk, 2, &id[1]);
+    kill(b.pid, SIGTERM);
+    wait_edge_state(&e, "edge-2b", "draining");
+    cr_expect_eq(sdt_sipp("invite_refused_503", b.port, RP, refused), 0,
+                 "the stopping edge refuses a new call at once");
+    for (int k = 0; k < 2; k++) {
+        agent_ready(&e, agents[k], dns[k], 1);
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM calls WHERE agent_id = '%s'", agents[k]);
+        wait_count(&e, sql, 1, "the agent's offer");
+        snprintf(sql, sizeof(sql), "SELECT hashtext(call_id) FROM calls WHERE agent_id = '%s'",
+                 agents[k]);
+        cr_expect_eq(sdt_pg_scalar(e.dsn, sql), id[k], "agent %s got call %d of 2", agents[k],
+                     k + 1);
+    }
+    for (int k = 0; k < 2; k++)
+        cr_expect_eq(sdt_sipp_wait(gw[k], WAIT_MS), 0, "gateway %d: queued, then answered", k + 1);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0, "edge-2b stops once its call is over (%s)", b.log);
+    /* back again: it queues and serves as before */
+    edge_start(&e, &b, "edge-2b", extra);
+    gw[2] = queued_call(&e, &b, &sk, 1, &id[2]);
+    agent_ready(&e, agents[2], dns[2], 1);
+    cr_expect_eq(sdt_sipp_wait(gw[2], WAIT_MS), 0, "a call at the restarted edge");
+    for (int k = 0; k < 3; k++)
+        cr_expect_eq(sdt_sipp_wait(phone[k], WAIT_MS), 0, "phone %s", dns[k]);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 3, "none offered twice");
+    wait_count(&e, "SELECT count(*) FROM calls WHERE answered_at IS NOT NULL AND state = 'ended'",
+               3, "every call answered and ended");
+    kill(a.pid, SIGTERM);
+    kill(b.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&a, WAIT_MS), 0);
+    cr_expect_eq(edge_exit_code(&b, WAIT_MS), 0);
+}
