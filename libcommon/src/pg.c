@@ -467,3 +467,34 @@ out:
     closedir(d);
     return rc;
 }
+
+char *sd_pg_text_array(const char *const *items, size_t n)
+{
+    size_t size = 3, pos = 0;
+    char *out;
+
+    for (size_t i = 0; i < n; i++)
+        size += items[i] ? 2 * strlen(items[i]) + 3 : 5;
+    if ((out = malloc(size)) == NULL)
+        return NULL;
+    out[pos++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            out[pos++] = ',';
+        if (items[i] == NULL) {
+            memcpy(out + pos, "NULL", 4);
+            pos += 4;
+            continue;
+        }
+        out[pos++] = '"';
+        for (const char *c = items[i]; *c != '\0'; c++) {
+            if (*c == '"' || *c == '\\')
+                out[pos++] = '\\';
+            out[pos++] = *c;
+        }
+        out[pos++] = '"';
+    }
+    out[pos++] = '}';
+    out[pos] = '\0';
+    return out;
+}

@@ -87,8 +87,84 @@ static int add_event(struct edge_bus *b, const char *topic, const char *key, con
     return rc;
 }
 
-/* The statements of one held message, in the open transaction. */
-static int write_one(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
+/* What one transaction of held messages writes together (issue #17): the
+ * events in one statement, in order (SD_OUTBOX_MANY_MAX at a time), and
+ * the calls rows' updates in one more. A call's second update in the
+ * batch first sends those before it, so each applies in order. */
+struct write_batch {
+    struct sd_event evs[SD_OUTBOX_MANY_MAX];
+    struct sd_outbox_item items[SD_OUTBOX_MANY_MAX];
+    size_t nev;
+    const char *ids[FLUSH_BATCH], *states[FLUSH_BATCH], *causes[FLUSH_BATCH];
+    size_t nup;
+};
+
+static void batch_clear(struct write_batch *wb)
+{
+    for (size_t i = 0; i < wb->nev; i++)
+        sd_event_clear(&wb->evs[i]);
+    wb->nev = wb->nup = 0;
+}
+
+static int batch_events(struct edge_bus *b, struct write_batch *wb, struct sd_err *err)
+{
+    int rc = sd_outbox_add_many(b->pg, wb->items, wb->nev, err);
+
+    for (size_t i = 0; i < wb->nev; i++)
+        sd_event_clear(&wb->evs[i]);
+    wb->nev = 0;
+    return rc;
+}
+
+static int batch_updates(struct edge_bus *b, struct write_batch *wb, struct sd_err *err)
+{
+    int rc = wb->nup == 0
+                 ? 0
+                 : edge_db_call_update_many(b->pg, wb->ids, wb->states, wb->causes, wb->nup, err);
+
+    wb->nup = 0;
+    return rc;
+}
+
+/* The batch's statements not sent yet. */
+static int batch_finish(struct edge_bus *b, struct write_batch *wb, struct sd_err *err)
+{
+    return batch_updates(b, wb, err) < 0 || batch_events(b, wb, err) < 0 ? -1 : 0;
+}
+
+/* One event (data borrowed; key must live until the batch is finished). */
+static int batch_event(struct edge_bus *b, struct write_batch *wb, const char *topic,
+                       const char *key, const char *type, json_t *data, struct sd_err *err)
+{
+    if (wb->nev == SD_OUTBOX_MANY_MAX && batch_events(b, wb, err) < 0)
+        return -1;
+    if (sd_event_init(&wb->evs[wb->nev], b->source, type, json_incref(data), err) < 0)
+        return -1;
+    wb->items[wb->nev] = (struct sd_outbox_item){sd_topic(topic), key, &wb->evs[wb->nev]};
+    wb->nev++;
+    return 0;
+}
+
+static int batch_update(struct edge_bus *b, struct write_batch *wb, const char *call_id,
+                        const char *state, const char *end_cause, struct sd_err *err)
+{
+    for (size_t i = 0; i < wb->nup; i++) {
+        if (strcmp(wb->ids[i], call_id) == 0) {
+            if (batch_updates(b, wb, err) < 0)
+                return -1;
+            break;
+        }
+    }
+    wb->ids[wb->nup] = call_id;
+    wb->states[wb->nup] = state;
+    wb->causes[wb->nup] = end_cause;
+    wb->nup++;
+    return 0;
+}
+
+/* One held message into the batch (the open transaction). */
+static int write_one(struct edge_bus *b, struct write_batch *wb, struct edge_msg *m,
+                     struct sd_err *err)
 {
     json_t *d = m->data;
 
@@ -103,30 +179,34 @@ static int write_one(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
             json_is_true(json_object_get(d, "held")),
         };
         if (edge_db_heartbeat(b->pg, b->edge_id, b->site, &st, err) < 0 ||
-            add_event(b, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
+            batch_event(b, wb, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
             return -1;
     } else if (m->kind == EDGE_MSG_CALL) {
         const char *call_id = json_string_value(json_object_get(d, "call_id"));
         const char *state = json_string_value(json_object_get(d, "state"));
-        int rc = !strcmp(state, "offered")
-                     ? edge_db_call_insert(b->pg, call_id, b->edge_id, b->site,
-                                           json_string_value(json_object_get(d, "agent_id")),
-                                           json_string_value(json_object_get(d, "direction")), err)
-                     : edge_db_call_update(b->pg, call_id, state,
-                                           json_string_value(json_object_get(d, "end_cause")), err);
         const char *agent = json_string_value(json_object_get(d, "agent_id"));
+        int rc;
+
+        if (call_id == NULL || state == NULL)
+            return sd_err_set(err, SD_ERR_INTERNAL, "call message without call_id or state"), -1;
+        rc = !strcmp(state, "offered")
+                 ? edge_db_call_insert(b->pg, call_id, b->edge_id, b->site, agent,
+                                       json_string_value(json_object_get(d, "direction")), err)
+                 : batch_update(b, wb, call_id, state,
+                                json_string_value(json_object_get(d, "end_cause")), err);
         if (rc < 0)
             return -1;
         /* A call handed to the peer site has no agent here: its calls row
          * only (the peer's edge reports it as its own call). */
         if (agent != NULL && agent[0] != '\0' &&
-            add_event(b, SD_TOPIC_CALL_EVENTS, agent, json_string_value(json_object_get(d, "type")),
-                      json_object_get(d, "data"), err) < 0)
+            batch_event(b, wb, SD_TOPIC_CALL_EVENTS, agent,
+                        json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
+                        err) < 0)
             return -1;
-    } else if (add_event(b, json_string_value(json_object_get(d, "topic")),
-                         json_string_value(json_object_get(d, "key")),
-                         json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
-                         err) < 0) {
+    } else if (batch_event(b, wb, json_string_value(json_object_get(d, "topic")),
+                           json_string_value(json_object_get(d, "key")),
+                           json_string_value(json_object_get(d, "type")),
+                           json_object_get(d, "data"), err) < 0) {
         return -1;
     }
     return 0;
@@ -136,8 +216,12 @@ static int write_one(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
  * up for good); -1: transient, keep it. */
 static int write_msg(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
 {
-    if (sd_pg_begin(b->pg, err) == 0 && write_one(b, m, err) == 0 && sd_pg_commit(b->pg, err) == 0)
+    static struct write_batch wb; /* bus thread only; large */
+
+    if (sd_pg_begin(b->pg, err) == 0 && write_one(b, &wb, m, err) == 0 &&
+        batch_finish(b, &wb, err) == 0 && sd_pg_commit(b->pg, err) == 0)
         return 0;
+    batch_clear(&wb);
     sd_pg_rollback(b->pg);
     if (err->code == SD_ERR_TRANSIENT)
         return -1;
@@ -200,13 +284,17 @@ static void flush_held(struct edge_bus *b)
 {
     struct sd_err err = {0};
 
+    static struct write_batch wb; /* bus thread only; large */
+
     while (b->held != NULL) {
         struct edge_msg *m;
         size_t n = 0;
         int rc = sd_pg_begin(b->pg, &err);
 
         for (m = b->held; rc == 0 && m != NULL && n < FLUSH_BATCH; m = m->next, n++)
-            rc = write_one(b, m, &err);
+            rc = write_one(b, &wb, m, &err);
+        if (rc == 0)
+            rc = batch_finish(b, &wb, &err);
         if (rc == 0)
             rc = sd_pg_commit(b->pg, &err);
         if (rc == 0) {
@@ -214,6 +302,7 @@ static void flush_held(struct edge_bus *b)
                 drop_first_held(b);
             continue;
         }
+        batch_clear(&wb);
         sd_pg_rollback(b->pg);
         if (err.code == SD_ERR_TRANSIENT) {
             retry_later(b, &err);
@@ -650,24 +739,110 @@ static int64_t on_queue_poll(struct sd_loop *loop, void *arg)
     return -1;
 }
 
-/* A new inbound call: reserve the agent, find the phone, insert the calls
- * row and call.offered in one transaction; or call.rejected saying why.
- * Answered at once (never held: the caller is waiting). */
-static void do_route(struct edge_bus *b, struct edge_msg *m)
+/* --- new calls --------------------------------------------------------- */
+
+static void route_fill(struct edge_bus *b, const struct edge_msg *m, struct edge_route *r)
 {
-    json_t *d = m->data, *ev, *rejected = NULL;
-    struct edge_route r = {
+    json_t *d = m->data;
+
+    *r = (struct edge_route){
         .call_id = json_string_value(json_object_get(d, "call_id")),
         .dn = json_string_value(json_object_get(d, "dn")),
         .site = b->site,
         .edge_id = b->edge_id,
         .route_point = json_is_true(json_object_get(d, "route_point")),
     };
-    struct sd_err err = {0};
-    const char *caller = json_string_value(json_object_get(d, "caller"));
-    const char *called = json_string_value(json_object_get(d, "called"));
+    r->behind_queue = r->route_point && b->queue_max_wait_s > 0;
+}
 
-    r.behind_queue = r.route_point && b->queue_max_wait_s > 0;
+static const char *msg_str(const struct edge_msg *m, const char *key)
+{
+    return json_string_value(json_object_get(m->data, key));
+}
+
+/* call.offered's data for a routed call. */
+static json_t *offered_data(struct edge_bus *b, const struct edge_msg *m,
+                            const struct edge_route *r)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "call_id", r->call_id_used,
+                           "agent_id", r->agent_id, "dn", r->agent_dn, "edge", b->edge_id, "site",
+                           b->site, "direction", "inbound", "caller", msg_str(m, "caller"),
+                           "called", msg_str(m, "called"));
+
+    if (ev != NULL && r->route_point)
+        json_object_set_new(ev, "route_point", json_string(r->dn));
+    return ev;
+}
+
+/* Routed and committed: the SIP thread offers the call to the phone. */
+static void route_routed(struct edge_bus *b, struct edge_msg *m, const struct edge_route *r)
+{
+    sd_log_info("call routed", "call=%s agent=%s dn=%s contact=%s", r->call_id_used, r->agent_id,
+                r->agent_dn, r->contact);
+    route_done(b, m->token, r, msg_str(m, "caller"), msg_str(m, "called"));
+}
+
+/* Refused (r->status, nothing of it in the database): the SIP thread
+ * answers, and m becomes its call.rejected, held like any event: it must
+ * not be lost. */
+static void route_refused(struct edge_bus *b, struct edge_msg *m, const struct edge_route *r)
+{
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s?, s:s?}", "call_id", r->call_id_used,
+                           "edge", b->edge_id, "site", b->site, "direction", "inbound",
+                           "reject_code", r->status, "reason", r->reason, "caller",
+                           msg_str(m, "caller"), "called", msg_str(m, "called"));
+    json_t *rejected;
+
+    if (r->agent_id[0] != '\0') {
+        json_object_set_new(ev, "agent_id", json_string(r->agent_id));
+        json_object_set_new(ev, "dn", json_string(r->agent_dn));
+    }
+    if (r->status == 480)
+        json_object_set_new(ev, "retry_after_s", json_integer(QUEUE_RETRY_AFTER_S));
+    rejected = json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
+                         r->agent_id[0] ? r->agent_id : r->dn, "type", "call.rejected", "data", ev);
+    sd_log_info("call not routed", "call=%s dn=%s status=%d reason=%s", r->call_id_used, r->dn,
+                r->status, r->reason);
+    route_done(b, m->token, r, msg_str(m, "caller"), msg_str(m, "called"));
+    json_decref(m->data); /* r points into it: replaced last */
+    m->data = rejected;
+    m->kind = EDGE_MSG_EVENT;
+}
+
+/* The database failed (rolled back): 503, and m becomes its call.rejected,
+ * which waits with the held events for the database. */
+static void route_failed(struct edge_bus *b, struct edge_msg *m, const struct edge_route *r,
+                         const struct sd_err *err)
+{
+    json_t *ev;
+
+    sd_log_warn("call not routed: database unavailable", "call=%s reason=\"%s\"",
+                r->call_id ? r->call_id : "-", err->text);
+    edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
+                   json_pack("{s:i, s:s}", "status", 503, "reason", "database_unavailable"));
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:s?, s:s?}", "call_id",
+                   r->call_id ? r->call_id : "-", "edge", b->edge_id, "site", b->site, "direction",
+                   "inbound", "reject_code", 503, "reason", "failed", "retry_after_s",
+                   EDGE_DB_RETRY_AFTER_S, "caller", msg_str(m, "caller"), "called",
+                   msg_str(m, "called"));
+    ev = json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
+                   r->dn ? r->dn : "-", "type", "call.rejected", "data", ev);
+    json_decref(m->data); /* r points into it: nothing of r is used after this */
+    m->data = ev;
+    m->kind = EDGE_MSG_EVENT;
+}
+
+/* A new inbound call: reserve the agent, find the phone, insert the calls
+ * row and call.offered in one transaction; or wait at a route point; or
+ * call.rejected saying why. Answered at once (never held: the caller is
+ * waiting). */
+static void do_route(struct edge_bus *b, struct edge_msg *m)
+{
+    struct edge_route r;
+    struct sd_err err = {0};
+    json_t *ev;
+
+    route_fill(b, m, &r);
     if (queue_clear(b, &err) < 0 || sd_pg_begin(b->pg, &err) < 0 ||
         edge_db_route(b->pg, &r, &err) < 0)
         goto fail;
@@ -679,63 +854,105 @@ static void do_route(struct edge_bus *b, struct edge_msg *m)
             return;              /* it waits: QUEUED sent */
         r.reason = "queue_full"; /* rolled back; refused below */
     }
-    if (r.status == 0) {
-        ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "call_id", r.call_id_used,
-                       "agent_id", r.agent_id, "dn", r.agent_dn, "edge", b->edge_id, "site",
-                       b->site, "direction", "inbound", "caller", caller, "called", called);
-        if (r.route_point)
-            json_object_set_new(ev, "route_point", json_string(r.dn));
-        if (add_event(b, SD_TOPIC_CALL_EVENTS, r.agent_id, "call.offered", ev, &err) < 0) {
-            json_decref(ev);
-            goto fail;
-        }
-        json_decref(ev);
-        if (sd_pg_commit(b->pg, &err) < 0)
-            goto fail;
-        sd_log_info("call routed", "call=%s agent=%s dn=%s contact=%s", r.call_id_used, r.agent_id,
-                    r.agent_dn, r.contact);
-    } else {
+    if (r.status != 0) {
         sd_pg_rollback(b->pg); /* the reservation, if any, with it */
-        ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s?, s:s?}", "call_id", r.call_id_used,
-                       "edge", b->edge_id, "site", b->site, "direction", "inbound", "reject_code",
-                       r.status, "reason", r.reason, "caller", caller, "called", called);
-        if (r.agent_id[0] != '\0') {
-            json_object_set_new(ev, "agent_id", json_string(r.agent_id));
-            json_object_set_new(ev, "dn", json_string(r.agent_dn));
-        }
-        if (r.status == 480)
-            json_object_set_new(ev, "retry_after_s", json_integer(QUEUE_RETRY_AFTER_S));
-        rejected =
-            json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
-                      r.agent_id[0] ? r.agent_id : r.dn, "type", "call.rejected", "data", ev);
-        sd_log_info("call not routed", "call=%s dn=%s status=%d reason=%s", r.call_id_used, r.dn,
-                    r.status, r.reason);
+        route_refused(b, m, &r);
+        return;
     }
-    route_done(b, m->token, &r, caller, called);
-    if (rejected != NULL) {
-        /* The message becomes its call.rejected, held like any event: it
-         * must not be lost. (r points into the old data: replaced last.) */
-        json_decref(m->data);
-        m->data = rejected;
-        m->kind = EDGE_MSG_EVENT;
+    ev = offered_data(b, m, &r);
+    if (add_event(b, SD_TOPIC_CALL_EVENTS, r.agent_id, "call.offered", ev, &err) < 0) {
+        json_decref(ev);
+        goto fail;
     }
+    json_decref(ev);
+    if (sd_pg_commit(b->pg, &err) < 0)
+        goto fail;
+    route_routed(b, m, &r);
     return;
 fail:
     sd_pg_rollback(b->pg);
-    sd_log_warn("call not routed: database unavailable", "call=%s reason=\"%s\"",
-                r.call_id ? r.call_id : "-", err.text);
-    edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
-                   json_pack("{s:i, s:s}", "status", 503, "reason", "database_unavailable"));
-    /* Its call.rejected waits with the held events for the database. */
-    ev = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:s?, s:s?}", "call_id",
-                   r.call_id ? r.call_id : "-", "edge", b->edge_id, "site", b->site, "direction",
-                   "inbound", "reject_code", 503, "reason", "failed", "retry_after_s",
-                   EDGE_DB_RETRY_AFTER_S, "caller", caller, "called", called);
-    rejected = json_pack("{s:s, s:s, s:s, s:o}", "topic", SD_TOPIC_CALL_EVENTS, "key",
-                         r.dn ? r.dn : "-", "type", "call.rejected", "data", ev);
-    json_decref(m->data); /* r points into it: nothing of r is used after this */
-    m->data = rejected;
-    m->kind = EDGE_MSG_EVENT;
+    route_failed(b, m, &r, &err);
+}
+
+/* Several new calls that came together (issue #17: under load the SIP
+ * thread hands over INVITEs faster than one transaction each can route
+ * them): one transaction, one statement reserving their agents and
+ * inserting their calls rows, one writing their call.offered. A route-point
+ * call that finds no agent goes on alone through do_route (it may wait). A
+ * batch the database refuses for good (not a broken connection) is routed
+ * again one call at a time, so only a bad call fails. */
+static void route_batch(struct edge_bus *b, struct edge_msg **ms, size_t n)
+{
+    struct edge_route r[EDGE_ROUTE_BATCH_MAX];
+    struct sd_event evs[EDGE_ROUTE_BATCH_MAX];
+    struct sd_outbox_item items[EDGE_ROUTE_BATCH_MAX];
+    size_t nev = 0;
+    struct sd_err err = {0};
+    int rc;
+
+    if (n == 1) {
+        do_route(b, ms[0]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        route_fill(b, ms[i], &r[i]);
+    rc = queue_clear(b, &err) < 0 || sd_pg_begin(b->pg, &err) < 0 ||
+                 edge_db_route_batch(b->pg, r, n, &err) < 0
+             ? -1
+             : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (r[i].status != 0)
+            continue;
+        if (sd_event_init(&evs[nev], b->source, "call.offered", offered_data(b, ms[i], &r[i]),
+                          &err) < 0) {
+            rc = -1;
+            break;
+        }
+        items[nev] =
+            (struct sd_outbox_item){sd_topic(SD_TOPIC_CALL_EVENTS), r[i].agent_id, &evs[nev]};
+        nev++;
+    }
+    if (rc == 0)
+        rc = sd_outbox_add_many(b->pg, items, nev, &err) < 0 || sd_pg_commit(b->pg, &err) < 0 ? -1
+                                                                                              : 0;
+    for (size_t k = 0; k < nev; k++)
+        sd_event_clear(&evs[k]);
+    if (rc < 0) {
+        sd_pg_rollback(b->pg);
+        if (err.code != SD_ERR_TRANSIENT) {
+            sd_log_warn("calls not routed together: routing them one by one",
+                        "calls=%zu reason=\"%s\"", n, err.text);
+            for (size_t i = 0; i < n; i++)
+                do_route(b, ms[i]);
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            route_failed(b, ms[i], &r[i], &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].status == 0)
+            route_routed(b, ms[i], &r[i]);
+        else if (r[i].status == 480 && r[i].behind_queue)
+            do_route(b, ms[i]);
+        else
+            route_refused(b, ms[i], &r[i]);
+    }
+}
+
+/* Routes the ROUTE messages taken so far, and holds their call.rejected. */
+static void flush_routes(struct edge_bus *b, struct edge_msg **ms, size_t *n)
+{
+    if (*n == 0)
+        return;
+    route_batch(b, ms, *n);
+    for (size_t i = 0; i < *n; i++) {
+        if (ms[i]->kind == EDGE_MSG_EVENT)
+            hold(b, ms[i]);
+        else
+            edge_msg_free(ms[i]);
+    }
+    *n = 0;
 }
 
 static void drain_all(struct edge_bus *b, int timeout_ms);
@@ -743,22 +960,27 @@ static void drain_all(struct edge_bus *b, int timeout_ms);
 static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
 {
     struct edge_bus *b = arg;
-    struct edge_msg *m;
+    struct edge_msg *m, *routes[EDGE_ROUTE_BATCH_MAX];
+    size_t nroutes = 0;
 
     (void)fd;
     (void)revents;
     while ((m = edge_queue_take(b->to_bus)) != NULL) {
+        /* New calls are routed together, after what came with them: in
+         * order with anything that reads or changes registrations or the
+         * queue (events and statuses are held and written later anyway). */
+        if (m->kind == EDGE_MSG_ROUTE) {
+            routes[nroutes++] = m;
+            if (nroutes == EDGE_ROUTE_BATCH_MAX)
+                flush_routes(b, routes, &nroutes);
+            continue;
+        }
+        if (m->kind != EDGE_MSG_STATUS && m->kind != EDGE_MSG_EVENT && m->kind != EDGE_MSG_CALL)
+            flush_routes(b, routes, &nroutes);
         switch (m->kind) {
         case EDGE_MSG_REGISTER:
             do_register(b, m);
             edge_msg_free(m);
-            break;
-        case EDGE_MSG_ROUTE:
-            do_route(b, m);
-            if (m->kind == EDGE_MSG_EVENT)
-                hold(b, m); /* its call.rejected */
-            else
-                edge_msg_free(m);
             break;
         case EDGE_MSG_QUEUE:
             do_requeue(b, m);
@@ -786,6 +1008,7 @@ static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
             break;
         }
     }
+    flush_routes(b, routes, &nroutes);
     /* Events are written FLUSH_DELAY_MS later, together with what comes
      * meanwhile (one transaction); a retry already scheduled covers them. */
     if (b->held != NULL && b->retry_timer <= 0)

@@ -150,9 +150,12 @@ static int reserve_route_point(struct sd_pg *pg, struct edge_route *r, struct sd
     return 0;
 }
 
+static int refusal_reason(struct sd_pg *pg, struct edge_route *r, struct sd_err *err);
+
 /* The agent logged in on dn, if it is free (not on a call) and its phone
  * registered: reserved, with the phone's contact, in one statement. Only
  * when it is not does a second one say why (404, 480, 486). */
+
 static int reserve_dn(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
     const char *values[2] = {r->dn, r->call_id_used};
@@ -176,6 +179,17 @@ static int reserve_dn(struct sd_pg *pg, struct edge_route *r, struct sd_err *err
         return 0;
     }
     PQclear(res);
+    return refusal_reason(pg, r, err);
+}
+
+/* Why the agent on r->dn could not be reserved: 404, or 480 / 486 with the
+ * agent. */
+static int refusal_reason(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    const char *values[1] = {r->dn};
+    PGresult *res;
+
+    snprintf(r->agent_dn, sizeof(r->agent_dn), "%s", r->dn);
     res = sd_pg_query(pg,
                       "SELECT agent_id, state, call_id IS NOT NULL, EXISTS (SELECT 1 FROM"
                       " registrations g WHERE g.dn = $1 AND g.expires_at > now()) FROM agents"
@@ -202,9 +216,12 @@ static int reserve_dn(struct sd_pg *pg, struct edge_route *r, struct sd_err *err
     return 0;
 }
 
+static int rename_call(struct sd_pg *pg, struct edge_route *r, struct sd_err *err);
+
 /* The calls row; a row of that id already there (the same SIP call routed
  * again, e.g. after a failover between edges) makes it call_id~edge~ms,
  * and the agent's reservation follows. */
+
 static int insert_call(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
 {
     const char *values[4] = {r->call_id_used, r->edge_id, r->site, r->agent_id};
@@ -218,8 +235,17 @@ static int insert_call(struct sd_pg *pg, struct edge_route *r, struct sd_err *er
         return -1;
     inserted = PQntuples(res);
     PQclear(res);
-    if (inserted > 0)
-        return 0;
+    return inserted > 0 ? 0 : rename_call(pg, r, err);
+}
+
+/* A calls row of r->call_id exists already: r's call becomes
+ * call_id~edge~ms, in its row and in its agent's reservation. */
+static int rename_call(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    const char *values[4] = {r->call_id_used, r->edge_id, r->site, r->agent_id};
+    const char *sql = "INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"
+                      " VALUES ($1, $2, $3, NULLIF($4, ''), 'inbound', 'offered')";
+
     snprintf(r->call_id_used, sizeof(r->call_id_used), "%.200s~%s~%lld", r->call_id, r->edge_id,
              (long long)sd_wall_ms());
     values[0] = r->call_id_used;
@@ -242,6 +268,143 @@ int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
     if (r->status != 0)
         return 0;
     return insert_call(pg, r, err);
+}
+
+/* One statement reserves the agents of several calls and inserts their
+ * calls rows. Its rows: i (1-based position in the batch), agent_id, dn,
+ * contact, and whether the calls row went in (false: a row of that Call-ID
+ * exists already). Agents on DNs are locked in agent_id order first, so two
+ * edges routing overlapping batches never deadlock; a DN asked twice in one
+ * batch goes to its first call only (the later one finds the agent busy). */
+#define ROUTE_BATCH_INSERT                                                                         \
+    " c AS (INSERT INTO calls (call_id, edge_id, site, agent_id, direction, state)"                \
+    "   SELECT call_id, $3::text, $4::text, agent_id, 'inbound', 'offered' FROM r ORDER BY i"      \
+    "   ON CONFLICT (call_id) DO NOTHING RETURNING call_id)"                                       \
+    " SELECT r.i, r.agent_id, r.dn, r.contact, r.call_id IN (SELECT call_id FROM c) FROM r"
+
+#define ROUTE_BATCH_RESERVE                                                                        \
+    " r AS (UPDATE agents SET call_id = p.call_id, version = agents.version + 1,"                  \
+    "   updated_at = now() FROM p WHERE agents.agent_id = p.agent_id AND agents.call_id IS NULL"   \
+    "   RETURNING p.i, p.call_id, agents.agent_id, agents.dn, " LIVE_CONTACT " AS contact),"
+
+static const char route_batch_dn_sql[] =
+    "WITH q AS (SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q (call_id, dn, "
+    "i)),"
+    " l AS (SELECT a.agent_id, a.dn FROM agents a WHERE a.dn IN (SELECT dn FROM q)"
+    "   AND a.state <> 'logged_out' ORDER BY a.agent_id FOR UPDATE),"
+    " p AS (SELECT DISTINCT ON (q.dn) q.i, q.call_id, l.agent_id FROM q JOIN l USING (dn)"
+    "   WHERE EXISTS (SELECT 1 FROM registrations g WHERE g.dn = q.dn AND g.expires_at > now())"
+    "   ORDER BY q.dn, q.i, l.agent_id)," ROUTE_BATCH_RESERVE ROUTE_BATCH_INSERT;
+
+/* Route points: the site's longest-idle Ready agents, paired in order with
+ * the calls in order (SKIP LOCKED, as for one call). */
+static const char route_batch_rp_sql[] =
+    "WITH q AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS q (call_id, i)),"
+    " a0 AS (SELECT a.agent_id, a.ready_since FROM agents a"
+    "   WHERE a.site = $4::text AND a.state = 'ready' AND a.call_id IS NULL AND NOT a.drain"
+    "   AND EXISTS (SELECT 1 FROM registrations g WHERE g.dn = a.dn AND g.expires_at > now())"
+    "   AND NOT ($2::boolean AND EXISTS (SELECT 1 FROM waiting_calls w"
+    "            WHERE w.site = $4 AND " LIVE_WAITING "))"
+    "   ORDER BY a.ready_since NULLS LAST, a.agent_id LIMIT $5::integer FOR UPDATE SKIP LOCKED),"
+    " p AS (SELECT q.i, q.call_id, a.agent_id FROM q JOIN (SELECT agent_id, row_number() OVER"
+    "   (ORDER BY ready_since NULLS LAST, agent_id) AS i FROM a0) a USING (i))," ROUTE_BATCH_RESERVE
+        ROUTE_BATCH_INSERT;
+
+/* Runs one of the batch statements over the routes in idx (n of them) and
+ * fills those it routed; *routed[k] says which. */
+static int route_batch_run(struct sd_pg *pg, struct edge_route *r, const size_t *idx, size_t n,
+                           bool dn, bool *routed, struct sd_err *err)
+{
+    const char *ids[EDGE_ROUTE_BATCH_MAX], *dns[EDGE_ROUTE_BATCH_MAX];
+    char *ids_text, *dns_text = NULL, limit[16];
+    const char *values[5];
+    PGresult *res;
+
+    for (size_t k = 0; k < n; k++) {
+        ids[k] = r[idx[k]].call_id_used;
+        dns[k] = r[idx[k]].dn;
+    }
+    ids_text = sd_pg_text_array(ids, n);
+    if (dn)
+        dns_text = sd_pg_text_array(dns, n);
+    if (ids_text == NULL || (dn && dns_text == NULL)) {
+        free(ids_text);
+        free(dns_text);
+        return sd_err_set(err, SD_ERR_INTERNAL, "out of memory"), -1;
+    }
+    snprintf(limit, sizeof(limit), "%zu", n);
+    values[0] = ids_text;
+    values[1] = dn ? dns_text : (r[idx[0]].behind_queue ? "t" : "f");
+    values[2] = r[idx[0]].edge_id;
+    values[3] = r[idx[0]].site;
+    values[4] = limit;
+    res = sd_pg_query(pg, dn ? route_batch_dn_sql : route_batch_rp_sql, dn ? 4 : 5, values, NULL,
+                      NULL, err);
+    free(ids_text);
+    free(dns_text);
+    if (res == NULL)
+        return -1;
+    for (int row = 0; row < PQntuples(res); row++) {
+        long i = strtol(PQgetvalue(res, row, 0), NULL, 10) - 1;
+        struct edge_route *x;
+
+        if (i < 0 || (size_t)i >= n)
+            continue;
+        x = &r[idx[i]];
+        routed[i] = true;
+        copy_col(x->agent_id, sizeof(x->agent_id), res, row, 1);
+        copy_col(x->agent_dn, sizeof(x->agent_dn), res, row, 2);
+        copy_col(x->contact, sizeof(x->contact), res, row, 3);
+        x->status = PQgetvalue(res, row, 4)[0] == 't' ? 0 : -1; /* -1: rename below */
+    }
+    PQclear(res);
+    return 0;
+}
+
+int edge_db_route_batch(struct sd_pg *pg, struct edge_route *r, size_t n, struct sd_err *err)
+{
+    size_t dn_idx[EDGE_ROUTE_BATCH_MAX], rp_idx[EDGE_ROUTE_BATCH_MAX], ndn = 0, nrp = 0;
+    bool dn_done[EDGE_ROUTE_BATCH_MAX] = {false}, rp_done[EDGE_ROUTE_BATCH_MAX] = {false};
+
+    if (n > EDGE_ROUTE_BATCH_MAX)
+        return sd_err_set(err, SD_ERR_INTERNAL, "edge_db_route_batch: %zu calls, at most %d", n,
+                          EDGE_ROUTE_BATCH_MAX),
+               -1;
+    for (size_t i = 0; i < n; i++) {
+        r[i].status = 0;
+        r[i].reason = NULL;
+        r[i].agent_id[0] = r[i].agent_dn[0] = r[i].contact[0] = '\0';
+        snprintf(r[i].call_id_used, sizeof(r[i].call_id_used), "%s", r[i].call_id);
+        if (r[i].route_point)
+            rp_idx[nrp++] = i;
+        else
+            dn_idx[ndn++] = i;
+    }
+    if ((ndn > 0 && route_batch_run(pg, r, dn_idx, ndn, true, dn_done, err) < 0) ||
+        (nrp > 0 && route_batch_run(pg, r, rp_idx, nrp, false, rp_done, err) < 0))
+        return -1;
+    /* The rare cases, one call at a time: why a DN's agent was not free,
+     * a Call-ID routed before, no agent for a route point. */
+    for (size_t k = 0; k < ndn; k++) {
+        struct edge_route *x = &r[dn_idx[k]];
+        if (!dn_done[k] && refusal_reason(pg, x, err) < 0)
+            return -1;
+    }
+    for (size_t k = 0; k < nrp; k++) {
+        struct edge_route *x = &r[rp_idx[k]];
+        if (!rp_done[k]) {
+            x->status = 480;
+            x->reason = "no_agent";
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].status < 0) {
+            r[i].status = 0;
+            if (rename_call(pg, &r[i], err) < 0)
+                return -1;
+        }
+    }
+    return 0;
 }
 
 int edge_db_call_insert_routed(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
@@ -284,6 +447,35 @@ int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state
                       3, values, err) < 0
                ? -1
                : 0;
+}
+
+int edge_db_call_update_many(struct sd_pg *pg, const char *const *call_ids,
+                             const char *const *states, const char *const *end_causes, size_t n,
+                             struct sd_err *err)
+{
+    char *arrays[3] = {sd_pg_text_array(call_ids, n), sd_pg_text_array(states, n),
+                       sd_pg_text_array(end_causes, n)};
+    const char *values[3] = {arrays[0], arrays[1], arrays[2]};
+    int rc = -1;
+
+    if (arrays[0] == NULL || arrays[1] == NULL || arrays[2] == NULL)
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+    else
+        rc =
+            sd_pg_exec(pg,
+                       "UPDATE calls SET state = u.state,"
+                       " answered_at = CASE WHEN u.state = 'established' THEN now()"
+                       "   ELSE calls.answered_at END,"
+                       " ended_at = CASE WHEN u.state = 'ended' THEN now() ELSE calls.ended_at END,"
+                       " end_cause = COALESCE(u.end_cause, calls.end_cause)"
+                       " FROM unnest($1::text[], $2::text[], $3::text[]) AS u (call_id, state,"
+                       " end_cause) WHERE calls.call_id = u.call_id",
+                       3, values, err) < 0
+                ? -1
+                : 0;
+    for (int i = 0; i < 3; i++)
+        free(arrays[i]);
+    return rc;
 }
 
 int edge_db_contact(struct sd_pg *pg, const char *edge_id, const char *dn, char *contact,

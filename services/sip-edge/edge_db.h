@@ -73,6 +73,17 @@ struct edge_route {
  * back (the reservation with it). */
 int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
 
+/* edge_db_route for up to EDGE_ROUTE_BATCH_MAX calls at once (inside the
+ * caller's transaction): one statement reserves the agents of the calls to
+ * DNs and inserts their calls rows, one more those of the route points
+ * (agents paired with calls in order: the first call gets the longest-idle
+ * agent). Each r[i] comes out as edge_db_route leaves it, but a refused
+ * call has reserved nothing here: the transaction holds the routed ones
+ * only, and commits as it is. */
+#define EDGE_ROUTE_BATCH_MAX 64
+int edge_db_route_batch(struct sd_pg *pg, struct edge_route *r, size_t n,
+                        struct sd_err *err) SD_MUST_CHECK;
+
 /* The calls row of a waiting call offered to the agent it was given
  * (r->agent_id, already reserved); r->call_id_used as for edge_db_route. */
 int edge_db_call_insert_routed(struct sd_pg *pg, struct edge_route *r,
@@ -93,6 +104,12 @@ int edge_db_call_insert(struct sd_pg *pg, const char *call_id, const char *edge_
  * "ended" (ended_at, end_cause). */
 int edge_db_call_update(struct sd_pg *pg, const char *call_id, const char *state,
                         const char *end_cause, struct sd_err *err) SD_MUST_CHECK;
+
+/* edge_db_call_update for n calls in one statement; a call_id must not
+ * appear twice (one of its updates would be lost). */
+int edge_db_call_update_many(struct sd_pg *pg, const char *const *call_ids,
+                             const char *const *states, const char *const *end_causes, size_t n,
+                             struct sd_err *err) SD_MUST_CHECK;
 
 /* --- the site's queue (waiting_calls, issue #16) ------------------------ */
 

@@ -52,6 +52,11 @@ PGconn *sd_pg_conn(struct sd_pg *pg);
  * state (LISTEN) sets it up again when this changes. */
 unsigned sd_pg_generation(const struct sd_pg *pg);
 
+/* A PostgreSQL array literal of items, for a text[] parameter: {"a","b"},
+ * each element quoted with its " and \ escaped; a NULL item is NULL. A new
+ * string (free it), or NULL when out of memory. */
+char *sd_pg_text_array(const char *const *items, size_t n);
+
 /* Applies dir/NNNN_*.sql in name order, each once, in its own transaction,
  * recorded in schema_migrations (version, checksum). An applied file whose
  * checksum changed is an error. Returns how many were applied, or -1. */
