@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # bench/edge.sh - sip-edge against Kamailio 5.6 (Debian) on the same machine,
-# side by side in one run (issue #4):
+# three call-setup systems side by side in one run (issue #17; #4 before):
 #
 #   call     SIPp caller -> X -> SIPp UAS: INVITE (SDP) / 200 / ACK, HOLD_MS,
 #            BYE / 200 (bench/sipp/caller.xml, bench/sipp/uas.xml)
-#            X = sip-edge (B2BUA: per call an agent reserved in PostgreSQL,
-#                the calls row and call.offered / established / ended through
-#                the outbox to Kafka)
-#              = Kamailio as a stateful proxy (bench/kamailio/proxy.cfg:
-#                tm + sl + rr, record_route() + t_relay() to the UAS)
+#            X = sip-edge, "edge" (B2BUA: per call an agent reserved in
+#                PostgreSQL, the calls row and call.offered / established /
+#                ended through the outbox to Kafka)
+#              = Kamailio + PostgreSQL, "kpg", the SAME-WORK PEER
+#                (bench/kamailio/router.cfg, KPG_CHILDREN workers, sqlops +
+#                db_postgres on the project's own schema, a database of its
+#                own created like the edge's: the migrations, the same agents
+#                and registrations): the initial INVITE's one statement
+#                reserves the called DN's agent (logged in, free, phone
+#                registered) and inserts the calls row, returning the phone's
+#                contact (none: 480); the 200 marks the row established; the
+#                BYE ends it and frees the agent in one statement;
+#                record-route, relay to the contact (a proxy: one dialog end
+#                to end); no events
+#              = Kamailio as a plain stateful proxy, "kam", the
+#                NO-PERSISTENCE LIMIT (bench/kamailio/proxy.cfg: tm + sl + rr,
+#                record_route() + t_relay() to the UAS, no database)
 #   reject   SIPp caller -> X answering 503 + Retry-After + Reason, ACK
 #            (bench/sipp/reject.xml: tests/e2e/sipp/invite_refused_503.xml's
 #            checks, INVITE retransmitted)
@@ -18,9 +30,10 @@
 #                sl_send_reply 503 with the same headers)
 #
 # Measure: the highest offered rate with < 0.1 % failed calls. A search is
-# a ladder on one fresh instance (new database, topics and edge; or a new
-# Kamailio): STEP_S seconds of calls at a fixed rate (SIPp -r, -rp 1000,
-# -m rate*STEP_S), the next step FACTOR times faster, until a step fails;
+# a ladder on one fresh instance (new database, topics and edge; a new
+# Kamailio, for kpg with a new database): STEP_S seconds of calls at a fixed
+# rate (SIPp -r, -rp 1000, -m rate*STEP_S), the next step FACTOR times
+# faster, until a step fails;
 # the result is the highest passing step. A step fails when
 #   - SIPp counts failed calls >= 0.1 % of the step's calls (a wrong or
 #     missing answer within RECV_TIMEOUT_MS, e.g. 486/480 from the edge,
@@ -34,17 +47,29 @@
 #     ended, outbox empty) was not done LAG_MAX_MS after the last call: the
 #     edge was falling behind, which a longer step would turn into failures
 #     (its bus thread routes the next INVITE only after the earlier writes).
+#     (kpg does its statements within the SIP transactions: nothing lags.)
 # No step follows a failed one on the same instance (a collapsed edge or
 # proxy would spoil it); a ladder whose very first step fails starts again,
 # lower, on a fresh instance ("|" in the ladder). A warm-up ladder per
 # (system, test) first (steps of STEP_S/2 s, doubling from a low rate, not
 # reported) finds where the measured ladders start: 0.7 x its result, in
 # round r FACTOR^((r-1)/REPEAT) higher, so the rounds sample different
-# rungs. Then REPEAT rounds, each in the order edge call, Kamailio call,
-# edge reject, Kamailio reject, so drift on a shared machine hits both;
-# medians and spreads via summary().
+# rungs. Then REPEAT rounds, each in the order edge call, (edge at 0.8 x,
+# below), kpg call, kam call, edge reject, kam reject, so drift on a shared
+# machine hits all; medians and spreads via summary().
 #
-# The edge's call setup, and how this script stands in for agent-state:
+# Latency: INVITE -> final answer (200, or the 503 of a rejection) of every
+# call, from SIPp's -trace_rtt (rtd "setup" / "reject"): exact p50 and p99
+# (nearest rank) per step, of the calls that got their answer. Coarse:
+# SIPp writes whole ms, and on the machine this was written on its times
+# came in steps of 4 ms (0, 4, 8, ...; the kernel's tick is 4 ms there),
+# while SIPp calling the SIPp UAS directly measured 0 for every call. Fine
+# for a 50 ms goal, not for telling sub-millisecond answers apart.
+# After each round's edge call ladder, one step on a fresh edge at
+# round(0.8 x that ladder's max rate): its p99 is the latency goal's.
+#
+# The call setup of edge and kpg, and how this script stands in for
+# agent-state:
 #   AGENTS agents of site1, all ready, DNs 100001.., each registered with a
 #   contact at the one SIPp UAS; the caller takes the called DN from an
 #   -inf file (SEQUENTIAL), i.e. each call goes to an agent's own DN (not
@@ -52,14 +77,18 @@
 #   which frees agents after call.ended, does not run here). The edge sets
 #   agents.call_id on each call; this script frees agents instead of
 #   agent-state: a bounded loop (every 200 ms) clears call_id of agents whose
-#   call has ended, and all are cleared between steps. With AGENTS >= the
+#   call has ended, and all are cleared between steps (kpg's BYE frees its
+#   agent itself; all are cleared between its steps too). With AGENTS >= the
 #   calls of a step no DN is called twice in a step anyway.
 #
 # CPU per call at the highest passing step, from /proc/PID/stat (utime +
 # stime) before and after the step: the edge process (both threads, incl.
-# librdkafka), the PostgreSQL backends of its database (not this script's
-# own psql), Kamailio (main + all children); "kafka" = the broker (shared,
-# so also whatever else uses it), "caller" = the SIPp caller in % of one
+# librdkafka), the PostgreSQL backends of its database (edge and kpg; not
+# this script's own psql sessions, named bench-*: so Kamailio is started
+# without PGAPPNAME, which libpq would take as its application_name),
+# Kamailio (main + all children); "kafka" = the broker (shared, so also
+# whatever else uses it; only the edge's counts, the peers write no
+# events), "caller" = the SIPp caller in % of one
 # core (one thread: near 100 % it, not X, sets the rate), "other" = the
 # CPU of every other user-space process (not X, its PostgreSQL backends,
 # Kafka or the SIPps; kernel threads left out) in % of one core: another
@@ -69,17 +98,27 @@
 # Debian's default allocator (qm) its stateful proxying cost ~3.5x the CPU
 # per call on this machine (~470 vs ~130 us at 3,000 calls/s), which would
 # flatter the edge.
-# Goals (issue #4): edge >= 0.5 x Kamailio's proxy rate for call setup and
-# >= 0.5 x its stateless rejection rate. It prints numbers; it is a
-# benchmark, not a test.
+# Goals (issue #17), printed beside the ratios:
+#   - call setup rate: edge >= 1.25 x the same-work peer (kpg);
+#   - CPU per call: edge + its PostgreSQL + Kafka <= 0.8 x kpg's Kamailio +
+#     its PostgreSQL;
+#   - INVITE -> final answer p99 <= 50 ms for the edge at 0.8 x its own max
+#     rate;
+#   - drain rejections: edge CPU per rejection <= Kamailio's stateless 503
+#     (kamailio/edge >= 1.0), not only the rate (edge/kamailio, #4: >= 0.5).
+# The stateful proxy's figures stay as the limit without persistence. It
+# prints numbers; it is a benchmark, not a test.
 #
 # Env: REPEAT (3), STEP_S (5), FACTOR (1.2), HOLD_MS (100), AGENTS (10000),
 # RECV_TIMEOUT_MS (5000), LAG_MAX_MS (500), RETRANS_MAX_PCT (10),
-# KAMAILIO_SHM_MB (4096), KAMAILIO_CHILDREN (2), KEEP (keep databases).
+# KAMAILIO_SHM_MB (4096), KAMAILIO_CHILDREN (2: kam), KPG_CHILDREN (8: kpg),
+# MAX_STEPS (9), KEEP (keep databases), EDGE_BIN (build/bin/sip-edge: another
+# build of the edge, e.g. an older commit's, for a before/after).
 # Every step's details: .run/bench-edge-steps.log; logs: .run/bench-edge/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091 # followed with shellcheck -x
 . bench/lib.sh
 REPEAT=${REPEAT:-3}
 STEP_S=${STEP_S:-5}
@@ -91,16 +130,20 @@ LAG_MAX_MS=${LAG_MAX_MS:-500}
 RETRANS_MAX_PCT=${RETRANS_MAX_PCT:-10}
 KAMAILIO_SHM_MB=${KAMAILIO_SHM_MB:-4096}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
+KPG_CHILDREN=${KPG_CHILDREN:-8}
 MAX_STEPS=${MAX_STEPS:-9}
 KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 worker=build/tests/bus_worker
-for b in build/bin/sip-edge build/bin/sipdrain-migrate "$worker"; do
+EDGE_BIN=${EDGE_BIN:-build/bin/sip-edge}
+for b in "$EDGE_BIN" build/bin/sipdrain-migrate "$worker"; do
     [ -x "$b" ] || { echo "bench: $b missing: run make" >&2; exit 1; }
 done
 for c in sipp kamailio java; do
     command -v "$c" >/dev/null || { echo "bench: $c missing: run tools/deps.sh" >&2; exit 1; }
 done
 [ -d "$KAMAILIO_MODULES" ] || { echo "bench: $KAMAILIO_MODULES missing" >&2; exit 1; }
+[ -f "$KAMAILIO_MODULES/db_postgres.so" ] ||
+    { echo "bench: $KAMAILIO_MODULES/db_postgres.so missing: apt-get install kamailio-postgres-modules" >&2; exit 1; }
 eval "$(tests/scripts/stack-up.sh)"
 # Kafka logins (kafka-up.sh): this script's tools are the admin; each
 # program started below logs in as its own user.
@@ -117,7 +160,9 @@ steplog=.run/bench-edge-steps.log
 : >"$steplog"
 scratch=$(mktemp -d)
 hz=$(getconf CLK_TCK)
-kafka_pid=$(cat .run/kafka/pid 2>/dev/null || echo 0)
+# kafka_pid: the broker's, read again before every step (a stack restarted
+# by another job meanwhile would leave a dead pid and 0 CPU)
+kafka_pid=0
 # Never leave a server or a generator behind, whatever happens to this script
 # (they are all children of this shell; Kamailio's main process ends its own).
 cleanup() {
@@ -258,11 +303,14 @@ stop() {
 # *_up set: sys_port, sys_pids (for CPU), sys_pid (to stop), and for the
 # edge dsn / db.
 
-edge_up() { # MODE (call|reject) NAME
-    local mode=$1 name=$2 id prefix t uuid level
+# db_up SYS MODE: a fresh database (db, dsn) for one instance, the same for
+# the edge and kpg: the project's migrations (sipdrain-migrate), the
+# programs' roles able to log in, site1 with AGENTS ready agents, each
+# registered with a contact at the SIPp UAS ($uas_port).
+db_up() {
+    local id
     id=$(date +%s%N | tail -c 9)
-    db="bench_edge_${mode}_$id"
-    prefix="bench.$id."
+    db="bench_${1}_${2}_$id"
     psql_admin -c "CREATE DATABASE $db" >/dev/null
     dsn="${SIPDRAIN_PG_DSN%/*}/$db"
     SIPDRAIN_PG_DSN=$dsn SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-migrate >/dev/null
@@ -283,6 +331,22 @@ INSERT INTO registrations (dn, contact, edge_id, expires_at)
 ANALYZE agents;
 ANALYZE registrations;
 SQL
+}
+
+# db_down: drop the instance's database (KEEP: keep it). FORCE: a backend
+# of a process just stopped may not have gone yet.
+db_down() {
+    if [ -n "${KEEP:-}" ]; then
+        echo "kept database $db" >&2
+    else
+        psql_admin -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
+    fi
+}
+
+edge_up() { # MODE (call|reject) NAME
+    local mode=$1 name=$2 prefix t uuid level
+    db_up edge "$mode"
+    prefix="bench.${db##*_}."
     SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
     free_port sys_port
     # warn: a log line per call would cost the edge; info for the drained
@@ -292,7 +356,7 @@ SQL
     SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=bench-1 \
     SIPDRAIN_SIP_URL="sip:127.0.0.1:$sys_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level \
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties build/bin/sip-edge >"$logs/$name.log" 2>&1 &
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties "$EDGE_BIN" >"$logs/$name.log" 2>&1 &
     sys_pid=$!
     sys_pids=$sys_pid
     if [ "$mode" = call ]; then
@@ -308,7 +372,7 @@ SQL
     # its partitions (it starts at the end of the topic), then wait for
     # OPTIONS 503.
     for _ in $(seq 1 100); do
-        grep -q "partitions assigned" "$logs/$name.log" && break
+        grep -qs "partitions assigned" "$logs/$name.log" && break
         kill -0 "$sys_pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -331,11 +395,7 @@ SQL
 
 edge_down() {
     stop "$sys_pid" TERM TERM # a second SIGTERM stops at once
-    if [ -n "${KEEP:-}" ]; then
-        echo "kept database $db" >&2
-    else
-        psql_admin -c "DROP DATABASE $db" >/dev/null
-    fi
+    db_down
 }
 
 kam_up() { # MODE (call|reject) NAME
@@ -363,19 +423,71 @@ kam_up() { # MODE (call|reject) NAME
 
 kam_down() { stop "$sys_pid" TERM; }
 
+# kpg: Kamailio + PostgreSQL, the same-work peer (bench/kamailio/router.cfg)
+# on a database of its own made like the edge's; logged in as the edge's
+# role (sipdrain_edge: its grants cover the peer's statements). Call mode
+# only. env -u PGAPPNAME: else libpq names its sessions bench-edge (this
+# script's), and pg_pids would leave them out of the CPU count.
+kpg_up() { # MODE (call) NAME
+    local mode=$1 name=$2 dir url
+    [ "$mode" = call ] || { echo "bench: kpg does calls only" >&2; return 1; }
+    dir="$scratch/$name"
+    mkdir -p "$dir"
+    db_up kpg "$mode"
+    # Kamailio's URL: postgres://user[:password]@host[:port]/db, no parameters
+    url=$(dsn_as sipdrain_edge "$dsn" | sed -E 's#^postgres(ql)?://#postgres://#; s#\?.*$##')
+    free_port sys_port
+    env -u PGAPPNAME kamailio -f bench/kamailio/router.cfg -L "$KAMAILIO_MODULES" \
+        -l "udp:127.0.0.1:$sys_port" -A "DBURL=\"$url\"" -A "CHILDREN=$KPG_CHILDREN" \
+        -m "$KAMAILIO_SHM_MB" -x tlsf -X tlsf -P "$dir/kamailio.pid" -w "$dir" -DD -E \
+        >"$logs/$name.log" 2>&1 &
+    sys_pid=$!
+    # OPTIONS 200: a worker answered after a SELECT 1 (router.cfg)
+    for _ in $(seq 1 50); do
+        if [ -s "$dir/kamailio.pid" ] && sipp_probe "$sys_port" options_200; then
+            sleep 0.3 # every child forked and connected
+            sys_pids="$sys_pid $(pgrep -P "$sys_pid" | tr '\n' ' ')"
+            return 0
+        fi
+        kill -0 "$sys_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "bench: kamailio (router.cfg) did not answer OPTIONS 200, see $logs/$name.log" >&2
+    return 1
+}
+
+kpg_down() {
+    stop "$sys_pid" TERM
+    db_down
+}
+
 # --- one step, one search -----------------------------------------------
+
+# rtt_pcts DIR RTD -> "p50 p99 n": the response times (ms) of RTD in the
+# SIPp -trace_rtt files in DIR, exact percentiles (nearest rank: the
+# ceil(p/100 x n)-th smallest); "- - 0" without any
+rtt_pcts() {
+    cat "$1"/*_rtt.csv 2>/dev/null | awk -F';' -v r="$2" '$3 == r { print $2 + 0 }' | sort -n |
+        awk 'function rank(p,  k) { k = p * NR / 100; return k == int(k) ? k : int(k) + 1 }
+             { v[NR] = $1 }
+             END { if (NR == 0) print "- - 0"; else print v[rank(50)], v[rank(99)], NR }'
+}
 
 # step SYS MODE NAME RATE SECONDS -> 0 = passed; sets the global st_* values
 step() {
     local sys=$1 mode=$2 name=$3 rate=$4 secs=$5 n stat err cpid runner clpid t0 t1 killed=0
     local s0 p0 k0 g0 u0 s1 p1 k1 g1 u1 pgp allowed sf lag=0 created verdict=pass caller_s mine
     local t0_sip=0 t1_sip=0
-    local open_max
+    local open_max rtt_dir rtd=setup st_rtt_n
     n=$((rate * secs))
     allowed=$(( (n - 1) / 1000 )) # failed calls < 0.1 % of n
     stat="$scratch/$name-$rate.csv"
-    err="$logs/$name-$rate.err"
-    rm -f "$stat"
+    err="$repo/$logs/$name-$rate.err"
+    # SIPp writes its -trace_rtt file (<scenario>_<pid>_rtt.csv) into its
+    # working directory: one of its own per step
+    rtt_dir="$scratch/rtt-$name-$rate"
+    rm -rf "$stat" "$rtt_dir"
+    mkdir -p "$rtt_dir"
     clpid=
     if [ "$sys" = edge ] && [ "$mode" = call ]; then
         # Stand-in for agent-state: free the agents of ended calls (bounded loop).
@@ -387,15 +499,17 @@ step() {
         clpid=$!
     fi
     pgp=
-    [ "$sys" = edge ] && pgp=$(pg_pids "$dsn" | tr '\n' ' ')
+    [ "$sys" != kam ] && pgp=$(pg_pids "$dsn" | tr '\n' ' ')
     if [ "$mode" = call ]; then
-        sf=(-sf bench/sipp/caller.xml -inf "$dnfile" -d "$HOLD_MS")
+        sf=(-sf "$repo/bench/sipp/caller.xml" -inf "$dnfile" -d "$HOLD_MS")
     else
-        sf=(-sf bench/sipp/reject.xml -s 7000 -key retry_after 30)
+        sf=(-sf "$repo/bench/sipp/reject.xml" -s 7000 -key retry_after 30)
+        rtd=reject
     fi
+    kafka_pid=$(cat .run/kafka/pid 2>/dev/null || echo 0)
     proc_ticks "$scratch/ticks0"
     # shellcheck disable=SC2086 # pid lists
-    s0=$(ticks $sys_pids); p0=$(ticks $pgp); k0=$(ticks "$kafka_pid"); u0=$(udp_rcvbuf_errors)
+    { s0=$(ticks $sys_pids); p0=$(ticks $pgp); k0=$(ticks "$kafka_pid"); u0=$(udp_rcvbuf_errors); }
     g0=$(ticks ${uas_pid:-})
     [ "$sys" = edge ] && t0_sip=$(thread_ticks "$sys_pid" sip-edge)
     rm -f "$scratch/caller.pid" "$scratch/caller.times"
@@ -408,13 +522,15 @@ step() {
     # too); -buff_size: 4 MiB
     # socket buffers (net.core.rmem_max); -t u1: one UDP socket, so -max_socket
     # does not apply; bounded by -m and -timeout. In a subshell whose `times`
-    # gives the caller's CPU exactly.
+    # gives the caller's CPU exactly. -trace_rtt -rtt_freq 1: every call's
+    # INVITE -> final answer time, written as the call ends.
     (
+        cd "$rtt_dir"
         sipp "127.0.0.1:$sys_port" "${sf[@]}" -i 127.0.0.1 -p "$caller_port" -cp "$caller_cp" \
             -t u1 -r "$rate" -rp 1000 -m "$n" -l "$open_max" \
             -recv_timeout "$RECV_TIMEOUT_MS" -timeout $((secs + RECV_TIMEOUT_MS / 1000 + 20))s \
             -timeout_error -nostdin -buff_size 4194304 -trace_stat -stf "$stat" -fd 1 \
-            -trace_err -error_file "$err" >/dev/null 2>&1 &
+            -trace_err -error_file "$err" -trace_rtt -rtt_freq 1 >/dev/null 2>&1 &
         echo $! >"$scratch/caller.pid"
         wait $! || true
         times >"$scratch/caller.times"
@@ -442,6 +558,8 @@ step() {
         TotalCallCreated 'SuccessfulCall(C)' 'FailedCall(C)' 'Retransmissions(C)' \
         "$([ "$mode" = call ] && echo 'ResponseTimesetup(C)' || echo 'ResponseTimereject(C)')")"
     created=$(created_by "$stat" "$n")
+    read -r st_p50 st_p99 st_rtt_n <<<"$(rtt_pcts "$rtt_dir" "$rtd")"
+    rm -rf "$rtt_dir"
     # The edge: wait (bounded) until its database and Kafka work is done.
     if [ "$sys" = edge ] && [ "$mode" = call ] && [ "$killed" = 0 ]; then
         for _ in $(seq 1 300); do
@@ -452,17 +570,17 @@ step() {
         lag=$(($(now_ms) - t1))
     fi
     # shellcheck disable=SC2086 # pid lists
-    s1=$(ticks $sys_pids); p1=$(ticks $pgp); k1=$(ticks "$kafka_pid"); u1=$(udp_rcvbuf_errors)
+    { s1=$(ticks $sys_pids); p1=$(ticks $pgp); k1=$(ticks "$kafka_pid"); u1=$(udp_rcvbuf_errors); }
     [ "$sys" = edge ] && t1_sip=$(thread_ticks "$sys_pid" sip-edge)
     proc_ticks "$scratch/ticks1"
     mine="$$ $sys_pids $kafka_pid ${uas_pid:-} ${clpid:-}"
-    [ "$sys" = edge ] && mine="$mine $(pg_pids "$dsn" all | tr '\n' ' ')"
+    [ "$sys" != kam ] && mine="$mine $(pg_pids "$dsn" all | tr '\n' ' ')"
     g1=$(($(ticks ${uas_pid:-}) - g0)) # the UAS
     st_caller_pct=$(awk -v c="${caller_s:-0}" -v ms=$((t1 - t0)) 'BEGIN { printf "%d", c * 100000 / ms }')
     if [ -n "$clpid" ]; then
         stop "$clpid" TERM
     fi
-    if [ "$sys" = edge ] && [ "$mode" = call ]; then
+    if [ "$sys" != kam ] && [ "$mode" = call ]; then
         psql "$dsn" -qAt -c "UPDATE agents SET call_id = NULL WHERE call_id IS NOT NULL" >/dev/null
     fi
     # per call, in microseconds; shares of one core in %
@@ -486,11 +604,33 @@ step() {
         verdict="edge_backlog"
     fi
     st_verdict=$verdict
-    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
+    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s p50_ms=%-5s p99_ms=%-5s rtt_n=%-6s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
         "$name" "$rate" "$n" "$st_created" "$st_ok" "$st_failed" "$st_retrans" "$st_resp" \
+        "$st_p50" "$st_p99" "$st_rtt_n" \
         "$created" "$lag" "$st_sys_us" "$st_sip_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
         "$st_other_pct" "$((u1 - u0))" "$verdict" >>"$steplog"
     [ "$verdict" = pass ]
+}
+
+# instance_up SYS MODE NAME: fresh ports, the SIPp UAS (call mode; uas_pid)
+# and a fresh instance of SYS. instance_down SYS: both stopped.
+instance_up() {
+    free_port uas_port; free_port uas_cp
+    free_port caller_port; free_port caller_cp
+    free_port probe_port; free_port probe_cp
+    uas_pid=
+    if [ "$2" = call ]; then
+        sipp -sf bench/sipp/uas.xml -i 127.0.0.1 -p "$uas_port" -cp "$uas_cp" -t u1 \
+            -m 10000000 -timeout 900s -nostdin -buff_size 4194304 \
+            >"$logs/$3.uas.out" 2>&1 &
+        uas_pid=$!
+    fi
+    "${1}_up" "$2" "$3" || { [ -n "$uas_pid" ] && stop "$uas_pid"; return 1; }
+    sleep 1 # let the start-up settle (threads, JIT of nothing, first timers)
+}
+instance_down() {
+    "${1}_down"
+    if [ -n "$uas_pid" ]; then stop "$uas_pid"; fi
 }
 
 # search SYS MODE NAME START MULT SECONDS -> res (one result line), res_rate,
@@ -501,25 +641,14 @@ step() {
 #   $(...), so the EXIT trap sees every child.
 search() {
     local sys=$1 mode=$2 name=$3 rate=$4 mult=$5 secs=$6 best=0 ladder="" try n
-    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0 b_sip=-
+    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0 b_sip=- b_p50=- b_p99=-
     res_fail_caller=0
     for try in 1 2 3; do
-        free_port uas_port; free_port uas_cp
-        free_port caller_port; free_port caller_cp
-        free_port probe_port; free_port probe_cp
-        uas_pid=
-        if [ "$mode" = call ]; then
-            sipp -sf bench/sipp/uas.xml -i 127.0.0.1 -p "$uas_port" -cp "$uas_cp" -t u1 \
-                -m 10000000 -timeout 900s -nostdin -buff_size 4194304 \
-                >"$logs/$name.uas.out" 2>&1 &
-            uas_pid=$!
-        fi
-        "${sys}_up" "$mode" "$name" || { [ -n "$uas_pid" ] && stop "$uas_pid"; return 1; }
-        sleep 1 # let the start-up settle (threads, JIT of nothing, first timers)
+        instance_up "$sys" "$mode" "$name" || return 1
         for n in $(seq 1 "$MAX_STEPS"); do
             if step "$sys" "$mode" "$name" "$rate" "$secs"; then
                 best=$rate b_sys=$st_sys_us b_pg=$st_pg_us b_kafka=$st_kafka_us b_resp=$st_resp
-                b_sip=$st_sip_us
+                b_sip=$st_sip_us b_p50=$st_p50 b_p99=$st_p99
                 b_retrans=$st_retrans b_gen=$st_caller_pct b_other=$st_other_pct
                 ladder="$ladder $rate"
             else
@@ -530,16 +659,27 @@ search() {
             [ "$n" = "$MAX_STEPS" ] && ladder="$ladder (max steps)"
             rate=$(awk -v r="$rate" -v m="$mult" 'BEGIN { printf "%d", r * m + 0.5 }')
         done
-        "${sys}_down"
-        if [ -n "$uas_pid" ]; then stop "$uas_pid"; fi
+        instance_down "$sys"
         [ "$best" -gt 0 ] && break
         [ "$try" -lt 3 ] && ladder="$ladder |"
         rate=$(awk -v r="$rate" -v m="$mult" 'BEGIN { printf "%d", r / (m * m * m) + 0.5 }')
     done
-    [ "$sys" = edge ] || { b_pg=-; b_kafka=-; }
+    [ "$sys" = edge ] || b_kafka=- # the peers write no events: the broker's CPU is not theirs
+    [ "$sys" = kam ] && b_pg=-
     res_rate=$best
-    res=$(printf '%-13s %8s %8s %7s %8s %7s %8s %8s %6s %6s  %s' "$name" "$best" "$b_sys" "$b_pg" \
-        "$b_kafka" "$b_sip" "$b_resp" "$b_retrans" "$b_gen%" "$b_other%" "${ladder# }")
+    res=$(printf '%-13s %8s %8s %7s %8s %7s %8s %6s %6s %8s %6s %6s  %s' "$name" "$best" "$b_sys" "$b_pg" \
+        "$b_kafka" "$b_sip" "$b_resp" "$b_p50" "$b_p99" "$b_retrans" "$b_gen%" "$b_other%" "${ladder# }")
+}
+
+# at_rate SYS MODE NAME RATE SECONDS -> res: one step at RATE on a fresh
+#   instance (the latency goal's edge at 0.8 x its max): "NAME rate p50 p99
+#   mean verdict"
+at_rate() {
+    local sys=$1 mode=$2 name=$3 rate=$4 secs=$5
+    instance_up "$sys" "$mode" "$name" || return 1
+    step "$sys" "$mode" "$name" "$rate" "$secs" || true
+    instance_down "$sys"
+    res=$(printf '%-13s %8s %8s %8s %8s  %s' "$name" "$rate" "$st_p50" "$st_p99" "$st_resp" "$st_verdict")
 }
 
 # --- the run ------------------------------------------------------------
@@ -551,58 +691,112 @@ echo "edge benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loada
     "$(kamailio -v | head -1 | cut -d' ' -f1-3), $(sipp -v 2>/dev/null | grep -o 'SIPp v[0-9.]*' | head -1)," \
     "$(psql --version | head -1)"
 echo "call = SIPp caller -> X -> SIPp UAS (INVITE/200/ACK, ${HOLD_MS} ms, BYE/200); reject = X answers INVITE 503 (+ACK)"
-echo "X = sip-edge (B2BUA; agent reserved in PostgreSQL, calls row + 3 events via the outbox) or Kamailio (stateful proxy / stateless 503)"
+echo "X = edge: sip-edge (B2BUA; agent reserved in PostgreSQL, calls row + 3 events via the outbox to Kafka)"
+echo "    kpg:  Kamailio + PostgreSQL, the same-work peer (router.cfg: agent reserved + calls row, answered, ended + agent freed; no events)"
+echo "    kam:  Kamailio as a stateful proxy (proxy.cfg: no persistence) / stateless 503 (reject.cfg)"
 echo "max/s = highest passing step (< 0.1 % failed, retrans < $RETRANS_MAX_PCT %, edge backlog <= $LAG_MAX_MS ms) of ${STEP_S} s steps x$FACTOR; at that step:"
-echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker, of the edge's SIP thread alone (sofia-sip; part of X's);"
-echo "INVITE -> final answer ms (mean); SIPp retransmissions;"
+echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker (edge only), of the edge's SIP thread alone (sofia-sip; part of X's);"
+echo "INVITE -> final answer ms: mean, p50, p99 (of every answered call); SIPp retransmissions;"
 echo "CPU of the SIPp caller and of other processes (not X, PostgreSQL, Kafka or SIPp: noise) in % of one core"
-printf '%-13s %8s %8s %7s %8s %7s %8s %8s %6s %6s  %s\n' run max/s us/call pg_us kafka_us sip_us resp_ms retrans caller other "ladder (x = failed step)"
+printf '%-13s %8s %8s %7s %8s %7s %8s %6s %6s %8s %6s %6s  %s\n' run max/s us/call pg_us kafka_us sip_us resp_ms p50_ms p99_ms retrans caller other "ladder (x = failed step)"
 # Warm-up, not reported: doubling ladders of short steps; their results set
 # where the measured ladders start.
 half=$(( (STEP_S + 1) / 2 ))
 search edge call warmup-e-call 100 2 "$half"; w_ec=$res_rate
+search kpg call warmup-p-call 100 2 "$half"; w_pc=$res_rate
 search kam call warmup-k-call 250 2 "$half"; w_kc=$res_rate
 search edge reject warmup-e-rej 1000 2 "$half"; w_er=$res_rate
 search kam reject warmup-k-rej 2000 2 "$half"; w_kr=$res_rate
 start_at() { awk -v w="$1" -v lo="$2" 'BEGIN { s = int(w * 0.7 + 0.5); print (s < lo ? lo : s) }'; }
 s_ec=$(start_at "$w_ec" 50)
+s_pc=$(start_at "$w_pc" 50)
 s_kc=$(start_at "$w_kc" 100)
 s_er=$(start_at "$w_er" 500)
 s_kr=$(start_at "$w_kr" 1000)
-echo "(warm-up ladders: edge call $w_ec, kamailio call $w_kc, edge reject $w_er, kamailio reject $w_kr per s; measured ladders start at 0.7 x, each round a third of a rung higher)"
+echo "(warm-up ladders: edge call $w_ec, kpg call $w_pc, kamailio call $w_kc, edge reject $w_er, kamailio reject $w_kr per s; measured ladders start at 0.7 x, each round a third of a rung higher)"
 results=$(mktemp)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 col() { echo "$1" | awk -v c="$2" '{ print $c }'; }
-bound_call=0 bound_reject=0 # the SIPp caller near a full core when Kamailio's ladder ended
+sum() { awk -v a="$1" -v b="$2" -v c="${3:-0}" 'BEGIN { if (a == "-" || b == "-" || c == "-") print "-"; else print a + b + c }'; }
+# goal "SUMMARY" OP LIMIT -> "met" / "NOT met" for the median (the first word)
+goal() {
+    local v=${1%% *}
+    case "$v" in '' | -) echo "n/a"; return ;; esac
+    awk -v v="$v" -v op="$2" -v l="$3" 'BEGIN { ok = (op == ">=") ? v >= l : v <= l; print ok ? "met" : "NOT met" }'
+}
+bound_call=0 bound_kpg=0 bound_reject=0 # the SIPp caller near a full core when a Kamailio ladder ended
 # Round r starts its ladders FACTOR^((r-1)/REPEAT) higher, so the rounds
 # sample different rungs and the median is finer than one rung.
 shift_by() { awk -v s="$1" -v f="$FACTOR" -v r="$2" -v n="$REPEAT" 'BEGIN { printf "%d", s * f ^ ((r - 1) / n) + 0.5 }'; }
 for r in $(seq 1 "$REPEAT"); do
-    search edge call edge-call "$(shift_by "$s_ec" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; ec=$res
-    search kam call kam-call "$(shift_by "$s_kc" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; kc=$res
+    search edge call edge-call "$(shift_by "$s_ec" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_ec=$res
+    # The latency goal: one step on a fresh edge at 0.8 x this ladder's max.
+    r08=$(awk -v m="$res_rate" 'BEGIN { printf "%d", m * 0.8 + 0.5 }')
+    if [ "$r08" -gt 0 ]; then
+        at_rate edge call edge-0.8x "$r08" "$STEP_S"; echo "$res" >>"$results"
+        echo "edge at 0.8x max ($r08/s): p99 $(col "$res" 4) ms (p50 $(col "$res" 3)), goal <= 50; step $(col "$res" 6)"
+    fi
+    search kpg call kpg-call "$(shift_by "$s_pc" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_pc=$res
+    [ "$res_fail_caller" -ge 75 ] && bound_kpg=$((bound_kpg + 1))
+    search kam call kam-call "$(shift_by "$s_kc" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_kc=$res
     [ "$res_fail_caller" -ge 75 ] && bound_call=$((bound_call + 1))
-    search edge reject edge-reject "$(shift_by "$s_er" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; er=$res
-    search kam reject kam-reject "$(shift_by "$s_kr" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; kr=$res
+    search edge reject edge-reject "$(shift_by "$s_er" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_er=$res
+    search kam reject kam-reject "$(shift_by "$s_kr" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_kr=$res
     [ "$res_fail_caller" -ge 75 ] && bound_reject=$((bound_reject + 1))
-    printf '%-13s %8s   rate, edge/kamailio (round %s)\n' ratio-call "$(ratio "$(col "$ec" 2)" "$(col "$kc" 2)")" "$r" | tee -a "$results"
-    printf '%-13s %8s   rate, edge/kamailio (round %s)\n' ratio-reject "$(ratio "$(col "$er" 2)" "$(col "$kr" 2)")" "$r" | tee -a "$results"
-    # CPU per call compares the servers themselves, whatever bounds the rate.
-    printf '%-13s %8s   CPU per call, kamailio/(edge + its PostgreSQL) (round %s)\n' cpu-call \
-        "$(ratio "$(col "$kc" 3)" "$(($(col "$ec" 3) + $(col "$ec" 4)))")" "$r" | tee -a "$results"
-    printf '%-13s %8s   CPU per rejection, kamailio/edge (round %s)\n' cpu-reject \
-        "$(ratio "$(col "$kr" 3)" "$(col "$er" 3)")" "$r" | tee -a "$results"
+    # CPU per call, whole: the edge with its PostgreSQL and Kafka, kpg with
+    # its PostgreSQL; the ratios compare the servers, whatever bounds the rate.
+    e_tot=$(sum "$(col "$r_ec" 3)" "$(col "$r_ec" 4)" "$(col "$r_ec" 5)")
+    p_tot=$(sum "$(col "$r_pc" 3)" "$(col "$r_pc" 4)")
+    printf '%-13s %8s %8s %8s\n' cpu-total "$e_tot" "$p_tot" "$(col "$r_kc" 3)" >>"$results"
+    printf '%-13s %8s   rate, edge/kpg, the same-work peer (round %s; goal >= 1.25)\n' ratio-call \
+        "$(ratio "$(col "$r_ec" 2)" "$(col "$r_pc" 2)")" "$r" | tee -a "$results"
+    printf '%-13s %8s   CPU per call, (edge + its PostgreSQL + Kafka)/(kpg + its PostgreSQL) (round %s; goal <= 0.8)\n' cpu-call \
+        "$(ratio "$e_tot" "$p_tot")" "$r" | tee -a "$results"
+    printf '%-13s %8s   rate, edge/kam, the proxy without persistence (round %s)\n' ratio-call-np \
+        "$(ratio "$(col "$r_ec" 2)" "$(col "$r_kc" 2)")" "$r" | tee -a "$results"
+    printf '%-13s %8s   rate, edge/kamailio (round %s; goal (#4) >= 0.5)\n' ratio-reject \
+        "$(ratio "$(col "$r_er" 2)" "$(col "$r_kr" 2)")" "$r" | tee -a "$results"
+    printf '%-13s %8s   CPU per rejection, kamailio/edge (round %s; goal >= 1.0)\n' cpu-reject \
+        "$(ratio "$(col "$r_kr" 3)" "$(col "$r_er" 3)")" "$r" | tee -a "$results"
 done
-echo "call setup, calls/s:    edge $(summary "$results" edge-call 2); kamailio $(summary "$results" kam-call 2)"
-echo "  edge / kamailio:      $(summary "$results" ratio-call 2)   goal >= 0.5"
-echo "  CPU us per call:      edge $(summary "$results" edge-call 3) + its PostgreSQL $(summary "$results" edge-call 4) + Kafka broker $(summary "$results" edge-call 5); kamailio $(summary "$results" kam-call 3)"
-echo "  edge SIP thread:      $(summary "$results" edge-call 6) us per call (sofia-sip NUA: one thread, so one edge process"
-echo "                        sets up at most 1,000,000 / that calls/s on one core, whatever PostgreSQL and Kafka cost)"
+s_rate=$(summary "$results" ratio-call 2)
+s_cpu=$(summary "$results" cpu-call 2)
+s_p99=$(summary "$results" edge-0.8x 4)
+s_rej=$(summary "$results" ratio-reject 2)
+s_rejcpu=$(summary "$results" cpu-reject 2)
+echo "== summary: median over the rounds (median of n, min..max) =="
+echo "call setup, calls/s:"
+echo "  edge (sip-edge + PostgreSQL + Kafka):       $(summary "$results" edge-call 2)"
+echo "  kpg (Kamailio + PostgreSQL, same work):     $(summary "$results" kpg-call 2)"
+echo "  kam (stateful proxy, no persistence limit): $(summary "$results" kam-call 2)"
+echo "CPU us per call at each one's highest passing step:"
+echo "  edge: process $(summary "$results" edge-call 3) + its PostgreSQL $(summary "$results" edge-call 4)"
+echo "        + Kafka broker $(summary "$results" edge-call 5) = $(summary "$results" cpu-total 2)"
+echo "  kpg:  Kamailio $(summary "$results" kpg-call 3) + its PostgreSQL $(summary "$results" kpg-call 4)"
+echo "        = $(summary "$results" cpu-total 3)"
+echo "  kam:  Kamailio $(summary "$results" kam-call 3)"
+echo "  edge SIP thread: $(summary "$results" edge-call 6) us per call (sofia-sip NUA: one thread, so one edge process"
+echo "                   sets up at most 1,000,000 / that calls/s on one core, whatever PostgreSQL and Kafka cost)"
+echo "INVITE -> 200 ms at each one's highest passing step:"
+echo "  edge: p50 $(summary "$results" edge-call 8); p99 $(summary "$results" edge-call 9)"
+echo "  kpg:  p50 $(summary "$results" kpg-call 8); p99 $(summary "$results" kpg-call 9)"
+echo "  kam:  p50 $(summary "$results" kam-call 8); p99 $(summary "$results" kam-call 9)"
+echo "edge / same-work peer (kpg), the goals of issue #17:"
+echo "  call setup rate:                 $s_rate   goal >= 1.25: $(goal "$s_rate" '>=' 1.25)"
+echo "  CPU per call, (edge + pg + kafka) / (kpg + pg): $s_cpu   goal <= 0.8: $(goal "$s_cpu" '<=' 0.8)"
+echo "  edge at 0.8 x its max rate, INVITE -> 200 p99 ms: $s_p99   goal <= 50: $(goal "$s_p99" '<=' 50)"
+echo "                                   (p50 $(summary "$results" edge-0.8x 3); at calls/s $(summary "$results" edge-0.8x 2))"
+echo "edge / kam (no persistence), rate: $(summary "$results" ratio-call-np 2)"
 echo "rejections/s (drain):   edge $(summary "$results" edge-reject 2); kamailio $(summary "$results" kam-reject 2)"
-echo "  edge / kamailio:      $(summary "$results" ratio-reject 2)   goal >= 0.5"
+echo "  edge / kamailio:      $s_rej   goal (#4) >= 0.5: $(goal "$s_rej" '>=' 0.5)"
 echo "  CPU us per rejection: edge $(summary "$results" edge-reject 3); kamailio $(summary "$results" kam-reject 3)"
-echo "  CPU ratio, kamailio/edge: call $(summary "$results" cpu-call 2); rejection $(summary "$results" cpu-reject 2)"
-[ "$bound_call" -gt 0 ] && echo "note: in $bound_call of $REPEAT rounds Kamailio's call ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's, the call ratio an upper bound"
+echo "  CPU per rejection, kamailio/edge: $s_rejcpu   goal >= 1.0: $(goal "$s_rejcpu" '>=' 1.0)"
+echo "  INVITE -> 503 ms:     edge p50 $(summary "$results" edge-reject 8), p99 $(summary "$results" edge-reject 9);" \
+    "kamailio p50 $(summary "$results" kam-reject 8), p99 $(summary "$results" kam-reject 9)"
+[ "$bound_kpg" -gt 0 ] && echo "note: in $bound_kpg of $REPEAT rounds kpg's call ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's, the edge/kpg rate ratio an upper bound"
+[ "$bound_call" -gt 0 ] && echo "note: in $bound_call of $REPEAT rounds Kamailio's proxy ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's, the edge/kam ratio an upper bound"
 [ "$bound_reject" -gt 0 ] && echo "note: in $bound_reject of $REPEAT rounds Kamailio's reject ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's (one SIPp on 2 shared cores), the rejection ratio an upper bound; the CPU ratio compares the servers"
 rm -f "$results"
-echo "setup: $AGENTS agents, caller DNs sequential from an -inf file, agents freed by this script every 200 ms; kamailio $KAMAILIO_CHILDREN UDP workers, -m $KAMAILIO_SHM_MB -x tlsf; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms"
+echo "setup: $AGENTS agents, caller DNs sequential from an -inf file, agents freed by this script every 200 ms (edge) or by the BYE (kpg);" \
+    "kamailio: kpg $KPG_CHILDREN UDP workers, kam $KAMAILIO_CHILDREN, -m $KAMAILIO_SHM_MB -x tlsf; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms, -trace_rtt"
 echo "$(( $(date +%s) - t_start )) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; every step: $steplog"

@@ -18,7 +18,8 @@ PACKAGES=(
   libssl-dev  # digest authentication's hashes (sip-edge), SIP over TLS
   postgresql sip-tester python3-jsonschema python3-yaml
   clang-format valgrind procps
-  kamailio  # the load balancer (deploy/kamailio) and the peer of bench/edge.sh
+  kamailio  # the load balancer (deploy/kamailio) and the peers of bench/edge.sh
+  kamailio-postgres-modules  # bench/edge.sh's same-work peer (bench/kamailio/router.cfg: db_postgres)
   docker-compose  # validates docker-compose.yml (no Docker engine is needed for that)
   baresip  # a real SIP phone in the suite (services/sip-edge/tests/test_sip_real_phones.c)
   openssl ca-certificates  # the TLS tests' CA and s_client (tests/scripts/test-ca.sh); the edge's default CA file
