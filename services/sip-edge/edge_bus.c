@@ -162,6 +162,35 @@ static int batch_update(struct edge_bus *b, struct write_batch *wb, const char *
     return 0;
 }
 
+/* A JSON string of s; bytes that are not UTF-8 (a caller's From, a
+ * Call-ID: they come from the network) must not cost the call its event. */
+static json_t *text(const char *s)
+{
+    json_t *j = json_string(s);
+
+    return j != NULL ? j : json_string("(not UTF-8)");
+}
+
+/* A call.* event's data, from the SIP thread's copy of the call. */
+static json_t *call_event_data(struct edge_bus *b, const struct edge_call_msg *c)
+{
+    json_t *d = json_pack("{s:o, s:o, s:o, s:s, s:s, s:s, s:o, s:o}", "call_id", text(c->call_id),
+                          "agent_id", text(c->agent_id), "dn", text(c->dn), "edge", b->edge_id,
+                          "site", b->site, "direction", c->outbound ? "outbound" : "inbound",
+                          "caller", text(c->caller), "called", text(c->called));
+
+    if (d == NULL || strcmp(c->state, "ended") != 0)
+        return d;
+    if (c->route_point[0] != '\0')
+        json_object_set_new(d, "route_point", text(c->route_point));
+    json_object_set_new(d, "answered", json_boolean(c->answered));
+    json_object_set_new(d, "duration_ms", json_integer((json_int_t)c->duration_ms));
+    json_object_set_new(d, "end_cause", json_string(c->end_cause));
+    if (c->sip_status != 0)
+        json_object_set_new(d, "sip_status", json_integer(c->sip_status));
+    return d;
+}
+
 /* One held message into the batch (the open transaction). */
 static int write_one(struct edge_bus *b, struct write_batch *wb, struct edge_msg *m,
                      struct sd_err *err)
@@ -182,27 +211,28 @@ static int write_one(struct edge_bus *b, struct write_batch *wb, struct edge_msg
             batch_event(b, wb, SD_TOPIC_EDGE_STATUS, b->edge_id, "edge.status", d, err) < 0)
             return -1;
     } else if (m->kind == EDGE_MSG_CALL) {
-        const char *call_id = json_string_value(json_object_get(d, "call_id"));
-        const char *state = json_string_value(json_object_get(d, "state"));
-        const char *agent = json_string_value(json_object_get(d, "agent_id"));
-        int rc;
+        const struct edge_call_msg *c = m->call;
+        bool ended = !strcmp(c->state, "ended");
+        int rc = !strcmp(c->state, "offered")
+                     ? edge_db_call_insert(b->pg, c->call_id, b->edge_id, b->site, c->agent_id,
+                                           c->outbound ? "outbound" : "inbound", err)
+                     : batch_update(b, wb, c->call_id, c->state, ended ? c->end_cause : NULL, err);
 
-        if (call_id == NULL || state == NULL)
-            return sd_err_set(err, SD_ERR_INTERNAL, "call message without call_id or state"), -1;
-        rc = !strcmp(state, "offered")
-                 ? edge_db_call_insert(b->pg, call_id, b->edge_id, b->site, agent,
-                                       json_string_value(json_object_get(d, "direction")), err)
-                 : batch_update(b, wb, call_id, state,
-                                json_string_value(json_object_get(d, "end_cause")), err);
         if (rc < 0)
             return -1;
         /* A call handed to the peer site has no agent here: its calls row
          * only (the peer's edge reports it as its own call). */
-        if (agent != NULL && agent[0] != '\0' &&
-            batch_event(b, wb, SD_TOPIC_CALL_EVENTS, agent,
-                        json_string_value(json_object_get(d, "type")), json_object_get(d, "data"),
-                        err) < 0)
-            return -1;
+        if (c->agent_id[0] != '\0') {
+            json_t *data = call_event_data(b, c);
+            rc = batch_event(b, wb, SD_TOPIC_CALL_EVENTS, c->agent_id,
+                             ended                              ? "call.ended"
+                             : !strcmp(c->state, "established") ? "call.established"
+                                                                : "call.offered",
+                             data, err);
+            json_decref(data);
+            if (rc < 0)
+                return -1;
+        }
     } else if (batch_event(b, wb, json_string_value(json_object_get(d, "topic")),
                            json_string_value(json_object_get(d, "key")),
                            json_string_value(json_object_get(d, "type")),

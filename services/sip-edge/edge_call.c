@@ -56,44 +56,74 @@ static void user_or_uri(char *dst, size_t size, const url_t *url)
         snprintf(dst, size, "unknown");
 }
 
+/* src into dst, cut to fit (snprintf's "%s" costs a vfprintf a field). */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Writes call.offered (outbound: the calls row inserted), call.established
  * or call.ended with the calls row (bus thread). */
 void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state,
                       const char *end_cause, int sip_status)
 {
-    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "call_id", c->call_id,
-                          "agent_id", c->agent_id, "dn", c->dn, "edge", e->cfg.edge_id, "site",
-                          e->cfg.site, "direction", c->outbound ? "outbound" : "inbound", "caller",
-                          c->caller, "called", c->called);
-    const char *type = !strcmp(state, "ended")     ? "call.ended"
-                       : !strcmp(state, "offered") ? "call.offered"
-                                                   : "call.established";
+    struct edge_call_msg m = {.outbound = c->outbound};
 
+    copy_str(m.call_id, sizeof(m.call_id), c->call_id);
+    copy_str(m.agent_id, sizeof(m.agent_id), c->agent_id);
+    copy_str(m.dn, sizeof(m.dn), c->dn);
+    copy_str(m.caller, sizeof(m.caller), c->caller);
+    copy_str(m.called, sizeof(m.called), c->called);
+    copy_str(m.state, sizeof(m.state), state);
     if (!strcmp(state, "ended")) {
-        bool answered = c->answered_ms > 0;
+        m.answered = c->answered_ms > 0;
+        m.duration_ms = m.answered ? (long long)(sd_wall_ms() - c->answered_ms) : 0;
+        copy_str(m.end_cause, sizeof(m.end_cause), end_cause ? end_cause : "");
         if (c->route_point && !c->outbound) /* agent-state: an offer not taken */
-            json_object_set_new(d, "route_point", json_string(c->called));
-        json_object_set_new(d, "answered", json_boolean(answered));
-        json_object_set_new(
-            d, "duration_ms",
-            json_integer(answered ? (json_int_t)(sd_wall_ms() - c->answered_ms) : 0));
-        json_object_set_new(d, "end_cause", json_string(end_cause));
-        if (!answered && sip_status >= 300 && sip_status <= 699)
-            json_object_set_new(d, "sip_status", json_integer(sip_status));
+            copy_str(m.route_point, sizeof(m.route_point), c->called);
+        if (!m.answered && sip_status >= 300 && sip_status <= 699)
+            m.sip_status = sip_status;
     }
-    edge_queue_put(e->to_bus, EDGE_MSG_CALL, 0,
-                   json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s, s:o}", "call_id", c->call_id, "state",
-                             state, "end_cause", end_cause, "agent_id", c->agent_id, "direction",
-                             c->outbound ? "outbound" : "inbound", "type", type, "data", d));
+    if (edge_queue_put_call(e->to_bus, &m) < 0)
+        sd_log_error("call not reported: out of memory", "call=%s state=%s", c->call_id, state);
+}
+
+static struct edge_call **token_bucket(struct edge_sip *e, unsigned long token)
+{
+    return &e->by_token[token & (EDGE_TOKEN_BUCKETS - 1)];
+}
+
+void edge_call_link(struct edge_sip *e, struct edge_call *c)
+{
+    c->next = e->calls;
+    if (c->next != NULL)
+        c->next->pprev = &c->next;
+    c->pprev = &e->calls;
+    e->calls = c;
+    e->calls_total++;
+    if (c->token != 0) {
+        struct edge_call **bucket = token_bucket(e, c->token);
+        c->token_next = *bucket;
+        *bucket = c;
+    }
 }
 
 /* Unlinks and frees c (its handles are gone). */
 static void call_unlink(struct edge_sip *e, struct edge_call *c)
 {
-    for (struct edge_call **pp = &e->calls; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            break;
+    *c->pprev = c->next;
+    if (c->next != NULL)
+        c->next->pprev = c->pprev;
+    if (c->token != 0) {
+        for (struct edge_call **pp = token_bucket(e, c->token); *pp != NULL;
+             pp = &(*pp)->token_next) {
+            if (*pp == c) {
+                *pp = c->token_next;
+                break;
+            }
         }
     }
     free(c->offer);
@@ -102,7 +132,7 @@ static void call_unlink(struct edge_sip *e, struct edge_call *c)
 
 static struct edge_call *call_by_token(struct edge_sip *e, unsigned long token)
 {
-    for (struct edge_call *c = e->calls; c != NULL; c = c->next) {
+    for (struct edge_call *c = *token_bucket(e, token); c != NULL; c = c->token_next) {
         if ((c->st.phase == CALL_ROUTING || c->st.phase == CALL_QUEUED) && c->token == token)
             return c;
     }
@@ -517,9 +547,7 @@ static void call_new(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     snprintf(c->queue_id, sizeof(c->queue_id), "%s", c->call_id);
     c->route_point = is_route_point(e, dn);
     c->st.queue_on = c->route_point && e->cfg.queue_max_wait_s > 0;
-    c->next = e->calls;
-    e->calls = c;
-    e->calls_total++;
+    edge_call_link(e, c);
     edge_queue_put(e->to_bus, EDGE_MSG_ROUTE, c->token,
                    json_pack("{s:s, s:s, s:b, s:s, s:s, s:I}", "call_id", c->call_id, "dn", dn,
                              "route_point", c->route_point, "caller", c->caller, "called",

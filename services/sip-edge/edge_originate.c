@@ -108,9 +108,7 @@ static void originate_start(struct edge_sip *e, json_t *d, const char *contact, 
         originate_refuse(e, d, "originate_failed", "failed", 503, "SIP handle not created");
         return;
     }
-    c->next = e->calls;
-    e->calls = c;
-    e->calls_total++;
+    edge_call_link(e, c);
     edge_call_report(e, c, "offered", NULL, 0);
     nua_invite(c->b.nh, SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(sdp),
                TAG_END());

@@ -59,6 +59,7 @@ void edge_msg_free(struct edge_msg *m)
     if (m == NULL)
         return;
     json_decref(m->data);
+    free(m->call);
     free(m);
 }
 
@@ -78,18 +79,10 @@ void edge_queue_free(struct edge_queue *q)
     free(q);
 }
 
-int edge_queue_put(struct edge_queue *q, enum edge_msg_kind kind, unsigned long token, json_t *data)
+static void put(struct edge_queue *q, struct edge_msg *m)
 {
-    struct edge_msg *m = calloc(1, sizeof(*m));
     int was_empty;
 
-    if (m == NULL) {
-        json_decref(data);
-        return -1;
-    }
-    m->kind = kind;
-    m->token = token;
-    m->data = data;
     pthread_mutex_lock(&q->lock);
     was_empty = q->head == NULL;
     if (q->tail != NULL)
@@ -106,6 +99,34 @@ int edge_queue_put(struct edge_queue *q, enum edge_msg_kind kind, unsigned long 
         while (w < 0 && errno == EINTR);
         /* EAGAIN: the pipe is full of wake-ups already, which is enough. */
     }
+}
+
+int edge_queue_put(struct edge_queue *q, enum edge_msg_kind kind, unsigned long token, json_t *data)
+{
+    struct edge_msg *m = calloc(1, sizeof(*m));
+
+    if (m == NULL) {
+        json_decref(data);
+        return -1;
+    }
+    m->kind = kind;
+    m->token = token;
+    m->data = data;
+    put(q, m);
+    return 0;
+}
+
+int edge_queue_put_call(struct edge_queue *q, const struct edge_call_msg *call)
+{
+    struct edge_msg *m = calloc(1, sizeof(*m));
+
+    if (m == NULL || (m->call = malloc(sizeof(*m->call))) == NULL) {
+        free(m);
+        return -1;
+    }
+    *m->call = *call;
+    m->kind = EDGE_MSG_CALL;
+    put(q, m);
     return 0;
 }
 

@@ -10,6 +10,7 @@
 #define SIPDRAIN_EDGE_QUEUE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 enum edge_msg_kind {
     /* SIP thread -> bus thread */
@@ -21,8 +22,8 @@ enum edge_msg_kind {
     EDGE_MSG_QUEUE,    /* data: {call_id, dn, caller, called, queued_at_ms, offers}: the call
                      * waits again (its agent did not answer); a ROUTE_DONE later */
     EDGE_MSG_DEQUEUE,  /* data: {call_id}: the caller of a waiting call is gone */
-    EDGE_MSG_CALL, /* data: {call_id, state, end_cause?, type, agent_id, data}: calls row + call.* */
-    EDGE_MSG_STOP, /* finish and end the bus thread */
+    EDGE_MSG_CALL,     /* call (no data): calls row + call.* */
+    EDGE_MSG_STOP,     /* finish and end the bus thread */
     /* bus thread -> SIP thread */
     EDGE_MSG_REGISTER_DONE, /* data: {ok, reason} */
     EDGE_MSG_ROUTE_DONE,    /* data: {status, reason, call_id, agent_id, dn, contact} */
@@ -34,10 +35,25 @@ enum edge_msg_kind {
     EDGE_MSG_KIND_COUNT
 };
 
+/* EDGE_MSG_CALL's body: what the bus thread needs for a call's calls row
+ * and its call.* event, copied from the call. A plain struct, not JSON:
+ * the SIP thread is the edge's bottleneck, and the event's JSON is built
+ * on the bus thread, which writes it anyway (issue #17). */
+struct edge_call_msg {
+    char call_id[256], agent_id[65], dn[65], caller[257], called[257];
+    char state[16];        /* offered (outbound only), established, ended */
+    char end_cause[32];    /* ended: why */
+    char route_point[257]; /* ended, an inbound route-point call: it; else "" */
+    bool outbound, answered;
+    long long duration_ms; /* ended: from the answer, 0 if unanswered */
+    int sip_status;        /* ended unanswered: the final status (300-699), else 0 */
+};
+
 struct edge_msg {
     enum edge_msg_kind kind;
-    unsigned long token; /* pairs an answer with its request */
-    json_t *data;        /* owned by whoever holds the message */
+    unsigned long token;        /* pairs an answer with its request */
+    json_t *data;               /* owned by whoever holds the message */
+    struct edge_call_msg *call; /* EDGE_MSG_CALL: owned likewise (data is NULL) */
     struct edge_msg *next;
 };
 
@@ -48,6 +64,8 @@ void edge_queue_free(struct edge_queue *q);
 /* Takes ownership of data (also on failure). Returns 0 or -1 (out of memory). */
 int edge_queue_put(struct edge_queue *q, enum edge_msg_kind kind, unsigned long token,
                    json_t *data);
+/* An EDGE_MSG_CALL with a copy of call. Returns 0 or -1 (out of memory). */
+int edge_queue_put_call(struct edge_queue *q, const struct edge_call_msg *call);
 /* The oldest message or NULL; free it with edge_msg_free. Drains the pipe
  * when the queue is empty. */
 struct edge_msg *edge_queue_take(struct edge_queue *q);

@@ -138,8 +138,11 @@ struct nailed {
 /* A gateway call bridged to an agent phone (B2BUA, SDP passed through); or
  * an agent-originated call (outbound): b = the agent's phone, a = the
  * destination, both dialogs started by the edge. */
+#define EDGE_TOKEN_BUCKETS 4096 /* a power of two */
+
 struct edge_call {
-    struct edge_call *next;
+    struct edge_call *next, **pprev; /* e->calls: unlinked in O(1) */
+    struct edge_call *token_next;    /* e->by_token's chain (token != 0) */
     struct edge_leg a, b;
     struct call_state st;          /* phase, outbound step, legs, end cause: call_fsm decides */
     bool outbound;                 /* = st.outbound */
@@ -235,6 +238,9 @@ struct edge_sip {
     char route_points[ROUTE_POINTS_MAX][65];
     int n_route_points;
     struct edge_call *calls;
+    /* calls by token (the bus thread's answers name the call by it): a
+     * lookup per answer must not walk every call at thousands a second */
+    struct edge_call *by_token[EDGE_TOKEN_BUCKETS];
     unsigned long calls_total;
     int64_t ring_check_ms;                  /* last edge_call_ring_check */
     long queue_site_calls, queue_oldest_ms; /* the site's queue (bus stats; -1: unknown) */
@@ -287,6 +293,8 @@ void edge_call_queue_to_peer(struct edge_sip *e);
 void edge_call_ring_check(struct edge_sip *e);
 void edge_call_on_event(struct edge_sip *e, struct edge_leg *l, nua_event_t event, int status,
                         const sip_t *sip, tagi_t tags[]);
+/* Adds c (calloc'ed, its token set if it has one) to e's calls. */
+void edge_call_link(struct edge_sip *e, struct edge_call *c);
 void edge_call_input(struct edge_sip *e, struct edge_call *c, const struct call_input *in,
                      const struct call_ctx *ctx);
 void edge_call_report(struct edge_sip *e, struct edge_call *c, const char *state,
