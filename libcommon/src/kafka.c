@@ -282,7 +282,11 @@ struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char 
     if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
         conf_set(conf, "client.id", client_id, err) < 0 ||
         conf_set(conf, "enable.idempotence", "true", err) < 0 ||
-        conf_set(conf, "acks", "all", err) < 0 || conf_set(conf, "linger.ms", "5", err) < 0 ||
+        conf_set(conf, "acks", "all", err) < 0 ||
+        /* Events wait up to 20 ms to share a produce request: the broker's CPU
+         * per event is a third lower than at 5 ms (measured at 1,500 calls/s,
+         * issue #17), and nothing waits on an event for 20 ms. */
+        conf_set(conf, "linger.ms", "20", err) < 0 ||
         /* A dead-letter record keeps the raw message, up to the broker's 4 MiB. */
         conf_set(conf, "message.max.bytes", "4194304", err) < 0 ||
         /* Keep trying through a broker restart; the outbox retries after that. */

@@ -334,7 +334,13 @@ static int ensure_listen(struct sd_outbox_relay *r, struct sd_err *err)
     char listen[sizeof(outbox_channel) + 16];
 
     snprintf(listen, sizeof(listen), "LISTEN \"%s\"", outbox_channel);
-    if (sd_pg_exec(r->pg, listen, 0, NULL, err) < 0)
+    /* The outbox is a queue: a few live rows over many dead ones until
+     * autovacuum passes. A prepared statement's generic plan, made while
+     * the table looked empty, scans all of them for every batch (measured:
+     * 0.85 ms a scan at 1,500 calls/s, issue #17); a plan made for each
+     * run sees the table as it is and takes the id index. */
+    if (sd_pg_exec(r->pg, "SET plan_cache_mode = force_custom_plan", 0, NULL, err) < 0 ||
+        sd_pg_exec(r->pg, listen, 0, NULL, err) < 0)
         return -1;
     r->listen_generation = sd_pg_generation(r->pg);
     r->full_scan_wanted = 1; /* notifications may have been missed while away */
