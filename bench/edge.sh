@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/edge.sh - sip-edge against Kamailio 5.6 (Debian) on the same machine,
-# three call-setup systems side by side in one run (issue #17; #4 before):
+# four call-setup systems side by side in one run (issue #17; #4 before):
 #
 #   call     SIPp caller -> X -> SIPp UAS: INVITE (SDP) / 200 / ACK, HOLD_MS,
 #            BYE / 200 (bench/sipp/caller.xml, bench/sipp/uas.xml)
@@ -21,6 +21,19 @@
 #              = Kamailio as a plain stateful proxy, "kam", the
 #                NO-PERSISTENCE LIMIT (bench/kamailio/proxy.cfg: tm + sl + rr,
 #                record_route() + t_relay() to the UAS, no database)
+#              = two sip-edges behind the load balancer, "edge2", MORE CORES
+#                FOR ONE SITE (issue #17, point 4): two sip-edge processes of
+#                site1 on this host (SIPDRAIN_EDGE_ID bench-1 and bench-2,
+#                two loopback ports, one database made as the edge's, the
+#                same topics) behind Kamailio running the project's own
+#                deploy/kamailio/kamailio.cfg unchanged, given its -A
+#                defines (DISPATCHER_LIST: a list of the two edges written
+#                into the scratch dir, what deploy/kamailio/run.sh keeps
+#                from DNS in a container; CTL_SOCKET in the scratch dir;
+#                CHILDREN = LB_CHILDREN): round robin, OPTIONS probes each
+#                second, record_route(); the caller sends to the balancer,
+#                the UAS plays the phones as for the edge. Call ladder only;
+#                EDGE2=0 leaves it out
 #   reject   SIPp caller -> X answering 503 + Retry-After + Reason, ACK
 #            (bench/sipp/reject.xml: tests/e2e/sipp/invite_refused_503.xml's
 #            checks, INVITE retransmitted)
@@ -55,8 +68,8 @@
 # reported) finds where the measured ladders start: 0.7 x its result, in
 # round r FACTOR^((r-1)/REPEAT) higher, so the rounds sample different
 # rungs. Then REPEAT rounds, each in the order edge call, (edge at 0.8 x,
-# below), kpg call, kam call, edge reject, kam reject, so drift on a shared
-# machine hits all; medians and spreads via summary().
+# below), edge2 call, kpg call, kam call, edge reject, kam reject, so drift
+# on a shared machine hits all; medians and spreads via summary().
 #
 # Latency: INVITE -> final answer (200, or the 503 of a rejection) of every
 # call, from SIPp's -trace_rtt (rtd "setup" / "reject"): exact p50 and p99
@@ -68,13 +81,15 @@
 # After each round's edge call ladder, one step on a fresh edge at
 # round(0.8 x that ladder's max rate): its p99 is the latency goal's.
 #
-# The call setup of edge and kpg, and how this script stands in for
+# The call setup of edge, edge2 and kpg, and how this script stands in for
 # agent-state:
 #   AGENTS agents of site1, all ready, DNs 100001.., each registered with a
 #   contact at the one SIPp UAS; the caller takes the called DN from an
 #   -inf file (SEQUENTIAL), i.e. each call goes to an agent's own DN (not
 #   route point 7000: that picks the longest-idle agent, and agent-state,
-#   which frees agents after call.ended, does not run here). The edge sets
+#   which frees agents after call.ended, does not run here); edge2's two
+#   edges route with the same registrations (a call to a DN takes the
+#   phone's contact whichever edge the phone registered with). The edge sets
 #   agents.call_id on each call; this script frees agents instead of
 #   agent-state: a bounded loop (every 200 ms) clears call_id of agents whose
 #   call has ended, and all are cleared between steps (kpg's BYE frees its
@@ -83,11 +98,13 @@
 #
 # CPU per call at the highest passing step, from /proc/PID/stat (utime +
 # stime) before and after the step: the edge process (both threads, incl.
-# librdkafka), the PostgreSQL backends of its database (edge and kpg; not
+# librdkafka; for edge2 the balancer - Kamailio main + children, also
+# reported alone - plus both edge processes, and the SIP threads of both
+# summed), the PostgreSQL backends of its database (edge, edge2 and kpg; not
 # this script's own psql sessions, named bench-*: so Kamailio is started
 # without PGAPPNAME, which libpq would take as its application_name),
 # Kamailio (main + all children); "kafka" = the broker (shared, so also
-# whatever else uses it; only the edge's counts, the peers write no
+# whatever else uses it; only the edges' count, the peers write no
 # events), "caller" = the SIPp caller in % of one
 # core (one thread: near 100 % it, not X, sets the rate), "other" = the
 # CPU of every other user-space process (not X, its PostgreSQL backends,
@@ -97,7 +114,8 @@
 # Kamailio is started with -x tlsf -X tlsf (its TLSF allocator): with
 # Debian's default allocator (qm) its stateful proxying cost ~3.5x the CPU
 # per call on this machine (~470 vs ~130 us at 3,000 calls/s), which would
-# flatter the edge.
+# flatter the edge. edge2's balancer gets the same (deploy/kamailio/run.sh
+# starts it with the default), so its cost is comparable with kam's.
 # Goals (issue #17), printed beside the ratios:
 #   - call setup rate: edge >= 1.25 x the same-work peer (kpg);
 #   - CPU per call: edge + its PostgreSQL + Kafka <= 0.8 x kpg's Kamailio +
@@ -106,14 +124,23 @@
 #     rate;
 #   - drain rejections: edge CPU per rejection <= Kamailio's stateless 503
 #     (kamailio/edge >= 1.0), not only the rate (edge/kamailio, #4: >= 0.5).
-# The stateful proxy's figures stay as the limit without persistence. It
-# prints numbers; it is a benchmark, not a test.
+# The stateful proxy's figures stay as the limit without persistence.
+# edge2 has no goal: its line in the summary gives its rate, its CPU per
+# call (LB + edges + PostgreSQL + Kafka), its p99 and its rate against the
+# same round's one edge, with a line saying why: on a 2-core machine the
+# whole machine (SIPps, PostgreSQL, Kafka, the LB) is the limit, so a
+# second edge adds the balancer's cost and little rate; with more cores
+# each edge process brings its own SIP thread. It prints numbers; it is a
+# benchmark, not a test.
 #
 # Env: REPEAT (3), STEP_S (5), FACTOR (1.2), HOLD_MS (100), AGENTS (10000),
 # RECV_TIMEOUT_MS (5000), LAG_MAX_MS (500), RETRANS_MAX_PCT (10),
 # KAMAILIO_SHM_MB (4096), KAMAILIO_CHILDREN (2: kam), KPG_CHILDREN (8: kpg),
-# MAX_STEPS (9), CALL_HISTORY (100000 ended calls in each database), KEEP (keep databases), EDGE_BIN (build/bin/sip-edge: another
-# build of the edge, e.g. an older commit's, for a before/after).
+# LB_CHILDREN (2: edge2's balancer, as deploy/kamailio/run.sh), EDGE2 (1;
+# 0: no edge2 ladders), MAX_STEPS (9), CALL_HISTORY (100000 ended calls in
+# each database), KEEP (keep databases), EDGE_BIN (build/bin/sip-edge:
+# another build of the edge, e.g. an older commit's, for a before/after;
+# edge2's edges too).
 # Every step's details: .run/bench-edge-steps.log; logs: .run/bench-edge/.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,6 +157,8 @@ LAG_MAX_MS=${LAG_MAX_MS:-500}
 RETRANS_MAX_PCT=${RETRANS_MAX_PCT:-10}
 KAMAILIO_SHM_MB=${KAMAILIO_SHM_MB:-4096}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
+LB_CHILDREN=${LB_CHILDREN:-2}
+EDGE2=${EDGE2:-1}
 KPG_CHILDREN=${KPG_CHILDREN:-8}
 CALL_HISTORY=${CALL_HISTORY:-100000}
 MAX_STEPS=${MAX_STEPS:-9}
@@ -179,7 +208,11 @@ trap cleanup EXIT
 
 now_ms() { date +%s%3N; }
 
-sys_port='' uas_port='' uas_cp='' caller_port='' caller_cp='' probe_port='' probe_cp='' # set by free_port
+# is_edge SYS: a system of sip-edges (edge, edge2): agents freed by this
+# script, the lag check, Kafka's CPU counted
+is_edge() { case $1 in edge | edge2) return 0 ;; esac; return 1; }
+
+sys_port='' uas_port='' uas_cp='' caller_port='' caller_cp='' probe_port='' probe_cp='' edge_port='' # set by free_port
 # free_port VAR: VAR = a loopback port nobody listens on (UDP or TCP),
 # distinct from the ones handed out before in this run
 taken=" "
@@ -237,6 +270,13 @@ other_ticks() {
         FILENAME == ARGV[1] { t0[$1] = $2; next }
         index(mine, " " $1 " ") == 0 { s += $2 - ($1 in t0 ? t0[$1] : 0) }
         END { print s + 0 }' "$before" "$after"
+}
+
+# sip_ticks PID... -> utime + stime of those edges' SIP threads (summed)
+sip_ticks() {
+    local p s=0
+    for p in "$@"; do s=$((s + $(thread_ticks "$p" sip-edge))); done
+    echo "$s"
 }
 
 udp_rcvbuf_errors() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
@@ -301,11 +341,14 @@ stop() {
 }
 
 # --- the systems --------------------------------------------------------
-# *_up set: sys_port, sys_pids (for CPU), sys_pid (to stop), and for the
-# edge dsn / db.
+# *_up set: sys_port (where the caller sends), sys_pids (for CPU), sys_pid
+# (to stop), and for the edges dsn / db, sip_pids (the sip-edge processes,
+# for their SIP threads' CPU), for edge2 lb_pids (the load balancer's
+# processes, their share of sys_pids); instance_up empties sip_pids and
+# lb_pids first.
 
 # db_up SYS MODE: a fresh database (db, dsn) for one instance, the same for
-# the edge and kpg: the project's migrations (sipdrain-migrate), the
+# the edges and kpg: the project's migrations (sipdrain-migrate), the
 # programs' roles able to log in, site1 with AGENTS ready agents, each
 # registered with a contact at the SIPp UAS ($uas_port).
 db_up() {
@@ -353,31 +396,48 @@ db_down() {
     fi
 }
 
-edge_up() { # MODE (call|reject) NAME
-    local mode=$1 name=$2 prefix t uuid level
-    db_up edge "$mode"
+# edge_db_up SYS MODE: db_up and the instance's topics (prefix), made by
+# sipdrain-kafka-init
+prefix=''
+edge_db_up() {
+    db_up "$1" "$2"
     prefix="bench.${db##*_}."
     SIPDRAIN_TOPIC_PREFIX=$prefix SIPDRAIN_LOG_LEVEL=warn build/bin/sipdrain-kafka-init
-    free_port sys_port
+}
+
+# edge_proc MODE LOG ID: one sip-edge of site1, SIPDRAIN_EDGE_ID=ID, on a
+# fresh loopback port (edge_port) with the instance's database and topics
+# (dsn, prefix); edge_pid. In call mode it returns once the edge answers
+# OPTIONS 200.
+edge_pid=''
+edge_proc() {
+    local mode=$1 log=$2 id=$3 level
+    free_port edge_port
     # warn: a log line per call would cost the edge; info for the drained
     # edge, whose refusals log nothing below debug, to see "partitions assigned".
     level=warn
     [ "$mode" = reject ] && level=info
-    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=bench-1 \
-    SIPDRAIN_SIP_URL="sip:127.0.0.1:$sys_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
+    SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=$id \
+    SIPDRAIN_SIP_URL="sip:127.0.0.1:$edge_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
     SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level \
-    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties "$EDGE_BIN" >"$logs/$name.log" 2>&1 &
-    sys_pid=$!
-    sys_pids=$sys_pid
-    if [ "$mode" = call ]; then
-        for _ in $(seq 1 30); do
-            sipp_probe "$sys_port" options_200 && return 0
-            kill -0 "$sys_pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        echo "bench: sip-edge did not answer OPTIONS 200, see $logs/$name.log" >&2
-        return 1
-    fi
+    SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties "$EDGE_BIN" >"$logs/$log.log" 2>&1 &
+    edge_pid=$!
+    [ "$mode" = call ] || return 0
+    for _ in $(seq 1 30); do
+        sipp_probe "$edge_port" options_200 && return 0
+        kill -0 "$edge_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "bench: sip-edge did not answer OPTIONS 200, see $logs/$log.log" >&2
+    return 1
+}
+
+edge_up() { # MODE (call|reject) NAME
+    local mode=$1 name=$2 uuid
+    edge_db_up edge "$mode"
+    edge_proc "$mode" "$name" bench-1 || return 1
+    sys_port=$edge_port sys_pid=$edge_pid sys_pids=$edge_pid sip_pids=$edge_pid
+    [ "$mode" = call ] && return 0
     # Drain mode: edge.drain (site scope) once the edge.control consumer has
     # its partitions (it starts at the end of the topic), then wait for
     # OPTIONS 503.
@@ -405,6 +465,62 @@ edge_up() { # MODE (call|reject) NAME
 
 edge_down() {
     stop "$sys_pid" TERM TERM # a second SIGTERM stops at once
+    db_down
+}
+
+# edge2: two sip-edges of site1 on this host (bench-1 and bench-2: one
+# database made by db_up, the same topics) behind Kamailio as the load
+# balancer, run with the project's own deploy/kamailio/kamailio.cfg as it
+# is, the way tools/demo.sh runs it outside a container. It needs from
+# outside only its -A defines: DISPATCHER_LIST (a list of the two edges in
+# the instance's scratch dir, written here: what deploy/kamailio/run.sh
+# keeps from DNS in a container, and tells Kamailio to reload, which a fixed
+# pair needs not), CTL_SOCKET (in the scratch dir: the default
+# /tmp/sipdrain-kamailio.ctl is one for the whole host) and CHILDREN
+# (LB_CHILDREN, run.sh's default 2); PING_INTERVAL stays 1 s, the
+# dispatcher probes both edges with OPTIONS as in production. Round robin
+# (algorithm 4) over the edges up; record_route(), so ACK and BYE pass the
+# balancer too. -m/-x tlsf/-X tlsf as for the other Kamailios here
+# (run.sh starts it with Debian's default allocator). Call mode only.
+e1_pid='' e2_pid=''
+edge2_up() { # MODE (call) NAME
+    local mode=$1 name=$2 dir p1 p2
+    [ "$mode" = call ] || { echo "bench: edge2 does calls only" >&2; return 1; }
+    dir="$scratch/$name"
+    mkdir -p "$dir"
+    edge_db_up edge2 "$mode"
+    edge_proc call "$name-1" bench-1 || return 1
+    e1_pid=$edge_pid p1=$edge_port
+    edge_proc call "$name-2" bench-2 || return 1
+    e2_pid=$edge_pid p2=$edge_port
+    printf '1 sip:127.0.0.1:%s 0 0 edge=bench-1\n1 sip:127.0.0.1:%s 0 0 edge=bench-2\n' "$p1" "$p2" \
+        >"$dir/dispatcher.list"
+    free_port sys_port
+    kamailio -f deploy/kamailio/kamailio.cfg -L "$KAMAILIO_MODULES" -l "udp:127.0.0.1:$sys_port" \
+        -A "DISPATCHER_LIST=\"$dir/dispatcher.list\"" -A "CTL_SOCKET=\"unix:$dir/kamailio.ctl\"" \
+        -A "CHILDREN=$LB_CHILDREN" -m "$KAMAILIO_SHM_MB" -x tlsf -X tlsf -P "$dir/kamailio.pid" \
+        -w "$dir" -DD -E >"$logs/$name.lb.log" 2>&1 &
+    sys_pid=$!
+    # OPTIONS 200: the balancer answers OPTIONS to itself (kamailio.cfg)
+    for _ in $(seq 1 50); do
+        if [ -s "$dir/kamailio.pid" ] && sipp_probe "$sys_port" options_200; then
+            sleep 0.3 # every child forked
+            lb_pids="$sys_pid $(pgrep -P "$sys_pid" | tr '\n' ' ')"
+            sys_pids="$lb_pids $e1_pid $e2_pid"
+            sip_pids="$e1_pid $e2_pid"
+            return 0
+        fi
+        kill -0 "$sys_pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    echo "bench: kamailio (deploy/kamailio/kamailio.cfg) did not answer OPTIONS 200, see $logs/$name.lb.log" >&2
+    return 1
+}
+
+edge2_down() {
+    stop "$sys_pid" TERM
+    stop "$e1_pid" TERM TERM
+    stop "$e2_pid" TERM TERM
     db_down
 }
 
@@ -487,7 +603,7 @@ rtt_pcts() {
 step() {
     local sys=$1 mode=$2 name=$3 rate=$4 secs=$5 n stat err cpid runner clpid t0 t1 killed=0
     local s0 p0 k0 g0 u0 s1 p1 k1 g1 u1 pgp allowed sf lag=0 created verdict=pass caller_s mine
-    local t0_sip=0 t1_sip=0
+    local t0_sip=0 t1_sip=0 l0=0 l1=0
     local open_max rtt_dir rtd=setup st_rtt_n
     n=$((rate * secs))
     allowed=$(( (n - 1) / 1000 )) # failed calls < 0.1 % of n
@@ -499,7 +615,7 @@ step() {
     rm -rf "$stat" "$rtt_dir"
     mkdir -p "$rtt_dir"
     clpid=
-    if [ "$sys" = edge ] && [ "$mode" = call ]; then
+    if is_edge "$sys" && [ "$mode" = call ]; then
         # Stand-in for agent-state: free the agents of ended calls (bounded loop).
         for _ in $(seq 1 $(( (secs + RECV_TIMEOUT_MS / 1000 + 15) * 5 ))); do
             echo "UPDATE agents a SET call_id = NULL FROM calls c WHERE a.call_id IS NOT NULL
@@ -521,7 +637,8 @@ step() {
     # shellcheck disable=SC2086 # pid lists
     { s0=$(ticks $sys_pids); p0=$(ticks $pgp); k0=$(ticks "$kafka_pid"); u0=$(udp_rcvbuf_errors); }
     g0=$(ticks ${uas_pid:-})
-    [ "$sys" = edge ] && t0_sip=$(thread_ticks "$sys_pid" sip-edge)
+    # shellcheck disable=SC2086 # pid lists
+    { t0_sip=$(sip_ticks $sip_pids); l0=$(ticks $lb_pids); }
     rm -f "$scratch/caller.pid" "$scratch/caller.times"
     open_max=$((rate * 3 > 1000 ? rate * 3 : 1000))
     [ "$open_max" -gt $(($(ulimit -n) - 2000)) ] && open_max=$(($(ulimit -n) - 2000))
@@ -571,7 +688,7 @@ step() {
     read -r st_p50 st_p99 st_rtt_n <<<"$(rtt_pcts "$rtt_dir" "$rtd")"
     rm -rf "$rtt_dir"
     # The edge: wait (bounded) until its database and Kafka work is done.
-    if [ "$sys" = edge ] && [ "$mode" = call ] && [ "$killed" = 0 ]; then
+    if is_edge "$sys" && [ "$mode" = call ] && [ "$killed" = 0 ]; then
         for _ in $(seq 1 300); do
             [ "$(psql "$dsn" -qAt -c "SELECT (SELECT count(*) FROM calls WHERE ended_at IS NULL)
                    + (SELECT count(*) FROM outbox WHERE failed_at IS NULL)")" = 0 ] && break
@@ -581,7 +698,8 @@ step() {
     fi
     # shellcheck disable=SC2086 # pid lists
     { s1=$(ticks $sys_pids); p1=$(ticks $pgp); k1=$(ticks "$kafka_pid"); u1=$(udp_rcvbuf_errors); }
-    [ "$sys" = edge ] && t1_sip=$(thread_ticks "$sys_pid" sip-edge)
+    # shellcheck disable=SC2086 # pid lists
+    { t1_sip=$(sip_ticks $sip_pids); l1=$(ticks $lb_pids); }
     proc_ticks "$scratch/ticks1"
     mine="$$ $sys_pids $kafka_pid ${uas_pid:-} ${clpid:-}"
     [ "$sys" != kam ] && mine="$mine $(pg_pids "$dsn" all | tr '\n' ' ')"
@@ -596,7 +714,9 @@ step() {
     # per call, in microseconds; shares of one core in %
     st_sys_us=$(( (s1 - s0) * 1000000 / hz / n ))
     st_sip_us=-
-    [ "$sys" = edge ] && st_sip_us=$(( (t1_sip - t0_sip) * 1000000 / hz / n ))
+    [ -n "$sip_pids" ] && st_sip_us=$(( (t1_sip - t0_sip) * 1000000 / hz / n ))
+    st_lb_us=-
+    [ -n "$lb_pids" ] && st_lb_us=$(( (l1 - l0) * 1000000 / hz / n ))
     st_pg_us=$(( (p1 - p0) * 1000000 / hz / n ))
     st_kafka_us=$(( (k1 - k0) * 1000000 / hz / n ))
     st_uas_pct=$(( g1 * 100 * 1000 / hz / (t1 - t0) ))
@@ -614,10 +734,10 @@ step() {
         verdict="edge_backlog"
     fi
     st_verdict=$verdict
-    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s p50_ms=%-5s p99_ms=%-5s rtt_n=%-6s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
+    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s p50_ms=%-5s p99_ms=%-5s rtt_n=%-6s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s lb_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
         "$name" "$rate" "$n" "$st_created" "$st_ok" "$st_failed" "$st_retrans" "$st_resp" \
         "$st_p50" "$st_p99" "$st_rtt_n" \
-        "$created" "$lag" "$st_sys_us" "$st_sip_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
+        "$created" "$lag" "$st_sys_us" "$st_lb_us" "$st_sip_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
         "$st_other_pct" "$((u1 - u0))" "$verdict" >>"$steplog"
     [ "$verdict" = pass ]
 }
@@ -628,7 +748,7 @@ instance_up() {
     free_port uas_port; free_port uas_cp
     free_port caller_port; free_port caller_cp
     free_port probe_port; free_port probe_cp
-    uas_pid=
+    uas_pid='' sip_pids='' lb_pids=''
     if [ "$2" = call ]; then
         sipp -sf bench/sipp/uas.xml -i 127.0.0.1 -p "$uas_port" -cp "$uas_cp" -t u1 \
             -m 10000000 -timeout 900s -nostdin -buff_size 4194304 \
@@ -644,21 +764,22 @@ instance_down() {
 }
 
 # search SYS MODE NAME START MULT SECONDS -> res (one result line), res_rate,
-#   res_fail_caller (the caller's CPU % near the end of the ladder)
+#   res_fail_caller (the caller's CPU % near the end of the ladder), res_lb
+#   (edge2: the load balancer's CPU us per call, part of res's us/call)
 #   ladder START, START*MULT, ... (at most MAX_STEPS) on one fresh instance;
 #   if its very first step fails, again on a fresh instance from MULT^3
 #   lower (at most 3 instances; "|" in the ladder). Run in this shell, not in
 #   $(...), so the EXIT trap sees every child.
 search() {
     local sys=$1 mode=$2 name=$3 rate=$4 mult=$5 secs=$6 best=0 ladder="" try n
-    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0 b_sip=- b_p50=- b_p99=-
+    local b_sys=0 b_pg=0 b_kafka=0 b_resp=0 b_retrans=0 b_gen=0 b_other=0 b_sip=- b_p50=- b_p99=- b_lb=-
     res_fail_caller=0
     for try in 1 2 3; do
         instance_up "$sys" "$mode" "$name" || return 1
         for n in $(seq 1 "$MAX_STEPS"); do
             if step "$sys" "$mode" "$name" "$rate" "$secs"; then
                 best=$rate b_sys=$st_sys_us b_pg=$st_pg_us b_kafka=$st_kafka_us b_resp=$st_resp
-                b_sip=$st_sip_us b_p50=$st_p50 b_p99=$st_p99
+                b_sip=$st_sip_us b_p50=$st_p50 b_p99=$st_p99 b_lb=$st_lb_us
                 b_retrans=$st_retrans b_gen=$st_caller_pct b_other=$st_other_pct
                 ladder="$ladder $rate"
             else
@@ -674,9 +795,9 @@ search() {
         [ "$try" -lt 3 ] && ladder="$ladder |"
         rate=$(awk -v r="$rate" -v m="$mult" 'BEGIN { printf "%d", r / (m * m * m) + 0.5 }')
     done
-    [ "$sys" = edge ] || b_kafka=- # the peers write no events: the broker's CPU is not theirs
+    is_edge "$sys" || b_kafka=- # the peers write no events: the broker's CPU is not theirs
     [ "$sys" = kam ] && b_pg=-
-    res_rate=$best
+    res_rate=$best res_lb=$b_lb
     res=$(printf '%-13s %8s %8s %7s %8s %7s %8s %6s %6s %8s %6s %6s  %s' "$name" "$best" "$b_sys" "$b_pg" \
         "$b_kafka" "$b_sip" "$b_resp" "$b_p50" "$b_p99" "$b_retrans" "$b_gen%" "$b_other%" "${ladder# }")
 }
@@ -704,8 +825,11 @@ echo "call = SIPp caller -> X -> SIPp UAS (INVITE/200/ACK, ${HOLD_MS} ms, BYE/20
 echo "X = edge: sip-edge (B2BUA; agent reserved in PostgreSQL, calls row + 3 events via the outbox to Kafka)"
 echo "    kpg:  Kamailio + PostgreSQL, the same-work peer (router.cfg: agent reserved + calls row, answered, ended + agent freed; no events)"
 echo "    kam:  Kamailio as a stateful proxy (proxy.cfg: no persistence) / stateless 503 (reject.cfg)"
+[ "$EDGE2" != 0 ] &&
+    echo "    edge2: 2 sip-edges of site1 (one database, the same topics) behind Kamailio's dispatcher (deploy/kamailio/kamailio.cfg);" \
+        "its us/call = the LB + both edges, sip_us = both SIP threads"
 echo "max/s = highest passing step (< 0.1 % failed, retrans < $RETRANS_MAX_PCT %, edge backlog <= $LAG_MAX_MS ms) of ${STEP_S} s steps x$FACTOR; at that step:"
-echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker (edge only), of the edge's SIP thread alone (sofia-sip; part of X's);"
+echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker (edge, edge2), of the edge's SIP thread alone (sofia-sip; part of X's);"
 echo "INVITE -> final answer ms: mean, p50, p99 (of every answered call); SIPp retransmissions;"
 echo "CPU of the SIPp caller and of other processes (not X, PostgreSQL, Kafka or SIPp: noise) in % of one core"
 printf '%-13s %8s %8s %7s %8s %7s %8s %6s %6s %8s %6s %6s  %s\n' run max/s us/call pg_us kafka_us sip_us resp_ms p50_ms p99_ms retrans caller other "ladder (x = failed step)"
@@ -713,17 +837,21 @@ printf '%-13s %8s %8s %7s %8s %7s %8s %6s %6s %8s %6s %6s  %s\n' run max/s us/ca
 # where the measured ladders start.
 half=$(( (STEP_S + 1) / 2 ))
 search edge call warmup-e-call 100 2 "$half"; w_ec=$res_rate
+w_e2c=-
+if [ "$EDGE2" != 0 ]; then search edge2 call warmup-e2-call 100 2 "$half"; w_e2c=$res_rate; fi
 search kpg call warmup-p-call 100 2 "$half"; w_pc=$res_rate
 search kam call warmup-k-call 250 2 "$half"; w_kc=$res_rate
 search edge reject warmup-e-rej 1000 2 "$half"; w_er=$res_rate
 search kam reject warmup-k-rej 2000 2 "$half"; w_kr=$res_rate
 start_at() { awk -v w="$1" -v lo="$2" 'BEGIN { s = int(w * 0.7 + 0.5); print (s < lo ? lo : s) }'; }
 s_ec=$(start_at "$w_ec" 50)
+s_e2c=0
+[ "$EDGE2" != 0 ] && s_e2c=$(start_at "$w_e2c" 50)
 s_pc=$(start_at "$w_pc" 50)
 s_kc=$(start_at "$w_kc" 100)
 s_er=$(start_at "$w_er" 500)
 s_kr=$(start_at "$w_kr" 1000)
-echo "(warm-up ladders: edge call $w_ec, kpg call $w_pc, kamailio call $w_kc, edge reject $w_er, kamailio reject $w_kr per s; measured ladders start at 0.7 x, each round a third of a rung higher)"
+echo "(warm-up ladders: edge call $w_ec, 2 edges call $w_e2c, kpg call $w_pc, kamailio call $w_kc, edge reject $w_er, kamailio reject $w_kr per s; measured ladders start at 0.7 x, each round a third of a rung higher)"
 results=$(mktemp)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 col() { echo "$1" | awk -v c="$2" '{ print $c }'; }
@@ -734,17 +862,32 @@ goal() {
     case "$v" in '' | -) echo "n/a"; return ;; esac
     awk -v v="$v" -v op="$2" -v l="$3" 'BEGIN { ok = (op == ">=") ? v >= l : v <= l; print ok ? "met" : "NOT met" }'
 }
-bound_call=0 bound_kpg=0 bound_reject=0 # the SIPp caller near a full core when a Kamailio ladder ended
+maxed_e=0 # edge and edge2 call ladders that stopped at MAX_STEPS: no limit found
+bound_call=0 bound_kpg=0 bound_reject=0 bound_e2=0 # the SIPp caller near a full core when a Kamailio (or edge2) ladder ended
 # Round r starts its ladders FACTOR^((r-1)/REPEAT) higher, so the rounds
 # sample different rungs and the median is finer than one rung.
 shift_by() { awk -v s="$1" -v f="$FACTOR" -v r="$2" -v n="$REPEAT" 'BEGIN { printf "%d", s * f ^ ((r - 1) / n) + 0.5 }'; }
 for r in $(seq 1 "$REPEAT"); do
     search edge call edge-call "$(shift_by "$s_ec" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_ec=$res
+    case $res in *"(max steps)"*) maxed_e=$((maxed_e + 1)) ;; esac
     # The latency goal: one step on a fresh edge at 0.8 x this ladder's max.
     r08=$(awk -v m="$res_rate" 'BEGIN { printf "%d", m * 0.8 + 0.5 }')
     if [ "$r08" -gt 0 ]; then
         at_rate edge call edge-0.8x "$r08" "$STEP_S"; echo "$res" >>"$results"
         echo "edge at 0.8x max ($r08/s): p99 $(col "$res" 4) ms (p50 $(col "$res" 3)), goal <= 50; step $(col "$res" 6)"
+    fi
+    if [ "$EDGE2" != 0 ]; then
+        # Two edges behind the load balancer: CPU split as LB + edges (both
+        # processes) + their PostgreSQL + Kafka; rate against this round's edge.
+        search edge2 call edge2-call "$(shift_by "$s_e2c" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"
+        [ "$res_fail_caller" -ge 75 ] && bound_e2=$((bound_e2 + 1))
+        case $res in *"(max steps)"*) maxed_e=$((maxed_e + 1)) ;; esac
+        e2_lb=$res_lb
+        e2_edges=$(awk -v s="$(col "$res" 3)" -v l="$e2_lb" 'BEGIN { if (l == "-") print "-"; else print s - l }')
+        printf '%-13s %8s %8s %8s\n' cpu-edge2 "$e2_lb" "$e2_edges" \
+            "$(sum "$(col "$res" 3)" "$(col "$res" 4)" "$(col "$res" 5)")" >>"$results"
+        printf '%-13s %8s   rate, 2 edges behind the LB / one edge (round %s)\n' ratio-edge2 \
+            "$(ratio "$(col "$res" 2)" "$(col "$r_ec" 2)")" "$r" | tee -a "$results"
     fi
     search kpg call kpg-call "$(shift_by "$s_pc" "$r")" "$FACTOR" "$STEP_S"; echo "$res" | tee -a "$results"; r_pc=$res
     [ "$res_fail_caller" -ge 75 ] && bound_kpg=$((bound_kpg + 1))
@@ -797,6 +940,32 @@ echo "  CPU per call, (edge + pg + kafka) / (kpg + pg): $s_cpu   goal <= 0.8: $(
 echo "  edge at 0.8 x its max rate, INVITE -> 200 p99 ms: $s_p99   goal <= 50: $(goal "$s_p99" '<=' 50)"
 echo "                                   (p50 $(summary "$results" edge-0.8x 3); at calls/s $(summary "$results" edge-0.8x 2))"
 echo "edge / kam (no persistence), rate: $(summary "$results" ratio-call-np 2)"
+if [ "$EDGE2" != 0 ]; then
+    # med_range NAME FIELD -> "median (min..max)"; med NAME FIELD -> median
+    med_range() { summary "$results" "$1" "$2" | sed -E 's/\(median of [0-9]+, min\.\.max /(/'; }
+    med() { summary "$results" "$1" "$2" | awk '{ print $1 }'; }
+    e2_ratio=$(med ratio-edge2 2)
+    echo "2 edges behind Kamailio's dispatcher (one host): calls/s $(med_range edge2-call 2);" \
+        "CPU us per call $(med cpu-edge2 2) LB + $(med cpu-edge2 3) edges + $(med edge2-call 4) pg + $(med edge2-call 5) kafka" \
+        "= $(med cpu-edge2 4) (SIP threads, both: $(med edge2-call 6)); p99 $(med edge2-call 9) ms;" \
+        "vs one edge $(med_range ratio-edge2 2)"
+    # One line of explanation, from the figures: one edge's SIP thread is
+    # one core's work at most; what the second edge changed here.
+    e1_sip=$(med edge-call 6)
+    ceiling=$(awk -v u="$e1_sip" 'BEGIN { if (u + 0 > 0) printf "%d", 1000000 / u; else print "-" }')
+    if [ "$maxed_e" -gt 0 ]; then
+        echo "  why: not measured: in $maxed_e ladders edge's or edge2's call ladder stopped at MAX_STEPS ($MAX_STEPS)," \
+            "so those rates are floors, not limits, and the ratio says nothing yet (one edge's SIP thread:" \
+            "$e1_sip us per call, <= $ceiling calls/s)"
+    elif awk -v q="${e2_ratio:-0}" 'BEGIN { exit !(q != "-" && q + 0 >= 1.2) }'; then
+        echo "  why: the second edge raised the rate ${e2_ratio}x on $(nproc) cores: one edge's SIP thread" \
+            "($e1_sip us per call, <= $ceiling calls/s) was a limit here; each edge process brings its own SIP thread"
+    else
+        echo "  why: on $(nproc) cores the whole machine (the SIPps, PostgreSQL, Kafka, the LB) is the limit, not one edge's SIP thread" \
+            "($e1_sip us per call, <= $ceiling calls/s): a second edge adds the LB's cost and little rate; on a host with more" \
+            "cores each edge process brings its own SIP thread (one edge's SIP work is one thread), so edges per host add SIP capacity"
+    fi
+fi
 echo "rejections/s (drain):   edge $(summary "$results" edge-reject 2); kamailio $(summary "$results" kam-reject 2)"
 echo "  edge / kamailio:      $s_rej   goal (#4) >= 0.5: $(goal "$s_rej" '>=' 0.5)"
 echo "  CPU us per rejection: edge $(summary "$results" edge-reject 3); kamailio $(summary "$results" kam-reject 3)"
@@ -805,8 +974,9 @@ echo "  INVITE -> 503 ms:     edge p50 $(summary "$results" edge-reject 8), p99 
     "kamailio p50 $(summary "$results" kam-reject 8), p99 $(summary "$results" kam-reject 9)"
 [ "$bound_kpg" -gt 0 ] && echo "note: in $bound_kpg of $REPEAT rounds kpg's call ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's, the edge/kpg rate ratio an upper bound"
 [ "$bound_call" -gt 0 ] && echo "note: in $bound_call of $REPEAT rounds Kamailio's proxy ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's, the edge/kam ratio an upper bound"
+[ "$bound_e2" -gt 0 ] && echo "note: in $bound_e2 of $REPEAT rounds the 2-edge ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's"
 [ "$bound_reject" -gt 0 ] && echo "note: in $bound_reject of $REPEAT rounds Kamailio's reject ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's (one SIPp on 2 shared cores), the rejection ratio an upper bound; the CPU ratio compares the servers"
 rm -f "$results"
 echo "setup: $AGENTS agents, caller DNs sequential from an -inf file, agents freed by this script every 200 ms (edge) or by the BYE (kpg);" \
-    "kamailio: kpg $KPG_CHILDREN UDP workers, kam $KAMAILIO_CHILDREN, -m $KAMAILIO_SHM_MB -x tlsf; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms, -trace_rtt"
+    "kamailio: kpg $KPG_CHILDREN UDP workers, kam $KAMAILIO_CHILDREN, edge2's LB $LB_CHILDREN, -m $KAMAILIO_SHM_MB -x tlsf; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms, -trace_rtt"
 echo "$(( $(date +%s) - t_start )) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; every step: $steplog"
