@@ -165,6 +165,8 @@ MAX_STEPS=${MAX_STEPS:-9}
 KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 worker=build/tests/bus_worker
 EDGE_BIN=${EDGE_BIN:-build/bin/sip-edge}
+# the SIP thread is the edge's main thread, named as its file (15 bytes at most)
+sip_comm=$(basename "$EDGE_BIN" | cut -c1-15)
 for b in "$EDGE_BIN" build/bin/sipdrain-migrate "$worker"; do
     [ -x "$b" ] || { echo "bench: $b missing: run make" >&2; exit 1; }
 done
@@ -275,7 +277,7 @@ other_ticks() {
 # sip_ticks PID... -> utime + stime of those edges' SIP threads (summed)
 sip_ticks() {
     local p s=0
-    for p in "$@"; do s=$((s + $(thread_ticks "$p" sip-edge))); done
+    for p in "$@"; do s=$((s + $(thread_ticks "$p" "$sip_comm"))); done
     echo "$s"
 }
 
