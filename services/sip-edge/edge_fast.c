@@ -60,6 +60,21 @@ static bool starts(const char *p, size_t n, const char *word)
     return n >= w && memcmp(p, word, w) == 0;
 }
 
+/* The first CRLF in [p, e), or NULL (buffers are not NUL-terminated:
+ * no str* function may look at them). */
+static const char *find_crlf(const char *p, const char *e)
+{
+    while (p < e) {
+        const char *cr = memchr(p, '\r', (size_t)(e - p));
+        if (cr == NULL || cr + 1 >= e)
+            return NULL;
+        if (cr[1] == '\n')
+            return cr;
+        p = cr + 1;
+    }
+    return NULL;
+}
+
 /* The request line and the headers this path copies; false when anything
  * about them is not the plain case. */
 static bool parse(const char *buf, size_t len, struct request *rq)
@@ -75,7 +90,9 @@ static bool parse(const char *buf, size_t len, struct request *rq)
     }
     if (end == NULL || memchr(buf, '\0', (size_t)(end - buf)) != NULL)
         return false;
-    eol = strstr(buf, "\r\n"); /* no NUL before end: stops there */
+    eol = find_crlf(buf, end);
+    if (eol == NULL)
+        return false;
     if (starts(buf, (size_t)(eol - buf), "INVITE "))
         rq->invite = true;
     else if (!starts(buf, (size_t)(eol - buf), "ACK "))
@@ -86,8 +103,8 @@ static bool parse(const char *buf, size_t len, struct request *rq)
         const char *colon;
         struct span name, value;
 
-        eol = strstr(p, "\r\n");
-        if (eol == NULL || eol >= end + 1 || memchr(p, '\n', (size_t)(eol - p)) != NULL ||
+        eol = find_crlf(p, end);
+        if (eol == NULL || memchr(p, '\n', (size_t)(eol - p)) != NULL ||
             memchr(p, '\r', (size_t)(eol - p)) != NULL)
             return false;
         if (eol == p)
