@@ -46,6 +46,63 @@ void edge_call_on_invite(struct edge_sip *e, nua_handle_t *nh, const sip_t *sip)
     nua_handle_destroy(nh);
 }
 
+/* A datagram before sofia-sip parses it (tools/sofia-sip/0006, issue
+ * #17): while the edge refuses new INVITEs with a status, an initial INVITE
+ * from a trusted peer gets that refusal here, statelessly (edge_fast.h: no
+ * parse, no transaction, no handle), and the ACK of such a refusal is
+ * dropped. Everything else - every datagram while the edge takes calls, a
+ * redirect, an untrusted source (the guard answers it), anything edge_fast
+ * does not fully understand - goes on to the stack as before. A
+ * retransmitted INVITE is answered (and counted) again. */
+int edge_call_fast_filter(void *magic, su_socket_t s, void const *data, size_t len,
+                          su_sockaddr_t const *from, socklen_t fromlen)
+{
+    struct edge_sip *e = magic;
+    struct edge_verdict v;
+    struct edge_fast_refusal r;
+    unsigned char addr[16];
+    char ip[INET6_ADDRSTRLEN], reason[160], out[EDGE_FAST_ANSWER_MAX];
+    size_t n = 0;
+
+    if (len < 8 || (memcmp(data, "INVITE ", 7) != 0 && memcmp(data, "ACK ", 4) != 0))
+        return 0;
+    v = edge_fsm_invite(&e->fsm);
+    if (v.kind != EDGE_REJECT)
+        return 0;
+    if (from->su_family == AF_INET)
+        memcpy(addr, &from->su_sin.sin_addr, 4);
+    else if (from->su_family == AF_INET6)
+        memcpy(addr, &from->su_sin6.sin6_addr, 16);
+    else
+        return 0;
+    if (!edge_peers_trusted(&e->cfg.trusted, from->su_family, addr) ||
+        inet_ntop(from->su_family, addr, ip, sizeof(ip)) == NULL)
+        return 0;
+    reason_text(reason, sizeof(reason), v.status, e);
+    r = (struct edge_fast_refusal){
+        .status = v.status,
+        .phrase = sip_status_phrase(v.status) ? sip_status_phrase(v.status) : "Refused",
+        .retry_after_s = v.retry_after_s,
+        .reason = reason,
+        .tag_key = e->fast_tag_key,
+        .src_ip = ip,
+        .src_port = ntohs(from->su_port),
+    };
+    switch (edge_fast_check(data, len, &r, out, sizeof(out), &n)) {
+    case EDGE_FAST_ANSWER:
+        if (sendto(s, out, n, 0, &from->su_sa, fromlen) < 0)
+            sd_log_debug("refusal not sent", "reason=\"%s\"", strerror(errno));
+        e->invites_rejected++;
+        e->rejected_by_code[v.status % 700]++;
+        return 1;
+    case EDGE_FAST_DROP:
+        return 1;
+    case EDGE_FAST_PASS:
+        break;
+    }
+    return 0;
+}
+
 static void user_or_uri(char *dst, size_t size, const url_t *url)
 {
     if (url != NULL && url->url_user != NULL && url->url_user[0] != '\0')

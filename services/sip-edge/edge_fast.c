@@ -356,7 +356,7 @@ static bool cseq_is(struct span cseq, const char *method)
 
 enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
                                        const struct edge_fast_refusal *r, char *out, size_t size,
-                                       size_t *out_len, int *dest_port)
+                                       size_t *out_len)
 {
     struct request rq;
     struct via v;
@@ -427,6 +427,5 @@ enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
     if (o.full)
         return EDGE_FAST_PASS;
     *out_len = o.n;
-    *dest_port = v.rport ? r->src_port : (v.port > 0 ? v.port : 5060);
     return EDGE_FAST_ANSWER;
 }

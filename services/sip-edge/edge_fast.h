@@ -25,6 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Room for any answer: the copied headers of a datagram that fits the
+ * SIP stack's own limits, and the refusal's own. */
+#define EDGE_FAST_ANSWER_MAX 8192
+
 enum edge_fast_verdict {
     EDGE_FAST_PASS,   /* not for this path: the SIP stack takes the datagram */
     EDGE_FAST_ANSWER, /* out holds the answer: send it to the port given */
@@ -43,12 +47,14 @@ struct edge_fast_refusal {
 };
 
 /* The datagram buf (len bytes, as received on UDP). On EDGE_FAST_ANSWER,
- * out (size bytes) holds the answer, *out_len its length and *dest_port
- * the port to send it to at src_ip: the source port when the top Via asks
- * for rport (RFC 3581), else the Via's sent-by port (5060 when none; RFC
- * 3261 18.2.2). */
+ * out (size bytes) holds the answer and *out_len its length; it goes back
+ * to the datagram's source address and port, as every answer of the edge
+ * does (NTATAG_SERVER_RPORT(2): never to a host or port a Via names). The
+ * top Via says so as RFC 3581 and RFC 3261 18.2.1 want: rport filled in
+ * when asked for, received added when the sent-by host is not the source
+ * (or rport was asked for). */
 enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
                                        const struct edge_fast_refusal *r, char *out, size_t size,
-                                       size_t *out_len, int *dest_port);
+                                       size_t *out_len);
 
 #endif

@@ -379,7 +379,9 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         /* the nonces' secret: this process's own, never stored; a restart
          * makes the phones' nonces unknown, and they get new challenges */
         unsigned char secret[EDGE_AUTH_SECRET_LEN];
-        if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret)) {
+        if (getrandom(secret, sizeof(secret), 0) != (ssize_t)sizeof(secret) ||
+            getrandom(&e->fast_tag_key, sizeof(e->fast_tag_key), 0) !=
+                (ssize_t)sizeof(e->fast_tag_key)) {
             sd_err_set(err, SD_ERR_INTERNAL, "getrandom: %s", strerror(errno));
             free(e);
             return NULL;
@@ -445,6 +447,9 @@ struct edge_sip *edge_sip_new(const struct edge_sip_config *cfg, struct edge_que
         /* Who may place calls, decided before sofia-sip keeps anything
          * (edge_guard.c; tools/sofia-sip/0003) */
         NTATAG_REQUEST_FILTER(edge_guard_filter), NTATAG_REQUEST_FILTER_MAGIC(e),
+        /* A draining edge's refusals, before sofia-sip parses anything
+         * (edge_call_fast_filter; tools/sofia-sip/0006) */
+        TPTAG_DGRAM_FILTER(edge_call_fast_filter), TPTAG_DGRAM_FILTER_MAGIC(e),
         NUTAG_APPL_METHOD("OPTIONS"), NUTAG_APPL_METHOD("REGISTER"),
         /* Exactly what the edge handles (NUA's default list names MESSAGE,
          * SUBSCRIBE, NOTIFY, REFER, PRACK and UPDATE, and answered some of

@@ -41,6 +41,7 @@ struct edge_leg;
 #include "call_fsm.h"
 #include "edge_auth.h"
 #include "edge_bus.h"
+#include "edge_fast.h"
 #include "edge_flood.h"
 #include "edge_flow.h"
 #include "edge_peers.h"
@@ -222,6 +223,7 @@ struct edge_sip {
     /* counters reported in edge.status */
     unsigned long invites_rejected, byes_retransmitted, calls_cut, registrations;
     unsigned long rejected_by_code[700]; /* INVITEs refused while draining, by status */
+    uint64_t fast_tag_key;               /* keys edge_fast's To tags (random) */
     long consumer_lag, outbox_backlog;   /* from the bus thread (-1: unknown) */
     struct pending_register *registers[REGISTER_MAX];
     struct edge_auth auth; /* nonces: the secret, the counts seen */
@@ -293,6 +295,10 @@ void edge_call_queue_to_peer(struct edge_sip *e);
 void edge_call_ring_check(struct edge_sip *e);
 void edge_call_on_event(struct edge_sip *e, struct edge_leg *l, nua_event_t event, int status,
                         const sip_t *sip, tagi_t tags[]);
+/* tport's datagram filter (TPTAG_DGRAM_FILTER): a draining edge's
+ * stateless refusals (edge_fast.h). */
+int edge_call_fast_filter(void *magic, su_socket_t s, void const *data, size_t len,
+                          su_sockaddr_t const *from, socklen_t fromlen);
 /* Adds c (calloc'ed, its token set if it has one) to e's calls. */
 void edge_call_link(struct edge_sip *e, struct edge_call *c);
 void edge_call_input(struct edge_sip *e, struct edge_call *c, const struct call_input *in,

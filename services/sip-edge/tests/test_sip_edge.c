@@ -65,6 +65,95 @@ Test(sip_edge, site_drain_refuses_invites_options_and_register_then_stops_on_shu
     cr_expect(sdt_file_has(p.log, "repeated edge.drain ignored"));
 }
 
+/* A draining edge refuses a new INVITE before sofia-sip parses it (issue
+ * #17; edge_fast.h, tools/sofia-sip/0006): statelessly, from the datagram,
+ * with the refusal's headers and the request's own; a retransmission gets
+ * the very same answer and counts again; the ACK of it gets nothing. */
+Test(sip_edge, a_draining_edge_refuses_invites_statelessly_before_the_stack, .timeout = 120)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    static char addr[64];
+    const char *extra[] = {addr, NULL};
+    char invite[1024], ack[1024], a1[4096] = "", a2[4096] = "", tag[64] = "", body[16384];
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int http = sdt_free_port(), me, u = udp_socket_on("127.0.0.1", 2000, &me);
+    ssize_t n1, n2, n3;
+    int64_t deadline;
+
+    snprintf(addr, sizeof(addr), "SIPDRAIN_HTTP_ADDR=127.0.0.1:%d", http);
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", extra);
+    drain(&e, "edge-2a", DRAIN_A, "site", json_pack("{s:i}", "retry_after_s", 45));
+    wait_edge_state(&e, "edge-2a", "drained");
+    to.sin_port = htons((uint16_t)p.port);
+    snprintf(invite, sizeof(invite),
+             "INVITE sip:2001@127.0.0.1:%d SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-fast-1\r\n"
+             "From: <sip:gw@127.0.0.1:%d>;tag=gw-1\r\n"
+             "To: <sip:2001@127.0.0.1:%d>\r\n"
+             "Call-ID: fast-1@test\r\n"
+             "CSeq: 7 INVITE\r\n"
+             "Contact: <sip:gw@127.0.0.1:%d>\r\n"
+             "Max-Forwards: 70\r\n"
+             "Content-Length: 0\r\n\r\n",
+             p.port, me, me, p.port, me);
+    cr_assert_gt(sendto(u, invite, strlen(invite), 0, (struct sockaddr *)&to, sizeof(to)), 0);
+    n1 = recv(u, a1, sizeof(a1) - 1, 0);
+    cr_assert_gt(n1, 0, "no answer to the INVITE");
+    a1[n1] = '\0';
+    cr_assert_gt(sendto(u, invite, strlen(invite), 0, (struct sockaddr *)&to, sizeof(to)), 0);
+    n2 = recv(u, a2, sizeof(a2) - 1, 0);
+    cr_assert_gt(n2, 0, "no answer to the retransmitted INVITE");
+    a2[n2] = '\0';
+    cr_expect_str_eq(a2, a1, "a retransmission gets the same answer");
+    cr_expect(strncmp(a1, "SIP/2.0 503 Service Unavailable\r\n", 33) == 0, "%s", a1);
+    {
+        char via[160];
+        snprintf(via, sizeof(via),
+                 "\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;rport=%d;branch=z9hG4bK-fast-1;"
+                 "received=127.0.0.1\r\n",
+                 me, me);
+        cr_expect(strstr(a1, via) != NULL, "Via %s in %s", via, a1);
+    }
+    cr_expect(strstr(a1, "\r\nFrom: <sip:gw@127.0.0.1:") != NULL, "%s", a1);
+    cr_expect(strstr(a1, "\r\nCall-ID: fast-1@test\r\nCSeq: 7 INVITE\r\n") != NULL, "%s", a1);
+    cr_expect(strstr(a1, "\r\nRetry-After: 45\r\n") != NULL, "%s", a1);
+    cr_expect(strstr(a1, "\r\nReason: SIP;cause=503;text=\"edge edge-2a is draining\"\r\n") != NULL,
+              "%s", a1);
+    cr_expect(strstr(a1, "\r\nContent-Length: 0\r\n\r\n") != NULL, "%s", a1);
+    {
+        const char *t = strstr(a1, ";tag=sdf");
+        cr_assert_not_null(t, "the stateless path's To tag: %s", a1);
+        snprintf(tag, sizeof(tag), "%.*s", (int)strcspn(t + 5, "\r"), t + 5);
+    }
+    /* its ACK: nothing comes back, and the edge keeps no transaction */
+    snprintf(ack, sizeof(ack),
+             "ACK sip:2001@127.0.0.1:%d SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:%d;rport;branch=z9hG4bK-fast-1\r\n"
+             "From: <sip:gw@127.0.0.1:%d>;tag=gw-1\r\n"
+             "To: <sip:2001@127.0.0.1:%d>;tag=%s\r\n"
+             "Call-ID: fast-1@test\r\n"
+             "CSeq: 7 ACK\r\n"
+             "Max-Forwards: 70\r\n"
+             "Content-Length: 0\r\n\r\n",
+             p.port, me, me, p.port, tag);
+    cr_assert_gt(sendto(u, ack, strlen(ack), 0, (struct sockaddr *)&to, sizeof(to)), 0);
+    n3 = recv(u, a2, sizeof(a2) - 1, 0);
+    cr_expect_lt(n3, 0, "an answer to the ACK: %.*s", (int)(n3 > 0 ? n3 : 0), a2);
+    close(u);
+    /* both INVITEs counted, as the stack's refusals are */
+    deadline = sd_mono_ms() + WAIT_MS;
+    while (sdt_http_get(http, "/metrics", body, sizeof(body)) != 200 ||
+           strstr(body, "sipdrain_edge_invites_rejected_total{edge=\"edge-2a\",site=\"site2\","
+                        "code=\"503\"} 2\n") == NULL) {
+        cr_assert_lt(sd_mono_ms(), deadline, "not 2 rejections counted: %s", body);
+        usleep(100000);
+    }
+    control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
 /* SIPDRAIN_HTTP_ADDR: /healthz, /readyz (503 unless active: Kubernetes and
  * HTTP-probing load balancers agree with OPTIONS), /metrics. */
 Test(sip_edge, readyz_and_metrics_follow_the_drain, .timeout = 120)
