@@ -206,7 +206,9 @@ static int refusal_reason(struct sd_pg *pg, struct edge_route *r, struct sd_err 
         r->status = 480;
         if (strcmp(PQgetvalue(res, 0, 1), "logged_out") == 0)
             r->reason = "agent_not_available";
-        else if (PQgetvalue(res, 0, 2)[0] == 't') {
+        else if (PQgetvalue(res, 0, 2)[0] == 't' || PQgetvalue(res, 0, 3)[0] == 't') {
+            /* on a call - or free again with its phone registered: then
+             * it was on a call a moment ago, when the reservation ran */
             r->status = 486;
             r->reason = "agent_busy";
         } else

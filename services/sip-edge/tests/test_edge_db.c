@@ -203,8 +203,12 @@ static void *race(void *arg)
             x->failed++;
             continue;
         }
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 3; k++) {
             x->routed += r[k].status == 0;
+            /* a refusal here can only be the other's call on the agent */
+            if (r[k].status != 0 && r[k].status != 486)
+                x->failed++;
+        }
         /* free the agents again (what agent-state does after call.ended) */
         if (sd_pg_exec(c, "UPDATE agents SET call_id = NULL WHERE call_id LIKE $1 || '-%'", 1,
                        &x->prefix, &err) < 0)
@@ -225,9 +229,11 @@ Test(edge_db, two_edges_routing_overlapping_batches_never_deadlock_or_share_an_a
     pthread_join(tb, NULL);
     cr_expect_eq(a.failed + b.failed, 0, "batches failed: %d (deadlock or error)",
                  a.failed + b.failed);
-    cr_expect_geq(a.routed + b.routed, 150, "routed %d of 300", a.routed + b.routed);
-    /* each calls row names the agent that was reserved for it, and no
-     * agent was given two calls at once (its rows' ids all differ) */
+    /* both made progress (how far depends on how the two interleave: a
+     * batch that finds the other's calls on the agents gets 486s) */
+    cr_expect_gt(a.routed, 0, "A routed nothing");
+    cr_expect_gt(b.routed, 0, "B routed nothing");
+    /* a calls row for every call routed, none for a refused one */
     cr_expect_eq(scalar("SELECT count(*) FROM calls"), a.routed + b.routed);
     cr_expect_eq(scalar("SELECT count(*) FROM agents WHERE call_id IS NOT NULL"), 0);
 }
