@@ -1,5 +1,6 @@
 /* edge_bus.c - see edge_bus.h. Everything here runs on the bus thread,
- * except edge_bus_start / edge_bus_stop. */
+ * except edge_bus_start / edge_bus_stop and the outbox relay, which runs on
+ * a thread of its own (relay_run). */
 #include "edge_bus.h"
 
 #include <poll.h>
@@ -45,9 +46,18 @@ struct edge_bus {
     struct edge_queue *to_bus, *to_sip;
     struct sd_loop *loop;
     struct sd_pg *pg, *relay_pg;
-    struct sd_outbox_relay *relay;
     struct sd_kafka_consumer *kc;
     pthread_t thread;
+    /* The outbox relay (its own connection, producer and loop) runs on a
+     * thread of its own: its reads of the outbox and deletes of what Kafka
+     * has acknowledged would otherwise hold up the next INVITE's route on
+     * the bus thread (issue #17: INVITE -> 200 p99). Stopped by an
+     * EDGE_MSG_STOP on relay_ctl, after the last held message is written. */
+    struct sd_outbox_relay *relay;
+    struct sd_loop *relay_loop;
+    pthread_t relay_thread;
+    bool relay_running;
+    struct edge_queue *relay_ctl;
     int64_t started_ms;
     int64_t stats_ms; /* last EDGE_MSG_BUS_STATS */
     /* Messages taken from to_bus and not yet written, oldest first. While
@@ -1289,10 +1299,45 @@ static int64_t on_tick(struct sd_loop *loop, void *arg)
 
 /* --- the thread --------------------------------------------------------- */
 
-/* Publishes everything still in the outbox, for up to timeout_ms. */
+static void relay_stop(struct edge_bus *b)
+{
+    if (!b->relay_running)
+        return;
+    while (edge_queue_put(b->relay_ctl, EDGE_MSG_STOP, 0, NULL) < 0)
+        poll(NULL, 0, 10); /* out of memory: the relay must stop before it is driven here */
+    pthread_join(b->relay_thread, NULL);
+    b->relay_running = false;
+}
+
+/* Publishes everything still in the outbox, for up to timeout_ms: the
+ * relay's thread stopped first, its relay then driven from here. */
 static void drain_all(struct edge_bus *b, int timeout_ms)
 {
+    relay_stop(b);
     sd_outbox_relay_drain(b->relay, timeout_ms);
+}
+
+static void on_relay_ctl(struct sd_loop *loop, int fd, short revents, void *arg)
+{
+    struct edge_bus *b = arg;
+    struct edge_msg *m;
+
+    (void)fd;
+    (void)revents;
+    while ((m = edge_queue_take(b->relay_ctl)) != NULL) {
+        if (m->kind == EDGE_MSG_STOP)
+            sd_loop_stop(loop);
+        edge_msg_free(m);
+    }
+}
+
+static void *relay_run(void *arg)
+{
+    struct edge_bus *b = arg;
+
+    prctl(PR_SET_NAME, "edge-relay");
+    sd_loop_run(b->relay_loop);
+    return NULL;
 }
 
 static void *run(void *arg)
@@ -1315,8 +1360,11 @@ static void bus_free(struct edge_bus *b)
         sd_log_warn("event not written at shutdown", "kind=%s", edge_msg_kind_name(m->kind));
         edge_msg_free(m);
     }
+    relay_stop(b);
     sd_kafka_consumer_free(b->kc);
-    sd_outbox_relay_free(b->relay);
+    sd_outbox_relay_free(b->relay); /* before its loop: it leaves it */
+    sd_loop_free(b->relay_loop);
+    edge_queue_free(b->relay_ctl);
     sd_loop_free(b->loop);
     sd_pg_free(b->pg);
     sd_pg_free(b->relay_pg);
@@ -1353,6 +1401,8 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     b->to_sip = to_sip;
     b->started_ms = sd_wall_ms();
     b->loop = sd_loop_new();
+    b->relay_loop = sd_loop_new();
+    b->relay_ctl = edge_queue_new();
     b->pg = sd_pg_new(cfg->pg_dsn, cfg->source);
     b->relay_pg = sd_pg_new(cfg->pg_dsn, cfg->source);
     snprintf(group, sizeof(group), "sip-edge.%s", cfg->edge_id);
@@ -1368,11 +1418,18 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     if (sd_loop_add_fd(b->loop, edge_queue_fd(to_bus), POLLIN, on_to_bus, b) < 0 ||
         sd_loop_add_fd(b->loop, sd_kafka_consumer_fd(b->kc), POLLIN, on_control, b) < 0 ||
         sd_loop_add_timer(b->loop, BUS_TICK_MS, on_tick, b) < 0 ||
-        sd_loop_add_timer(b->loop, 0, on_expire, b) < 0 ||
-        sd_outbox_relay_attach(b->relay, b->loop) < 0) {
+        sd_loop_add_timer(b->loop, 0, on_expire, b) < 0 || b->relay_loop == NULL ||
+        b->relay_ctl == NULL ||
+        sd_loop_add_fd(b->relay_loop, edge_queue_fd(b->relay_ctl), POLLIN, on_relay_ctl, b) < 0 ||
+        sd_outbox_relay_attach(b->relay, b->relay_loop) < 0) {
         sd_err_set(err, SD_ERR_INTERNAL, "bus loop set-up failed");
         goto fail;
     }
+    if (pthread_create(&b->relay_thread, NULL, relay_run, b) != 0) {
+        sd_err_set(err, SD_ERR_INTERNAL, "cannot start the outbox relay thread");
+        goto fail;
+    }
+    b->relay_running = true;
     if (pthread_create(&b->thread, NULL, run, b) != 0) {
         sd_err_set(err, SD_ERR_INTERNAL, "cannot start the bus thread");
         goto fail;

@@ -4,6 +4,7 @@
  * asserts the SIP answers (SIPp's exit status: every check of the scenario
  * held) and the edges / registrations rows and edge.status events. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -893,6 +894,94 @@ Test(sip_edge, the_edge_id_defaults_to_the_host_name, .timeout = 60)
     cr_expect_eq(edge_exit_code(&(struct edge_proc){.pid = pid}, WAIT_MS), 0);
 }
 
+/* nice values of pid's threads named comm (the SIP thread is named as the
+ * process, "sip-edge"): how many, and the last one's in *nice. */
+static int thread_nice(pid_t pid, const char *comm, int *nice)
+{
+    char dir[64], path[600], buf[1024];
+    struct dirent *d;
+    DIR *tasks;
+    int found = 0;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    tasks = opendir(dir);
+    if (tasks == NULL)
+        return 0;
+    while ((d = readdir(tasks)) != NULL) {
+        FILE *f;
+        char *rp, *save = NULL;
+        int field = 2;
+
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/comm", dir, d->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        buf[0] = '\0';
+        if (fgets(buf, sizeof(buf), f) != NULL)
+            buf[strcspn(buf, "\n")] = '\0';
+        fclose(f);
+        if (strcmp(buf, comm) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/stat", dir, d->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        rp = fgets(buf, sizeof(buf), f) != NULL ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        /* after "(comm)": field 3 (state) ... field 19 (nice) */
+        for (char *t = rp ? strtok_r(rp + 1, " ", &save) : NULL; t != NULL;
+             t = strtok_r(NULL, " ", &save))
+            if (++field == 19) {
+                *nice = atoi(t);
+                found++;
+                break;
+            }
+    }
+    closedir(tasks);
+    return found;
+}
+
+/* SIPDRAIN_SIP_NICE (default -10) is the SIP thread's alone: the bus
+ * thread and the outbox relay keep the process's priority; 0 leaves all.
+ * Without the right to raise it (not root, no CAP_SYS_NICE) the edge runs
+ * on at normal priority and says so. */
+Test(sip_edge, the_sip_thread_alone_runs_at_SIPDRAIN_SIP_NICE, .timeout = 90)
+{
+    struct edge_env e;
+    struct edge_proc p, q;
+    const char *keep[] = {"SIPDRAIN_SIP_NICE=0", NULL};
+    int sip = 99, bus = 99, relay = 99;
+    bool raised;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    for (int64_t deadline = sd_mono_ms() + 5000;
+         !(raised = sdt_file_has(p.log, "SIP thread priority raised")) &&
+         !sdt_file_has(p.log, "SIP thread at normal priority") && sd_mono_ms() < deadline;)
+        usleep(50000);
+    cr_expect(raised || sdt_file_has(p.log, "SIP thread at normal priority"),
+              "the edge says which (%s)", p.log);
+    if (geteuid() == 0)
+        cr_expect(raised, "root may raise it (%s)", p.log);
+    cr_expect_eq(thread_nice(p.pid, "sip-edge", &sip), 1, "one SIP thread");
+    cr_expect_eq(sip, raised ? -10 : 0, "the SIP thread's nice");
+    cr_expect_eq(thread_nice(p.pid, "edge-bus", &bus), 1, "one bus thread");
+    cr_expect_eq(bus, 0, "the bus thread's nice");
+    cr_expect_eq(thread_nice(p.pid, "edge-relay", &relay), 1, "one outbox relay thread");
+    cr_expect_eq(relay, 0, "the outbox relay thread's nice");
+
+    edge_start(&e, &q, "edge-2b", keep);
+    cr_expect_eq(thread_nice(q.pid, "sip-edge", &sip), 1);
+    cr_expect_eq(sip, 0, "SIPDRAIN_SIP_NICE=0: the SIP thread's nice");
+    cr_expect_not(sdt_file_has(q.log, "SIP thread priority raised") ||
+                      sdt_file_has(q.log, "SIP thread at normal priority"),
+                  "nothing to say (%s)", q.log);
+    kill(p.pid, SIGTERM);
+    kill(q.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+    cr_expect_eq(edge_exit_code(&q, WAIT_MS), 0);
+}
+
 Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
 {
     char bin[1024], out[] = "/tmp/sipdrain-edge-config-XXXXXX";
@@ -910,6 +999,8 @@ Test(sip_edge, invalid_configuration_exits_2_naming_the_variable, .timeout = 60)
         {"SIPDRAIN_TRUSTED_PEERS=gw.example.com", NULL, "SIPDRAIN_TRUSTED_PEERS"},
         {"SIPDRAIN_SIP_AUTH_ALGORITHMS=SHA-512", NULL, "SIPDRAIN_SIP_AUTH_ALGORITHMS"},
         {"SIPDRAIN_SIP_REALM=a\"b", NULL, "SIPDRAIN_SIP_REALM"},
+        {"SIPDRAIN_SIP_NICE=5", NULL, "SIPDRAIN_SIP_NICE"},
+        {"SIPDRAIN_SIP_NICE=-21", NULL, "SIPDRAIN_SIP_NICE"},
     };
     int fd = mkstemp(out);
 
