@@ -61,7 +61,7 @@ int edge_call_fast_filter(void *magic, su_socket_t s, void const *data, size_t l
     struct edge_verdict v;
     struct edge_fast_refusal r;
     unsigned char addr[16];
-    char ip[INET6_ADDRSTRLEN], reason[160], out[EDGE_FAST_ANSWER_MAX];
+    char ip[INET6_ADDRSTRLEN], out[EDGE_FAST_ANSWER_MAX];
     size_t n = 0;
 
     if (len < 8 || (memcmp(data, "INVITE ", 7) != 0 && memcmp(data, "ACK ", 4) != 0))
@@ -78,12 +78,15 @@ int edge_call_fast_filter(void *magic, su_socket_t s, void const *data, size_t l
     if (!edge_peers_trusted(&e->cfg.trusted, from->su_family, addr) ||
         inet_ntop(from->su_family, addr, ip, sizeof(ip)) == NULL)
         return 0;
-    reason_text(reason, sizeof(reason), v.status, e);
+    if (e->fast_reason_status != v.status) { /* the same for every refusal of a drain */
+        reason_text(e->fast_reason, sizeof(e->fast_reason), v.status, e);
+        e->fast_reason_status = v.status;
+    }
     r = (struct edge_fast_refusal){
         .status = v.status,
         .phrase = sip_status_phrase(v.status) ? sip_status_phrase(v.status) : "Refused",
         .retry_after_s = v.retry_after_s,
-        .reason = reason,
+        .reason = e->fast_reason,
         .tag_key = e->fast_tag_key,
         .src_ip = ip,
         .src_port = ntohs(from->su_port),

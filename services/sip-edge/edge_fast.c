@@ -2,7 +2,6 @@
 #include "edge_fast.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #define FAST_MAX_VIAS   16
@@ -309,7 +308,10 @@ static void make_tag(char tag[20], uint64_t key, struct span call_id, struct spa
     h = fnv(h, call_id.p, call_id.n);
     h = fnv(h, from_tag.p, from_tag.n);
     h = fnv(h, branch.p, branch.n);
-    snprintf(tag, 20, FAST_TAG_PREFIX "%016llx", (unsigned long long)h);
+    memcpy(tag, FAST_TAG_PREFIX, 3);
+    for (int i = 15; i >= 0; i--, h >>= 4)
+        tag[3 + i] = "0123456789abcdef"[h & 15];
+    tag[19] = '\0';
 }
 
 struct out {
@@ -338,6 +340,22 @@ static void put_span(struct out *o, struct span s)
     put(o, s.p, s.n);
 }
 
+/* v in decimal (no printf on this path: it is a refusal's largest cost
+ * after the system calls) */
+static void put_int(struct out *o, int v)
+{
+    char d[12];
+    size_t i = sizeof(d);
+    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
+
+    do
+        d[--i] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        d[--i] = '-';
+    put(o, d + i, sizeof(d) - i);
+}
+
 /* CSeq "<number> <method>" for method (INVITE, ACK). */
 static bool cseq_is(struct span cseq, const char *method)
 {
@@ -361,7 +379,7 @@ enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
     struct request rq;
     struct via v;
     struct span from_tag, to_tag;
-    char tag[20], num[24];
+    char tag[20];
     struct out o = {out, size, 0, false};
 
     if (buf == NULL || len < 32 || !parse(buf, len, &rq) || !top_via(rq.via[0], &v) ||
@@ -379,17 +397,17 @@ enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
     if (!cseq_is(rq.cseq, "INVITE") || header_param(rq.to, "tag", &to_tag) ||
         header_params(rq.to) == NULL)
         return EDGE_FAST_PASS;
-    snprintf(num, sizeof(num), "%d ", r->status);
     puts_(&o, "SIP/2.0 ");
-    puts_(&o, num);
+    put_int(&o, r->status);
+    puts_(&o, " ");
     puts_(&o, r->phrase);
     puts_(&o, "\r\nVia: ");
     /* the top Via as RFC 3261 18.2.1 and RFC 3581 want it answered:
      * rport filled in, received added when needed */
     if (v.rport && !v.rport_valued) {
         put(&o, v.value.p, (size_t)(v.rport_end - v.value.p));
-        snprintf(num, sizeof(num), "=%d", r->src_port);
-        puts_(&o, num);
+        puts_(&o, "=");
+        put_int(&o, r->src_port);
         put(&o, v.rport_end, (size_t)(v.value.p + v.value.n - v.rport_end));
     } else {
         put_span(&o, v.value);
@@ -415,9 +433,8 @@ enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
     puts_(&o, "\r\nCSeq: ");
     put_span(&o, rq.cseq);
     if (r->retry_after_s > 0) {
-        snprintf(num, sizeof(num), "%d", r->retry_after_s);
         puts_(&o, "\r\nRetry-After: ");
-        puts_(&o, num);
+        put_int(&o, r->retry_after_s);
     }
     if (r->reason != NULL) {
         puts_(&o, "\r\nReason: ");

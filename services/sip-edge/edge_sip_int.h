@@ -224,7 +224,9 @@ struct edge_sip {
     unsigned long invites_rejected, byes_retransmitted, calls_cut, registrations;
     unsigned long rejected_by_code[700]; /* INVITEs refused while draining, by status */
     uint64_t fast_tag_key;               /* keys edge_fast's To tags (random) */
-    long consumer_lag, outbox_backlog;   /* from the bus thread (-1: unknown) */
+    int fast_reason_status;              /* fast_reason is this status's Reason */
+    char fast_reason[160];
+    long consumer_lag, outbox_backlog; /* from the bus thread (-1: unknown) */
     struct pending_register *registers[REGISTER_MAX];
     struct edge_auth auth; /* nonces: the secret, the counts seen */
     unsigned long auth_outcomes[EDGE_AUTH_OUTCOME_COUNT];
