@@ -111,6 +111,13 @@
 # Kafka or the SIPps; kernel threads left out) in % of one core: another
 # job on the machine, noise.
 #
+# Priority: the edge's SIP thread runs at SIPDRAIN_SIP_NICE, -10 by
+# default where allowed (this script runs as root: allowed), so every
+# Kamailio here runs at the same nice (nice -n SIP_NICE: all its processes
+# handle SIP), and neither side gets more of the machine by priority alone;
+# PostgreSQL, Kafka, the SIPps and the edge's other threads stay at 0.
+# SIP_NICE=0 runs everything at normal priority.
+#
 # Kamailio is started with -x tlsf -X tlsf (its TLSF allocator): with
 # Debian's default allocator (qm) its stateful proxying cost ~3.5x the CPU
 # per call on this machine (~470 vs ~130 us at 3,000 calls/s), which would
@@ -136,7 +143,8 @@
 # Env: REPEAT (3), STEP_S (5), FACTOR (1.2), HOLD_MS (100), AGENTS (10000),
 # RECV_TIMEOUT_MS (5000), LAG_MAX_MS (500), RETRANS_MAX_PCT (10),
 # KAMAILIO_SHM_MB (4096), KAMAILIO_CHILDREN (2: kam), KPG_CHILDREN (8: kpg),
-# LB_CHILDREN (2: edge2's balancer, as deploy/kamailio/run.sh), EDGE2 (1;
+# LB_CHILDREN (2: edge2's balancer, as deploy/kamailio/run.sh), SIP_NICE
+# (-10: the edge's SIP thread and every Kamailio, above), EDGE2 (1;
 # 0: no edge2 ladders), MAX_STEPS (9), CALL_HISTORY (100000 ended calls in
 # each database), KEEP (keep databases), EDGE_BIN (build/bin/sip-edge:
 # another build of the edge, e.g. an older commit's, for a before/after;
@@ -162,6 +170,7 @@ EDGE2=${EDGE2:-1}
 KPG_CHILDREN=${KPG_CHILDREN:-8}
 CALL_HISTORY=${CALL_HISTORY:-100000}
 MAX_STEPS=${MAX_STEPS:-9}
+SIP_NICE=${SIP_NICE:--10}
 KAMAILIO_MODULES=/usr/lib/x86_64-linux-gnu/kamailio/modules
 worker=build/tests/bus_worker
 EDGE_BIN=${EDGE_BIN:-build/bin/sip-edge}
@@ -421,7 +430,7 @@ edge_proc() {
     [ "$mode" = reject ] && level=info
     SIPDRAIN_PG_DSN=$(dsn_as sipdrain_edge "$dsn") SIPDRAIN_SITE=site1 SIPDRAIN_EDGE_ID=$id \
     SIPDRAIN_SIP_URL="sip:127.0.0.1:$edge_port" SIPDRAIN_TOPIC_PREFIX=$prefix \
-    SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level \
+    SIPDRAIN_ROUTE_POINTS=7000 SIPDRAIN_LOG_LEVEL=$level SIPDRAIN_SIP_NICE=$SIP_NICE \
     SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties "$EDGE_BIN" >"$logs/$log.log" 2>&1 &
     edge_pid=$!
     [ "$mode" = call ] || return 0
@@ -498,7 +507,7 @@ edge2_up() { # MODE (call) NAME
     printf '1 sip:127.0.0.1:%s 0 0 edge=bench-1\n1 sip:127.0.0.1:%s 0 0 edge=bench-2\n' "$p1" "$p2" \
         >"$dir/dispatcher.list"
     free_port sys_port
-    kamailio -f deploy/kamailio/kamailio.cfg -L "$KAMAILIO_MODULES" -l "udp:127.0.0.1:$sys_port" \
+    nice -n "$SIP_NICE" kamailio -f deploy/kamailio/kamailio.cfg -L "$KAMAILIO_MODULES" -l "udp:127.0.0.1:$sys_port" \
         -A "DISPATCHER_LIST=\"$dir/dispatcher.list\"" -A "CTL_SOCKET=\"unix:$dir/kamailio.ctl\"" \
         -A "CHILDREN=$LB_CHILDREN" -m "$KAMAILIO_SHM_MB" -x tlsf -X tlsf -P "$dir/kamailio.pid" \
         -w "$dir" -DD -E >"$logs/$name.lb.log" 2>&1 &
@@ -532,7 +541,7 @@ kam_up() { # MODE (call|reject) NAME
     dir="$scratch/$name"
     mkdir -p "$dir"
     free_port sys_port
-    kamailio -f "bench/kamailio/$cfg.cfg" -L "$KAMAILIO_MODULES" -l "udp:127.0.0.1:$sys_port" \
+    nice -n "$SIP_NICE" kamailio -f "bench/kamailio/$cfg.cfg" -L "$KAMAILIO_MODULES" -l "udp:127.0.0.1:$sys_port" \
         -A "UAS=\"sip:127.0.0.1:$uas_port\"" -A "CHILDREN=$KAMAILIO_CHILDREN" \
         -m "$KAMAILIO_SHM_MB" -x tlsf -X tlsf -P "$dir/kamailio.pid" -w "$dir" -DD -E \
         >"$logs/$name.log" 2>&1 &
@@ -565,7 +574,7 @@ kpg_up() { # MODE (call) NAME
     # Kamailio's URL: postgres://user[:password]@host[:port]/db, no parameters
     url=$(dsn_as sipdrain_edge "$dsn" | sed -E 's#^postgres(ql)?://#postgres://#; s#\?.*$##')
     free_port sys_port
-    env -u PGAPPNAME kamailio -f bench/kamailio/router.cfg -L "$KAMAILIO_MODULES" \
+    env -u PGAPPNAME nice -n "$SIP_NICE" kamailio -f bench/kamailio/router.cfg -L "$KAMAILIO_MODULES" \
         -l "udp:127.0.0.1:$sys_port" -A "DBURL=\"$url\"" -A "CHILDREN=$KPG_CHILDREN" \
         -m "$KAMAILIO_SHM_MB" -x tlsf -X tlsf -P "$dir/kamailio.pid" -w "$dir" -DD -E \
         >"$logs/$name.log" 2>&1 &
@@ -980,5 +989,5 @@ echo "  INVITE -> 503 ms:     edge p50 $(summary "$results" edge-reject 8), p99 
 [ "$bound_reject" -gt 0 ] && echo "note: in $bound_reject of $REPEAT rounds Kamailio's reject ladder ended with the SIPp caller at >= 75 % of a core: its rate there is the generator's (one SIPp on 2 shared cores), the rejection ratio an upper bound; the CPU ratio compares the servers"
 rm -f "$results"
 echo "setup: $AGENTS agents, caller DNs sequential from an -inf file, agents freed by this script every 200 ms (edge) or by the BYE (kpg);" \
-    "kamailio: kpg $KPG_CHILDREN UDP workers, kam $KAMAILIO_CHILDREN, edge2's LB $LB_CHILDREN, -m $KAMAILIO_SHM_MB -x tlsf; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms, -trace_rtt"
+    "kamailio: kpg $KPG_CHILDREN UDP workers, kam $KAMAILIO_CHILDREN, edge2's LB $LB_CHILDREN, -m $KAMAILIO_SHM_MB -x tlsf; nice $SIP_NICE for the edge's SIP thread and every Kamailio; SIPp -buff_size 4 MiB, -recv_timeout $RECV_TIMEOUT_MS ms, -trace_rtt"
 echo "$(( $(date +%s) - t_start )) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; every step: $steplog"
