@@ -438,7 +438,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 
 struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
                                                 const char *client_id, const char *const *topics,
-                                                size_t n_topics, struct sd_err *err)
+                                                size_t n_topics, enum sd_kafka_fetch fetch,
+                                                struct sd_err *err)
 {
     struct sd_kafka_consumer *c = calloc(1, sizeof(*c));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -461,11 +462,11 @@ struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char 
         conf_set(conf, "auto.offset.reset", "earliest", err) < 0 ||
         conf_set(conf, "session.timeout.ms", "10000", err) < 0 ||
         conf_set(conf, "heartbeat.interval.ms", "1000", err) < 0 ||
-        /* Let the broker gather 4 KiB or 10 ms per fetch: far fewer fetch
-         * requests under load (bench/bus.sh: +25 % events/s) for at most
-         * 10 ms more latency when idle. */
-        conf_set(conf, "fetch.wait.max.ms", "10", err) < 0 ||
-        conf_set(conf, "fetch.min.bytes", "4096", err) < 0 ||
+        /* see enum sd_kafka_fetch */
+        conf_set(conf, "fetch.wait.max.ms", fetch == SD_KAFKA_FETCH_BATCHED ? "10" : "500", err) <
+            0 ||
+        conf_set(conf, "fetch.min.bytes", fetch == SD_KAFKA_FETCH_BATCHED ? "4096" : "1", err) <
+            0 ||
         /* A subscribed topic that is not in the broker's metadata when the
          * consumer joins (created a moment later, or just created and not
          * yet propagated, or briefly missing from a metadata answer) is

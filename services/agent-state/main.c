@@ -417,7 +417,8 @@ int main(int argc, char **argv)
     s.pg = sd_pg_new(s.cfg.pg_dsn, s.source);
     s.relay_pg = sd_pg_new(s.cfg.pg_dsn, s.source);
     s.timer_pg = sd_pg_new(s.cfg.pg_dsn, s.source);
-    s.kc = sd_kafka_consumer_new(s.cfg.brokers, sd_topic(SERVICE), s.source, topics, 2, &err);
+    s.kc = sd_kafka_consumer_new(s.cfg.brokers, sd_topic(SERVICE), s.source, topics, 2,
+                                 SD_KAFKA_FETCH_BATCHED, &err);
     if (s.kc == NULL)
         goto fail;
     s.relay = sd_outbox_relay_new(s.relay_pg, s.cfg.brokers, s.source, &err);

@@ -817,7 +817,8 @@ static int become_leader(struct svc *s, struct sd_err *err)
 {
     const char *topics[1] = {sd_topic(SD_TOPIC_DRAIN_COMMANDS)};
 
-    s->kc = sd_kafka_consumer_new(s->cfg.brokers, sd_topic(SERVICE), s->source, topics, 1, err);
+    s->kc = sd_kafka_consumer_new(s->cfg.brokers, sd_topic(SERVICE), s->source, topics, 1,
+                                  SD_KAFKA_FETCH_PROMPT, err);
     if (s->kc == NULL)
         return -1;
     s->ic = sd_inbox_consumer_new(s->pg, s->kc, CONSUMER_NAME, sd_topic(SD_TOPIC_DEADLETTER),

@@ -1409,7 +1409,8 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     snprintf(b->group, sizeof(b->group), "%s", sd_topic(group));
     topics[0] = sd_topic(SD_TOPIC_EDGE_CONTROL);
     topics[1] = sd_topic(SD_TOPIC_AGENT_EVENTS);
-    b->kc = sd_kafka_consumer_new(cfg->brokers, b->group, cfg->source, topics, 2, err);
+    b->kc = sd_kafka_consumer_new(cfg->brokers, b->group, cfg->source, topics, 2,
+                                  SD_KAFKA_FETCH_PROMPT, err);
     if (b->kc == NULL)
         goto fail;
     b->relay = sd_outbox_relay_new(b->relay_pg, cfg->brokers, cfg->source, err);

@@ -328,7 +328,8 @@ static int do_consume(const char *dsn, const char *brokers, const char *topic, c
         goto fail;
     ctx.before = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    kc = sd_kafka_consumer_new(brokers, group, "bus-worker", topics, 1, &err);
+    kc = sd_kafka_consumer_new(brokers, group, "bus-worker", topics, 1, SD_KAFKA_FETCH_BATCHED,
+                               &err);
     if (kc == NULL)
         goto fail;
     relay = sd_outbox_relay_new(rpg, brokers, "bus-worker", &err);
@@ -438,8 +439,8 @@ static int do_rawconsume(const char *brokers, const char *topic, const char *gro
     struct sd_err err = {0};
     const char *topics[1] = {topic};
     const char *ready = getenv("SIPDRAIN_TEST_READY_FILE");
-    struct sd_kafka_consumer *c =
-        sd_kafka_consumer_new(brokers, group, "bus-worker-raw", topics, 1, &err);
+    struct sd_kafka_consumer *c = sd_kafka_consumer_new(brokers, group, "bus-worker-raw", topics, 1,
+                                                        SD_KAFKA_FETCH_BATCHED, &err);
     int64_t *lat = calloc((size_t)n + 1, sizeof(*lat));
     int64_t first = 0, last = 0, deadline = sd_mono_ms() + WORKER_TIMEOUT_MS;
     long got = 0;

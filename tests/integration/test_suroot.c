@@ -70,7 +70,8 @@ Test(suroot, producer_and_consumer_run_inside_su_root_without_blocking_it, .time
     cr_assert_not_null(root);
     x.p = sd_kafka_producer_new(sdt_brokers(), "test-suroot", on_dr, &x, &err);
     cr_assert_not_null(x.p, "%s", err.text);
-    x.c = sd_kafka_consumer_new(sdt_brokers(), topic, "test-suroot", topics, 1, &err);
+    x.c = sd_kafka_consumer_new(sdt_brokers(), topic, "test-suroot", topics, 1,
+                                SD_KAFKA_FETCH_PROMPT, &err);
     cr_assert_not_null(x.c, "%s", err.text);
     pw = sd_suroot_watch_new(root, sd_kafka_producer_fd(x.p), 100, producer_ready, &x);
     cw = sd_suroot_watch_new(root, sd_kafka_consumer_fd(x.c), 100, consumer_ready, &x);

@@ -78,11 +78,27 @@ int sd_kafka_producer_flush(struct sd_kafka_producer *p, int timeout_ms);
 /* Flushes for up to 10 s, then destroys. */
 void sd_kafka_producer_free(struct sd_kafka_producer *p);
 
+/* How a consumer's fetches wait at the broker (issue #17). Each fetch is a
+ * request the broker serves, busy or idle, so this is mostly broker CPU:
+ *   SD_KAFKA_FETCH_BATCHED  a busy stream (agent-state's call events): the
+ *       broker answers once 4 KiB are there or 10 ms have passed - fewer,
+ *       fuller fetches under load (bench/bus.sh: +25 % events/s), at the
+ *       price of 100 empty fetches a second when idle (~9 % of a core of the
+ *       broker on the machines of BENCH-NOTES.md);
+ *   SD_KAFKA_FETCH_PROMPT   a control stream (the edges' edge.control and
+ *       agent.events, the orchestrator's drain commands): the broker answers
+ *       as soon as one message is there, else after 500 ms - no added delay
+ *       per message, 2 empty fetches a second when idle (librdkafka's
+ *       defaults). */
+enum sd_kafka_fetch { SD_KAFKA_FETCH_BATCHED, SD_KAFKA_FETCH_PROMPT };
+
 /* Subscribes group_id to topics. Starts at the earliest offset when the
- * group has none. */
+ * group has none. SIPDRAIN_KAFKA_PROPERTIES can still override the fetch
+ * settings. */
 struct sd_kafka_consumer *sd_kafka_consumer_new(const char *brokers, const char *group_id,
                                                 const char *client_id, const char *const *topics,
-                                                size_t n_topics, struct sd_err *err) SD_MUST_CHECK;
+                                                size_t n_topics, enum sd_kafka_fetch fetch,
+                                                struct sd_err *err) SD_MUST_CHECK;
 int sd_kafka_consumer_fd(const struct sd_kafka_consumer *c);
 /* The next message, without blocking, or NULL when none is ready. Errors and
  * rebalances are logged and handled inside. rd_kafka_message_destroy() it. */
