@@ -75,8 +75,11 @@ int edge_call_fast_filter(void *magic, su_socket_t s, void const *data, size_t l
         memcpy(addr, &from->su_sin6.sin6_addr, 16);
     else
         return 0;
-    if (!edge_peers_trusted(&e->cfg.trusted, from->su_family, addr) ||
-        inet_ntop(from->su_family, addr, ip, sizeof(ip)) == NULL)
+    if (!edge_peers_trusted(&e->cfg.trusted, from->su_family, addr))
+        return 0;
+    if (from->su_family == AF_INET)
+        edge_fast_ip4(ip, addr);
+    else if (inet_ntop(AF_INET6, addr, ip, sizeof(ip)) == NULL)
         return 0;
     if (e->fast_reason_status != v.status) { /* the same for every refusal of a drain */
         reason_text(e->fast_reason, sizeof(e->fast_reason), v.status, e);

@@ -357,6 +357,19 @@ static void put_int(struct out *o, int v)
 }
 
 /* CSeq "<number> <method>" for method (INVITE, ACK). */
+void edge_fast_ip4(char ip[16], const unsigned char addr[4])
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = addr[i];
+        if (v >= 100)
+            *ip++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *ip++ = (char)('0' + v / 10 % 10);
+        *ip++ = (char)('0' + v % 10);
+        *ip++ = i < 3 ? '.' : '\0';
+    }
+}
+
 static bool cseq_is(struct span cseq, const char *method)
 {
     const char *p = cseq.p, *e = cseq.p + cseq.n;

@@ -57,4 +57,9 @@ enum edge_fast_verdict edge_fast_check(const char *buf, size_t len,
                                        const struct edge_fast_refusal *r, char *out, size_t size,
                                        size_t *out_len);
 
+/* An IPv4 address (4 bytes, network order) as a.b.c.d into ip (16 bytes,
+ * NUL-terminated), as inet_ntop writes it - without its sprintf, a few per
+ * cent of a draining edge's CPU per refusal (perf, issue #17). */
+void edge_fast_ip4(char ip[16], const unsigned char addr[4]);
+
 #endif

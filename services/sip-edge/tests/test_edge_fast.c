@@ -1,6 +1,7 @@
 /* edge_fast: a draining edge's stateless refusal of new INVITEs, built from
  * the datagram as received (issue #17). Every answer here is checked line
  * by line; everything the path does not take must PASS to the SIP stack. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,5 +263,23 @@ Test(edge_fast, truncated_and_corrupted_datagrams_never_read_past_their_end)
             cr_expect(memcmp(out + len - 4, "\r\n\r\n", 4) == 0);
         }
         free(copy);
+    }
+}
+
+Test(edge_fast, ipv4_text_is_what_inet_ntop_writes_for_every_octet_value)
+{
+    for (unsigned v = 0; v < 256; v++) {
+        /* each octet position takes every value, the others vary with it */
+        unsigned char quads[4][4] = {{(unsigned char)v, 0, 10, 255},
+                                     {9, (unsigned char)v, 99, 100},
+                                     {255, 1, (unsigned char)v, 0},
+                                     {127, 0, 0, (unsigned char)v}};
+        for (int q = 0; q < 4; q++) {
+            char want[INET_ADDRSTRLEN], got[16];
+            memset(got, 'x', sizeof(got));
+            cr_assert_not_null(inet_ntop(AF_INET, quads[q], want, sizeof(want)));
+            edge_fast_ip4(got, quads[q]);
+            cr_assert_str_eq(got, want);
+        }
     }
 }

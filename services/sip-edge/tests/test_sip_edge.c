@@ -4,6 +4,7 @@
  * asserts the SIP answers (SIPp's exit status: every check of the scenario
  * held) and the edges / registrations rows and edge.status events. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
@@ -152,6 +153,83 @@ Test(sip_edge, a_draining_edge_refuses_invites_statelessly_before_the_stack, .ti
         usleep(100000);
     }
     control(&e, "edge-2a", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* A drained edge reads up to 32 datagrams at once and answers refusals
+ * before the SIP stack sees them (tools/sofia-sip/0007): a burst that
+ * mixes INVITEs (refused there) with OPTIONS (answered by the stack) and a
+ * datagram that is not SIP must still get every answer, once, in its own
+ * dialog - those behind the first the stack takes wait for it in the
+ * buffers, with no new datagram to wake the edge. The edge is stopped
+ * (SIGSTOP) while the burst is sent, so it finds all of it queued. */
+Test(sip_edge, a_burst_of_refusals_and_stack_requests_read_at_once_gets_every_answer,
+     .timeout = 120)
+{
+    enum { N = 40 };
+    struct edge_env e;
+    struct edge_proc p;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int me, u = udp_socket_on("127.0.0.1", 3000, &me);
+    int answers[N] = {0};
+    char m[1024], a[4096];
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2m", NULL);
+    drain(&e, "edge-2m", DRAIN_A, "site", NULL);
+    wait_edge_state(&e, "edge-2m", "drained");
+    to.sin_port = htons((uint16_t)p.port);
+    cr_assert_eq(kill(p.pid, SIGSTOP), 0);
+    for (int i = 0; i < N; i++) {
+        const char *method = i % 3 == 1 ? "OPTIONS" : "INVITE";
+        int n = snprintf(m, sizeof(m),
+                         "%s sip:2001@127.0.0.1:%d SIP/2.0\r\n"
+                         "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-burst-%d\r\n"
+                         "From: <sip:gw@127.0.0.1:%d>;tag=gw-%d\r\n"
+                         "To: <sip:2001@127.0.0.1:%d>\r\n"
+                         "Call-ID: burst-%d@test\r\n"
+                         "CSeq: %d %s\r\n"
+                         "Contact: <sip:gw@127.0.0.1:%d>\r\n"
+                         "Max-Forwards: 70\r\n"
+                         "Content-Length: 0\r\n\r\n",
+                         method, p.port, me, i, me, i, p.port, i, 100 + i, method, me);
+        cr_assert_eq(sendto(u, m, (size_t)n, 0, (struct sockaddr *)&to, sizeof(to)), n);
+        if (i == N / 2) /* not SIP at all: the stack drops it */
+            cr_assert_gt(sendto(u, "\x01\x02junk", 6, 0, (struct sockaddr *)&to, sizeof(to)), 0);
+    }
+    cr_assert_eq(kill(p.pid, SIGCONT), 0);
+    for (int got = 0; got < N; got++) {
+        ssize_t n = recv(u, a, sizeof(a) - 1, 0);
+        int i, cseq;
+        char method[16];
+        const char *c;
+
+        cr_assert_gt(n, 0, "%d of %d answers, then none within 3 s", got, N);
+        a[n] = '\0';
+        c = strstr(a, "\r\nCall-ID: burst-");
+        cr_assert_not_null(c, "%s", a);
+        cr_assert_eq(sscanf(c, "\r\nCall-ID: burst-%d@test", &i), 1, "%s", a);
+        cr_assert(i >= 0 && i < N, "%s", a);
+        answers[i]++;
+        cr_assert_eq(answers[i], 1, "a second answer to burst-%d: %s", i, a);
+        cr_assert(strncmp(a, "SIP/2.0 503 ", 12) == 0, "%s", a);
+        c = strstr(a, "\r\nCSeq: ");
+        cr_assert_not_null(c, "%s", a);
+        cr_assert_eq(sscanf(c, "\r\nCSeq: %d %15s", &cseq, method), 2, "%s", a);
+        cr_expect_eq(cseq, 100 + i, "%s", a);
+        cr_expect_str_eq(method, i % 3 == 1 ? "OPTIONS" : "INVITE", "%s", a);
+        snprintf(m, sizeof(m), ";branch=z9hG4bK-burst-%d", i);
+        c = strstr(a, m);
+        cr_expect(c != NULL && !isdigit((unsigned char)c[strlen(m)]), "the request's own Via: %s",
+                  a);
+        snprintf(m, sizeof(m), "\r\nFrom: <sip:gw@127.0.0.1:%d>;tag=gw-%d\r\n", me, i);
+        cr_expect(strstr(a, m) != NULL, "the request's own From: %s", a);
+        /* the refusals come from the stateless path, OPTIONS from the stack */
+        cr_expect_eq(strstr(a, ";tag=sdf") != NULL, i % 3 != 1, "%s", a);
+    }
+    cr_expect_lt(recv(u, a, sizeof(a) - 1, 0), 0, "an answer too many");
+    close(u);
+    control(&e, "edge-2m", "edge.shutdown", json_pack("{s:s}", "drain_id", DRAIN_A));
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
