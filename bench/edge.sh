@@ -146,7 +146,7 @@
 # LB_CHILDREN (2: edge2's balancer, as deploy/kamailio/run.sh), SIP_NICE
 # (-10: the edge's SIP thread and every Kamailio, above), EDGE2 (1;
 # 0: no edge2 ladders), MAX_STEPS (9), CALL_HISTORY (100000 ended calls in
-# each database), KEEP (keep databases), EDGE_BIN (build/bin/sip-edge:
+# each database), KEEP (keep databases and topics), EDGE_BIN (build/bin/sip-edge:
 # another build of the edge, e.g. an older commit's, for a before/after;
 # edge2's edges too).
 # Every step's details: .run/bench-edge-steps.log; logs: .run/bench-edge/.
@@ -186,6 +186,8 @@ done
 [ -f "$KAMAILIO_MODULES/db_postgres.so" ] ||
     { echo "bench: $KAMAILIO_MODULES/db_postgres.so missing: apt-get install kamailio-postgres-modules" >&2; exit 1; }
 eval "$(tests/scripts/stack-up.sh)"
+# the topics an interrupted run left (each instance deletes its own)
+tests/scripts/kafka-delete-topics.sh bench. >/dev/null 2>&1 || true
 # Kafka logins (kafka-up.sh): this script's tools are the admin; each
 # program started below logs in as its own user.
 kc=$SIPDRAIN_KAFKA_CLIENTS
@@ -474,9 +476,19 @@ edge_up() { # MODE (call|reject) NAME
     return 1
 }
 
+# topics_down: delete the instance's topics and ACLs (prefix; KEEP: keep
+# them), so that the next instance meets the broker as this one did, not
+# holding the partitions and ACLs of every instance before it
+topics_down() {
+    [ -n "${KEEP:-}" ] && return 0
+    tests/scripts/kafka-delete-topics.sh "$prefix" >/dev/null 2>&1 ||
+        echo "bench: could not delete the topics $prefix* (kept)" >&2
+}
+
 edge_down() {
     stop "$sys_pid" TERM TERM # a second SIGTERM stops at once
     db_down
+    topics_down
 }
 
 # edge2: two sip-edges of site1 on this host (bench-1 and bench-2: one
@@ -533,6 +545,7 @@ edge2_down() {
     stop "$e1_pid" TERM TERM
     stop "$e2_pid" TERM TERM
     db_down
+    topics_down
 }
 
 kam_up() { # MODE (call|reject) NAME

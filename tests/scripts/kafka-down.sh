@@ -39,14 +39,7 @@ if pid=$(running_pid); then
   # run it out of memory or file descriptors). Best effort: a failure here
   # does not stop the shutdown.
   if ((!purge)) && [[ -f "$run/env" ]] && [[ -z "${SIPDRAIN_KEEP_TOPICS:-}" ]]; then
-    kafka_dir=$("$REPO/tools/kafka-fetch.sh" 2>/dev/null) || kafka_dir=
-    if [[ -s "$kafka_dir/classpath" ]] && command -v java >/dev/null; then
-      bootstrap=$(sed -n 's/^export SIPDRAIN_KAFKA_BROKERS=//p' "$run/env")
-      timeout 90 java -Dlog4j.configuration="file:$run/admin-log4j.properties" \
-        -cp "$(<"$kafka_dir/classpath")" "$script_dir/KafkaAdmin.java" --config "$run/clients/sipdrain-admin.java.properties" \
-        "$bootstrap" 60 \
-        --delete-prefixed t. demo. bench. </dev/null >&2 || say "could not delete the runs' topics (kept)"
-    fi
+    "$script_dir/kafka-delete-topics.sh" t. demo. bench. >&2 || say "could not delete the runs' topics (kept)"
   fi
   say "stopping Kafka (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
