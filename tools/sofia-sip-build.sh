@@ -27,7 +27,7 @@
 set -euo pipefail
 
 DEBIAN_VERSION=1.12.11+20110422.1+1e14eea~dfsg-6
-LOCAL_SUFFIX=+sipdrain10
+LOCAL_SUFFIX=+sipdrain11
 VERSION=$DEBIAN_VERSION$LOCAL_SUFFIX
 PACKAGES=(libsofia-sip-ua0 libsofia-sip-ua-dev)
 

@@ -161,12 +161,14 @@ Test(sip_edge, a_draining_edge_refuses_invites_statelessly_before_the_stack, .ti
  * mixes INVITEs (refused there) with OPTIONS (answered by the stack) and a
  * datagram that is not SIP must still get every answer, once, in its own
  * dialog - those behind the first the stack takes wait for it in the
- * buffers, with no new datagram to wake the edge. The edge is stopped
- * (SIGSTOP) while the burst is sent, so it finds all of it queued. */
+ * buffers. The edge is stopped (SIGSTOP) while the burst is sent, so it
+ * finds all of it queued; the burst fits one read (25 datagrams), so no
+ * later datagram wakes the edge for what is left. (The first version of
+ * 0007 left the datagrams behind the STUN-like one unanswered here.) */
 Test(sip_edge, a_burst_of_refusals_and_stack_requests_read_at_once_gets_every_answer,
      .timeout = 120)
 {
-    enum { N = 40 };
+    enum { N = 24 };
     struct edge_env e;
     struct edge_proc p;
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -194,7 +196,7 @@ Test(sip_edge, a_burst_of_refusals_and_stack_requests_read_at_once_gets_every_an
                          "Content-Length: 0\r\n\r\n",
                          method, p.port, me, i, me, i, p.port, i, 100 + i, method, me);
         cr_assert_eq(sendto(u, m, (size_t)n, 0, (struct sockaddr *)&to, sizeof(to)), n);
-        if (i == N / 2) /* not SIP at all: the stack drops it */
+        if (i == N / 2) /* STUN's first byte, too short: sofia-sip refuses it */
             cr_assert_gt(sendto(u, "\x01\x02junk", 6, 0, (struct sockaddr *)&to, sizeof(to)), 0);
     }
     cr_assert_eq(kill(p.pid, SIGCONT), 0);
