@@ -56,6 +56,15 @@
 #     ("retransmissions explode": answers later than T1 = 500 ms);
 #   - SIPp did not get the calls out on schedule (created later than
 #     STEP_S + 1.5 s: the generator itself was starved);
+#   - answers did not keep pace ("falling_behind"): the median INVITE ->
+#     final answer of the step's last quarter of calls (by INVITE sent) is
+#     more than KEEPUP_MS above that of its first quarter. A system offered
+#     more than it sustains queues the excess (the edge in its bus thread,
+#     Kamailio in its socket buffer), and a queue growing by less than
+#     RECV_TIMEOUT_MS over a STEP_S step fails no call: without this check a
+#     5 s step "passed" at up to ~2x the sustainable rate, and the edge's
+#     deep queue made its max the most inflated (sessions before 2026-12-07
+#     reported such maxima); a sustained rate keeps its queue stationary;
 #   - call runs on sip-edge only: its database and Kafka work (calls rows
 #     ended, outbox empty) was not done LAG_MAX_MS after the last call: the
 #     edge was falling behind, which a longer step would turn into failures
@@ -141,7 +150,7 @@
 # benchmark, not a test.
 #
 # Env: REPEAT (3), STEP_S (5), FACTOR (1.2), HOLD_MS (100), AGENTS (10000),
-# RECV_TIMEOUT_MS (5000), LAG_MAX_MS (500), RETRANS_MAX_PCT (10),
+# RECV_TIMEOUT_MS (5000), LAG_MAX_MS (500), RETRANS_MAX_PCT (10), KEEPUP_MS (100),
 # KAMAILIO_SHM_MB (4096), KAMAILIO_CHILDREN (2: kam), KPG_CHILDREN (8: kpg),
 # LB_CHILDREN (2: edge2's balancer, as deploy/kamailio/run.sh), SIP_NICE
 # (-10: the edge's SIP thread and every Kamailio, above), EDGE2 (1;
@@ -163,6 +172,7 @@ AGENTS=${AGENTS:-10000}
 RECV_TIMEOUT_MS=${RECV_TIMEOUT_MS:-5000}
 LAG_MAX_MS=${LAG_MAX_MS:-500}
 RETRANS_MAX_PCT=${RETRANS_MAX_PCT:-10}
+KEEPUP_MS=${KEEPUP_MS:-100}
 KAMAILIO_SHM_MB=${KAMAILIO_SHM_MB:-4096}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-2}
 LB_CHILDREN=${LB_CHILDREN:-2}
@@ -615,12 +625,28 @@ kpg_down() {
 
 # rtt_pcts DIR RTD -> "p50 p99 n": the response times (ms) of RTD in the
 # SIPp -trace_rtt files in DIR, exact percentiles (nearest rank: the
-# ceil(p/100 x n)-th smallest); "- - 0" without any
+# ceil(p/100 x n)-th smallest), whole ms (SIPp may write 200.001); "- - 0"
+# without any
 rtt_pcts() {
-    cat "$1"/*_rtt.csv 2>/dev/null | awk -F';' -v r="$2" '$3 == r { print $2 + 0 }' | sort -n |
+    cat "$1"/*_rtt.csv 2>/dev/null | awk -F';' -v r="$2" '$3 == r { printf "%d\n", $2 }' | sort -n |
         awk 'function rank(p,  k) { k = p * NR / 100; return k == int(k) ? k : int(k) + 1 }
              { v[NR] = $1 }
              END { if (NR == 0) print "- - 0"; else print v[rank(50)], v[rank(99)], NR }'
+}
+
+# rtt_trend DIR RTD -> "first last": the median response time (ms) of RTD
+# over the first quarter of the calls, in the order their INVITEs were sent
+# (the -trace_rtt date is the answer's: sent = date - response time), and
+# over the last quarter; "- -" with fewer than 8 calls
+rtt_trend() {
+    cat "$1"/*_rtt.csv 2>/dev/null | awk -F';' -v r="$2" '$3 == r { printf "%.3f %d\n", $1 - $2, $2 }' | sort -n |
+        awk '{ v[NR] = $2 }
+             END { q = int(NR / 4); if (q < 2) exit
+                   for (i = 1; i <= q; i++) print 1, v[i]
+                   for (i = NR - q + 1; i <= NR; i++) print 4, v[i] }' |
+        sort -k1,1n -k2,2n |
+        awk '{ v[$1, ++n[$1]] = $2 }
+             END { if (!n[1]) print "- -"; else print v[1, int((n[1] + 1) / 2)], v[4, int((n[4] + 1) / 2)] }'
 }
 
 # step SYS MODE NAME RATE SECONDS -> 0 = passed; sets the global st_* values
@@ -710,6 +736,7 @@ step() {
         "$([ "$mode" = call ] && echo 'ResponseTimesetup(C)' || echo 'ResponseTimereject(C)')")"
     created=$(created_by "$stat" "$n")
     read -r st_p50 st_p99 st_rtt_n <<<"$(rtt_pcts "$rtt_dir" "$rtd")"
+    read -r st_first st_last <<<"$(rtt_trend "$rtt_dir" "$rtd")"
     rm -rf "$rtt_dir"
     # The edge: wait (bounded) until its database and Kafka work is done.
     if is_edge "$sys" && [ "$mode" = call ] && [ "$killed" = 0 ]; then
@@ -754,13 +781,15 @@ step() {
         verdict="retransmissions"
     elif awk -v c="$created" -v s="$secs" 'BEGIN { exit !(c > s + 1.5) }'; then
         verdict="late_generator"
+    elif [ "$st_first" != - ] && [ $((st_last - st_first)) -gt "$KEEPUP_MS" ]; then
+        verdict="falling_behind"
     elif [ "$lag" -gt "$LAG_MAX_MS" ]; then
         verdict="edge_backlog"
     fi
     st_verdict=$verdict
-    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s p50_ms=%-5s p99_ms=%-5s rtt_n=%-6s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s lb_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
+    printf '%-14s rate=%-6s calls=%-6s created=%-6s ok=%-6s failed=%-5s retrans=%-6s resp_ms=%-8s p50_ms=%-5s p99_ms=%-5s q1_q4_p50=%-11s rtt_n=%-6s created_by_s=%-5s lag_ms=%-5s sys_us=%-5s lb_us=%-5s sip_thread_us=%-5s pg_us=%-5s kafka_us=%-5s caller_cpu=%s%% uas_cpu=%s%% other_cpu=%s%% udp_rcvbuf_errors=%s %s\n' \
         "$name" "$rate" "$n" "$st_created" "$st_ok" "$st_failed" "$st_retrans" "$st_resp" \
-        "$st_p50" "$st_p99" "$st_rtt_n" \
+        "$st_p50" "$st_p99" "$st_first/$st_last" "$st_rtt_n" \
         "$created" "$lag" "$st_sys_us" "$st_lb_us" "$st_sip_us" "$st_pg_us" "$st_kafka_us" "$st_caller_pct" "$st_uas_pct" \
         "$st_other_pct" "$((u1 - u0))" "$verdict" >>"$steplog"
     [ "$verdict" = pass ]
@@ -852,7 +881,7 @@ echo "    kam:  Kamailio as a stateful proxy (proxy.cfg: no persistence) / state
 [ "$EDGE2" != 0 ] &&
     echo "    edge2: 2 sip-edges of site1 (one database, the same topics) behind Kamailio's dispatcher (deploy/kamailio/kamailio.cfg);" \
         "its us/call = the LB + both edges, sip_us = both SIP threads"
-echo "max/s = highest passing step (< 0.1 % failed, retrans < $RETRANS_MAX_PCT %, edge backlog <= $LAG_MAX_MS ms) of ${STEP_S} s steps x$FACTOR; at that step:"
+echo "max/s = highest passing step (< 0.1 % failed, retrans < $RETRANS_MAX_PCT %, last quarter's p50 <= first's + $KEEPUP_MS ms, edge backlog <= $LAG_MAX_MS ms) of ${STEP_S} s steps x$FACTOR; at that step:"
 echo "CPU us/call of X, of its PostgreSQL backends, of the Kafka broker (edge, edge2), of the edge's SIP thread alone (sofia-sip; part of X's);"
 echo "INVITE -> final answer ms: mean, p50, p99 (of every answered call); SIPp retransmissions;"
 echo "CPU of the SIPp caller and of other processes (not X, PostgreSQL, Kafka or SIPp: noise) in % of one core"
