@@ -29,6 +29,11 @@ struct sd_pg {
     unsigned prepared_generation;
     unsigned prepared_epoch; /* part of every name: bumped when the cache is dropped */
     unsigned long txn;       /* BEGINs so far */
+    /* sd_pg_begin_lazy / sd_pg_commit_next: BEGIN and COMMIT still to go
+     * out with the next statement, and the outcome of a COMMIT that did
+     * (commit_state 1 done, -1 failed with commit_err; 0 none). */
+    int begin_pending, commit_pending, commit_state;
+    struct sd_err commit_err;
 };
 
 struct sd_pg *sd_pg_new(const char *dsn, const char *application_name)
@@ -208,19 +213,130 @@ static const char *prepared_name(struct sd_pg *pg, const char *sql, int n, char 
     return name;
 }
 
+/* res when it is a success; otherwise NULL and err says why (transient
+ * when the connection failed or the server says try again), res cleared. */
+static PGresult *checked(struct sd_pg *pg, PGresult *res, struct sd_err *err)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    const char *state;
+    char msg[SD_ERR_TEXT_MAX];
+
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(msg, sizeof(msg), "%s",
+             res && st != PGRES_PIPELINE_ABORTED ? PQresultErrorMessage(res)
+                                                 : PQerrorMessage(pg->conn));
+    strip_newlines(msg);
+    if (PQstatus(pg->conn) != CONNECTION_OK || sqlstate_transient(state)) {
+        sd_err_set(err, SD_ERR_TRANSIENT, "postgresql: %s", msg);
+        if (PQstatus(pg->conn) != CONNECTION_OK)
+            pg_mark_down(pg, msg);
+    } else {
+        sd_err_set(err, SD_ERR_INVALID, "postgresql: %s (SQLSTATE %s)", msg,
+                   state ? state : "none");
+    }
+    PQclear(res);
+    return NULL;
+}
+
+/* The next result of a pipeline and the NULL that ends it. */
+static PGresult *pipeline_result(PGconn *conn)
+{
+    PGresult *res = PQgetResult(conn), *more;
+
+    if (res == NULL)
+        return NULL;
+    while ((more = PQgetResult(conn)) != NULL) /* a command has one result here */
+        PQclear(more);
+    return res;
+}
+
+/* One round trip for the statement and the BEGIN and/or COMMIT pending
+ * (libpq's pipeline mode: all sent, one Sync, the results read in order).
+ * Returns the statement's result as PQexec would, or a failed BEGIN's;
+ * the COMMIT's outcome goes to pg->commit_state / commit_err. */
+static PGresult *pipelined(struct sd_pg *pg, const char *stmt, const char *sql, int n,
+                           const char *const *values, const int *lengths, const int *formats)
+{
+    PGconn *conn = pg->conn;
+    int begin = pg->begin_pending, commit = pg->commit_pending, sent;
+    PGresult *res = NULL, *r, *commit_res = NULL;
+    ExecStatusType st;
+
+    pg->begin_pending = pg->commit_pending = 0;
+    if (!PQenterPipelineMode(conn))
+        return NULL;
+    sent = (!begin || PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) &&
+           (stmt != NULL ? PQsendQueryPrepared(conn, stmt, n, values, lengths, formats, 0)
+                         : PQsendQueryParams(conn, sql, n, NULL, values, lengths, formats, 0)) &&
+           (!commit || PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
+           PQpipelineSync(conn);
+    if (sent && begin) {
+        r = pipeline_result(conn);
+        if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+            res = r; /* the statement was not run: report why */
+        else
+            PQclear(r);
+    }
+    if (sent) {
+        r = pipeline_result(conn);
+        if (res == NULL)
+            res = r;
+        else
+            PQclear(r);
+    }
+    if (sent && commit)
+        commit_res = pipeline_result(conn);
+    while (sent && (r = PQgetResult(conn)) != NULL) { /* up to and including the Sync */
+        st = PQresultStatus(r);
+        PQclear(r);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    if (!PQexitPipelineMode(conn)) {
+        /* Results left unread: only a broken connection does that. Nothing
+         * of this transaction can be trusted; the caller retries it. */
+        PQclear(res);
+        PQclear(commit_res);
+        pg_mark_down(pg, "a pipeline did not complete");
+        return NULL;
+    }
+    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (commit && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+        /* The statement's success is the caller's; the COMMIT's, sd_pg_commit's. */
+        pg->commit_err = (struct sd_err){0};
+        commit_res = checked(pg, commit_res, &pg->commit_err);
+        pg->commit_state = commit_res != NULL ? 1 : -1;
+    }
+    PQclear(commit_res);
+    return res;
+}
+
 PGresult *sd_pg_query(struct sd_pg *pg, const char *sql, int n, const char *const *values,
                       const int *lengths, const int *formats, struct sd_err *err)
 {
     PGresult *res;
-    ExecStatusType st;
-    const char *state;
-    char msg[SD_ERR_TEXT_MAX], name[32];
+    char name[32];
     const char *stmt;
 
     if (sd_pg_ensure(pg, err) < 0)
         return NULL;
     stmt = prepared_name(pg, sql, n, name, sizeof(name), &res);
-    if (stmt != NULL) {
+    if ((pg->begin_pending || pg->commit_pending) && (stmt != NULL || res == NULL)) {
+        res = pipelined(pg, stmt, sql, n, values, lengths, formats);
+        /* A plan outdated by a schema change: in a transaction, so retry it. */
+        if (stmt != NULL && res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR &&
+            PQresultErrorField(res, PG_DIAG_SQLSTATE) != NULL &&
+            strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "0A000") == 0) {
+            prepared_clear(pg);
+            PQclear(res);
+            return sd_err_set(err, SD_ERR_TRANSIENT,
+                              "postgresql: prepared statements outdated by a schema change; "
+                              "retry the transaction"),
+                   NULL;
+        }
+    } else if (stmt != NULL) {
         res = PQexecPrepared(pg->conn, stmt, n, values, lengths, formats, 0);
         /* A migration applied while we run changed a table under a prepared
          * statement ("cached plan must not change result type"): forget
@@ -245,21 +361,7 @@ PGresult *sd_pg_query(struct sd_pg *pg, const char *sql, int n, const char *cons
     } else if (res == NULL) {
         res = PQexecParams(pg->conn, sql, n, NULL, values, lengths, formats, 0);
     }
-    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return res;
-    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(pg->conn));
-    strip_newlines(msg);
-    if (PQstatus(pg->conn) != CONNECTION_OK || sqlstate_transient(state)) {
-        sd_err_set(err, SD_ERR_TRANSIENT, "postgresql: %s", msg);
-        if (PQstatus(pg->conn) != CONNECTION_OK)
-            pg_mark_down(pg, msg);
-    } else {
-        sd_err_set(err, SD_ERR_INVALID, "postgresql: %s (SQLSTATE %s)", msg, state);
-    }
-    PQclear(res);
-    return NULL;
+    return checked(pg, res, err);
 }
 
 int sd_pg_exec(struct sd_pg *pg, const char *sql, int n, const char *const *values,
@@ -277,16 +379,39 @@ int sd_pg_exec(struct sd_pg *pg, const char *sql, int n, const char *const *valu
     return count;
 }
 
+static void pending_clear(struct sd_pg *pg)
+{
+    pg->begin_pending = pg->commit_pending = pg->commit_state = 0;
+}
+
 int sd_pg_begin(struct sd_pg *pg, struct sd_err *err)
 {
+    pending_clear(pg);
     if (sd_pg_exec(pg, "BEGIN", 0, NULL, err) < 0)
         return -1;
     pg->txn++;
     return 0;
 }
 
+int sd_pg_begin_lazy(struct sd_pg *pg, struct sd_err *err)
+{
+    pending_clear(pg);
+    if (sd_pg_ensure(pg, err) < 0)
+        return -1;
+    pg->begin_pending = 1;
+    pg->txn++;
+    return 0;
+}
+
+void sd_pg_commit_next(struct sd_pg *pg)
+{
+    pg->commit_pending = 1;
+}
+
 unsigned long sd_pg_txn(const struct sd_pg *pg)
 {
+    if (pg->begin_pending)
+        return pg->txn;
     if (pg->conn == NULL || PQtransactionStatus(pg->conn) != PQTRANS_INTRANS)
         return 0;
     return pg->txn;
@@ -294,6 +419,17 @@ unsigned long sd_pg_txn(const struct sd_pg *pg)
 
 int sd_pg_commit(struct sd_pg *pg, struct sd_err *err)
 {
+    int state = pg->commit_state, begin = pg->begin_pending;
+
+    pending_clear(pg);
+    if (state == 1)
+        return 0;
+    if (state == -1) {
+        *err = pg->commit_err;
+        return -1;
+    }
+    if (begin)
+        return 0; /* a lazy BEGIN and no statement: nothing was ever opened */
     return sd_pg_exec(pg, "COMMIT", 0, NULL, err) < 0 ? -1 : 0;
 }
 
@@ -301,6 +437,7 @@ void sd_pg_rollback(struct sd_pg *pg)
 {
     struct sd_err ignored;
 
+    pending_clear(pg);
     if (pg->conn == NULL || PQstatus(pg->conn) != CONNECTION_OK)
         return;
     if (PQtransactionStatus(pg->conn) == PQTRANS_IDLE)

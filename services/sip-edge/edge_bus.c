@@ -136,10 +136,14 @@ static int batch_updates(struct edge_bus *b, struct write_batch *wb, struct sd_e
     return rc;
 }
 
-/* The batch's statements not sent yet. */
+/* The batch's statements not sent yet, the transaction's last: its COMMIT
+ * goes out with the events (one round trip, sd_pg_commit_next). */
 static int batch_finish(struct edge_bus *b, struct write_batch *wb, struct sd_err *err)
 {
-    return batch_updates(b, wb, err) < 0 || batch_events(b, wb, err) < 0 ? -1 : 0;
+    if (batch_updates(b, wb, err) < 0)
+        return -1;
+    sd_pg_commit_next(b->pg);
+    return batch_events(b, wb, err);
 }
 
 /* One event (data borrowed; key must live until the batch is finished). */
@@ -329,7 +333,7 @@ static void flush_held(struct edge_bus *b)
     while (b->held != NULL) {
         struct edge_msg *m;
         size_t n = 0;
-        int rc = sd_pg_begin(b->pg, &err);
+        int rc = sd_pg_begin_lazy(b->pg, &err); /* BEGIN goes with the first statement */
 
         for (m = b->held; rc == 0 && m != NULL && n < FLUSH_BATCH; m = m->next, n++)
             rc = write_one(b, &wb, m, &err);
@@ -883,7 +887,7 @@ static void do_route(struct edge_bus *b, struct edge_msg *m)
     json_t *ev;
 
     route_fill(b, m, &r);
-    if (queue_clear(b, &err) < 0 || sd_pg_begin(b->pg, &err) < 0 ||
+    if (queue_clear(b, &err) < 0 || sd_pg_begin_lazy(b->pg, &err) < 0 ||
         edge_db_route(b->pg, &r, &err) < 0)
         goto fail;
     if (r.status == 480 && r.behind_queue) {
@@ -900,6 +904,7 @@ static void do_route(struct edge_bus *b, struct edge_msg *m)
         return;
     }
     ev = offered_data(b, m, &r);
+    sd_pg_commit_next(b->pg); /* with the event's row */
     if (add_event(b, SD_TOPIC_CALL_EVENTS, r.agent_id, "call.offered", ev, &err) < 0) {
         json_decref(ev);
         goto fail;
@@ -936,7 +941,9 @@ static void route_batch(struct edge_bus *b, struct edge_msg **ms, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         route_fill(b, ms[i], &r[i]);
-    rc = queue_clear(b, &err) < 0 || sd_pg_begin(b->pg, &err) < 0 ||
+    /* Two round trips: BEGIN with the routing statement, COMMIT with the
+     * outbox rows (sd_pg_begin_lazy, sd_pg_commit_next). */
+    rc = queue_clear(b, &err) < 0 || sd_pg_begin_lazy(b->pg, &err) < 0 ||
                  edge_db_route_batch(b->pg, r, n, &err) < 0
              ? -1
              : 0;
@@ -952,9 +959,11 @@ static void route_batch(struct edge_bus *b, struct edge_msg **ms, size_t n)
             (struct sd_outbox_item){sd_topic(SD_TOPIC_CALL_EVENTS), r[i].agent_id, &evs[nev]};
         nev++;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        sd_pg_commit_next(b->pg);
         rc = sd_outbox_add_many(b->pg, items, nev, &err) < 0 || sd_pg_commit(b->pg, &err) < 0 ? -1
                                                                                               : 0;
+    }
     for (size_t k = 0; k < nev; k++)
         sd_event_clear(&evs[k]);
     if (rc < 0) {

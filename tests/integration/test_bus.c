@@ -529,6 +529,99 @@ Test(pg, a_schema_change_under_a_prepared_statement_is_survived)
     sd_pg_free(pg);
 }
 
+/* Frontend Sync messages in a PQtrace file: one per round trip. */
+static int syncs_in(FILE *trace)
+{
+    char line[512];
+    int n = 0;
+
+    rewind(trace);
+    while (fgets(line, sizeof(line), trace) != NULL)
+        n += strstr(line, "\tF\t4\tSync") != NULL;
+    return n;
+}
+
+Test(pg, a_lazy_begin_and_a_commit_with_the_last_statement_save_round_trips_not_meaning)
+{
+    char dsn[512];
+    struct sd_err err = {0};
+    struct sd_pg *pg;
+    FILE *trace;
+    const char *one[2] = {"1", "10"}, *two[2] = {"2", "20"}, *three[2] = {"3", "30"};
+    const char *dup[2] = {"1", "99"};
+
+    sdt_db_create(dsn, sizeof(dsn));
+    pg = sd_pg_new(dsn, "test");
+    cr_assert_geq(
+        sd_pg_exec(pg, "CREATE TABLE lazy (a int UNIQUE DEFERRABLE INITIALLY DEFERRED, b int)", 0,
+                   NULL, &err),
+        0, "%s", err.text);
+    /* Prepared once, so the transaction below is all there is to count. */
+    cr_assert_eq(sd_pg_begin(pg, &err), 0, "%s", err.text);
+    cr_assert_geq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, one, &err), 0,
+                  "%s", err.text);
+    sd_pg_rollback(pg);
+
+    trace = tmpfile();
+    cr_assert_not_null(trace);
+    PQtrace(sd_pg_conn(pg), trace);
+    cr_assert_eq(sd_pg_begin_lazy(pg, &err), 0, "%s", err.text);
+    cr_expect_neq(sd_pg_txn(pg), 0, "the transaction is open before its first statement");
+    cr_assert_eq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, one, &err), 1,
+                 "%s", err.text);
+    sd_pg_commit_next(pg);
+    cr_assert_eq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, two, &err), 1,
+                 "%s", err.text);
+    cr_assert_eq(sd_pg_commit(pg, &err), 0, "%s", err.text);
+    PQuntrace(sd_pg_conn(pg));
+    cr_expect_eq(syncs_in(trace), 2, "BEGIN + INSERT, INSERT + COMMIT: two round trips, not four");
+    fclose(trace);
+    cr_expect_eq(sd_pg_txn(pg), 0);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM lazy"), 2, "committed: seen elsewhere");
+
+    /* Rolled back after its first statement: nothing stays. */
+    cr_assert_eq(sd_pg_begin_lazy(pg, &err), 0, "%s", err.text);
+    cr_assert_eq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, three, &err), 1,
+                 "%s", err.text);
+    sd_pg_rollback(pg);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM lazy WHERE a = 3"), 0);
+
+    /* The last statement fails: its COMMIT does not happen, the error is the statement's. */
+    cr_assert_eq(sd_pg_begin_lazy(pg, &err), 0, "%s", err.text);
+    cr_assert_eq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, three, &err), 1,
+                 "%s", err.text);
+    sd_pg_commit_next(pg);
+    cr_expect_lt(sd_pg_exec(pg, "INSERT INTO lazy VALUES (4, 1 / 0)", 0, NULL, &err), 0);
+    cr_expect_eq(err.code, SD_ERR_INVALID, "%s", err.text);
+    cr_expect(strstr(err.text, "22012") != NULL, "division by zero: %s", err.text);
+    sd_pg_rollback(pg);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM lazy WHERE a >= 3"), 0);
+
+    /* The statement is fine, the COMMIT is not (a deferred unique check):
+     * sd_pg_commit says so. */
+    cr_assert_eq(sd_pg_begin_lazy(pg, &err), 0, "%s", err.text);
+    sd_pg_commit_next(pg);
+    cr_assert_eq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, dup, &err), 1,
+                 "%s", err.text);
+    err = (struct sd_err){0};
+    cr_expect_eq(sd_pg_commit(pg, &err), -1);
+    cr_expect_eq(err.code, SD_ERR_INVALID, "%s", err.text);
+    cr_expect(strstr(err.text, "23505") != NULL, "unique violation at COMMIT: %s", err.text);
+    sd_pg_rollback(pg);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM lazy"), 2);
+
+    /* Opened and closed with no statement between: nothing to do, and the
+     * connection is not left in a transaction. */
+    cr_assert_eq(sd_pg_begin_lazy(pg, &err), 0, "%s", err.text);
+    sd_pg_commit_next(pg);
+    cr_expect_eq(sd_pg_commit(pg, &err), 0, "%s", err.text);
+    cr_expect_eq(sd_pg_txn(pg), 0);
+    cr_expect_eq(sd_pg_exec(pg, "INSERT INTO lazy VALUES ($1::int, $2::int)", 2, three, &err), 1,
+                 "%s", err.text);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM lazy"), 3, "autocommit as before");
+    sd_pg_free(pg);
+}
+
 Test(outbox, several_events_added_in_one_statement_are_published_in_order_with_their_keys)
 {
     char dsn[512], topic[128];

@@ -40,6 +40,17 @@ int sd_pg_exec(struct sd_pg *pg, const char *sql, int n, const char *const *valu
 
 int sd_pg_begin(struct sd_pg *pg, struct sd_err *err) SD_MUST_CHECK;
 int sd_pg_commit(struct sd_pg *pg, struct sd_err *err) SD_MUST_CHECK;
+/* Round trips saved on a hot transaction whose statements all go through
+ * sd_pg_query / sd_pg_exec (not through sd_pg_conn): sd_pg_begin_lazy opens
+ * it without a round trip of its own - BEGIN goes out with the first
+ * statement, in one libpq pipeline. sd_pg_commit_next says the next
+ * statement is the transaction's last: COMMIT goes out with it, and
+ * sd_pg_commit then only reports the COMMIT's outcome (a statement that
+ * fails aborts the COMMIT: sd_pg_rollback as ever). Without a statement
+ * after them, sd_pg_commit does what is left. The semantics are
+ * sd_pg_begin's and sd_pg_commit's; only the round trips differ. */
+int sd_pg_begin_lazy(struct sd_pg *pg, struct sd_err *err) SD_MUST_CHECK;
+void sd_pg_commit_next(struct sd_pg *pg);
 /* Identifies the open transaction (changes at every sd_pg_begin); 0 when
  * no transaction block is open. */
 unsigned long sd_pg_txn(const struct sd_pg *pg);
