@@ -5,7 +5,8 @@
  *
  *   bus_worker produce DSN BROKERS TOPIC N    N events through the outbox, then relay
  *   bus_worker relay   DSN BROKERS            relay until nothing is unsent
- *   bus_worker topic   BROKERS NAME PARTITIONS create a topic (benchmarks)
+ *   bus_worker topic   BROKERS NAME PARTITIONS create a topic (benchmarks; replication
+ *                                             $SIPDRAIN_KAFKA_REPLICATION, 1 by default)
  *   bus_worker dump    BROKERS TOPIC          every message on TOPIC now, one value a line
  *   bus_worker send    BROKERS TOPIC KEY VALUE one message, delivery awaited (bench/drain.sh)
  *                                             (tests/e2e/migration.sh)
@@ -565,8 +566,10 @@ int main(int argc, char **argv)
     if (argc == 5 && !strcmp(argv[1], "topic")) {
         struct sd_err err = {0};
         const char *topics[1] = {argv[3]};
-        if (sd_kafka_topics_create(argv[2], topics, 1, (int)strtol(argv[4], NULL, 10), 30000,
-                                   &err) < 0) {
+        /* SIPDRAIN_KAFKA_REPLICATION: 3 on kafka-up.sh --cluster (its env). */
+        if (sd_kafka_topics_create_replicated(argv[2], topics, 1, (int)strtol(argv[4], NULL, 10),
+                                              (int)env_long("SIPDRAIN_KAFKA_REPLICATION", 1), 30000,
+                                              &err) < 0) {
             fprintf(stderr, "topic: %s\n", err.text);
             return 1;
         }

@@ -15,7 +15,9 @@
 //   and the names given by --skip (comma-separated) are left out.
 //
 // 1. retries describeCluster until the broker answers (and has a controller);
-// 2. creates the topics that are missing (6 partitions, replication 1);
+// 2. creates the topics that are missing (6 partitions, the brokers'
+//    default.replication.factor: 1 on kafka-up.sh's single node, 3 on its
+//    --cluster);
 //    topics that already exist are fine;
 // 3. waits until every topic is visible with 6 partitions, each with a leader.
 // With --delete-prefixed as the first topic, the other arguments are name
@@ -24,6 +26,10 @@
 // long-lived local broker does not pile up the partitions of every run), and
 // skips steps 2 and 3; the ACLs whose resource names start with one of them
 // go too. Used by tests/scripts/kafka-down.sh.
+// With --describe as the first topic, the others are described instead:
+// brokers and their racks, the KRaft quorum's leader, each partition's
+// leader, replicas and ISR, each topic's min.insync.replicas (stdout, one
+// fact a line; see describe()). Used by tests/e2e/ha-stores.sh.
 // One summary line goes to stderr. Exit 0 on success, 1 on timeout/failure
 // (with the reason), 2 on bad usage. Client logging: as -Dlog4j.configuration
 // says, else errors only, to stderr. Used by tests/scripts/kafka-up.sh.
@@ -42,6 +48,7 @@ import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
@@ -66,7 +73,6 @@ import org.apache.kafka.common.errors.TopicExistsException;
 
 public class KafkaAdmin {
     static final int PARTITIONS = 6;
-    static final short REPLICATION = 1;
     static final long POLL_MS = 300;
 
     static long deadlineNanos;
@@ -99,6 +105,59 @@ public class KafkaAdmin {
             Thread.currentThread().interrupt();
             fail("interrupted");
         }
+    }
+
+    /**
+     * Prints where things are, one fact a line on stdout (tests and the
+     * runbook grep them): "broker ID RACK", "quorum-leader ID", then per
+     * partition "partition TOPIC NUM leader=ID replicas=ID,.. isr=ID,.."
+     * (leader -1: none) and per topic "min.insync.replicas TOPIC N".
+     */
+    static void describe(Admin admin, Set<String> args) {
+        List<String> topics = new ArrayList<>(args);
+        topics.remove("--describe");
+        String last = "no answer yet";
+        while (true) {
+            if (expired()) fail("timeout describing (" + last + ")");
+            try {
+                StringBuilder out = new StringBuilder();
+                Collection<Node> nodes = admin.describeCluster().nodes().get(slice(), TimeUnit.MILLISECONDS);
+                for (Node n : nodes) out.append("broker ").append(n.id()).append(' ').append(n.hasRack() ? n.rack() : "-").append('\n');
+                out.append("quorum-leader ")
+                    .append(admin.describeMetadataQuorum().quorumInfo().get(slice(), TimeUnit.MILLISECONDS).leaderId())
+                    .append('\n');
+                Map<String, TopicDescription> d =
+                    admin.describeTopics(topics).allTopicNames().get(slice(), TimeUnit.MILLISECONDS);
+                List<org.apache.kafka.common.config.ConfigResource> res = new ArrayList<>();
+                for (String t : topics) {
+                    for (TopicPartitionInfo tp : d.get(t).partitions()) {
+                        out.append("partition ").append(t).append(' ').append(tp.partition())
+                            .append(" leader=").append(tp.leader() == null || tp.leader().isEmpty() ? -1 : tp.leader().id())
+                            .append(" replicas=").append(ids(tp.replicas())).append(" isr=").append(ids(tp.isr())).append('\n');
+                    }
+                    res.add(new org.apache.kafka.common.config.ConfigResource(
+                        org.apache.kafka.common.config.ConfigResource.Type.TOPIC, t));
+                }
+                var configs = admin.describeConfigs(res).all().get(slice(), TimeUnit.MILLISECONDS);
+                for (var e : configs.entrySet()) {
+                    var entry = e.getValue().get("min.insync.replicas");
+                    out.append("min.insync.replicas ").append(e.getKey().name()).append(' ')
+                        .append(entry == null ? "?" : entry.value()).append('\n');
+                }
+                System.out.print(out);
+                System.out.flush();
+                return;
+            } catch (Exception e) {
+                last = reason(e);
+            }
+            sleep();
+        }
+    }
+
+    static String ids(List<Node> nodes) {
+        StringBuilder b = new StringBuilder();
+        for (Node n : nodes) b.append(b.length() == 0 ? "" : ",").append(n.id());
+        return b.toString();
     }
 
     /** Deletes the topics whose names start with one of the prefixes. */
@@ -249,13 +308,17 @@ public class KafkaAdmin {
 
             if (scramDir != null) upsertScram(admin, scramDir, skip);
 
+            if (topics.contains("--describe")) {
+                describe(admin, topics);
+                System.exit(0);
+            }
             if (topics.contains("--delete-prefixed")) {
                 deletePrefixed(admin, topics, t0);
                 System.exit(0);
             }
 
             // 2. Create what is missing; racing creators (TopicExists) are fine.
-            int created = 0;
+            int created = 0, replication = 0;
             Set<String> existing = null;
             while (existing == null) {
                 if (expired()) fail("timeout after " + timeoutS + " s listing topics (" + last + ")");
@@ -268,7 +331,7 @@ public class KafkaAdmin {
             }
             List<NewTopic> missing = new ArrayList<>();
             for (String t : topics) {
-                if (!existing.contains(t)) missing.add(new NewTopic(t, PARTITIONS, REPLICATION));
+                if (!existing.contains(t)) missing.add(new NewTopic(t, Optional.of(PARTITIONS), Optional.empty()));
             }
             while (!missing.isEmpty()) {
                 if (expired()) fail("timeout after " + timeoutS + " s creating topics (" + last + ")");
@@ -313,6 +376,7 @@ public class KafkaAdmin {
                                     + " (delete it or purge the broker data)");
                             }
                             for (TopicPartitionInfo tp : parts) {
+                                replication = tp.replicas().size();
                                 if (tp.leader() == null || tp.leader().isEmpty()) {
                                     problem = t + "-" + tp.partition() + ": no leader yet";
                                     break;
@@ -331,8 +395,9 @@ public class KafkaAdmin {
 
             double secs = (System.nanoTime() - t0) / 1e9;
             System.err.printf("kafka-admin: cluster %s at %s ready; %d topics ok (%d created, %d existed), "
-                    + "%d partitions each, leaders elected (%.1f s)%n",
-                clusterId, bootstrap, topics.size(), created, topics.size() - created, PARTITIONS, secs);
+                    + "%d partitions each, replication %d, leaders elected (%.1f s)%n",
+                clusterId, bootstrap, topics.size(), created, topics.size() - created, PARTITIONS, replication,
+                secs);
         } catch (Exception e) {
             fail(reason(e));
         }

@@ -5,13 +5,18 @@
 # t. / demo. / bench. topics) and by bench/edge.sh (each instance's own, so
 # that every instance meets a broker in the same state, not one holding the
 # partitions and ACLs of every instance before it). Exit 1 when they could
-# not be deleted within a minute.
+# not be deleted within a minute. --cluster: on kafka-up.sh --cluster's.
 set -euo pipefail
 
-(($# > 0)) || { echo "usage: $0 PREFIX..." >&2; exit 2; }
+run_name=kafka
+if [[ "${1:-}" == --cluster ]]; then
+  run_name=kafka-cluster
+  shift
+fi
+(($# > 0)) || { echo "usage: $0 [--cluster] PREFIX..." >&2; exit 2; }
 script_dir=$(cd "$(dirname "$0")" && pwd)
 REPO=$(git -C "$script_dir/../.." rev-parse --show-toplevel 2>/dev/null || (cd "$script_dir/../.." && pwd))
-run="$REPO/.run/kafka"
+run="$REPO/.run/$run_name"
 
 [[ -f "$run/env" ]] || { echo "kafka-delete-topics: no $run/env: is Kafka up (kafka-up.sh)?" >&2; exit 1; }
 kafka_dir=$("$REPO/tools/kafka-fetch.sh" 2>/dev/null) || kafka_dir=

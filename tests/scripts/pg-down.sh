@@ -6,17 +6,20 @@
 # with SIPDRAIN_KEEP_DATABASES=1).
 set -euo pipefail
 
-purge=0
-for arg in "$@"; do
-  case "$arg" in
-    --purge) purge=1 ;;
-    *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
+# --name NAME: the cluster of pg-up.sh --name NAME (.run/NAME).
+purge=0 name=pg
+while (($#)); do
+  case "$1" in
+    --purge) purge=1; shift ;;
+    --name) name=${2:?}; shift 2 ;;
+    *) echo "usage: $0 [--name NAME] [--purge]" >&2; exit 2 ;;
   esac
 done
+[[ "$name" =~ ^pg[a-z0-9-]*$ ]] || { echo "pg-down: --name must look like pg-site1" >&2; exit 2; }
 
 script_dir=$(cd "$(dirname "$0")" && pwd)
 REPO=$(git -C "$script_dir/../.." rev-parse --show-toplevel 2>/dev/null || (cd "$script_dir/../.." && pwd))
-link="$REPO/.run/pg"
+link="$REPO/.run/$name"
 
 say() { echo "pg-down: $*" >&2; }
 

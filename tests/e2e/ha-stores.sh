@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# tests/e2e/ha-stores.sh - issue #18's stores spread over two sites and a
+# witness, against the real servers, on loopback:
+#   Kafka: tests/scripts/kafka-up.sh --cluster (node 1 site1, node 2 site2,
+#          node 3 witness; each a broker and a KRaft controller)
+#   PostgreSQL: tests/scripts/pg-pair-up.sh (primary site2, standby site1),
+#          every client on the multi-host DSN with target_session_attrs
+# and bus_worker (libcommon's outbox and relay, as the services use them)
+# writing events through PostgreSQL to Kafka the whole time:
+#   1. the layout: racks, replication 3 one replica per rack, ISR 3,
+#      min.insync.replicas 2; the standby streams;
+#   2. planned: while events are written, switch the primary over to site1
+#      (pg-switchover.sh), then kill -9 site2's broker and PostgreSQL:
+#      the writer finishes, every event is in Kafka exactly as written;
+#   3. site2 powered on again: its broker is back in every ISR, its
+#      PostgreSQL streams as the standby;
+#   4. unplanned: kill -9 site1's broker and PostgreSQL (the primary) while
+#      events are written, promote site2's standby (--failover): the writer
+#      finishes, the events written after the failover are all in Kafka; what
+#      was lost is counted and printed; site1 rejoins as a standby.
+# Its own servers in .run/kafka-cluster and .run/pg-site1|2, removed at the
+# end: it runs beside the test stack.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+bin=${SIPDRAIN_TEST_BIN_DIR:-build/tests}
+fail=0
+check() { # description, then the command whose success is the check
+    local what=$1
+    shift
+    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
+}
+now_ms() { date +%s%3N; }
+cleanup() {
+    tests/scripts/kafka-down.sh --cluster --purge >/dev/null 2>&1 || true
+    for s in site1 site2; do tests/scripts/pg-down.sh --name "pg-$s" --purge >/dev/null 2>&1 || true; done
+    rm -rf .run/pg-pair
+}
+keep() { [ -n "${KEEP:-}" ]; }
+trap 'keep || cleanup' EXIT
+cleanup
+
+echo "== starting three Kafka nodes and a PostgreSQL pair"
+eval "$(tests/scripts/kafka-up.sh --cluster 2>.run/ha-kafka-up.log)"
+eval "$(tests/scripts/pg-pair-up.sh 2>.run/ha-pg-up.log)"
+export SIPDRAIN_KAFKA_PROPERTIES="$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.properties"
+brokers=$SIPDRAIN_KAFKA_BROKERS
+dsn=$SIPDRAIN_PG_DSN
+echo "   brokers $brokers"
+echo "   dsn     $dsn"
+kafka_dir=$(tools/kafka-fetch.sh)
+describe() {
+    java -Dlog4j.configuration="file:.run/kafka-cluster/admin-log4j.properties" -cp "$(<"$kafka_dir/classpath")" \
+        tests/scripts/KafkaAdmin.java --config "$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.java.properties" \
+        "$brokers" 60 --describe "$@" </dev/null
+}
+sq() { # SITE SQL: on that site's server, whatever its role
+    psql -X -qAt "postgresql://postgres@127.0.0.1:$(cat ".run/pg-$1/port")/sipdrain?connect_timeout=5" -c "$2" 2>/dev/null
+}
+kill_site() { # SITE NODE: kill -9 its Kafka node and every process of its PostgreSQL
+    local pm
+    kill -9 "$(cat ".run/kafka-cluster/node$2/pid")" 2>/dev/null || true
+    pm=$(head -1 "$(readlink -f ".run/pg-$1")/data/postmaster.pid" 2>/dev/null || true)
+    if [ -n "$pm" ]; then
+        pkill -9 -P "$pm" 2>/dev/null || true
+        kill -9 "$pm" 2>/dev/null || true
+    fi
+}
+# dump TOPIC: every event in it (bus_worker dump, bounded: librdkafka 2.0's
+# watermark query can hang on a leader that died under it)
+dump() { timeout 90 "$bin/bus_worker" dump "$brokers" "$1"; }
+distinct() { # TOPIC -> distinct seqs in it
+    dump "$1" | grep -o '"seq":[0-9]*' | sort -u | wc -l
+}
+# led_elsewhere NODE TOPIC: no partition of TOPIC is led by NODE (or by nobody)
+led_elsewhere() { ! describe "$2" | grep -q "^partition .* leader=\($1\|-1\) "; }
+wait_led_elsewhere() { # NODE TOPIC: up to 60 s (the broker's session timeout is 9 s)
+    local i
+    for i in $(seq 1 60); do led_elsewhere "$1" "$2" && return 0; sleep 1; done
+    return 1
+}
+
+# --- 1. the layout --------------------------------------------------------
+t1="t.ha.$$.planned"
+t2="t.ha.$$.unplanned"
+"$bin/bus_worker" topic "$brokers" "$t1" 6
+"$bin/bus_worker" topic "$brokers" "$t2" 6
+layout=$(describe sipdrain.call.events "$t1")
+check "1. three brokers, in racks site1 / site2 / witness" \
+    [ "$(grep '^broker ' <<<"$layout" | sort | tr '\n' ' ')" = "broker 1 site1 broker 2 site2 broker 3 witness " ]
+check "1. a KRaft quorum leader is elected" grep -q '^quorum-leader [123]$' <<<"$layout"
+check "1. every partition: replicas on all three brokers (one per rack), all in sync" \
+    [ "$(grep '^partition ' <<<"$layout" | grep -vc 'replicas=[123],[123],[123] isr=[123],[123],[123]$')" = 0 ]
+check "1. (12 partitions described)" [ "$(grep -c '^partition ' <<<"$layout")" = 12 ]
+check "1. min.insync.replicas 2 on both topics" [ "$(grep -c '^min.insync.replicas .* 2$' <<<"$layout")" = 2 ]
+check "1. site2 is the primary, site1 a streaming standby" \
+    [ "$(sq site2 'select pg_is_in_recovery()')/$(sq site1 'select status from pg_stat_wal_receiver')" = f/streaming ]
+
+# --- 2. planned: switch over, then site2 loses power ----------------------
+echo "== planned: 800 events written while the primary moves to site1 and site2 is killed"
+SIPDRAIN_TEST_PACE_MS=25 "$bin/bus_worker" produce "$dsn" "$brokers" "$t1" 800 >.run/ha-produce1.out 2>.run/ha-produce1.err &
+wpid=$!
+sleep 3
+t0=$(now_ms)
+tests/scripts/pg-switchover.sh | tee .run/ha-switchover.out
+sw_rc=${PIPESTATUS[0]}
+sw_ms=$(($(now_ms) - t0))
+check "2. pg-switchover.sh succeeded ($sw_ms ms)" [ "$sw_rc" = 0 ]
+check "2. site1 is the primary, site2 its streaming standby" \
+    [ "$(sq site1 'select pg_is_in_recovery()')/$(sq site2 'select status from pg_stat_wal_receiver')" = f/streaming ]
+sleep 1
+t_kill=$(now_ms)
+kill_site site2 2
+echo "   kill -9 of site2's broker and PostgreSQL at +$((t_kill - t0)) ms after the switchover began"
+wrc=0
+wait "$wpid" || wrc=$?
+echo "   writer: $(cat .run/ha-produce1.out), done $(($(now_ms) - t_kill)) ms after the kill"
+t_done=$(now_ms)
+check "2. the writer finished (exit $wrc)" [ "$wrc" = 0 ]
+check "2. the writer was still writing when site2 died" [ "$((t_done - t_kill))" -gt 1000 ]
+check "2. site2's broker leads nothing any more" wait_led_elsewhere 2 "$t1"
+n1=$(distinct "$t1")
+check "2. all 800 events are in Kafka ($n1 distinct)" [ "$n1" = 800 ]
+check "2. site1's outbox has nothing left unsent" \
+    [ "$(sq site1 "select count(*) from outbox where topic = '$t1'")" = 0 ]
+
+# --- 3. site2 powered on again -----------------------------------------------
+echo "== site2 powered on"
+tests/scripts/kafka-up.sh --cluster >/dev/null 2>>.run/ha-kafka-up.log
+tests/scripts/pg-pair-up.sh >/dev/null 2>>.run/ha-pg-up.log
+back=0
+for _ in $(seq 1 60); do
+    if [ "$(describe "$t1" | grep '^partition ' | grep -vc 'isr=[123],[123],[123]$')" = 0 ]; then back=1; break; fi
+    sleep 1
+done
+check "3. site2's broker is back in every ISR of $t1" [ "$back" = 1 ]
+check "3. site2's PostgreSQL streams from site1 as the standby" \
+    [ "$(sq site2 'select status from pg_stat_wal_receiver')" = streaming ]
+
+# --- 4. unplanned: site1 (now the primary) loses power ----------------------
+echo "== unplanned: 600 events written while site1 dies; site2's standby promoted"
+SIPDRAIN_TEST_PACE_MS=25 "$bin/bus_worker" produce "$dsn" "$brokers" "$t2" 600 >.run/ha-produce2.out 2>.run/ha-produce2.err &
+wpid=$!
+sleep 3
+t_kill=$(now_ms)
+kill_site site1 1
+sleep 2 # the time an operator (or a watchdog) takes to see it; shorter is better
+tests/scripts/pg-switchover.sh --failover | tee .run/ha-failover.out
+fo_rc=${PIPESTATUS[0]}
+t_up=$(now_ms)
+check "4. site2 promoted (pg-switchover.sh --failover), $((t_up - t_kill)) ms after site1 died" [ "$fo_rc" = 0 ]
+wrc=0
+wait "$wpid" || wrc=$?
+echo "   writer: $(cat .run/ha-produce2.out), done $(($(now_ms) - t_kill)) ms after the kill"
+check "4. the writer finished (exit $wrc)" [ "$wrc" = 0 ]
+check "4. site1's broker leads nothing any more" wait_led_elsewhere 1 "$t2"
+got=$(dump "$t2" | grep -o '"seq":[0-9]*' | cut -d: -f2 | sort -n -u)
+n2=$(grep -c . <<<"$got" || true)
+lost=$((600 - n2))
+echo "   lost in the unplanned failover: $lost of 600 events (committed on site1, neither streamed to site2 nor relayed)"
+check "4. the events written after the failover are all there (seq 500..599)" \
+    [ "$(awk '$1 >= 500' <<<"$got" | grep -c .)" = 100 ]
+check "4. at most the replication lag was lost (lost $lost <= 40 events, 1 s of writing)" [ "$lost" -le 40 ]
+tests/scripts/kafka-up.sh --cluster >/dev/null 2>>.run/ha-kafka-up.log
+tests/scripts/pg-switchover.sh --rejoin site1 | tee .run/ha-rejoin.out
+check "4. site1 rejoined as site2's standby" [ "$(sq site1 'select status from pg_stat_wal_receiver')" = streaming ]
+
+if [ "$fail" = 0 ]; then echo "PASS ha-stores"; else echo "FAIL ha-stores"; fi
+exit "$fail"
