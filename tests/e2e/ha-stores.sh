@@ -10,8 +10,9 @@
 #   1. the layout: racks, replication 3 one replica per rack, ISR 3,
 #      min.insync.replicas 2; the standby streams;
 #   2. planned: while events are written, switch the primary over to site1
-#      (pg-switchover.sh), then kill -9 site2's broker and PostgreSQL:
-#      the writer finishes, every event is in Kafka exactly as written;
+#      (pg-switchover.sh), move Kafka's partition leaders off site2's broker
+#      (KafkaAdmin.java --move-leaders-off), then kill -9 site2's broker and
+#      PostgreSQL: the writer finishes, every event is in Kafka;
 #   3. site2 powered on again: its broker is back in every ISR, its
 #      PostgreSQL streams as the standby;
 #   4. unplanned: kill -9 site1's broker and PostgreSQL (the primary) while
@@ -54,6 +55,11 @@ describe() {
         tests/scripts/KafkaAdmin.java --config "$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.java.properties" \
         "$brokers" 60 --describe "$@" </dev/null
 }
+move_off() { # RACK TOPIC...
+    java -Dlog4j.configuration="file:.run/kafka-cluster/admin-log4j.properties" -cp "$(<"$kafka_dir/classpath")" \
+        tests/scripts/KafkaAdmin.java --config "$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.java.properties" \
+        "$brokers" 60 --move-leaders-off "$@" </dev/null | tee -a .run/ha-move.out | tail -1
+}
 sq() { # SITE SQL: on that site's server, whatever its role
     psql -X -qAt "postgresql://postgres@127.0.0.1:$(cat ".run/pg-$1/port")/sipdrain?connect_timeout=5" -c "$2" 2>/dev/null
 }
@@ -74,6 +80,7 @@ distinct() { # TOPIC -> distinct seqs in it
 }
 # led_elsewhere NODE TOPIC: no partition of TOPIC is led by NODE (or by nobody)
 led_elsewhere() { ! describe "$2" | grep -q "^partition .* leader=\($1\|-1\) "; }
+leads_none() { ! grep -q "^partition .* leader=$1 " <<<"$2"; } # NODE DESCRIPTION
 wait_led_elsewhere() { # NODE TOPIC: up to 60 s (the broker's session timeout is 9 s)
     local i
     for i in $(seq 1 60); do led_elsewhere "$1" "$2" && return 0; sleep 1; done
@@ -108,6 +115,16 @@ sw_ms=$(($(now_ms) - t0))
 check "2. pg-switchover.sh succeeded ($sw_ms ms)" [ "$sw_rc" = 0 ]
 check "2. site1 is the primary, site2 its streaming standby" \
     [ "$(sq site1 'select pg_is_in_recovery()')/$(sq site2 'select status from pg_stat_wal_receiver')" = f/streaming ]
+# The runbook's next step: Kafka's partition leaders off site2's broker.
+all_topics="sipdrain.drain.commands sipdrain.drain.events sipdrain.edge.control sipdrain.edge.status
+    sipdrain.call.events sipdrain.agent.commands sipdrain.agent.events sipdrain.deadletter $t1 $t2"
+# shellcheck disable=SC2086 # the topic list
+check "2. partition leaders moved off site2 (KafkaAdmin --move-leaders-off site2)" \
+    move_off site2 $all_topics
+# shellcheck disable=SC2086
+after_move=$(describe $all_topics)
+check "2. site2's broker leads no partition now, before it goes ($(grep -c '^partition ' <<<"$after_move") partitions)" \
+    leads_none 2 "$after_move"
 sleep 1
 t_kill=$(now_ms)
 kill_site site2 2
