@@ -48,6 +48,8 @@ static const char USAGE[] =
     "  drainctl watch [--json]\n"
     "  drainctl edges [--site S] [--json]\n"
     "  drainctl agents --site S [--json]\n"
+    "  drainctl stores --site S [--json]   where PostgreSQL's primary and Kafka's leaders are;\n"
+    "                                      exit 0 when none is in S (it can be powered off)\n"
     "\n"
     "  --reject-code N   SIP answer to new INVITEs while draining, 300-699 (edges' default 503;\n"
     "                    300-302 redirect to the peer site; 6xx stops gateway failover)\n"
@@ -700,6 +702,270 @@ static int print_query(const struct opts *o, const char *sql, int n, const char 
     return EXIT_DONE;
 }
 
+/* --- stores: what of PostgreSQL and Kafka lives in a site (issue #18) ------ */
+
+/* A server's or broker's name places it in site when it is the site's name
+ * or ends with "-<site>": PostgreSQL's cluster_name "pg-site2", Kafka's
+ * broker.rack "site2". */
+static bool in_site(const char *name, const char *site)
+{
+    size_t n = strlen(name), k = strlen(site);
+
+    return !strcmp(name, site) || (n > k && name[n - k - 1] == '-' && !strcmp(name + n - k, site));
+}
+
+/* The i-th item of a comma-separated list, or the only one (libpq gives one
+ * port for every host that way). */
+static void list_item(const char *list, int i, char *out, size_t size)
+{
+    const char *p = list;
+
+    for (int k = 0; k < i && p != NULL; k++) {
+        p = strchr(p, ',');
+        if (p != NULL)
+            p++;
+    }
+    if (p == NULL)
+        p = strchr(list, ',') == NULL ? list : "";
+    snprintf(out, size, "%.*s", (int)strcspn(p, ","), p);
+}
+
+/* Every host of the DSN (a multi-host DSN lists both sites' servers), asked
+ * one by one: its cluster_name and whether it is the primary. *remains is
+ * set when the primary is in site. */
+static int stores_pg(const char *dsn, const char *site, json_t *out, bool *remains)
+{
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &errmsg), *o;
+    const char *hosts = NULL, *ports = "";
+    int nhosts = 1;
+
+    if (opts == NULL) {
+        fprintf(stderr, "drainctl: SIPDRAIN_PG_DSN: %s", errmsg ? errmsg : "not a DSN\n");
+        PQfreemem(errmsg);
+        return EXIT_USAGE;
+    }
+    for (o = opts; o->keyword != NULL; o++) {
+        if (!strcmp(o->keyword, "host") && o->val != NULL)
+            hosts = o->val;
+        if (!strcmp(o->keyword, "port") && o->val != NULL)
+            ports = o->val;
+    }
+    if (hosts == NULL)
+        hosts = "localhost";
+    for (const char *c = hosts; *c != '\0'; c++)
+        nhosts += *c == ',';
+    for (int i = 0; i < nhosts; i++) {
+        const char *kw[64], *val[64];
+        char host[256], port[16], role[64] = "unreachable", name[128] = "-";
+        int n = 0;
+        PGconn *conn;
+
+        list_item(hosts, i, host, sizeof(host));
+        list_item(ports, i, port, sizeof(port));
+        for (o = opts; o->keyword != NULL && n < 56; o++) {
+            if (o->val == NULL || !strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr") ||
+                !strcmp(o->keyword, "port") || !strcmp(o->keyword, "target_session_attrs") ||
+                !strcmp(o->keyword, "connect_timeout") || !strcmp(o->keyword, "application_name"))
+                continue;
+            kw[n] = o->keyword;
+            val[n++] = o->val;
+        }
+        kw[n] = "host", val[n++] = host;
+        if (port[0] != '\0')
+            kw[n] = "port", val[n++] = port;
+        kw[n] = "connect_timeout", val[n++] = "3";
+        kw[n] = "application_name", val[n++] = "drainctl";
+        kw[n] = NULL, val[n] = NULL;
+        conn = PQconnectdbParams(kw, val, 0);
+        if (PQstatus(conn) == CONNECTION_OK) {
+            PGresult *res =
+                PQexec(conn, "SELECT pg_is_in_recovery(), current_setting('cluster_name'),"
+                             " (SELECT status FROM pg_stat_wal_receiver)");
+            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+                bool standby = !strcmp(PQgetvalue(res, 0, 0), "t");
+                snprintf(name, sizeof(name), "%s",
+                         PQgetvalue(res, 0, 1)[0] ? PQgetvalue(res, 0, 1) : "-");
+                snprintf(role, sizeof(role), "%s%s%s%s", standby ? "standby" : "primary",
+                         standby ? " (" : "", standby ? PQgetvalue(res, 0, 2) : "",
+                         standby ? ")" : "");
+                if (!standby && in_site(name, site))
+                    *remains = true;
+            }
+            PQclear(res);
+        }
+        PQfinish(conn);
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:b}", "server", host, "port",
+                                             port, "cluster_name", name, "role", role, "in_site",
+                                             strcmp(name, "-") && in_site(name, site)));
+    }
+    PQconninfoFree(opts);
+    return EXIT_DONE;
+}
+
+/* broker.rack of every broker (DescribeConfigs, one request per broker:
+ * librdkafka sends a BROKER resource to that broker and takes one at a
+ * time; a login that may describe the cluster's configs). racks[i] for
+ * md->brokers[i]; "" when unknown. */
+static void broker_racks(rd_kafka_t *rk, const rd_kafka_metadata_t *md, char racks[][64])
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    int n = md->broker_cnt < 64 ? md->broker_cnt : 64;
+
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        rd_kafka_ConfigResource_t *res;
+        rd_kafka_event_t *ev;
+
+        racks[i][0] = '\0';
+        snprintf(id, sizeof(id), "%d", (int)md->brokers[i].id);
+        res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id);
+        rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+        ev = rd_kafka_queue_poll(q, 10000);
+        if (ev != NULL && !rd_kafka_event_error(ev)) {
+            size_t cnt = 0, ne = 0;
+            const rd_kafka_ConfigResource_t **got = rd_kafka_DescribeConfigs_result_resources(
+                rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+            const rd_kafka_ConfigEntry_t **e =
+                cnt == 1 ? rd_kafka_ConfigResource_configs(got[0], &ne) : NULL;
+            for (size_t k = 0; k < ne; k++) {
+                if (!strcmp(rd_kafka_ConfigEntry_name(e[k]), "broker.rack") &&
+                    rd_kafka_ConfigEntry_value(e[k]) != NULL)
+                    snprintf(racks[i], 64, "%s", rd_kafka_ConfigEntry_value(e[k]));
+            }
+        }
+        if (ev != NULL)
+            rd_kafka_event_destroy(ev);
+        rd_kafka_ConfigResource_destroy(res);
+    }
+    rd_kafka_queue_destroy(q);
+}
+
+/* Every broker, its rack and how many partitions of our topics (and of
+ * __consumer_offsets, the consumer groups' coordinators) it leads. */
+static int stores_kafka(const char *brokers, const char *site, json_t *out, bool *remains,
+                        bool *racks_known)
+{
+    struct sd_err err = {0};
+    rd_kafka_t *rk = sd_kafka_admin_new(brokers, &err);
+    const rd_kafka_metadata_t *md = NULL;
+    char racks[64][64], ours[SD_TOPIC_PREFIX_MAX + 16];
+
+    if (rk == NULL) {
+        fprintf(stderr, "drainctl: Kafka: %s\n", err.text);
+        return EXIT_INFRA;
+    }
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "drainctl: Kafka: no metadata from %s\n", brokers);
+        rd_kafka_destroy(rk);
+        return EXIT_INFRA;
+    }
+    broker_racks(rk, md, racks);
+    snprintf(ours, sizeof(ours), "%ssipdrain.", sd_topic_prefix());
+    *racks_known = true;
+    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+        int led = 0, total = 0;
+        for (int t = 0; t < md->topic_cnt; t++) {
+            const rd_kafka_metadata_topic_t *tp = &md->topics[t];
+            if (strncmp(tp->topic, ours, strlen(ours)) != 0 &&
+                strcmp(tp->topic, "__consumer_offsets") != 0)
+                continue;
+            for (int p = 0; p < tp->partition_cnt; p++) {
+                total++;
+                led += tp->partitions[p].leader == md->brokers[b].id;
+            }
+        }
+        if (racks[b][0] == '\0')
+            *racks_known = false;
+        if (racks[b][0] != '\0' && in_site(racks[b], site) && led > 0)
+            *remains = true;
+        json_array_append_new(out, json_pack("{s:i, s:s, s:i, s:s, s:i, s:i, s:b}", "broker",
+                                             (int)md->brokers[b].id, "host", md->brokers[b].host,
+                                             "port", (int)md->brokers[b].port, "rack", racks[b],
+                                             "leads", led, "partitions", total, "in_site",
+                                             racks[b][0] != '\0' && in_site(racks[b], site)));
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return EXIT_DONE;
+}
+
+/* stores --site S: where PostgreSQL's primary and Kafka's partition leaders
+ * are, and whether any of them is still in S - the last question before S
+ * is powered off. Exit 0: nothing of ours leads in S; 1: something does
+ * (what to run is printed); 3: a store could not be asked. */
+static int cmd_stores(const struct opts *o)
+{
+    int rc = EXIT_USAGE;
+    const char *dsn, *brokers;
+    json_t *pg = json_array(), *kafka = json_array();
+    bool pg_in = false, kafka_in = false, racks_known = true;
+    size_t i;
+    json_t *row;
+
+    if (o->site == NULL) {
+        json_decref(pg), json_decref(kafka);
+        return usage_error("stores needs --site");
+    }
+    if ((dsn = env_or_die("SIPDRAIN_PG_DSN", &rc)) == NULL ||
+        (brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &rc)) == NULL ||
+        (rc = stores_pg(dsn, o->site, pg, &pg_in)) != EXIT_DONE ||
+        (rc = stores_kafka(brokers, o->site, kafka, &kafka_in, &racks_known)) != EXIT_DONE) {
+        json_decref(pg), json_decref(kafka);
+        return rc;
+    }
+    if (o->json) {
+        char *text;
+        json_t *all = json_pack("{s:s, s:O, s:O, s:b, s:b, s:b}", "site", o->site, "postgresql", pg,
+                                "kafka", kafka, "primary_in_site", pg_in, "leaders_in_site",
+                                kafka_in, "racks_known", racks_known);
+        text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(all);
+    } else {
+        printf("PostgreSQL (SIPDRAIN_PG_DSN):\n");
+        json_array_foreach(pg, i, row)
+        {
+            bool here = json_is_true(json_object_get(row, "in_site"));
+            printf("  %s:%-6s %-16s %s%s%s\n", json_string_value(json_object_get(row, "server")),
+                   json_string_value(json_object_get(row, "port")),
+                   json_string_value(json_object_get(row, "cluster_name")),
+                   json_string_value(json_object_get(row, "role")), here ? "   <- in " : "",
+                   here ? o->site : "");
+        }
+        printf("Kafka (SIPDRAIN_KAFKA_BROKERS):\n");
+        json_array_foreach(kafka, i, row)
+        {
+            const char *rack = json_string_value(json_object_get(row, "rack"));
+            printf("  broker %-3d %s:%-6d rack %-10s leads %d of %d partitions%s%s\n",
+                   (int)json_integer_value(json_object_get(row, "broker")),
+                   json_string_value(json_object_get(row, "host")),
+                   (int)json_integer_value(json_object_get(row, "port")), rack[0] ? rack : "?",
+                   (int)json_integer_value(json_object_get(row, "leads")),
+                   (int)json_integer_value(json_object_get(row, "partitions")),
+                   json_is_true(json_object_get(row, "in_site")) ? "   <- in " : "",
+                   json_is_true(json_object_get(row, "in_site")) ? o->site : "");
+        }
+        if (!racks_known)
+            printf("  (a broker's rack is unknown: it has no broker.rack, or this login may not"
+                   " describe the cluster's configs)\n");
+        if (pg_in)
+            printf("%s holds the PostgreSQL primary: switch it over first"
+                   " (tests/scripts/pg-switchover.sh; README: the runbook)\n",
+                   o->site);
+        if (kafka_in)
+            printf("%s's brokers lead partitions: move them first"
+                   " (tests/scripts/KafkaAdmin.java --move-leaders-off %s)\n",
+                   o->site, o->site);
+        if (!pg_in && !kafka_in && racks_known)
+            printf("nothing of ours leads in %s: its stores can be powered off\n", o->site);
+    }
+    json_decref(pg);
+    json_decref(kafka);
+    return pg_in || kafka_in || !racks_known ? EXIT_NOT_DONE : EXIT_DONE;
+}
+
 /* --- arguments ------------------------------------------------------------------- */
 
 static int parse_int(const char *name, const char *text_value, long lo, long hi, int *out)
@@ -902,6 +1168,8 @@ int main(int argc, char **argv)
         return cmd_watch(&o);
     if (!strcmp(argv[1], "resume"))
         return cmd_resume(&o);
+    if (!strcmp(argv[1], "stores"))
+        return cmd_stores(&o);
     if (!strcmp(argv[1], "edges")) {
         const char *values[1] = {o.site};
         return print_query(&o,

@@ -9,10 +9,12 @@
 # writing events through PostgreSQL to Kafka the whole time:
 #   1. the layout: racks, replication 3 one replica per rack, ISR 3,
 #      min.insync.replicas 2; the standby streams;
+#      drainctl stores --site site2 says site2 holds the primary and leaders;
 #   2. planned: while events are written, switch the primary over to site1
 #      (pg-switchover.sh), move Kafka's partition leaders off site2's broker
 #      (KafkaAdmin.java --move-leaders-off), then kill -9 site2's broker and
-#      PostgreSQL: the writer finishes, every event is in Kafka;
+#      PostgreSQL (drainctl stores --site site2 first: nothing left there):
+#      the writer finishes, every event is in Kafka;
 #   3. site2 powered on again: its broker is back in every ISR, its
 #      PostgreSQL streams as the standby;
 #   4. unplanned: kill -9 site1's broker and PostgreSQL (the primary) while
@@ -25,6 +27,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 bin=${SIPDRAIN_TEST_BIN_DIR:-build/tests}
+sbin=${SIPDRAIN_BIN_DIR:-build/bin}
 fail=0
 check() { # description, then the command whose success is the check
     local what=$1
@@ -103,6 +106,18 @@ check "1. min.insync.replicas 2 on both topics" [ "$(grep -c '^min.insync.replic
 check "1. site2 is the primary, site1 a streaming standby" \
     [ "$(sq site2 'select pg_is_in_recovery()')/$(sq site1 'select status from pg_stat_wal_receiver')" = f/streaming ]
 
+stores() { # SITE: drainctl stores, its output to .run/ha-stores-SITE.out; its exit status
+    local rc=0
+    "$sbin/drainctl" stores --site "$1" >".run/ha-stores-$1.out" 2>&1 || rc=$?
+    sed 's/^/   | /' ".run/ha-stores-$1.out"
+    return "$rc"
+}
+rc=0
+stores site2 || rc=$?
+check "1. drainctl stores --site site2: site2 holds things (exit 1, not 0)" [ "$rc" = 1 ]
+check "1. it names the PostgreSQL primary in site2" grep -q '^site2 holds the PostgreSQL primary' .run/ha-stores-site2.out
+check "1. it names site2's partition leaders" grep -q "^site2's brokers lead partitions" .run/ha-stores-site2.out
+
 # --- 2. planned: switch over, then site2 loses power ----------------------
 echo "== planned: 800 events written while the primary moves to site1 and site2 is killed"
 SIPDRAIN_TEST_PACE_MS=25 "$bin/bus_worker" produce "$dsn" "$brokers" "$t1" 800 >.run/ha-produce1.out 2>.run/ha-produce1.err &
@@ -117,7 +132,8 @@ check "2. site1 is the primary, site2 its streaming standby" \
     [ "$(sq site1 'select pg_is_in_recovery()')/$(sq site2 'select status from pg_stat_wal_receiver')" = f/streaming ]
 # The runbook's next step: Kafka's partition leaders off site2's broker.
 all_topics="sipdrain.drain.commands sipdrain.drain.events sipdrain.edge.control sipdrain.edge.status
-    sipdrain.call.events sipdrain.agent.commands sipdrain.agent.events sipdrain.deadletter $t1 $t2"
+    sipdrain.call.events sipdrain.agent.commands sipdrain.agent.events sipdrain.deadletter $t1 $t2
+    __consumer_offsets"
 # shellcheck disable=SC2086 # the topic list
 check "2. partition leaders moved off site2 (KafkaAdmin --move-leaders-off site2)" \
     move_off site2 $all_topics
@@ -125,6 +141,10 @@ check "2. partition leaders moved off site2 (KafkaAdmin --move-leaders-off site2
 after_move=$(describe $all_topics)
 check "2. site2's broker leads no partition now, before it goes ($(grep -c '^partition ' <<<"$after_move") partitions)" \
     leads_none 2 "$after_move"
+rc=0
+stores site2 || rc=$?
+check "2. drainctl stores --site site2: nothing of ours leads there (exit $rc)" [ "$rc" = 0 ]
+check "2. (and it says so)" grep -q '^nothing of ours leads in site2' .run/ha-stores-site2.out
 sleep 1
 t_kill=$(now_ms)
 kill_site site2 2

@@ -118,13 +118,18 @@ public class KafkaAdmin {
      * (leader -1: none) and per topic "min.insync.replicas TOPIC N".
      */
     static void describe(Admin admin, Set<String> args) {
-        List<String> topics = new ArrayList<>(args);
-        topics.remove("--describe");
+        List<String> named = new ArrayList<>(args);
+        named.remove("--describe");
         String last = "no answer yet";
         while (true) {
             if (expired()) fail("timeout describing (" + last + ")");
             try {
                 StringBuilder out = new StringBuilder();
+                // Internal topics named but absent (__consumer_offsets before any group) are skipped.
+                Set<String> exist = admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true))
+                    .names().get(slice(), TimeUnit.MILLISECONDS);
+                List<String> topics = new ArrayList<>(named);
+                topics.removeIf(t -> t.startsWith("__") && !exist.contains(t));
                 Collection<Node> nodes = admin.describeCluster().nodes().get(slice(), TimeUnit.MILLISECONDS);
                 for (Node n : nodes) out.append("broker ").append(n.id()).append(' ').append(n.hasRack() ? n.rack() : "-").append('\n');
                 out.append("quorum-leader ")
@@ -181,6 +186,12 @@ public class KafkaAdmin {
                 for (Node n : admin.describeCluster().nodes().get(slice(), TimeUnit.MILLISECONDS)) {
                     if (n.hasRack() && n.rack().equals(rack)) there.add(n.id());
                 }
+                // Topics named but absent (e.g. __consumer_offsets before any group) are skipped.
+                Set<String> exist = admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true))
+                    .names().get(slice(), TimeUnit.MILLISECONDS);
+                List<String> present = new ArrayList<>(rest);
+                present.retainAll(exist);
+                rest = present;
                 Map<String, TopicDescription> d =
                     admin.describeTopics(rest).allTopicNames().get(slice(), TimeUnit.MILLISECONDS);
                 Map<org.apache.kafka.common.TopicPartition, Optional<org.apache.kafka.clients.admin.NewPartitionReassignment>> plan =
