@@ -21,8 +21,11 @@
 
 #define T  SD_KAFKA_TOPIC
 #define G  SD_KAFKA_GROUP
+#define C  SD_KAFKA_CLUSTER
 #define RD SD_KAFKA_READ
 #define WR SD_KAFKA_WRITE
+#define DS SD_KAFKA_DESCRIBE
+#define DC SD_KAFKA_DESCRIBE_CONFIGS
 
 /* What each program consumes and produces, from the code (DESIGN.md §2). */
 static const struct sd_kafka_grant grants[] = {
@@ -58,6 +61,12 @@ static const struct sd_kafka_grant grants[] = {
     {OPERATOR, T, SD_TOPIC_EDGE_STATUS, false, RD},
     {OPERATOR, T, SD_TOPIC_DEADLETTER, false, RD},
     {OPERATOR, G, "drainctl-", true, RD},
+    /* drainctl stores (issue #18): which broker leads which partition of
+     * our topics, and each broker's rack - metadata and configs, no
+     * message, no change. */
+    {OPERATOR, T, "sipdrain.", true, DS},
+    {OPERATOR, T, "__consumer_offsets", false, DS},
+    {OPERATOR, C, "kafka-cluster", false, DC},
     /* agent desktops: their commands out, agent events in. */
     {DESKTOP, T, SD_TOPIC_AGENT_COMMANDS, false, WR},
     {DESKTOP, T, SD_TOPIC_AGENT_EVENTS, false, RD},
@@ -102,6 +111,12 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, const char *what, int t
     return ev;
 }
 
+/* The cluster and Kafka's own topics have one name for every prefix. */
+static bool unprefixed(const struct sd_kafka_grant *g)
+{
+    return g->resource == SD_KAFKA_CLUSTER || strncmp(g->name, "__", 2) == 0;
+}
+
 static int acls_request(rd_kafka_t *rk, const char *prefix, int timeout_ms, struct sd_err *err)
 {
     rd_kafka_AclBinding_t *b[N_GRANTS] = {0};
@@ -113,13 +128,18 @@ static int acls_request(rd_kafka_t *rk, const char *prefix, int timeout_ms, stru
     for (size_t i = 0; i < N_GRANTS; i++) {
         const struct sd_kafka_grant *g = &grants[i];
 
-        snprintf(name, sizeof(name), "%s%s", prefix, g->name);
+        snprintf(name, sizeof(name), "%s%s", unprefixed(g) ? "" : prefix, g->name);
         b[i] = rd_kafka_AclBinding_new(
-            g->resource == SD_KAFKA_TOPIC ? RD_KAFKA_RESOURCE_TOPIC : RD_KAFKA_RESOURCE_GROUP, name,
+            g->resource == SD_KAFKA_TOPIC   ? RD_KAFKA_RESOURCE_TOPIC
+            : g->resource == SD_KAFKA_GROUP ? RD_KAFKA_RESOURCE_GROUP
+                                            : RD_KAFKA_RESOURCE_BROKER,
+            name,
             g->prefixed ? RD_KAFKA_RESOURCE_PATTERN_PREFIXED : RD_KAFKA_RESOURCE_PATTERN_LITERAL,
             g->principal, "*",
-            g->operation == SD_KAFKA_READ ? RD_KAFKA_ACL_OPERATION_READ
-                                          : RD_KAFKA_ACL_OPERATION_WRITE,
+            g->operation == SD_KAFKA_READ       ? RD_KAFKA_ACL_OPERATION_READ
+            : g->operation == SD_KAFKA_WRITE    ? RD_KAFKA_ACL_OPERATION_WRITE
+            : g->operation == SD_KAFKA_DESCRIBE ? RD_KAFKA_ACL_OPERATION_DESCRIBE
+                                                : RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS,
             RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW, errstr, sizeof(errstr));
         if (b[i] == NULL) {
             sd_err_set(err, SD_ERR_INVALID, "acl %s on %s: %s", g->principal, name, errstr);
@@ -234,7 +254,10 @@ int sd_kafka_acls_list(const char *brokers, const char *prefix, int timeout_ms, 
             rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &cnt);
         for (size_t i = 0; i < cnt; i++) {
             const char *name = rd_kafka_AclBinding_name(acls[i]);
-            if (strncmp(name, prefix, strlen(prefix)) != 0)
+            /* the prefix's own, and the grants every prefix shares */
+            if (strncmp(name, prefix, strlen(prefix)) != 0 &&
+                rd_kafka_AclBinding_restype(acls[i]) != RD_KAFKA_RESOURCE_BROKER &&
+                strcmp(name, "__consumer_offsets") != 0)
                 continue;
             fn(rd_kafka_AclBinding_principal(acls[i]),
                rd_kafka_ResourceType_name(rd_kafka_AclBinding_restype(acls[i])),

@@ -106,9 +106,12 @@ check "1. min.insync.replicas 2 on both topics" [ "$(grep -c '^min.insync.replic
 check "1. site2 is the primary, site1 a streaming standby" \
     [ "$(sq site2 'select pg_is_in_recovery()')/$(sq site1 'select status from pg_stat_wal_receiver')" = f/streaming ]
 
-stores() { # SITE: drainctl stores, its output to .run/ha-stores-SITE.out; its exit status
-    local rc=0
-    "$sbin/drainctl" stores --site "$1" >".run/ha-stores-$1.out" 2>&1 || rc=$?
+# The programs' ACLs (the operator's among them), as in production.
+check "1. sipdrain-kafka-init made the topics' ACLs" "$sbin/sipdrain-kafka-init" >.run/ha-kafka-init.log 2>&1
+stores() { # SITE: drainctl stores as the operator (least privilege), its output to
+    local rc=0 # .run/ha-stores-SITE.out; its exit status
+    SIPDRAIN_KAFKA_PROPERTIES="$SIPDRAIN_KAFKA_CLIENTS/sipdrain-operator.properties" \
+        "$sbin/drainctl" stores --site "$1" >".run/ha-stores-$1.out" 2>&1 || rc=$?
     sed 's/^/   | /' ".run/ha-stores-$1.out"
     return "$rc"
 }

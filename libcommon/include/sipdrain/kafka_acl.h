@@ -26,8 +26,17 @@
 
 #include "sipdrain/err.h"
 
-enum sd_kafka_resource { SD_KAFKA_TOPIC, SD_KAFKA_GROUP };
-enum sd_kafka_operation { SD_KAFKA_READ, SD_KAFKA_WRITE };
+/* SD_KAFKA_CLUSTER: the cluster itself (Kafka names it "kafka-cluster");
+ * no topic prefix applies, and one grant serves every prefix. */
+enum sd_kafka_resource { SD_KAFKA_TOPIC, SD_KAFKA_GROUP, SD_KAFKA_CLUSTER };
+/* DESCRIBE: a topic's metadata (partitions, leaders), not its messages;
+ * DESCRIBE_CONFIGS: configs (a broker's broker.rack), not to change them. */
+enum sd_kafka_operation {
+    SD_KAFKA_READ,
+    SD_KAFKA_WRITE,
+    SD_KAFKA_DESCRIBE,
+    SD_KAFKA_DESCRIBE_CONFIGS
+};
 
 struct sd_kafka_grant {
     const char *principal; /* "User:sipdrain-edge" */
