@@ -126,8 +126,7 @@ public class KafkaAdmin {
             try {
                 StringBuilder out = new StringBuilder();
                 // Internal topics named but absent (__consumer_offsets before any group) are skipped.
-                Set<String> exist = admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true))
-                    .names().get(slice(), TimeUnit.MILLISECONDS);
+                Set<String> exist = topicsWithInternal(admin);
                 List<String> topics = new ArrayList<>(named);
                 topics.removeIf(t -> t.startsWith("__") && !exist.contains(t));
                 Collection<Node> nodes = admin.describeCluster().nodes().get(slice(), TimeUnit.MILLISECONDS);
@@ -187,8 +186,7 @@ public class KafkaAdmin {
                     if (n.hasRack() && n.rack().equals(rack)) there.add(n.id());
                 }
                 // Topics named but absent (e.g. __consumer_offsets before any group) are skipped.
-                Set<String> exist = admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true))
-                    .names().get(slice(), TimeUnit.MILLISECONDS);
+                Set<String> exist = topicsWithInternal(admin);
                 List<String> present = new ArrayList<>(rest);
                 present.retainAll(exist);
                 rest = present;
@@ -243,6 +241,12 @@ public class KafkaAdmin {
             }
             sleep();
         }
+    }
+
+    /** Every topic name, Kafka's own (__consumer_offsets) included. */
+    static Set<String> topicsWithInternal(Admin admin) throws Exception {
+        return admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true))
+            .names().get(slice(), TimeUnit.MILLISECONDS);
     }
 
     static String ids(List<Node> nodes) {

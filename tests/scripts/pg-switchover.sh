@@ -85,17 +85,25 @@ for s in site1 site2; do
   esac
 done
 
-# Makes SITE (stopped) a standby of the primary on 127.0.0.1:PORT and starts it.
-make_standby() {
-  local site=$1 port=$2 data t0
+# start_following SITE PORT: SITE's (stopped) server set up as a standby of
+# 127.0.0.1:PORT, on whatever timeline that one is, and started.
+start_following() {
+  local site=$1 port=$2 data
   data=$(data_of "$site")
-  t0=$(now_ms)
   as_pg touch "$data/standby.signal"
   as_pg sed -i '/^primary_conninfo/d; /^recovery_target_timeline/d' "$data/postgresql.auto.conf"
   printf "primary_conninfo = 'host=127.0.0.1 port=%s user=postgres application_name=%s'\nrecovery_target_timeline = 'latest'\n" \
     "$port" "pg-$site" | as_pg tee -a "$data/postgresql.auto.conf" >/dev/null
   "$script_dir/pg-up.sh" --name "pg-$site" --durable >/dev/null 2>"$REPO/.run/pg-$site/rejoin.log" ||
     { cat "$REPO/.run/pg-$site/rejoin.log" >&2; return 1; }
+}
+
+# Makes SITE (stopped) a standby of the primary on 127.0.0.1:PORT and starts it.
+make_standby() {
+  local site=$1 port=$2 data t0
+  data=$(data_of "$site")
+  t0=$(now_ms)
+  start_following "$site" "$port" || return 1
   if ! wait_for 15 streams "$site"; then
     # It wrote past the point where the new primary's timeline forked (a
     # kill -9'd primary): rewind it to the new primary's history first.
@@ -104,12 +112,7 @@ make_standby() {
     as_pg "$PGBIN/pg_rewind" --target-pgdata="$data" \
       --source-server="host=127.0.0.1 port=$port user=postgres dbname=postgres" >&2 ||
       return 1
-    as_pg touch "$data/standby.signal"
-    as_pg sed -i '/^primary_conninfo/d; /^recovery_target_timeline/d' "$data/postgresql.auto.conf"
-    printf "primary_conninfo = 'host=127.0.0.1 port=%s user=postgres application_name=%s'\nrecovery_target_timeline = 'latest'\n" \
-      "$port" "pg-$site" | as_pg tee -a "$data/postgresql.auto.conf" >/dev/null
-    "$script_dir/pg-up.sh" --name "pg-$site" --durable >/dev/null 2>"$REPO/.run/pg-$site/rejoin.log" ||
-      { cat "$REPO/.run/pg-$site/rejoin.log" >&2; return 1; }
+    start_following "$site" "$port" || return 1
     wait_for "$timeout_s" streams "$site" || return 1
   fi
   say "pg-$site is a standby of 127.0.0.1:$port, streaming ($(($(now_ms) - t0)) ms)"
