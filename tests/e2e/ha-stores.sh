@@ -43,6 +43,7 @@ cleanup() {
 keep() { [ -n "${KEEP:-}" ]; }
 trap 'keep || cleanup' EXIT
 cleanup
+mkdir -p .run # a fresh clone has none until a server script makes it
 
 echo "== starting three Kafka nodes and a PostgreSQL pair"
 eval "$(tests/scripts/kafka-up.sh --cluster 2>.run/ha-kafka-up.log)"
