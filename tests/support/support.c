@@ -697,17 +697,25 @@ int sdt_script(const char *cmd)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-bool sdt_file_has(const char *path, const char *text)
+int sdt_file_line(const char *path, const char *text)
 {
     char line[4096];
-    bool found = false;
+    int n = 0, found = 0;
     FILE *f = fopen(path, "r");
 
-    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, text) != NULL;
+    while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+        n++;
+        if (strstr(line, text) != NULL)
+            found = n;
+    }
     if (f != NULL)
         fclose(f);
     return found;
+}
+
+bool sdt_file_has(const char *path, const char *text)
+{
+    return sdt_file_line(path, text) > 0;
 }
 
 int sdt_http_get(int port, const char *path, char *body, size_t size)

@@ -124,6 +124,8 @@ int sdt_http_get(int port, const char *path, char *body, size_t size);
 
 /* Does some line of the file at path contain text? (false when there is no file) */
 bool sdt_file_has(const char *path, const char *text);
+/* The number (from 1) of the first line of path holding text; 0: none. */
+int sdt_file_line(const char *path, const char *text);
 
 /* Runs sql (no result needed) on dsn; fails the test on error. */
 void sdt_pg_run(const char *dsn, const char *sql);

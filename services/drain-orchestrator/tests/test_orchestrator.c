@@ -905,6 +905,7 @@ Test(orchestrator, drainctl_drain_start_wait_shows_progress_and_exits_0_when_the
     const char *bad_args[] = {"drain", "start", "--site", "site9", NULL};
     const char *agents_args[] = {"agents", "--site", "site2", "--json", NULL};
     const char *status_args[] = {"drain", "status", NULL};
+    const char *status_site_args[] = {"drain", "status", "--site", "site2", NULL};
     char out[256];
 
     env_setup(&e);
@@ -923,9 +924,22 @@ Test(orchestrator, drainctl_drain_start_wait_shows_progress_and_exits_0_when_the
     cr_expect(sdt_file_has(out, "started (edges: 1)"), "%s", out);
     cr_expect(sdt_file_has(out, "phase=wait_agents"), "progress lines (%s)", out);
     cr_expect(sdt_file_has(out, "completed: 3 agents logged out (1 at the peer site)"), "%s", out);
+    /* issue #18: before "completed", where site2's stores lead (the test
+     * stack: one PostgreSQL of no site, one broker without a rack) */
+    cr_expect_gt(sdt_file_line(out, "the stores, before site2 is powered off"), 0, "%s", out);
+    cr_expect_lt(sdt_file_line(out, "the stores, before site2 is powered off"),
+                 sdt_file_line(out, "completed: 3 agents"), "the stores after completed (%s)", out);
+    cr_expect(sdt_file_has(out, "primary"), "PostgreSQL's primary listed (%s)", out);
+    cr_expect(sdt_file_has(out, "leads "), "the broker and what it leads (%s)", out);
+    cr_expect(sdt_file_has(out, "a broker's rack is unknown"), "%s", out);
 
     cr_expect_eq(drainctl(&e, status_args, out, WAIT_MS), 0);
     cr_expect(sdt_file_has(out, "completed"), "drain status (%s)", out);
+    cr_expect(!sdt_file_has(out, "the stores"), "drain status without --site (%s)", out);
+    cr_expect_eq(drainctl(&e, status_site_args, out, WAIT_MS), 0);
+    cr_expect(sdt_file_has(out, "completed"), "drain status --site site2 (%s)", out);
+    cr_expect(sdt_file_has(out, "the stores, before site2 is powered off"), "%s", out);
+    cr_expect(sdt_file_has(out, "a broker's rack is unknown"), "%s", out);
 
     cr_expect_eq(drainctl(&e, bad_args, out, WAIT_MS), 1, "a rejected drain exits 1");
     cr_expect(sdt_file_has(out, "rejected: unknown_site"), "%s", out);
