@@ -788,11 +788,14 @@ static int stores_pg(const char *dsn, const char *site, json_t *out, bool *remai
                              " (SELECT status FROM pg_stat_wal_receiver)");
             if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
                 bool standby = !strcmp(PQgetvalue(res, 0, 0), "t");
+                /* the WAL receiver's status: hidden from a role without
+                 * pg_read_all_stats (drainctl's own has none) */
+                bool status = standby && PQgetvalue(res, 0, 2)[0] != '\0';
                 snprintf(name, sizeof(name), "%s",
                          PQgetvalue(res, 0, 1)[0] ? PQgetvalue(res, 0, 1) : "-");
                 snprintf(role, sizeof(role), "%s%s%s%s", standby ? "standby" : "primary",
-                         standby ? " (" : "", standby ? PQgetvalue(res, 0, 2) : "",
-                         standby ? ")" : "");
+                         status ? " (" : "", status ? PQgetvalue(res, 0, 2) : "",
+                         status ? ")" : "");
                 if (!standby && in_site(name, site))
                     *remains = true;
             }

@@ -28,67 +28,18 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 bin=${SIPDRAIN_TEST_BIN_DIR:-build/tests}
 sbin=${SIPDRAIN_BIN_DIR:-build/bin}
-fail=0
-check() { # description, then the command whose success is the check
-    local what=$1
-    shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
-}
-now_ms() { date +%s%3N; }
-cleanup() {
-    tests/scripts/kafka-down.sh --cluster --purge >/dev/null 2>&1 || true
-    for s in site1 site2; do tests/scripts/pg-down.sh --name "pg-$s" --purge >/dev/null 2>&1 || true; done
-    rm -rf .run/pg-pair
-}
+# shellcheck source=tests/e2e/ha-lib.sh
+. tests/e2e/ha-lib.sh
 keep() { [ -n "${KEEP:-}" ]; }
-trap 'keep || cleanup' EXIT
-cleanup
-mkdir -p .run # a fresh clone has none until a server script makes it
+trap 'keep || ha_cleanup' EXIT
+ha_cleanup
 
 echo "== starting three Kafka nodes and a PostgreSQL pair"
-eval "$(tests/scripts/kafka-up.sh --cluster 2>.run/ha-kafka-up.log)"
-eval "$(tests/scripts/pg-pair-up.sh 2>.run/ha-pg-up.log)"
-export SIPDRAIN_KAFKA_PROPERTIES="$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.properties"
-brokers=$SIPDRAIN_KAFKA_BROKERS
-dsn=$SIPDRAIN_PG_DSN
+ha_up ha
 echo "   brokers $brokers"
 echo "   dsn     $dsn"
-kafka_dir=$(tools/kafka-fetch.sh)
-describe() {
-    java -Dlog4j.configuration="file:.run/kafka-cluster/admin-log4j.properties" -cp "$(<"$kafka_dir/classpath")" \
-        tests/scripts/KafkaAdmin.java --config "$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.java.properties" \
-        "$brokers" 60 --describe "$@" </dev/null
-}
-move_off() { # RACK TOPIC...
-    java -Dlog4j.configuration="file:.run/kafka-cluster/admin-log4j.properties" -cp "$(<"$kafka_dir/classpath")" \
-        tests/scripts/KafkaAdmin.java --config "$SIPDRAIN_KAFKA_CLIENTS/sipdrain-admin.java.properties" \
-        "$brokers" 60 --move-leaders-off "$@" </dev/null | tee -a .run/ha-move.out | tail -1
-}
-sq() { # SITE SQL: on that site's server, whatever its role
-    psql -X -qAt "postgresql://postgres@127.0.0.1:$(cat ".run/pg-$1/port")/sipdrain?connect_timeout=5" -c "$2" 2>/dev/null
-}
-kill_site() { # SITE NODE: kill -9 its Kafka node and every process of its PostgreSQL
-    local pm
-    kill -9 "$(cat ".run/kafka-cluster/node$2/pid")" 2>/dev/null || true
-    pm=$(head -1 "$(readlink -f ".run/pg-$1")/data/postmaster.pid" 2>/dev/null || true)
-    if [ -n "$pm" ]; then
-        pkill -9 -P "$pm" 2>/dev/null || true
-        kill -9 "$pm" 2>/dev/null || true
-    fi
-}
-# dump TOPIC: every event in it (bus_worker dump, bounded: librdkafka 2.0's
-# watermark query can hang on a leader that died under it)
-dump() { timeout 90 "$bin/bus_worker" dump "$brokers" "$1"; }
 distinct() { # TOPIC -> distinct seqs in it
     dump "$1" | grep -o '"seq":[0-9]*' | sort -u | wc -l
-}
-# led_elsewhere NODE TOPIC: no partition of TOPIC is led by NODE (or by nobody)
-led_elsewhere() { ! describe "$2" | grep -q "^partition .* leader=\($1\|-1\) "; }
-leads_none() { ! grep -q "^partition .* leader=$1 " <<<"$2"; } # NODE DESCRIPTION
-wait_led_elsewhere() { # NODE TOPIC: up to 60 s (the broker's session timeout is 9 s)
-    local i
-    for i in $(seq 1 60); do led_elsewhere "$1" "$2" && return 0; sleep 1; done
-    return 1
 }
 
 # --- 1. the layout --------------------------------------------------------
@@ -135,9 +86,7 @@ check "2. pg-switchover.sh succeeded ($sw_ms ms)" [ "$sw_rc" = 0 ]
 check "2. site1 is the primary, site2 its streaming standby" \
     [ "$(sq site1 'select pg_is_in_recovery()')/$(sq site2 'select status from pg_stat_wal_receiver')" = f/streaming ]
 # The runbook's next step: Kafka's partition leaders off site2's broker.
-all_topics="sipdrain.drain.commands sipdrain.drain.events sipdrain.edge.control sipdrain.edge.status
-    sipdrain.call.events sipdrain.agent.commands sipdrain.agent.events sipdrain.deadletter $t1 $t2
-    __consumer_offsets"
+all_topics="$our_topics $t1 $t2"
 # shellcheck disable=SC2086 # the topic list
 check "2. partition leaders moved off site2 (KafkaAdmin --move-leaders-off site2)" \
     move_off site2 $all_topics
@@ -151,7 +100,7 @@ check "2. drainctl stores --site site2: nothing of ours leads there (exit $rc)" 
 check "2. (and it says so)" grep -q '^nothing of ours leads in site2' .run/ha-stores-site2.out
 sleep 1
 t_kill=$(now_ms)
-kill_site site2 2
+kill_stores site2 2
 echo "   kill -9 of site2's broker and PostgreSQL at +$((t_kill - t0)) ms after the switchover began"
 wrc=0
 wait "$wpid" || wrc=$?
@@ -184,7 +133,7 @@ SIPDRAIN_TEST_PACE_MS=25 "$bin/bus_worker" produce "$dsn" "$brokers" "$t2" 600 >
 wpid=$!
 sleep 3
 t_kill=$(now_ms)
-kill_site site1 1
+kill_stores site1 1
 sleep 2 # the time an operator (or a watchdog) takes to see it; shorter is better
 tests/scripts/pg-switchover.sh --failover | tee .run/ha-failover.out
 fo_rc=${PIPESTATUS[0]}
