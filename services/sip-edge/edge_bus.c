@@ -21,8 +21,9 @@
 #include "sipdrain/pg.h"
 #include "sipdrain/topic.h"
 
-#define BUS_TICK_MS  100 /* Kafka's wake-up pipe fires on an edge only */
-#define BUS_RETRY_MS 500 /* the database was away: try the held messages again */
+#define BUS_TICK_MS    100 /* Kafka's wake-up pipe fires on an edge only */
+#define BUS_RETRY_MS   500 /* the database was away: try the held messages again */
+#define ROUTE_RETRY_MS 250 /* ... and the calls waiting for it to route them */
 /* Control events older than this before the edge started are history (a
  * drain long over, a call the agent gave up on): skipped. The orchestrator
  * sends edge.drain again to an edge that reports active during a drain. */
@@ -39,6 +40,13 @@ struct edge_bus {
     char *pg_dsn, *brokers, *edge_id, *site, *source, *realm;
     int max_contacts;
     int queue_max_wait_s, queue_max_calls;
+    int route_db_wait_ms;
+    /* New calls the database was away for, oldest first: tried again every
+     * ROUTE_RETRY_MS for up to route_db_wait_ms since their INVITE came (a
+     * switchover leaves no primary for a few seconds), then refused. */
+    struct edge_msg *db_waiting, *db_waiting_tail;
+    int route_timer;
+    bool stopping;      /* EDGE_MSG_STOP taken: no call waits any more */
     long waiting;       /* this edge's rows in waiting_calls, as far as it knows */
     bool queue_cleared; /* the rows of this edge's previous run are deleted */
     int queue_timer;    /* the poll, while waiting > 0 */
@@ -860,6 +868,15 @@ static void route_failed(struct edge_bus *b, struct edge_msg *m, const struct ed
 {
     json_t *ev;
 
+    if (err->code == SD_ERR_TRANSIENT && !b->stopping &&
+        sd_mono_ms() - m->taken_ms < b->route_db_wait_ms) {
+        if (!m->db_waited)
+            sd_log_warn("call waits for the database", "call=%s wait_ms=%d reason=\"%s\"",
+                        r->call_id ? r->call_id : "-", b->route_db_wait_ms, err->text);
+        m->db_wait = m->db_waited = true; /* flush_routes keeps it */
+        return;
+    }
+
     sd_log_warn("call not routed: database unavailable", "call=%s reason=\"%s\"",
                 r->call_id ? r->call_id : "-", err->text);
     edge_queue_put(b->to_sip, EDGE_MSG_ROUTE_DONE, m->token,
@@ -989,19 +1006,62 @@ static void route_batch(struct edge_bus *b, struct edge_msg **ms, size_t n)
     }
 }
 
-/* Routes the ROUTE messages taken so far, and holds their call.rejected. */
+static int64_t on_route_retry(struct sd_loop *loop, void *arg);
+
+/* Routes the ROUTE messages taken so far, and holds their call.rejected;
+ * those the database was away for wait (route_failed). */
 static void flush_routes(struct edge_bus *b, struct edge_msg **ms, size_t *n)
 {
     if (*n == 0)
         return;
     route_batch(b, ms, *n);
     for (size_t i = 0; i < *n; i++) {
-        if (ms[i]->kind == EDGE_MSG_EVENT)
+        if (ms[i]->kind == EDGE_MSG_EVENT) {
             hold(b, ms[i]);
-        else
+        } else if (ms[i]->kind == EDGE_MSG_ROUTE && ms[i]->db_wait) {
+            ms[i]->next = NULL;
+            if (b->db_waiting_tail != NULL)
+                b->db_waiting_tail->next = ms[i];
+            else
+                b->db_waiting = ms[i];
+            b->db_waiting_tail = ms[i];
+        } else {
             edge_msg_free(ms[i]);
+        }
     }
     *n = 0;
+    if (b->db_waiting != NULL && b->route_timer <= 0)
+        b->route_timer = sd_loop_add_timer(b->loop, ROUTE_RETRY_MS, on_route_retry, b);
+}
+
+/* The calls waiting for the database, tried again (in order, together);
+ * those it is still away for wait on, until their time is up. */
+static void route_waiting(struct edge_bus *b)
+{
+    struct edge_msg *m = b->db_waiting, *ms[EDGE_ROUTE_BATCH_MAX];
+    size_t n = 0;
+
+    b->db_waiting = b->db_waiting_tail = NULL;
+    while (m != NULL) {
+        struct edge_msg *next = m->next;
+        m->next = NULL;
+        m->db_wait = false; /* route_failed sets it again if it must wait on */
+        ms[n++] = m;
+        if (n == EDGE_ROUTE_BATCH_MAX)
+            flush_routes(b, ms, &n);
+        m = next;
+    }
+    flush_routes(b, ms, &n);
+}
+
+static int64_t on_route_retry(struct sd_loop *loop, void *arg)
+{
+    struct edge_bus *b = arg;
+
+    (void)loop;
+    b->route_timer = 0;
+    route_waiting(b);
+    return -1;
 }
 
 static void drain_all(struct edge_bus *b, int timeout_ms);
@@ -1019,6 +1079,7 @@ static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
          * order with anything that reads or changes registrations or the
          * queue (events and statuses are held and written later anyway). */
         if (m->kind == EDGE_MSG_ROUTE) {
+            m->taken_ms = sd_mono_ms();
             routes[nroutes++] = m;
             if (nroutes == EDGE_ROUTE_BATCH_MAX)
                 flush_routes(b, routes, &nroutes);
@@ -1047,6 +1108,8 @@ static void on_to_bus(struct sd_loop *loop, int fd, short revents, void *arg)
         case EDGE_MSG_STOP: {
             int timeout_ms = (int)m->token;
             edge_msg_free(m);
+            b->stopping = true;
+            route_waiting(b); /* routed now, or refused: none waits */
             flush_held(b);
             drain_all(b, timeout_ms);
             sd_loop_stop(loop);
@@ -1364,6 +1427,10 @@ static void bus_free(struct edge_bus *b)
 
     if (b == NULL)
         return;
+    while ((m = b->db_waiting) != NULL) { /* only if the thread never ran */
+        b->db_waiting = m->next;
+        edge_msg_free(m);
+    }
     while ((m = b->held) != NULL) {
         b->held = m->next;
         sd_log_warn("event not written at shutdown", "kind=%s", edge_msg_kind_name(m->kind));
@@ -1406,6 +1473,7 @@ struct edge_bus *edge_bus_start(const struct edge_bus_config *cfg, struct edge_q
     b->max_contacts = cfg->max_contacts;
     b->queue_max_wait_s = cfg->queue_max_wait_s;
     b->queue_max_calls = cfg->queue_max_calls;
+    b->route_db_wait_ms = cfg->route_db_wait_s * 1000;
     b->to_bus = to_bus;
     b->to_sip = to_sip;
     b->started_ms = sd_wall_ms();

@@ -36,6 +36,7 @@ struct edge_bus_config {
     int max_contacts;     /* SIPDRAIN_SIP_MAX_CONTACTS: live contacts kept per DN */
     int queue_max_wait_s; /* SIPDRAIN_QUEUE_MAX_WAIT: 0 = no queue (480 no_agent at once) */
     int queue_max_calls;  /* SIPDRAIN_QUEUE_MAX_CALLS: waiting calls a site holds at most */
+    int route_db_wait_s;  /* SIPDRAIN_ROUTE_DB_WAIT: how long a new call waits for PostgreSQL */
 };
 
 struct edge_bus;

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum edge_msg_kind {
     /* SIP thread -> bus thread */
@@ -55,6 +56,10 @@ struct edge_msg {
     json_t *data;               /* owned by whoever holds the message */
     struct edge_call_msg *call; /* EDGE_MSG_CALL: owned likewise (data is NULL) */
     struct edge_msg *next;
+    /* EDGE_MSG_ROUTE, the bus thread's: when it first took it, and whether
+     * it waits to be tried again (the database was away) */
+    int64_t taken_ms;
+    bool db_wait, db_waited; /* to be tried again; has waited (said once) */
 };
 
 struct edge_queue;

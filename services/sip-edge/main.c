@@ -54,7 +54,7 @@ struct sip_edge_cfg {
     long retry_after_s;
     char *peer_site_uri;
     char *route_points;
-    long queue_max_wait_s, queue_max_calls, ring_timeout_s;
+    long queue_max_wait_s, queue_max_calls, ring_timeout_s, route_db_wait_s;
     char *outbound_proxy;
     char *http_addr;
     char *topic_prefix;
@@ -111,6 +111,10 @@ static const struct sd_cfg_item cfg_items[] = {
     {"SIPDRAIN_QUEUE_MAX_CALLS", SD_CFG_INT, F(queue_max_calls), 1, 100000, NULL, "1000", false,
      "calls a site holds waiting at most (all its edges; give each the same value); more are"
      " refused at once with 480 queue_full"},
+    {"SIPDRAIN_ROUTE_DB_WAIT", SD_CFG_INT, F(route_db_wait_s), 0, 30, NULL, "8", false,
+     "seconds a new call waits (after its 100 Trying) while PostgreSQL has no primary to"
+     " route it, e.g. during a switchover, tried again every 250 ms; then 503 with"
+     " Retry-After; 0 = 503 at once"},
     {"SIPDRAIN_RING_TIMEOUT", SD_CFG_INT, F(ring_timeout_s), 1, 600, NULL, "20", false,
      "seconds an agent's phone rings with a route-point call; then the call goes back to the"
      " queue (ahead of later calls) and the agent is set NotReady (no_answer)"},
@@ -384,7 +388,8 @@ int main(int argc, char **argv)
                                      c.realm,
                                      (int)c.max_contacts,
                                      (int)c.queue_max_wait_s,
-                                     (int)c.queue_max_calls};
+                                     (int)c.queue_max_calls,
+                                     (int)c.route_db_wait_s};
 
         memcpy(sc.algs, algs, sizeof(sc.algs));
         if (listen.tls[0] != '\0') {

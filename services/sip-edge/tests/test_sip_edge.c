@@ -1254,13 +1254,16 @@ Test(sip_edge, unroutable_calls_get_404_480_or_486_and_call_rejected_says_why, .
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
 
-/* PostgreSQL stopped under a running edge: a new call gets 503 with
- * Retry-After and a Reason (the caller fails over to another edge), and its
+/* PostgreSQL stopped under a running edge: a new call waits
+ * SIPDRAIN_ROUTE_DB_WAIT (2 s here) for it, then gets 503 with Retry-After
+ * and a Reason (the caller fails over to another edge), and its
  * call.rejected waits for the database with the other held events. With
  * PostgreSQL back, the same process routes calls again. */
 Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once_it_is_back,
      .timeout = 240)
 {
+    const char *wait2[] = {"SIPDRAIN_ROUTE_DB_WAIT=2", NULL};
+    int64_t t0, waited;
     struct edge_env e;
     struct edge_proc p;
     struct sdp_keys sk;
@@ -1273,12 +1276,17 @@ Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once
     pid_t phone;
 
     env_setup(&e);
-    edge_start(&e, &p, "edge-2a", NULL);
+    edge_start(&e, &p, "edge-2a", wait2);
     agent_ready(&e, "a1", "2001", 10);
     cr_assert_eq(sdt_script("SIPDRAIN_KEEP_DATABASES=1 tests/scripts/pg-down.sh >/dev/null 2>&1"),
                  0);
+    t0 = sd_mono_ms();
     cr_expect_eq(sdt_sipp("invite_refused_503", p.port, "2001", retry), 0,
                  "503 with Retry-After 5 and Reason cause=503 (%s)", p.log);
+    waited = sd_mono_ms() - t0;
+    cr_expect(waited >= 2000 && waited < 6000, "the 503 after the 2 s wait, not %lld ms",
+              (long long)waited);
+    cr_expect(sdt_file_has(p.log, "call waits for the database"), "%s", p.log);
     cr_expect_eq(waitpid(p.pid, &status, WNOHANG), 0, "the edge exited with its database away");
     cr_assert_eq(sdt_script("tests/scripts/pg-up.sh >/dev/null 2>&1"), 0);
     deadline = sd_mono_ms() + WAIT_MS;
@@ -1307,6 +1315,47 @@ Test(sip_edge, with_postgresql_away_calls_get_503_and_the_edge_routes_again_once
     cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
                                       " AND state = 'ended' AND end_cause = 'caller_hangup'"),
                  1);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* A switchover leaves PostgreSQL without a primary for a few seconds: a
+ * call that comes then waits for it (SIPDRAIN_ROUTE_DB_WAIT, default 8 s;
+ * its 100 Trying keeps the caller from sending it again) and is answered
+ * once the database is back, not refused (issue #18: no call lost to a
+ * planned switchover). Here PostgreSQL is stopped and started again under
+ * the waiting call. */
+Test(sip_edge, a_call_that_comes_while_postgresql_is_briefly_away_waits_and_is_answered,
+     .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *hold[] = {"hold_ms", "300", NULL};
+    pid_t phone, gw;
+
+    env_setup(&e);
+    edge_start(&e, &p, "edge-2a", NULL);
+    agent_ready(&e, "a1", "2001", 10);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_assert_eq(sdt_script("SIPDRAIN_KEEP_DATABASES=1 tests/scripts/pg-down.sh >/dev/null 2>&1"),
+                 0);
+    gw =
+        sdt_sipp_start("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold));
+    cr_assert_eq(sdt_script("tests/scripts/pg-up.sh >/dev/null 2>&1"), 0);
+    cr_expect_eq(sdt_sipp_wait(gw, WAIT_MS), 0, "the call, answered once PostgreSQL was back (%s)",
+                 p.log);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    cr_expect(sdt_file_has(p.log, "call waits for the database"), "it did wait (%s)", p.log);
+    call_events_read(&e, &ce, 3);
+    cr_assert_eq(ce.n, 3, "call events: %zu (offered, established, ended; nothing rejected)", ce.n);
+    cr_expect_str_eq(ce.type[0], "call.offered");
+    cr_expect_str_eq(ce.type[1], "call.established");
+    cr_expect_str_eq(ce.type[2], "call.ended");
+    call_events_free(&ce);
+    cr_expect(!sdt_file_has(p.log, "call not routed"), "routed once (%s)", p.log);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
 }
