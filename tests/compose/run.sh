@@ -44,7 +44,7 @@
 #
 # Env: COMPOSE ("docker-compose", v1; "docker compose" for v2),
 # COMPOSE_PROJECT (sipdrain-compose-test), RATE (5 calls/s), HOLD_MS
-# (call length, 1000), AGENTS (per site, 25), HOLD_S (60), KEEP=1 (no
+# (call length, 1000), AGENTS (per site, 25), HOLD_S (30), KEEP=1 (no
 # cleanup, to look around; `docker-compose -p <project> down -v` after).
 # Logs: .run/compose-test/ (outside the image's build context: .dockerignore).
 set -euo pipefail
@@ -59,7 +59,7 @@ HOLD_MS=${HOLD_MS:-1000}
 # a second of all of them busy gave the gateway 480s (no Ready agent at any
 # edge)
 AGENTS=${AGENTS:-25}
-HOLD_S=${HOLD_S:-60}
+HOLD_S=${HOLD_S:-30}
 # The SIP password of every phone (sip-passwd import at provision); the
 # edges offer MD5 alone: the test's SIPp (Debian 12's 3.6.1) fails on a
 # SHA-256 challenge instead of skipping it (README, Security)

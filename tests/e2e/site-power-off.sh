@@ -34,7 +34,7 @@
 # Prints calls per site before and after the power-off, the events counted
 # and the switchover's timings. Exit 0 only when every check held.
 #
-# Env: RATE (2), HOLD_MS (1500), GATEWAY_S (100), AGENTS (6 per site),
+# Env: RATE (2), HOLD_MS (1500), GATEWAY_S (75), AGENTS (6 per site),
 # SIPDRAIN_BIN_DIR / SIPDRAIN_TEST_BIN_DIR, KEEP=1 (leave the servers and
 # .run/power-off). Its own servers (.run/kafka-cluster, .run/pg-site1|2):
 # it runs beside the test stack, not with ha-stores.sh.
@@ -45,7 +45,7 @@ bin=${SIPDRAIN_TEST_BIN_DIR:-build/tests}
 sbin=${SIPDRAIN_BIN_DIR:-build/bin}
 RATE=${RATE:-2}
 HOLD_MS=${HOLD_MS:-1500}
-GATEWAY_S=${GATEWAY_S:-100}
+GATEWAY_S=${GATEWAY_S:-75}
 AGENTS=${AGENTS:-6}
 PHONE_PASSWORD=sipdrain-power-off
 MODULES=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)/kamailio/modules
@@ -110,6 +110,7 @@ run() {
         done
     ) &
     sup_of[$name]=$!
+    disown "$!" # its kill -9 at the power-off is no news to this shell
     site_of[$name]=$site
     pids+=($!)
 }
