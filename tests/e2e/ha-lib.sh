@@ -1,5 +1,5 @@
-# tests/e2e/ha-lib.sh - sourced by the tests of issue #18 (ha-stores.sh,
-# site-power-off.sh): Kafka over three nodes and a PostgreSQL pair on
+# tests/e2e/ha-lib.sh - sourced by the test of issue #18
+# (site-power-off.sh): Kafka over three nodes and a PostgreSQL pair on
 # loopback, and what those tests do with them. Needs repo, bin (test
 # binaries) and sbin (programs) set, and the working directory at repo.
 

@@ -31,13 +31,18 @@
 #      while the switchover left PostgreSQL without a primary (a new call
 #      waits for it, SIPDRAIN_ROUTE_DB_WAIT); every event read before the
 #      power-off is still there
+#   6. unplanned (UNPLANNED=1, the default): site2 powered on, rejoined and
+#      resumed, then kill -9 of everything in site1 - the primary's site -
+#      without a switchover; REACT_S (3) later pg-switchover.sh --failover
+#      promotes site2's standby: calls wait or fail only until then, site2
+#      routes again, what was lost is counted
 # Prints calls per site before and after the power-off, the events counted
 # and the switchover's timings. Exit 0 only when every check held.
 #
 # Env: RATE (2), HOLD_MS (1500), GATEWAY_S (75), AGENTS (6 per site),
 # SIPDRAIN_BIN_DIR / SIPDRAIN_TEST_BIN_DIR, KEEP=1 (leave the servers and
 # .run/power-off). Its own servers (.run/kafka-cluster, .run/pg-site1|2):
-# it runs beside the test stack, not with ha-stores.sh.
+# it runs beside the test stack.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
@@ -47,6 +52,7 @@ RATE=${RATE:-2}
 HOLD_MS=${HOLD_MS:-1500}
 GATEWAY_S=${GATEWAY_S:-75}
 AGENTS=${AGENTS:-6}
+REACT_S=${REACT_S:-3} # unplanned: seconds from the loss of site1 to the promotion
 PHONE_PASSWORD=sipdrain-power-off
 MODULES=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)/kamailio/modules
 # shellcheck source=tests/e2e/ha-lib.sh
@@ -81,6 +87,17 @@ echo "== stores: three Kafka nodes (site1, site2, witness), primary pg-site2, st
 ha_up power-off
 kc=$SIPDRAIN_KAFKA_CLIENTS
 "$sbin/sipdrain-kafka-init" >"$logs/kafka-init.log" 2>&1
+# The layout (what ha-lib.sh's servers must be for the rest to mean anything)
+layout=$(describe sipdrain.call.events sipdrain.agent.commands)
+check "0. three brokers, in racks site1 / site2 / witness" \
+    [ "$(grep '^broker ' <<<"$layout" | sort | tr '\n' ' ')" = "broker 1 site1 broker 2 site2 broker 3 witness " ]
+check "0. a KRaft quorum leader is elected ($(grep '^quorum-leader' <<<"$layout"))" \
+    grep -q '^quorum-leader [123]$' <<<"$layout"
+check "0. every partition: replicas on all three brokers (one per rack), all in sync ($(grep -c '^partition ' <<<"$layout") partitions)" \
+    [ "$(grep '^partition ' <<<"$layout" | grep -vc 'replicas=[123],[123],[123] isr=[123],[123],[123]$')" = 0 ]
+check "0. min.insync.replicas 2 on both topics" [ "$(grep -c '^min.insync.replicas .* 2$' <<<"$layout")" = 2 ]
+check "0. site2 is the primary, site1 a streaming standby" \
+    [ "$(sq site2 'select pg_is_in_recovery()')/$(sq site1 'select status from pg_stat_wal_receiver')" = f/streaming ]
 SIPDRAIN_PG_DSN=$dsn "$sbin/sipdrain-migrate" --dir deploy/sql >"$logs/migrate.log" 2>&1
 for r in sipdrain_edge sipdrain_agent_state sipdrain_orchestrator sipdrain_drainctl sipdrain_passwd; do
     psql -X "$dsn" -qAt -c "ALTER ROLE $r LOGIN" >/dev/null
@@ -163,6 +180,11 @@ command() { # AGENT TYPE
         "$1" "$(cat /proc/sys/kernel/random/uuid)" "$2" "$(stamp)" "$1" >&3
 }
 q() { psql -X "$dsn" -qAt -c "$1" 2>/dev/null || true; }
+wait_sql_on() { # SITE SQL WANT SECONDS: until SITE's server answers WANT
+    local i
+    for i in $(seq 1 $(($4 * 5))); do [ "$(sq "$1" "$2")" = "$3" ] && return 0; sleep 0.2; done
+    return 1
+}
 wait_sql() { # SQL WANT SECONDS: until SQL answers WANT
     local i
     for i in $(seq 1 $(($3 * 5))); do [ "$(q "$1")" = "$2" ] && return 0; sleep 0.2; done
@@ -177,21 +199,25 @@ check "0. $((2 * AGENTS)) agents logged in (agent-state, through Kafka)" \
 login agent-1-99 1099 site1 manual_in
 check "0. agent-1-99 logged in, not ready" \
     wait_sql "SELECT state FROM agents WHERE agent_id = 'agent-1-99'" not_ready 30
-for s in 1 2; do
-    free_port uas
-    free_port cp
-    sipp -sf tests/e2e/sipp/phones_uas.xml -i 127.0.0.1 -p "$uas" -cp "$cp" -t u1 -m 100000 \
-        -key sdp_token "phones-site$s" -timeout $((GATEWAY_S + 200))s -nostdin \
-        >"$logs/phones-site$s.out" 2>&1 &
-    pids+=($!)
-    { echo SEQUENTIAL; seq -f "$s%03g" 1 "$AGENTS"; } >"$logs/dns-site$s.csv"
+declare -A uas_of
+register_phones() { # N: site N's phones registered at edge-Na, one REGISTER per DN
+    local rp rcp
     free_port rp
     free_port rcp
-    check "0. the phones of site$s registered at edge-${s}a" \
-        sipp "127.0.0.1:${edge_port[edge-${s}a]}" -sf tests/e2e/sipp/phones_register.xml \
-        -inf "$logs/dns-site$s.csv" -key contact_port "$uas" -i 127.0.0.1 -p "$rp" -cp "$rcp" \
+    sipp "127.0.0.1:${edge_port[edge-${1}a]}" -sf tests/e2e/sipp/phones_register.xml \
+        -inf "$logs/dns-site$1.csv" -key contact_port "${uas_of[$1]}" -i 127.0.0.1 -p "$rp" -cp "$rcp" \
         -t u1 -m "$AGENTS" -r 50 -ap "$PHONE_PASSWORD" -timeout 60s -timeout_error -nostdin \
-        -default_behaviors all,-bye >"$logs/register-site$s.out" 2>&1
+        -default_behaviors all,-bye >>"$logs/register-site$1.out" 2>&1
+}
+for s in 1 2; do
+    free_port uas
+    uas_of[$s]=$uas
+    free_port cp
+    sipp -sf tests/e2e/sipp/phones_uas.xml -i 127.0.0.1 -p "$uas" -cp "$cp" -t u1 -m 100000 \
+        -key sdp_token "phones-site$s" -timeout 900s -nostdin >"$logs/phones-site$s.out" 2>&1 &
+    pids+=($!)
+    { echo SEQUENTIAL; seq -f "$s%03g" 1 "$AGENTS"; } >"$logs/dns-site$s.csv"
+    check "0. the phones of site$s registered at edge-${s}a" register_phones "$s"
 done
 
 # --- the gateway's calls, the whole test long ----------------------------------
@@ -212,7 +238,7 @@ check "0. calls reach both sites before the drain" \
 
 stat() { # a column of the gateway's last -trace_stat line (written every second)
     awk -F';' -v want="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == want) c = i; next }
-        NF > 10 { v = $c } END { print v + 0 }' "$logs/gateway.csv"
+        NF > 10 { v = $c } END { print v + 0 }' "$logs/${LOGS_STAT:-gateway}.csv"
 }
 # --- 1. the drain of site2 -----------------------------------------------------------
 operator() { # drainctl as the operator (its Kafka user and PostgreSQL role)
@@ -298,6 +324,8 @@ echo "   gateway: $calls calls, $ok completed, $failed failed (SIPp exit $gw_rc)
 q "SELECT '   calls at ' || site || ': ' || count(*) FILTER (WHERE created_at < to_timestamp($t_kill / 1000.0))
      || ' before the power-off, ' || count(*) FILTER (WHERE created_at >= to_timestamp($t_kill / 1000.0))
      || ' after; ' || count(*) FILTER (WHERE end_cause IN ('caller_hangup', 'agent_hangup')) || ' completed'
+     || ' (' || count(*) FILTER (WHERE agent_id IS NULL) || ' of them handed to the peer site:'
+     || ' its edge answers them too)'
    FROM calls GROUP BY site ORDER BY site"
 # While PostgreSQL has no primary (the old one stopped, the standby not yet
 # promoted: pg-switchover.sh's steps 2-4, a few seconds) no edge can
@@ -319,6 +347,89 @@ check "5. the switchover said each step" grep -q 'switchover done in' "$logs/swi
 echo "   (${calls} calls over $(((t_second - t_calls) / 1000)) s until the second drain ended)"
 echo "   supervisors:"
 sed 's/^/     /' "$logs/supervisor.log" 2>/dev/null || true
+
+# --- 6. unplanned: site1, now holding the primary, dies without a switchover ---
+# site2 powered on and resumed first; then kill -9 of everything in site1.
+# Until someone promotes site2's standby nothing can be written: new calls
+# wait (SIPDRAIN_ROUTE_DB_WAIT) and, past that, are refused; what site1 had
+# committed and not yet streamed is lost.
+if [ "${UNPLANNED:-1}" = 1 ]; then
+    echo "== 6. site2 powered on and resumed; then site1 (the primary) dies unplanned"
+    tests/scripts/kafka-up.sh --cluster >/dev/null 2>>"$logs/kafka-up.log"
+    tests/scripts/pg-switchover.sh --rejoin site2 >"$logs/rejoin-site2.out" 2>&1 || true
+    check "6. site2's PostgreSQL streams from site1 again" \
+        wait_sql_on site2 "select status from pg_stat_wal_receiver" streaming 30
+    for s in as-2 orch-2; do
+        run "$s" site2 "$([ "$s" = as-2 ] && echo agent-state || echo drain-orchestrator)" \
+            SIPDRAIN_INSTANCE_ID="$s" \
+            SIPDRAIN_KAFKA_PROPERTIES="$kc/sipdrain-$([ "$s" = as-2 ] && echo agent-state || echo orchestrator).properties" \
+            SIPDRAIN_PG_DSN="$(dsn_as "sipdrain_$([ "$s" = as-2 ] && echo agent_state || echo orchestrator)")"
+    done
+    start_edge edge-2a site2
+    isr_full() { [ "$(describe sipdrain.call.events sipdrain.agent.commands sipdrain.drain.commands |
+        grep '^partition ' | grep -vc 'isr=[123],[123],[123]$')" = 0 ]; }
+    back=0
+    for _ in $(seq 1 60); do isr_full && { back=1; break; }; sleep 1; done
+    check "6. site2's broker is back in every ISR" [ "$back" = 1 ]
+    rc=0
+    operator resume --site site2 --wait >"$logs/resume-site2.out" 2>&1 || rc=$?
+    check "6. drainctl resume --site site2: its edge active again (exit $rc)" [ "$rc" = 0 ]
+    for i in $(seq 1 "$AGENTS"); do login "agent-2-$(printf %02d "$i")" "2$(printf %03d "$i")" site2; done
+    check "6. site2's agents logged in again" \
+        wait_sql "SELECT count(*) FROM agents WHERE site = 'site2' AND state = 'ready'" "$AGENTS" 60
+    check "6. site2's phones registered again at edge-2a" register_phones 2
+    calls2=$((RATE * 60))
+    free_port gp
+    free_port gcp
+    sipp "127.0.0.1:$lb_port" -sf bench/sipp/caller.xml -inf "$logs/route.csv" -d "$HOLD_MS" \
+        -i 127.0.0.1 -p "$gp" -cp "$gcp" -t u1 -r "$RATE" -m "$calls2" -recv_timeout 150000 \
+        -timeout 300s -nostdin -trace_stat -stf "$logs/gateway2.csv" -fd 1 \
+        >"$logs/gateway2.out" 2>&1 &
+    gw2=$!
+    pids+=($gw2)
+    t_g2=$(now_ms)
+    check "6. calls reach site2 again" wait_sql \
+        "SELECT count(*) > 0 FROM calls WHERE site = 'site2' AND state = 'ended' AND created_at > to_timestamp($t_g2 / 1000.0)" t 40
+    t_snap=$(now_ms)
+    rows_before=$(q "SELECT count(*) FROM calls WHERE created_at < to_timestamp($t_snap / 1000.0)")
+    t_kill2=$(now_ms)
+    for n in "${!site_of[@]}"; do
+        if [ "${site_of[$n]}" = site1 ]; then
+            kill -9 "${sup_of[$n]}" "$(child "$n")" 2>/dev/null || true
+        fi
+    done
+    kill_stores site1 1
+    echo "   kill -9 of as-1 orch-1 edge-1a edge-1b, Kafka node 1, PostgreSQL pg-site1 (the primary)"
+    sleep "$REACT_S" # an operator (or a watchdog) sees it and promotes site2's standby
+    fo_rc=0
+    tests/scripts/pg-switchover.sh --failover >"$logs/failover.out" 2>&1 || fo_rc=$?
+    sed 's/^/   | /' "$logs/failover.out"
+    t_up=$(now_ms)
+    check "6. site2 promoted (pg-switchover.sh --failover), $((t_up - t_kill2)) ms after site1 died" [ "$fo_rc" = 0 ]
+    sleep 12 # a waiting call's SIPDRAIN_ROUTE_DB_WAIT, and the statistics' second
+    f_up=$(LOGS_STAT=gateway2 stat 'FailedCall(C)')
+    gw2_rc=0
+    wait "$gw2" || gw2_rc=$?
+    ok2=$(LOGS_STAT=gateway2 stat 'SuccessfulCall(C)')
+    failed2=$(LOGS_STAT=gateway2 stat 'FailedCall(C)')
+    rows_after=$(q "SELECT count(*) FROM calls WHERE created_at < to_timestamp($t_snap / 1000.0)")
+    first_ms=$(q "SELECT round(extract(epoch FROM min(answered_at)) * 1000) FROM calls
+        WHERE site = 'site2' AND created_at > to_timestamp($t_kill2 / 1000.0) AND answered_at IS NOT NULL")
+    echo "   gateway: $calls2 calls, $ok2 completed, $failed2 failed (SIPp exit $gw2_rc)"
+    echo "   site2 answered its first call $(( ${first_ms%.*} - t_kill2 )) ms after site1 died" \
+        "(promotion at +$((t_up - t_kill2)) ms)"
+    echo "   calls rows made up to $((t_kill2 - t_snap)) ms before the loss: $rows_before on site1 then," \
+        "$rows_after on the promoted standby (lost: $((rows_before - rows_after)), committed on site1, not streamed)"
+    lost=$((rows_before - rows_after))
+    check "6. the promoted standby lacks at most a second of commits (lost $lost calls rows)" \
+        [ "$lost" -ge 0 -a "$lost" -le $((RATE + 1)) ]
+    check "6. site2 routes calls after the promotion" [ -n "$first_ms" ]
+    echo "   calls failed in the outage: $f_up (those in progress at site1 lose their edge - their BYE"
+    echo "   meets a dead one - and new ones wait for a primary, SIPDRAIN_ROUTE_DB_WAIT, or are refused)"
+    check "6. no call failed once site2 was promoted ($((failed2 - f_up)) after +$((t_up - t_kill2 + 12000)) ms)" \
+        [ "$failed2" = "$f_up" ]
+    check "6. every other call completed ($ok2 of $((calls2 - f_up)))" [ "$ok2" = $((calls2 - f_up)) ]
+fi
 
 if [ "$fail" = 0 ]; then echo "PASS site-power-off"; else echo "FAIL site-power-off (logs: $logs)"; fi
 exit "$fail"
