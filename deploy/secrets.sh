@@ -16,13 +16,19 @@
 #                       0005), for sipdrain-migrate --role-passwords
 #   pg_<program>_dsn    each program's DSN, as its own role: edge,
 #                       agent_state, orchestrator, drainctl, passwd
+#   pg_<p>_dsn_two_sites  the owner's and each program's DSN naming both
+#                       servers of deploy/compose.two-sites.yml
+#                       (PG_HOSTS_TWO_SITES) with target_session_attrs=
+#                       read-write: the client follows the primary
 #
 # Kafka (SASL/SCRAM-SHA-512 over TLS, ACLs: README, Security):
 #   kafka_ca            the CA that signed the broker's certificate (made
 #                       here, kafka_ca.key beside it: keep it, or replace
 #                       both with your own CA's certificate and key)
-#   kafka_tls           the broker's key and certificate (PEM), for the
-#                       names kafka and localhost, signed by kafka_ca
+#   kafka_tls           the brokers' key and certificate (PEM), for the
+#                       names kafka, kafka-site1, kafka-witness (the
+#                       two-sites layout's nodes) and localhost, signed by
+#                       kafka_ca; a certificate lacking one is made again
 #   kafka_jaas          the broker's JAAS file: the PLAIN logins of the
 #                       controller, the broker itself and the admin
 #   kafka_admin_client  the admin's Java client settings (the tools in the
@@ -44,6 +50,10 @@ programs="edge agent_state orchestrator drainctl passwd"
 host=${PG_HOST:-postgres:5432}
 db=${PG_DB:-sipdrain}
 owner=${PG_OWNER:-sipdrain}
+hosts_two_sites=${PG_HOSTS_TWO_SITES:-postgres:5432,postgres-site1:5432}
+# the broker certificate's names: docker-compose.yml's node and
+# deploy/compose.two-sites.yml's two more
+kafka_names="kafka kafka-site1 kafka-witness localhost"
 
 mkdir -p "$dir"
 chmod 700 "$dir"
@@ -66,6 +76,16 @@ keep "$dir/pg_owner_dsn" "postgresql://$owner:$(cat "$dir/pg_owner_password")@$h
 for p in $programs; do
     keep "$dir/pg_${p}_password" "$(password)"
     keep "$dir/pg_${p}_dsn" "postgresql://sipdrain_$p:$(cat "$dir/pg_${p}_password")@$host/$db"
+done
+# deploy/compose.two-sites.yml: both servers, whichever is primary
+# (rewritten each time from the password files)
+for p in owner $programs; do
+    if [[ $p == owner ]]; then cred="$owner:$(cat "$dir/pg_owner_password")"; else
+        cred="sipdrain_$p:$(cat "$dir/pg_${p}_password")"; fi
+    printf '%s\n' "postgresql://$cred@$hosts_two_sites/$db?target_session_attrs=read-write" \
+        >"$dir/pg_${p}_dsn_two_sites.new"
+    chmod 0444 "$dir/pg_${p}_dsn_two_sites.new"
+    mv "$dir/pg_${p}_dsn_two_sites.new" "$dir/pg_${p}_dsn_two_sites"
 done
 # rebuilt from the password files each time (a rotated one goes in)
 for p in $programs; do
@@ -93,11 +113,23 @@ if [[ ! -s "$dir/kafka_ca" ]]; then
     rm -f "$dir/kafka_tls"
     echo "secrets.sh: wrote $dir/kafka_ca (and kafka_ca.key)"
 fi
+# a certificate from before the two-sites layout lacks its names: made again
+if [[ -s "$dir/kafka_tls" ]]; then
+    sans=$(openssl x509 -in "$dir/kafka_tls" -noout -ext subjectAltName 2>/dev/null || true)
+    for n in $kafka_names; do
+        if [[ "$sans" != *"DNS:$n"* ]]; then
+            echo "secrets.sh: $dir/kafka_tls lacks the name $n: made again"
+            rm -f "$dir/kafka_tls"
+            break
+        fi
+    done
+fi
 if [[ ! -s "$dir/kafka_tls" ]]; then
     tmp=$(mktemp -d)
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/key" 2>/dev/null
     openssl req -new -key "$tmp/key" -out "$tmp/csr" -subj "/CN=kafka"
-    printf 'subjectAltName=DNS:kafka,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$tmp/ext"
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' \
+        "$(for n in $kafka_names; do printf 'DNS:%s,' "$n"; done | sed 's/,$//')" >"$tmp/ext"
     openssl x509 -req -in "$tmp/csr" -CA "$dir/kafka_ca" -CAkey "$dir/kafka_ca.key" \
         -CAcreateserial -CAserial "$tmp/srl" -out "$tmp/crt" -days 825 -extfile "$tmp/ext" 2>/dev/null
     cat "$tmp/key" "$tmp/crt" >"$dir/kafka_tls.new"

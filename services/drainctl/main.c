@@ -933,8 +933,11 @@ static int stores_report(const char *site, const struct opts *o)
         json_array_foreach(pg, i, row)
         {
             bool here = json_is_true(json_object_get(row, "in_site"));
-            printf("  %s:%-6s %-16s %s%s%s\n", json_string_value(json_object_get(row, "server")),
-                   json_string_value(json_object_get(row, "port")),
+            char where[300];
+            snprintf(where, sizeof where, "%s:%s",
+                     json_string_value(json_object_get(row, "server")),
+                     json_string_value(json_object_get(row, "port")));
+            printf("  %-24s %-16s %s%s%s\n", where,
                    json_string_value(json_object_get(row, "cluster_name")),
                    json_string_value(json_object_get(row, "role")), here ? "   <- in " : "",
                    here ? site : "");
@@ -943,11 +946,12 @@ static int stores_report(const char *site, const struct opts *o)
         json_array_foreach(kafka, i, row)
         {
             const char *rack = json_string_value(json_object_get(row, "rack"));
-            printf("  broker %-3d %s:%-6d rack %-10s leads %d of %d partitions%s%s\n",
-                   (int)json_integer_value(json_object_get(row, "broker")),
-                   json_string_value(json_object_get(row, "host")),
-                   (int)json_integer_value(json_object_get(row, "port")), rack[0] ? rack : "?",
-                   (int)json_integer_value(json_object_get(row, "leads")),
+            char where[300];
+            snprintf(where, sizeof where, "%s:%d", json_string_value(json_object_get(row, "host")),
+                     (int)json_integer_value(json_object_get(row, "port")));
+            printf("  broker %-3d %-24s rack %-10s leads %d of %d partitions%s%s\n",
+                   (int)json_integer_value(json_object_get(row, "broker")), where,
+                   rack[0] ? rack : "?", (int)json_integer_value(json_object_get(row, "leads")),
                    (int)json_integer_value(json_object_get(row, "partitions")),
                    json_is_true(json_object_get(row, "in_site")) ? "   <- in " : "",
                    json_is_true(json_object_get(row, "in_site")) ? site : "");
@@ -957,12 +961,14 @@ static int stores_report(const char *site, const struct opts *o)
                    " describe the cluster's configs)\n");
         if (pg_in)
             printf("%s holds the PostgreSQL primary: switch it over first"
-                   " (tests/scripts/pg-switchover.sh; README: the runbook)\n",
+                   " (compose: deploy/compose-switchover.sh; local: tests/scripts/pg-switchover.sh;"
+                   " README: the runbook)\n",
                    site);
         if (kafka_in)
-            printf("%s's brokers lead partitions: move them first"
-                   " (tests/scripts/KafkaAdmin.java --move-leaders-off %s)\n",
-                   site, site);
+            printf("%s's brokers lead partitions: move them first (stop %s's Kafka nodes: a"
+                   " controlled shutdown hands their leaders over; or"
+                   " tests/scripts/KafkaAdmin.java --move-leaders-off %s)\n",
+                   site, site, site);
         if (!pg_in && !kafka_in && racks_known)
             printf("nothing of ours leads in %s: its stores can be powered off\n", site);
     }

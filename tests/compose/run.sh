@@ -27,6 +27,10 @@
 #                            keeps taking them, none fails
 #   kafka_recreate           up -d --force-recreate kafka: the agent.login
 #                            events written at provision are read back
+#   site2_power_off          (two-sites) the runbook: stores report, the
+#                            switchover, kafka stopped, site2 killed; site1
+#                            alone: no call fails, an agent logs in and out,
+#                            an edge drain completes, the events are there
 #   down                     down -v: no container, volume or network left
 #
 # Each step prints `step <name>: ok|FAILED (why) (<s> s)`; a step whose
@@ -42,7 +46,8 @@
 # on the compose network. The published port is checked separately (an
 # OPTIONS from the host to 127.0.0.1:5060 gets an answer from Kamailio).
 #
-# Env: COMPOSE ("docker-compose", v1; "docker compose" for v2),
+# Env: COMPOSE ("docker-compose", v1; "docker compose" for v2), LAYOUT
+# (two-sites: deploy/compose.two-sites.yml on top, the default; single),
 # COMPOSE_PROJECT (sipdrain-compose-test), RATE (5 calls/s), HOLD_MS
 # (call length, 1000), AGENTS (per site, 25), HOLD_S (30), KEEP=1 (no
 # cleanup, to look around; `docker-compose -p <project> down -v` after).
@@ -103,7 +108,17 @@ export SIPDRAIN_SECRETS_DIR=$logs/secrets
 # COMPOSE: the compose spelling to test, "docker-compose" (v1, Debian's;
 # the default) or "docker compose" (the v2 CLI plugin)
 read -r -a compose_cmd <<<"${COMPOSE:-docker-compose}"
-dc() { "${compose_cmd[@]}" -p "$PROJECT" -f "$repo/docker-compose.yml" "$@"; }
+# LAYOUT: two-sites (the default: docker-compose.yml with
+# deploy/compose.two-sites.yml - three Kafka nodes, a PostgreSQL standby,
+# issue #18) or single (docker-compose.yml alone: one broker, one server)
+LAYOUT=${LAYOUT:-two-sites}
+compose_files=(-f "$repo/docker-compose.yml")
+case "$LAYOUT" in
+two-sites) compose_files+=(-f "$repo/deploy/compose.two-sites.yml") ;;
+single) ;;
+*) say "LAYOUT must be two-sites or single, not $LAYOUT"; exit 2 ;;
+esac
+dc() { "${compose_cmd[@]}" -p "$PROJECT" "${compose_files[@]}" "$@"; }
 # Compose v2 builds through BuildKit, which Podman 4.3's API does not serve
 # (issue #13); v1 ignores this
 if [[ "$SIPDRAIN_ENGINE" == podman ]]; then export DOCKER_BUILDKIT=0; fi
@@ -114,7 +129,9 @@ if [[ "$SIPDRAIN_ENGINE" == podman ]]; then export DOCKER_BUILDKIT=0; fi
 # seconds on 2 busy cores; and under Podman 4.3 a `docker-compose exec -T`
 # of the console consumer left its exec session's conmon running after the
 # container was gone.
-q() { ctr exec -i "$(containers postgres | head -1)" psql -U sipdrain -d sipdrain -qAt -F ' ' -c "$1"; }
+# pg_service: the service of the primary (site2_power_off moves it)
+pg_service=postgres
+q() { ctr exec -i "$(containers "$pg_service" | head -1)" psql -U sipdrain -d sipdrain -qAt -F ' ' -c "$1"; }
 now() { date +%s.%N; }
 since() { awk -v t0="$1" -v t1="$(now)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
 now_ms() { date +%s%3N; }
@@ -322,6 +339,13 @@ step_up() {
     declare -A want=([postgres]="running healthy" [kafka]="running healthy" [kafka-users]="exited" [topics]="exited"
         [migrate]="exited" [agent-state]=running [drain-orchestrator]=running
         [edge-site1]=running [edge-site2]=running [lb]=running)
+    if [[ "$LAYOUT" == two-sites ]]; then
+        want+=([kafka-site1]="running healthy" [kafka-witness]="running healthy"
+            [postgres-site1]="running healthy")
+        # the base file alone stays a valid compose file
+        "${compose_cmd[@]}" -p "$PROJECT" -f "$repo/docker-compose.yml" config -q ||
+            { why="docker-compose.yml alone is not valid"; return 1; }
+    fi
     for ((i = 0; i < 120; i++)); do
         bad=""
         for svc in "${!want[@]}"; do
@@ -352,6 +376,14 @@ step_up() {
         sleep 1
     done
     edges_sql
+    if [[ "$LAYOUT" == two-sites ]]; then
+        # pg-site1 streams from pg-site2
+        echo "  postgres-site1: in recovery $(ctr exec "$(containers postgres-site1)" psql -U sipdrain -d postgres -Atqc \
+            "SELECT pg_is_in_recovery() || ', WAL receiver ' || coalesce((SELECT status FROM pg_stat_wal_receiver), 'none')")"
+        [[ "$(ctr exec "$(containers postgres-site1)" psql -U sipdrain -d postgres -Atqc \
+            "SELECT status FROM pg_stat_wal_receiver")" == streaming ]] ||
+            { why="postgres-site1 is not streaming from postgres"; return 1; }
+    fi
     [[ "$(q "SELECT count(*) FROM edges WHERE state = 'active'")" == 4 ]] ||
         { why="not 4 edges active in table edges"; return 1; }
     lb_ip=$(ip_of "$(containers lb)")
@@ -531,15 +563,21 @@ step_drained_hold() {
 
 # --- 5. a third site1 edge --------------------------------------------------
 step_scale_site1_3() {
-    # 60 s of calls: `up` re-runs migrate and topics first (compose v1 took
-    # up to 20 s here), and the calls must go on for the whole 30 s watched
-    # after it returns; with 25 s of calls a slow `up` left the new edge
-    # nothing to take, which looked like a load balancer that never used it
-    local new host t_up first i gw_rc=0 calls=$((RATE * 60)) gw_ended=""
+    # calls during `up` (30 s), and 30 s more from when it returns: `up`
+    # re-runs migrate and topics first (compose v1 took up to 20 s here with
+    # one broker, 60 s with the two-sites layout), and the calls must go on
+    # for the whole 30 s watched after it returns; a gateway that ended
+    # before left the new edge nothing to take, which looked like a load
+    # balancer that never used it
+    local new host t_up first i gw_rc=0 calls=$((RATE * 30)) gw_ended="" gw1 gw1_rc=0 t_gw
     gateway scale1 "$calls"
+    gw1=$gw_pid
     sleep 2
+    t_gw=$(now_ms)
     dc up -d --no-recreate --scale edge-site1=3 >"$logs/scale1.log" 2>&1 || { why="up --scale edge-site1=3 failed"; return 1; }
     t_up=$(now_ms)
+    echo "  up --scale took $(((t_up - t_gw) / 1000)) s"
+    gateway scale1b "$calls"
     # the third replica by compose's own number (v2 may re-create the others)
     new=$(ctr ps -q --filter "label=com.docker.compose.project=$PROJECT" \
         --filter "label=com.docker.compose.service=edge-site1" \
@@ -554,8 +592,10 @@ step_scale_site1_3() {
         kill -0 "$gw_pid" 2>/dev/null || gw_ended=${gw_ended:-$(((($(now_ms) - t_up)) / 1000))}
         sleep 1
     done
+    wait "$gw1" || gw1_rc=$?
     wait "$gw_pid" || gw_rc=$?
-    gw_check scale1 "$calls" "$gw_rc" || return 1
+    gw_check scale1 "$calls" "$gw1_rc" || return 1
+    gw_check scale1b "$calls" "$gw_rc" || return 1
     if [[ -z "$first" ]]; then
         why="the new edge $host took no call in 30 s"
         [[ -z "$gw_ended" ]] || why+=" (the gateway's calls ended $gw_ended s after up: the test gave it too few)"
@@ -641,7 +681,100 @@ step_kafka_recreate() {
     grep -q "$marker" "$logs/agent-commands.jsonl" || { why="the login event $marker is gone"; return 1; }
 }
 
-# --- 9. down -v ------------------------------------------------------------------
+# --- 9. site2 powered off (two-sites layout, issue #18) -------------------------
+# desk COMMANDS: CloudEvents "<key>|<json>" lines onto sipdrain.agent.commands
+# as an agent's desktop (through kafka-site1: site2's node may be gone)
+desk() {
+    ctr exec -i "$(containers kafka-site1 | head -1)" /opt/kafka/bin/kafka-console-producer.sh \
+        --bootstrap-server localhost:9092 --producer.config /run/secrets/kafka_desktop_client \
+        --topic sipdrain.agent.commands --property parse.key=true --property 'key.separator=|' \
+        >>"$logs/producer.log" 2>&1
+}
+agent_command() { # AGENT TYPE [EXTRA DATA JSON]
+    printf '%s|{"specversion":"1.0","id":"%s","source":"compose-test","type":"%s","time":"%s","datacontenttype":"application/json","data":{"agent_id":"%s"%s}}\n' \
+        "$1" "$(cat /proc/sys/kernel/random/uuid)" "$2" "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$1" "${3:+,$3}"
+}
+wait_sql() { # SQL WANT SECONDS
+    local i
+    for ((i = 0; i < $3 * 2; i++)); do [[ "$(q "$1" 2>/dev/null)" == "$2" ]] && return 0; sleep 0.5; done
+    return 1
+}
+# The maintenance of README's runbook on the site that holds both stores'
+# leaders: site2 is drained and has no edge (scale_site2_0); its PostgreSQL
+# (postgres, pg-site2) is the primary and its Kafka node (kafka, rack site2)
+# leads partitions. Calls run through site1 all along: drainctl stores names
+# what is left, deploy/compose-switchover.sh moves the primary to site1, a
+# controlled shutdown of site2's Kafka node hands its leaders over, then
+# site2's containers are killed (SIGKILL: the power). site1 alone: no call
+# fails, an agent logs in and out, a drain of one of its edges completes,
+# and the events written before (provision's logins) are all still read.
+step_site2_power_off() {
+    local calls=$((RATE * 70)) gw_rc=0 rc=0 t0 t_off n edge c led
+    gateway poweroff "$calls"
+    sleep 3
+    rc=0
+    dc run --rm drainctl stores --site site2 >"$logs/stores-before.out" 2>&1 || rc=$?
+    sed 's/^/    /' "$logs/stores-before.out" | grep -v "^    Creating"
+    [[ $rc == 1 ]] || { why="drainctl stores --site site2 exited $rc before the switchover (want 1: not yet)"; return 1; }
+    led=$(sed -n 's/.*rack site2 *leads \([0-9]*\) of.*/\1/p' "$logs/stores-before.out")
+    grep -q "pg-site2 *primary *<- in site2" "$logs/stores-before.out" &&
+        grep -q "site2's brokers lead partitions" "$logs/stores-before.out" && ((${led:-0} > 0)) ||
+        { why="drainctl stores did not name site2's primary and leaders"; return 1; }
+    # the primary to site1 (the script of README's runbook)
+    rc=0
+    t0=$(now_ms)
+    COMPOSE="${compose_cmd[*]} -p $PROJECT ${compose_files[*]}" DOCKER="$SIPDRAIN_ENGINE" \
+        "$repo/deploy/compose-switchover.sh" postgres postgres-site1 >"$logs/switchover.out" 2>&1 || rc=$?
+    sed 's/^/    /' "$logs/switchover.out"
+    [[ $rc == 0 ]] || { why="compose-switchover.sh exited $rc"; return 1; }
+    pg_service=postgres-site1
+    echo "  switchover: $(($(now_ms) - t0)) ms"
+    [[ "$(q "SELECT pg_is_in_recovery()")" == f ]] || { why="postgres-site1 is not the primary"; return 1; }
+    # Kafka's leaders off site2: a controlled shutdown of its node
+    t0=$(now_ms)
+    dc stop -t 60 kafka >"$logs/kafka-stop.log" 2>&1 || { why="compose stop kafka failed"; return 1; }
+    echo "  kafka (rack site2) stopped, a controlled shutdown: $(($(now_ms) - t0)) ms"
+    rc=0
+    dc run --rm drainctl stores --site site2 >"$logs/stores-after.out" 2>&1 || rc=$?
+    sed 's/^/    /' "$logs/stores-after.out" | grep -v "^    Creating"
+    [[ $rc == 0 ]] || { why="drainctl stores --site site2 exited $rc after the switchover (want 0)"; return 1; }
+    # the power: every container of site2 left, SIGKILL
+    t_off=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+    for c in $(containers postgres) $(containers kafka) $(containers edge-site2); do
+        ctr kill -s KILL "$c" >/dev/null 2>&1 || true
+    done
+    echo "  site2 powered off at $t_off (postgres, kafka; edge-site2 has $(containers edge-site2 | wc -l) containers)"
+    # site1 alone: an agent logs in, then out (agent-state, Kafka without site2, the new primary)
+    agent_command agent-1-99 agent.login '"dn":"1099","site":"site1","work_mode":"manual_in","acw_timeout_s":null,"workspace":false,"nailed_up":false' | desk
+    wait_sql "SELECT state FROM agents WHERE agent_id = 'agent-1-99'" not_ready 60 ||
+        { why="agent-1-99's login was not handled after the power-off"; return 1; }
+    agent_command agent-1-99 agent.logout | desk
+    wait_sql "SELECT state FROM agents WHERE agent_id = 'agent-1-99'" logged_out 60 ||
+        { why="agent-1-99's logout was not handled after the power-off"; return 1; }
+    echo "  agent-1-99 logged in and out after the power-off"
+    # a drain of one edge of site1 (the orchestrator on the new primary)
+    edge=$(q "SELECT edge_id FROM edges WHERE site = 'site1' AND state = 'active' ORDER BY edge_id LIMIT 1")
+    rc=0
+    dc run --rm drainctl drain start --edge "$edge" --wait >"$logs/drain-edge.out" 2>&1 || rc=$?
+    sed 's/^/    /' "$logs/drain-edge.out" | grep -v "^    Creating" | tail -5
+    [[ $rc == 0 ]] || { why="drainctl drain start --edge $edge --wait exited $rc"; return 1; }
+    wait "$gw_pid" || gw_rc=$?
+    gw_check poweroff "$calls" "$gw_rc" || return 1
+    n=$(q "SELECT count(*) FROM calls WHERE site = 'site1' AND created_at > '$t_off'")
+    echo "  calls at site1 after the power-off: $n"
+    [[ "$n" -gt 0 ]] || { why="no call after the power-off"; return 1; }
+    # the events written before: provision's logins, read back from site1's node
+    ctr exec -i "$(containers kafka-site1 | head -1)" /opt/kafka/bin/kafka-console-consumer.sh \
+        --bootstrap-server localhost:9092 --consumer.config /run/secrets/kafka_admin_client \
+        --topic sipdrain.agent.commands --from-beginning --timeout-ms 8000 </dev/null \
+        >"$logs/agent-commands-after.jsonl" 2>>"$logs/consumer.log" || true
+    n=0
+    while read -r id; do grep -q "$id" "$logs/agent-commands-after.jsonl" && n=$((n + 1)); done <"$logs/login-ids"
+    echo "  login events written before the power-off, read after it: $n of $(wc -l <"$logs/login-ids")"
+    [[ "$n" == "$(wc -l <"$logs/login-ids")" ]] || { why="events written before the power-off are missing"; return 1; }
+}
+
+# --- 10. down -v ------------------------------------------------------------------
 step_down() {
     local left vols nets c t0 name
     # every service's log, for after the run (compose.log), and what each
@@ -710,6 +843,9 @@ step drained_hold step_drained_hold drain
 step scale_site1_3 step_scale_site1_3 drain
 step resume step_resume drain
 step scale_site2_0 step_scale_site2_0 drain
+# (two-sites: kafka_recreate is then the power-on of site2's Kafka node,
+# a new container on its volume)
+if [[ "$LAYOUT" == two-sites ]]; then step site2_power_off step_site2_power_off scale_site2_0; fi
 step kafka_recreate step_kafka_recreate provision
 step down step_down up
 

@@ -21,7 +21,12 @@ own resolved view (`docker-compose config`: anchors and merges applied):
 - Kafka knows who writes (issue #15): its client listener is SASL_SSL, no
   listener is PLAINTEXT, the StandardAuthorizer refuses what no ACL allows,
   and every program (and the topics step, which makes the ACLs) logs in
-  with its own user's settings from a file secret (SIPDRAIN_KAFKA_PROPERTIES).
+  with its own user's settings from a file secret (SIPDRAIN_KAFKA_PROPERTIES);
+- with deploy/compose.two-sites.yml on top (issue #18): three Kafka nodes
+  in racks site1 / site2 / witness, one quorum, one cluster id, a volume
+  each, SASL_SSL between them, replication 3 / min.insync.replicas 2; every
+  program on the three brokers; PostgreSQL pg-site1 and pg-site2 on their
+  own volumes, every DSN the secret naming both servers.
 
 Exit 0 when every check holds; otherwise each failure on stderr, exit 1.
 """
@@ -168,6 +173,71 @@ for name, svc in base["services"].items():
         failures.append(f"{name}: its Kafka login is not the file secret {want} (with kafka_ca)")
 for program in sorted(set(kafka_login) - seen):
     failures.append(f"no service runs {program}")
+
+# The two-sites layout (issue #18): deploy/compose.two-sites.yml on top.
+# Three Kafka nodes, one per rack (site1, site2, witness), each broker and
+# controller with its log in its own volume, all three in the quorum, the
+# same cluster id; topics made with replication 3 and min.insync.replicas
+# 2; every program given the three brokers; two PostgreSQL servers named
+# pg-site1 / pg-site2 (drainctl stores finds the site by cluster_name), each
+# on a volume of its own; every DSN the secret naming both servers.
+two_file = os.path.join(os.path.dirname(os.path.abspath(here)), "deploy", "compose.two-sites.yml")
+two = yaml.safe_load(subprocess.run(["docker-compose", "-f", here, "-f", two_file, "config"],
+                                    check=True, capture_output=True, text=True).stdout)
+tsvc = two["services"]
+nodes = {n: tsvc[n].get("environment") or {} for n in ("kafka", "kafka-site1", "kafka-witness")
+         if n in tsvc}
+if len(nodes) != 3:
+    failures.append(f"two-sites: Kafka nodes {sorted(nodes)}, not kafka, kafka-site1, kafka-witness")
+racks = {n: e.get("KAFKA_BROKER_RACK") for n, e in nodes.items()}
+if sorted(str(r) for r in racks.values()) != ["site1", "site2", "witness"]:
+    failures.append(f"two-sites: racks {racks}, not one each of site1, site2, witness")
+voters = {e.get("KAFKA_CONTROLLER_QUORUM_VOTERS") for e in nodes.values()}
+if len(voters) != 1 or any(f"@{n}:" not in str(next(iter(voters))) for n in nodes):
+    failures.append(f"two-sites: the quorum voters differ or miss a node: {voters}")
+if len({e.get("CLUSTER_ID") for e in nodes.values()}) != 1:
+    failures.append("two-sites: the nodes do not share one CLUSTER_ID")
+vols = set()
+for n, e in nodes.items():
+    mounts = {}
+    for v in tsvc[n].get("volumes") or []:
+        if isinstance(v, str):
+            mounts[v.split(":")[1]] = v.split(":")[0]
+        else:
+            mounts[v.get("target")] = v.get("source")
+    if e.get("KAFKA_LOG_DIRS") not in mounts:
+        failures.append(f"two-sites: {n}: KAFKA_LOG_DIRS is not a mounted volume")
+    else:
+        vols.add(mounts[e["KAFKA_LOG_DIRS"]])
+    protos = dict(p.split(":", 1) for p in e.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "").split(",") if ":" in p)
+    if set(protos.values()) != {"SASL_SSL"}:
+        failures.append(f"two-sites: {n}: listeners {protos} (want SASL_SSL for all, between sites too)")
+    if str(e.get("KAFKA_MIN_INSYNC_REPLICAS")) != "2" or str(e.get("KAFKA_DEFAULT_REPLICATION_FACTOR")) != "3" \
+            or str(e.get("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR")) != "3":
+        failures.append(f"two-sites: {n}: not replication 3 / min.insync.replicas 2")
+if len(vols) != len(nodes):
+    failures.append(f"two-sites: the Kafka nodes share volumes {sorted(vols)}")
+if str((tsvc["topics"].get("environment") or {}).get("SIPDRAIN_KAFKA_REPLICATION")) != "3":
+    failures.append("two-sites: topics: SIPDRAIN_KAFKA_REPLICATION is not 3")
+tdeclared = two.get("secrets") or {}
+for name, svc in tsvc.items():
+    program = program_of(svc)
+    env = svc.get("environment") or {}
+    if program in kafka_login:
+        brokers = env.get("SIPDRAIN_KAFKA_BROKERS", "")
+        if any(f"{n}:9092" not in brokers for n in nodes):
+            failures.append(f"two-sites: {name}: SIPDRAIN_KAFKA_BROKERS {brokers!r} lacks a node")
+    if env.get("SIPDRAIN_PG_DSN_FILE"):
+        secret = env["SIPDRAIN_PG_DSN_FILE"][len("/run/secrets/"):]
+        if not str((tdeclared.get(secret) or {}).get("file", "")).endswith("_two_sites"):
+            failures.append(f"two-sites: {name}: its DSN secret {secret} is not the two-server one")
+pgs = {n: svc for n, svc in tsvc.items() if str(svc.get("image", "")).startswith("postgres")}
+names = sorted(a.split("=", 1)[1] for svc in pgs.values() for a in svc.get("command") or []
+               if str(a).startswith("cluster_name="))
+if names != ["pg-site1", "pg-site2"]:
+    failures.append(f"two-sites: PostgreSQL cluster_names {names}, not pg-site1 and pg-site2")
+if len({str(svc.get("volumes")) for svc in pgs.values()}) != 2:
+    failures.append("two-sites: the two PostgreSQL servers share a volume")
 
 for f in failures:
     print("compose_check: " + f, file=sys.stderr)
