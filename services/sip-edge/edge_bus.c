@@ -1010,28 +1010,61 @@ static int64_t on_route_retry(struct sd_loop *loop, void *arg);
 
 /* Routes the ROUTE messages taken so far, and holds their call.rejected;
  * those the database was away for wait (route_failed). */
+/* A route message after its try: its call.rejected held, or back to wait
+ * for the database, or done. */
+static void route_after(struct edge_bus *b, struct edge_msg *m)
+{
+    if (m->kind == EDGE_MSG_EVENT) {
+        hold(b, m);
+    } else if (m->kind == EDGE_MSG_ROUTE && m->db_wait) {
+        m->next = NULL;
+        if (b->db_waiting_tail != NULL)
+            b->db_waiting_tail->next = m;
+        else
+            b->db_waiting = m;
+        b->db_waiting_tail = m;
+    } else {
+        edge_msg_free(m);
+    }
+}
+
 static void flush_routes(struct edge_bus *b, struct edge_msg **ms, size_t *n)
 {
     if (*n == 0)
         return;
     route_batch(b, ms, *n);
-    for (size_t i = 0; i < *n; i++) {
-        if (ms[i]->kind == EDGE_MSG_EVENT) {
-            hold(b, ms[i]);
-        } else if (ms[i]->kind == EDGE_MSG_ROUTE && ms[i]->db_wait) {
-            ms[i]->next = NULL;
-            if (b->db_waiting_tail != NULL)
-                b->db_waiting_tail->next = ms[i];
-            else
-                b->db_waiting = ms[i];
-            b->db_waiting_tail = ms[i];
-        } else {
-            edge_msg_free(ms[i]);
-        }
-    }
+    for (size_t i = 0; i < *n; i++)
+        route_after(b, ms[i]);
     *n = 0;
     if (b->db_waiting != NULL && b->route_timer <= 0)
         b->route_timer = sd_loop_add_timer(b->loop, ROUTE_RETRY_MS, on_route_retry, b);
+}
+
+/* A call tried again: if its last try failed at the COMMIT (the connection
+ * broke before the answer), the COMMIT may have gone through - its agent
+ * reserved, its calls row and call.offered written. Routing it afresh would
+ * then find its own agent busy (486 for a DN) or reserve a second one (a
+ * route point). So it is routed as that try left it. True when m is done
+ * with (routed, or waiting on: the database is still away). */
+static bool routed_before(struct edge_bus *b, struct edge_msg *m)
+{
+    struct edge_route r;
+    struct sd_err err = {0};
+    int rc;
+
+    route_fill(b, m, &r);
+    rc = edge_db_routed_before(b->pg, &r, &err);
+    if (rc == 0)
+        return false;
+    if (rc < 0) {
+        route_failed(b, m, &r, &err);
+    } else {
+        sd_log_warn("call routed by a try whose COMMIT went unanswered: kept as it is",
+                    "call=%s agent=%s", r.call_id_used, r.agent_id);
+        route_routed(b, m, &r);
+    }
+    route_after(b, m);
+    return true;
 }
 
 /* The calls waiting for the database, tried again (in order, together);
@@ -1046,12 +1079,19 @@ static void route_waiting(struct edge_bus *b)
         struct edge_msg *next = m->next;
         m->next = NULL;
         m->db_wait = false; /* route_failed sets it again if it must wait on */
+        if (routed_before(b, m)) {
+            m = next;
+            continue;
+        }
         ms[n++] = m;
         if (n == EDGE_ROUTE_BATCH_MAX)
             flush_routes(b, ms, &n);
         m = next;
     }
     flush_routes(b, ms, &n);
+    /* (routed_before may have put calls back to wait with none flushed) */
+    if (b->db_waiting != NULL && b->route_timer <= 0)
+        b->route_timer = sd_loop_add_timer(b->loop, ROUTE_RETRY_MS, on_route_retry, b);
 }
 
 static int64_t on_route_retry(struct sd_loop *loop, void *arg)

@@ -272,6 +272,38 @@ int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
     return insert_call(pg, r, err);
 }
 
+int edge_db_routed_before(struct sd_pg *pg, struct edge_route *r, struct sd_err *err)
+{
+    /* the row as the first try left it: the same Call-ID, or the renamed
+     * call_id~edge~ms of this edge; its agent still reserved for it (found
+     * through agents, a table as small as the contact centre: calls holds
+     * the history) */
+    const char *values[2] = {r->call_id, r->edge_id};
+    PGresult *res = sd_pg_query(
+        pg,
+        "SELECT agents.call_id, agents.agent_id, agents.dn, " LIVE_CONTACT " FROM agents"
+        " JOIN calls c ON c.call_id = agents.call_id AND c.agent_id = agents.agent_id"
+        " WHERE (agents.call_id = $1 OR starts_with(agents.call_id, $1 || '~' || $2 || '~'))"
+        "   AND c.edge_id = $2 AND c.state = 'offered' AND c.direction = 'inbound'"
+        " ORDER BY c.created_at DESC LIMIT 1",
+        2, values, NULL, NULL, err);
+    int found;
+
+    r->status = 0;
+    r->reason = NULL;
+    if (res == NULL)
+        return -1;
+    found = PQntuples(res) == 1;
+    if (found) {
+        copy_col(r->call_id_used, sizeof(r->call_id_used), res, 0, 0);
+        copy_col(r->agent_id, sizeof(r->agent_id), res, 0, 1);
+        copy_col(r->agent_dn, sizeof(r->agent_dn), res, 0, 2);
+        copy_col(r->contact, sizeof(r->contact), res, 0, 3);
+    }
+    PQclear(res);
+    return found;
+}
+
 /* One statement reserves the agents of several calls and inserts their
  * calls rows. Its rows: i (1-based position in the batch), agent_id, dn,
  * contact, and whether the calls row went in (false: a row of that Call-ID

@@ -73,6 +73,12 @@ struct edge_route {
  * back (the reservation with it). */
 int edge_db_route(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
 
+/* A call routed again after a failed try: did that try commit after all?
+ * (A connection that broke during the COMMIT leaves it unknown.) 1 when its
+ * calls row (this edge's, still offered) and its agent's reservation are
+ * there: r comes out as edge_db_route left it then; 0 when not; -1 on error. */
+int edge_db_routed_before(struct sd_pg *pg, struct edge_route *r, struct sd_err *err) SD_MUST_CHECK;
+
 /* edge_db_route for up to EDGE_ROUTE_BATCH_MAX calls at once (inside the
  * caller's transaction): one statement reserves the agents of the calls to
  * DNs and inserts their calls rows, one more those of the route points

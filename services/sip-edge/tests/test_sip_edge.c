@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 
 #include "edge_auth.h"
@@ -1358,6 +1359,102 @@ Test(sip_edge, a_call_that_comes_while_postgresql_is_briefly_away_waits_and_is_a
     cr_expect(!sdt_file_has(p.log, "call not routed"), "routed once (%s)", p.log);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+}
+
+/* dsn with its host and port replaced by 127.0.0.1:port (the relay's). */
+static void dsn_via(const char *dsn, int port, char *out, size_t size, char *up_host, int *up_port)
+{
+    PQconninfoOption *opts = PQconninfoParse(dsn, NULL);
+    size_t len = 0;
+
+    cr_assert_not_null(opts);
+    snprintf(up_host, 64, "127.0.0.1");
+    *up_port = 5432;
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL || o->val[0] == '\0')
+            continue;
+        if (!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr")) {
+            snprintf(up_host, 64, "%s", o->val);
+            continue;
+        }
+        if (!strcmp(o->keyword, "port")) {
+            *up_port = atoi(o->val);
+            continue;
+        }
+        cr_assert(strchr(o->val, '\'') == NULL && strchr(o->val, '\\') == NULL);
+        len += (size_t)snprintf(out + len, size - len, "%s='%s' ", o->keyword, o->val);
+        cr_assert_lt(len, size);
+    }
+    snprintf(out + len, size - len, "host=127.0.0.1 port=%d", port);
+    PQconninfoFree(opts);
+}
+
+/* The connection breaks in the middle of a route's COMMIT (a relay in front
+ * of PostgreSQL passes the COMMIT on, then closes without its answer: the
+ * switchover's fast shutdown can do the same): the COMMIT went through, the
+ * edge cannot know it. The call waits and is tried again - and finds its
+ * own reservation: it is answered by its agent, not refused 486 (agent
+ * busy: its own), with one calls row, one reservation and one call.offered. */
+Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout = 240)
+{
+    struct edge_env e;
+    struct edge_proc p;
+    struct sdp_keys sk;
+    struct call_events ce;
+    const char *hold[] = {"hold_ms", "300", NULL};
+    static char dsn_env[700];
+    const char *extra[] = {dsn_env, NULL};
+    char via[600], up_host[64], up_port_s[16], port_s[16], relay_log[128], relay[1024];
+    const char *dir = getenv("SIPDRAIN_SOURCE_DIR");
+    int port = sdt_free_port(), up_port;
+    pid_t relay_pid, phone;
+
+    cr_assert_not_null(dir);
+    env_setup(&e);
+    dsn_via(e.edge_dsn, port, via, sizeof(via), up_host, &up_port);
+    snprintf(dsn_env, sizeof(dsn_env), "SIPDRAIN_PG_DSN=%s", via);
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    snprintf(up_port_s, sizeof(up_port_s), "%d", up_port);
+    snprintf(relay, sizeof(relay), "%s/tests/support/pg_cut_commit.py", dir);
+    snprintf(relay_log, sizeof(relay_log), "/tmp/sipdrain-relay-%.12s.log", e.prefix + 2);
+    unlink(relay_log);
+    {
+        const char *args[] = {port_s, up_host, up_port_s, NULL};
+        relay_pid = sdt_spawn(relay, args, NULL, relay_log);
+    }
+    for (int i = 0; i < 100 && !sdt_file_has(relay_log, "listening"); i++)
+        usleep(50 * 1000);
+    cr_assert(sdt_file_has(relay_log, "listening"), "the relay (%s)", relay_log);
+    edge_start(&e, &p, "edge-2a", extra);
+    agent_ready(&e, "a1", "2001", 10);
+    phone =
+        phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
+    cr_expect_eq(
+        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the call, answered by its agent (%s)", p.log);
+    cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
+    cr_expect(sdt_file_has(relay_log, "cut"), "the relay cut a COMMIT (%s)", relay_log);
+    cr_expect(sdt_file_has(p.log, "call routed by a try whose COMMIT went unanswered"),
+              "the retry found the committed try (%s)", p.log);
+    cr_expect(!sdt_file_has(p.log, "call not routed"), "not refused (%s)", p.log);
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls"), 1, "one calls row");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM calls WHERE agent_id = 'a1'"
+                                      " AND state = 'ended'"),
+                 1);
+    /* (agent-state frees the agent on call.ended: not running here) */
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE call_id IS NOT NULL AND"
+                                      " call_id = (SELECT min(call_id) FROM calls)"),
+                 1, "one reservation, the call's");
+    call_events_read(&e, &ce, 3);
+    cr_assert_eq(ce.n, 3, "call events: %zu (offered once, established, ended)", ce.n);
+    cr_expect_str_eq(ce.type[0], "call.offered");
+    cr_expect_str_eq(ce.type[1], "call.established");
+    cr_expect_str_eq(ce.type[2], "call.ended");
+    call_events_free(&ce);
+    kill(p.pid, SIGTERM);
+    cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
+    kill(relay_pid, SIGKILL);
+    sdt_wait(relay_pid, WAIT_MS);
 }
 
 /* Kafka stopped under a running edge: calls go on (routing needs only
