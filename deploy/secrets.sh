@@ -52,8 +52,9 @@ db=${PG_DB:-sipdrain}
 owner=${PG_OWNER:-sipdrain}
 hosts_two_sites=${PG_HOSTS_TWO_SITES:-postgres:5432,postgres-site1:5432}
 # the broker certificate's names: docker-compose.yml's node and
-# deploy/compose.two-sites.yml's two more
-kafka_names="kafka kafka-site1 kafka-witness localhost"
+# deploy/compose.two-sites.yml's two more (KAFKA_TLS_NAMES: others, e.g.
+# deploy/kubernetes/stores-two-sites.yaml's pod names)
+kafka_names=${KAFKA_TLS_NAMES:-kafka kafka-site1 kafka-witness localhost}
 
 mkdir -p "$dir"
 chmod 700 "$dir"

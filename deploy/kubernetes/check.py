@@ -9,6 +9,11 @@ roles' passwords (sipdrain-migrate --role-passwords).
 Kafka (issue #15): every program logs in as its own user, from a file
 (SIPDRAIN_KAFKA_PROPERTIES) that a Secret volume mounts with that
 program's key alone; a Job makes the topics and ACLs (sipdrain-kafka-init).
+The stores over two zones and a witness (issue #18, stores-two-sites.yaml):
+a Kafka node per zone (site1, site2, witness) with its zone as rack, one
+quorum, replication 3 / min.insync.replicas 2, SASL_SSL everywhere; a
+PostgreSQL server per site named pg-<zone>, one first primary, a fast
+shutdown before SIGTERM.
 Exit 0 when every rule holds; otherwise one line per broken rule."""
 import glob
 import os
@@ -100,6 +105,57 @@ for path in sorted(glob.glob(os.path.join(here, "*.yaml"))):
                                 f"{kafka_key[program]} of a Secret mounted alone")
 if not kafka_job:
     problems.append("no Job runs sipdrain-kafka-init (the topics and ACLs)")
+# The stores over two zones and a witness (issue #18, stores-two-sites.yaml):
+# each Kafka node and PostgreSQL server a StatefulSet pinned to its own zone;
+# Kafka's rack is its zone, one quorum of the three, replication 3 and
+# min.insync.replicas 2, SASL_SSL on every listener; PostgreSQL's
+# cluster_name is pg-<zone> (drainctl stores finds the site by it), it stops
+# with a fast shutdown (preStop) so the standby gets the final checkpoint.
+sets = [d for d in yaml.safe_load_all(open(os.path.join(here, "stores-two-sites.yaml")))
+        if d and d.get("kind") == "StatefulSet"]
+
+
+def zone_of(doc):
+    terms = doc["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    zones = [v for t in terms for e in t["matchExpressions"]
+             if e["key"] == "topology.kubernetes.io/zone" for v in e["values"]]
+    return zones[0] if len(zones) == 1 else None
+
+
+kafka_sets = [d for d in sets if d["metadata"]["labels"].get("app") == "kafka"]
+pg_sets = [d for d in sets if d["metadata"]["labels"].get("app") == "postgres"]
+if sorted(zone_of(d) or "?" for d in kafka_sets) != ["site1", "site2", "witness"]:
+    problems.append("stores-two-sites.yaml: not one Kafka node pinned to each of site1, site2, witness")
+voters = set()
+for d in kafka_sets:
+    name = d["metadata"]["name"]
+    env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    voters.add(env.get("KAFKA_CONTROLLER_QUORUM_VOTERS"))
+    if env.get("KAFKA_BROKER_RACK") != zone_of(d):
+        problems.append(f"stores-two-sites.yaml:{name}: rack {env.get('KAFKA_BROKER_RACK')} is not its zone")
+    if env.get("KAFKA_MIN_INSYNC_REPLICAS") != "2" or env.get("KAFKA_DEFAULT_REPLICATION_FACTOR") != "3":
+        problems.append(f"stores-two-sites.yaml:{name}: not replication 3 / min.insync.replicas 2")
+    protos = {p.split(":")[1] for p in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "").split(",")}
+    if protos != {"SASL_SSL"}:
+        problems.append(f"stores-two-sites.yaml:{name}: a listener is not SASL_SSL ({protos})")
+if len(voters) != 1 or any(f"@{d['metadata']['name']}-0." not in str(next(iter(voters)))
+                           for d in kafka_sets):
+    problems.append(f"stores-two-sites.yaml: the quorum voters differ or miss a node: {voters}")
+if sorted(zone_of(d) or "?" for d in pg_sets) != ["site1", "site2"]:
+    problems.append("stores-two-sites.yaml: not one PostgreSQL server pinned to each of site1, site2")
+for d in pg_sets:
+    name = d["metadata"]["name"]
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    if f"cluster_name=pg-{zone_of(d)}" not in c.get("args", []):
+        problems.append(f"stores-two-sites.yaml:{name}: cluster_name is not pg-{zone_of(d)}")
+    stop = " ".join(c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", []))
+    if "-m fast" not in stop:
+        problems.append(f"stores-two-sites.yaml:{name}: no fast shutdown before SIGTERM (preStop)")
+if sum(1 for d in pg_sets for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+       if e["name"] == "SIPDRAIN_PG_FIRST_PRIMARY" and e.get("value") == "yes") != 1:
+    problems.append("stores-two-sites.yaml: not exactly one first primary")
+
 for p in problems:
     print(p)
 sys.exit(1 if problems else 0)
