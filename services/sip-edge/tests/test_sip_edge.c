@@ -1393,9 +1393,11 @@ static void dsn_via(const char *dsn, int port, char *out, size_t size, char *up_
  * of PostgreSQL passes the COMMIT on, then closes without its answer: the
  * switchover's fast shutdown can do the same): the COMMIT went through, the
  * edge cannot know it. The call waits and is tried again - and finds its
- * own reservation: it is answered by its agent, not refused 486 (agent
- * busy: its own), with one calls row, one reservation and one call.offered. */
-Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout = 240)
+ * own reservation: it is answered by its agent (a1) - not refused 486 (a
+ * DN: agent busy, its own) nor given a second agent (a route point: a2,
+ * whose phone never answers) - with one calls row, one reservation and one
+ * call.offered. */
+static void route_commit_unanswered(const char *called)
 {
     struct edge_env e;
     struct edge_proc p;
@@ -1403,7 +1405,7 @@ Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout =
     struct call_events ce;
     const char *hold[] = {"hold_ms", "300", NULL};
     static char dsn_env[700];
-    const char *extra[] = {dsn_env, NULL};
+    const char *extra[] = {dsn_env, "SIPDRAIN_ROUTE_POINTS=7000", NULL};
     char via[600], up_host[64], up_port_s[16], port_s[16], relay_log[128], relay[1024];
     const char *dir = getenv("SIPDRAIN_SOURCE_DIR");
     int port = sdt_free_port(), up_port;
@@ -1426,12 +1428,16 @@ Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout =
         usleep(50 * 1000);
     cr_assert(sdt_file_has(relay_log, "listening"), "the relay (%s)", relay_log);
     edge_start(&e, &p, "edge-2a", extra);
-    agent_ready(&e, "a1", "2001", 10);
+    agent_ready(&e, "a1", "2001", 60); /* the longest idle: a route point's first pick */
+    agent_ready(&e, "a2", "2002", 10);
+    /* a2's phone: registered, never answering (nothing listens on port 9) */
+    sdt_pg_run(e.dsn, "INSERT INTO registrations (dn, contact, edge_id, expires_at) VALUES"
+                      " ('2002', 'sip:2002@127.0.0.1:9', 'edge-2a', now() + interval '1 hour')");
     phone =
         phone_start(&e, &p, "phone_answer", "2001", sdp_pair_keys(&sk, &e, "phone", "gw", NULL));
     cr_expect_eq(
-        sdt_sipp("gateway_call", p.port, "2001", sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
-        "the call, answered by its agent (%s)", p.log);
+        sdt_sipp("gateway_call", p.port, called, sdp_pair_keys(&sk, &e, "gw", "phone", hold)), 0,
+        "the call to %s, answered by a1 (%s)", called, p.log);
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     cr_expect(sdt_file_has(relay_log, "cut"), "the relay cut a COMMIT (%s)", relay_log);
     cr_expect(sdt_file_has(p.log, "call routed by a try whose COMMIT went unanswered"),
@@ -1442,9 +1448,11 @@ Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout =
                                       " AND state = 'ended'"),
                  1);
     /* (agent-state frees the agent on call.ended: not running here) */
-    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE call_id IS NOT NULL AND"
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE call_id IS NOT NULL"), 1,
+                 "one reservation");
+    cr_expect_eq(sdt_pg_scalar(e.dsn, "SELECT count(*) FROM agents WHERE agent_id = 'a1' AND"
                                       " call_id = (SELECT min(call_id) FROM calls)"),
-                 1, "one reservation, the call's");
+                 1, "a1's, for the call");
     call_events_read(&e, &ce, 3);
     cr_assert_eq(ce.n, 3, "call events: %zu (offered once, established, ended)", ce.n);
     cr_expect_str_eq(ce.type[0], "call.offered");
@@ -1455,6 +1463,16 @@ Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout =
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
     kill(relay_pid, SIGKILL);
     sdt_wait(relay_pid, WAIT_MS);
+}
+
+Test(sip_edge, a_route_whose_commit_went_unanswered_is_answered_once, .timeout = 240)
+{
+    route_commit_unanswered("2001");
+}
+
+Test(sip_edge, a_route_point_call_whose_commit_went_unanswered_keeps_its_one_agent, .timeout = 240)
+{
+    route_commit_unanswered("7000");
 }
 
 /* Kafka stopped under a running edge: calls go on (routing needs only
