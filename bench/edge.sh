@@ -236,23 +236,9 @@ now_ms() { date +%s%3N; }
 is_edge() { case $1 in edge | edge2) return 0 ;; esac; return 1; }
 
 sys_port='' uas_port='' uas_cp='' caller_port='' caller_cp='' probe_port='' probe_cp='' edge_port='' # set by free_port
-# free_port VAR: VAR = a loopback port nobody listens on (UDP or TCP),
-# distinct from the ones handed out before in this run
-taken=" "
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 30000))
-        case "$taken" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Hanu "( sport = :$p )")$(ss -Hant "( sport = :$p )")" ]; then
-            taken="$taken$p "
-            printf -v "$1" '%s' "$p"
-            return 0
-        fi
-    done
-    echo "bench: no free port" >&2
-    return 1
-}
+# free_port VAR
+# shellcheck source=tools/free-port.sh
+. tools/free-port.sh
 
 # ticks PID... -> utime + stime of those processes (clock ticks), 0 if gone
 ticks() {

@@ -87,21 +87,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-taken=" "
-free_port() { # VAR (any name but _fp)
-    local _fp
-    for _ in $(seq 1 200); do
-        _fp=$((20000 + RANDOM % 30000))
-        case "$taken" in *" $_fp "*) continue ;; esac
-        if [ -z "$(ss -Hanu "( sport = :$_fp )")$(ss -Hant "( sport = :$_fp )")" ]; then
-            taken="$taken$_fp "
-            printf -v "$1" '%s' "$_fp"
-            return 0
-        fi
-    done
-    echo "demo: no free port" >&2
-    exit 1
-}
+# free_port VAR
+# shellcheck source=tools/free-port.sh
+. tools/free-port.sh
 
 # --- servers, database, topics ----------------------------------------------
 say "starting PostgreSQL and Kafka (tests/scripts/stack-up.sh)"

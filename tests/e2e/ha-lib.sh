@@ -68,18 +68,6 @@ our_topics="sipdrain.drain.commands sipdrain.drain.events sipdrain.edge.control 
     sipdrain.call.events sipdrain.agent.commands sipdrain.agent.events sipdrain.deadletter
     __consumer_offsets"
 
-taken=" "
-free_port() { # VAR: a UDP and TCP port free on loopback, not handed out before
-    local _fp
-    for _ in $(seq 1 200); do
-        _fp=$((20000 + RANDOM % 30000))
-        case "$taken" in *" $_fp "*) continue ;; esac
-        if [ -z "$(ss -Hanu "( sport = :$_fp )")$(ss -Hant "( sport = :$_fp )")" ]; then
-            taken="$taken$_fp "
-            printf -v "$1" '%s' "$_fp"
-            return 0
-        fi
-    done
-    echo "no free port" >&2
-    return 1
-}
+# free_port VAR
+# shellcheck source=tools/free-port.sh
+. tools/free-port.sh
