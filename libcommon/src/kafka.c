@@ -24,6 +24,9 @@ struct sd_kafka_producer {
     int pipe[2];
     sd_kafka_dr_cb *cb;
     void *cb_arg;
+    char *brokers, *client_id; /* to open a new instance after a fatal error */
+    int fatal;                 /* librdkafka stopped this instance for good */
+    unsigned generation;       /* instances opened so far */
 };
 
 struct sd_kafka_consumer {
@@ -264,23 +267,29 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
-struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char *client_id,
-                                                sd_kafka_dr_cb *cb, void *cb_arg,
-                                                struct sd_err *err)
+/* The idempotent producer's fatal errors (a PID refused, a sequence
+ * gap) stop the instance for good: every later produce fails with _FATAL.
+ * Noted here (this callback runs inside rd_kafka_poll); the next
+ * sd_kafka_producer_poll opens a new instance. */
+static void on_producer_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 {
-    struct sd_kafka_producer *p = calloc(1, sizeof(*p));
+    struct sd_kafka_producer *p = opaque;
+
+    on_error(rk, code, reason, NULL);
+    if (code == RD_KAFKA_RESP_ERR__FATAL)
+        p->fatal = 1;
+}
+
+/* A librdkafka instance for p (its settings, callbacks, the wake-up pipe). */
+static int producer_open(struct sd_kafka_producer *p, struct sd_err *err)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
 
-    if (p == NULL || conf == NULL) {
-        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
-        goto fail;
-    }
-    p->pipe[0] = p->pipe[1] = -1;
-    p->cb = cb;
-    p->cb_arg = cb_arg;
-    if (conf_set(conf, "bootstrap.servers", brokers, err) < 0 ||
-        conf_set(conf, "client.id", client_id, err) < 0 ||
+    if (conf == NULL)
+        return sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+    if (conf_set(conf, "bootstrap.servers", p->brokers, err) < 0 ||
+        conf_set(conf, "client.id", p->client_id, err) < 0 ||
         conf_set(conf, "enable.idempotence", "true", err) < 0 ||
         conf_set(conf, "acks", "all", err) < 0 ||
         /* Events wait up to 20 ms to share a produce request: the broker's CPU
@@ -292,29 +301,77 @@ struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char 
         /* Keep trying through a broker restart; the outbox retries after that. */
         conf_set(conf, "message.timeout.ms", "120000", err) < 0 ||
         conf_set(conf, "reconnect.backoff.max.ms", "1000", err) < 0 ||
-        sd_kafka_conf_apply(conf, err) < 0)
-        goto fail;
+        sd_kafka_conf_apply(conf, err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_log_cb(conf, on_log);
-    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_error_cb(conf, on_producer_error);
     rd_kafka_conf_set_opaque(conf, p);
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (p->rk == NULL) {
-        sd_err_set(err, SD_ERR_CONFIG, "kafka producer: %s", errstr);
-        goto fail;
+        rd_kafka_conf_destroy(conf);
+        return sd_err_set(err, SD_ERR_CONFIG, "kafka producer: %s", errstr);
     }
-    conf = NULL; /* owned by rk now */
-    if (make_pipe(p->pipe, err) < 0)
-        goto fail;
     p->mainq = rd_kafka_queue_get_main(p->rk);
     rd_kafka_queue_io_event_enable(p->mainq, p->pipe[1], "1", 1);
     /* Fires once per empty -> non-empty: make the first poll happen. */
     if (write(p->pipe[1], "1", 1) < 0) {
     }
+    p->fatal = 0;
+    p->generation++;
+    return 0;
+}
+
+/* After a fatal error: the old instance's messages purged - their delivery
+ * reports say failed, so their owners (the outbox) send them again - and a
+ * new instance opened in its place, on the same pipe. */
+static void producer_reopen(struct sd_kafka_producer *p)
+{
+    char why[512] = "";
+    rd_kafka_resp_err_t code = rd_kafka_fatal_error(p->rk, why, sizeof(why));
+    struct sd_err err = {0};
+
+    sd_log_error(
+        "kafka producer stopped by a fatal error: a new one takes over, its messages go again",
+        "kafka=%s code=%s reason=\"%s\"", rd_kafka_name(p->rk), rd_kafka_err2name(code), why);
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(p->rk, 0); /* the purged messages' reports */
+    rd_kafka_queue_destroy(p->mainq);
+    p->mainq = NULL;
+    rd_kafka_destroy(p->rk);
+    p->rk = NULL;
+    if (producer_open(p, &err) < 0) {
+        /* only a broken configuration, which opened before: not expected */
+        sd_log_error("kafka producer could not be opened again", "reason=\"%s\"", err.text);
+        abort();
+    }
+}
+
+struct sd_kafka_producer *sd_kafka_producer_new(const char *brokers, const char *client_id,
+                                                sd_kafka_dr_cb *cb, void *cb_arg,
+                                                struct sd_err *err)
+{
+    struct sd_kafka_producer *p = calloc(1, sizeof(*p));
+
+    if (p == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    p->pipe[0] = p->pipe[1] = -1;
+    p->cb = cb;
+    p->cb_arg = cb_arg;
+    p->brokers = strdup(brokers ? brokers : "");
+    p->client_id = strdup(client_id ? client_id : "");
+    if (p->brokers == NULL || p->client_id == NULL) {
+        sd_err_set(err, SD_ERR_INTERNAL, "out of memory");
+        goto fail;
+    }
+    if (make_pipe(p->pipe, err) < 0 || producer_open(p, err) < 0)
+        goto fail;
     return p;
 fail:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     sd_kafka_producer_free(p);
     return NULL;
 }
@@ -346,8 +403,17 @@ int sd_kafka_produce(struct sd_kafka_producer *p, const char *topic, const void 
     if (e) {
         if (hdrs != NULL)
             rd_kafka_headers_destroy(hdrs); /* still ours on failure */
+        if (e == RD_KAFKA_RESP_ERR__FATAL) {
+            /* the instance's fault, not the message's: a new instance at the
+             * next poll (made to come now), and the message waits */
+            p->fatal = 1;
+            if (write(p->pipe[1], "1", 1) < 0) {
+            }
+        }
         return sd_err_set(err,
-                          e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? SD_ERR_TRANSIENT : SD_ERR_INVALID,
+                          e == RD_KAFKA_RESP_ERR__QUEUE_FULL || e == RD_KAFKA_RESP_ERR__FATAL
+                              ? SD_ERR_TRANSIENT
+                              : SD_ERR_INVALID,
                           "produce to %s: %s", topic, rd_kafka_err2str(e));
     }
     return 0;
@@ -360,8 +426,26 @@ int sd_kafka_producer_fd(const struct sd_kafka_producer *p)
 
 int sd_kafka_producer_poll(struct sd_kafka_producer *p)
 {
+    int n;
+
     drain_pipe(p->pipe[0]);
-    return rd_kafka_poll(p->rk, 0);
+    n = rd_kafka_poll(p->rk, 0);
+    if (p->fatal)
+        producer_reopen(p);
+    return n;
+}
+
+unsigned sd_kafka_producer_generation(const struct sd_kafka_producer *p)
+{
+    return p->generation;
+}
+
+int sd_kafka_producer_test_fatal(struct sd_kafka_producer *p, const char *reason)
+{
+    return rd_kafka_test_fatal_error(p->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                     reason) == RD_KAFKA_RESP_ERR_NO_ERROR
+               ? 0
+               : -1;
 }
 
 int sd_kafka_producer_inflight(const struct sd_kafka_producer *p)
@@ -387,6 +471,8 @@ void sd_kafka_producer_free(struct sd_kafka_producer *p)
         rd_kafka_destroy(p->rk);
     }
     close_pipe(p->pipe);
+    free(p->brokers);
+    free(p->client_id);
     free(p);
 }
 

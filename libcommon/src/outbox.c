@@ -27,6 +27,7 @@ struct sd_outbox_relay {
     struct sd_pg *pg;
     struct sd_kafka_producer *prod;
     unsigned listen_generation;
+    unsigned prod_generation; /* the producer instance its in-flight ids went to */
     /* in-flight ids: open addressing, 0 = empty, -1 = deleted */
     int64_t *slots;
     size_t nslots, inflight;
@@ -518,6 +519,17 @@ int sd_outbox_relay_run(struct sd_outbox_relay *r, struct sd_err *err)
     int more = 0;
 
     sd_kafka_producer_poll(r->prod);
+    if (sd_kafka_producer_generation(r->prod) != r->prod_generation) {
+        /* a new producer instance: the old one's messages will never be
+         * reported; their rows go again (consumers dedupe by event id) */
+        if (r->prod_generation != 0 && r->inflight > 0)
+            sd_log_warn("outbox rows in flight on a producer that stopped: publishing them again",
+                        "count=%zu", r->inflight);
+        memset(r->slots, 0, r->nslots * sizeof(*r->slots));
+        r->inflight = 0;
+        r->prod_generation = sd_kafka_producer_generation(r->prod);
+        r->full_scan_wanted = 1;
+    }
     if (ensure_listen(r, err) < 0)
         return -1;
     if (delete_sent(r, err) < 0)
@@ -604,6 +616,11 @@ unsigned long sd_outbox_relay_sent(const struct sd_outbox_relay *r)
 size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r)
 {
     return r->inflight;
+}
+
+struct sd_kafka_producer *sd_outbox_relay_producer(struct sd_outbox_relay *r)
+{
+    return r->prod;
 }
 
 void sd_outbox_relay_drain(struct sd_outbox_relay *r, int timeout_ms)

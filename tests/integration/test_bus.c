@@ -402,6 +402,70 @@ Test(outbox, a_row_kafka_refuses_for_good_is_set_aside_and_blocks_nothing)
     free(big);
 }
 
+/* librdkafka's idempotent producer stops for good on a fatal error (in the
+ * compose test: its PID refused while a three-node cluster's ACLs settled):
+ * every later produce failed with _FATAL, and the relay set each row aside
+ * - 112 drain events and edge commands never sent. Now a new producer
+ * instance takes over and the rows go: none set aside, every one in the
+ * topic. */
+Test(outbox, a_producer_stopped_by_a_fatal_error_is_replaced_and_no_row_is_set_aside)
+{
+    char dsn[512], topic[128];
+    struct sd_err err = {0};
+    struct sd_pg *pg;
+    struct sd_outbox_relay *r;
+    struct sdt_msgs got;
+    int64_t deadline;
+    char value[16];
+    unsigned gen;
+
+    sdt_db_create(dsn, sizeof(dsn));
+    sdt_topic_create(topic, sizeof(topic), "fatal", 1);
+    for (int i = 0; i < 3; i++) {
+        snprintf(value, sizeof(value), "before-%d", i);
+        add_row(dsn, "test/fatal", topic, value, strlen(value));
+    }
+    pg = sd_pg_new(dsn, "test-relay");
+    sd_outbox_set_owner("test/fatal");
+    r = sd_outbox_relay_new(pg, sdt_brokers(), "test-relay", &err);
+    cr_assert_not_null(r, "%s", err.text);
+    deadline = sd_mono_ms() + 60000;
+    while (sd_mono_ms() < deadline &&
+           sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE failed_at IS NULL") > 0) {
+        cr_assert_geq(sd_outbox_relay_run(r, &err), 0, "%s", err.text);
+        usleep(5000);
+    }
+    gen = sd_kafka_producer_generation(sd_outbox_relay_producer(r));
+    cr_assert_eq(sd_kafka_producer_test_fatal(sd_outbox_relay_producer(r), "test: fatal"), 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(value, sizeof(value), "after-%d", i);
+        add_row(dsn, "test/fatal", topic, value, strlen(value));
+    }
+    sd_outbox_set_owner("test/fatal");
+    deadline = sd_mono_ms() + 60000;
+    while (sd_mono_ms() < deadline &&
+           sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE failed_at IS NULL") > 0) {
+        cr_assert_geq(sd_outbox_relay_run(r, &err), 0, "%s", err.text);
+        usleep(5000);
+    }
+    cr_expect_gt(sd_kafka_producer_generation(sd_outbox_relay_producer(r)), gen,
+                 "a new producer instance");
+    sd_outbox_relay_free(r);
+    sd_pg_free(pg);
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL"), 0,
+                 "no row set aside");
+    cr_expect_eq(sdt_pg_scalar(dsn, "SELECT count(*) FROM outbox"), 0, "every row delivered");
+    got = sdt_consume(topic, 6, 30000);
+    cr_assert_eq(got.n, 6, "the three rows before the fatal error and the three after");
+    for (int i = 0; i < 3; i++) {
+        snprintf(value, sizeof(value), "before-%d", i);
+        cr_expect_str_eq(got.m[i].value, value);
+        snprintf(value, sizeof(value), "after-%d", i);
+        cr_expect_str_eq(got.m[3 + i].value, value);
+    }
+    sdt_msgs_free(&got);
+}
+
 Test(outbox, rows_of_an_owner_gone_for_good_are_taken_over_by_its_service_after_a_minute)
 {
     char dsn[512], topic[128], sql[512];

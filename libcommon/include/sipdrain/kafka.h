@@ -71,6 +71,14 @@ int sd_kafka_produce(struct sd_kafka_producer *p, const char *topic, const void 
 int sd_kafka_producer_fd(const struct sd_kafka_producer *p);
 /* Serves delivery reports without blocking; returns how many events it served. */
 int sd_kafka_producer_poll(struct sd_kafka_producer *p);
+/* Instances opened so far: a new one replaces an instance librdkafka
+ * stopped for good (a fatal error of the idempotent producer, e.g. its PID
+ * refused); the old one's messages are reported failed, their owners send
+ * them again. A change tells an owner to forget what it had in flight. */
+unsigned sd_kafka_producer_generation(const struct sd_kafka_producer *p);
+/* For tests: makes the instance fail as on a fatal error (librdkafka's
+ * rd_kafka_test_fatal_error). 0 when it did. */
+int sd_kafka_producer_test_fatal(struct sd_kafka_producer *p, const char *reason);
 /* Messages produced and not yet reported. */
 int sd_kafka_producer_inflight(const struct sd_kafka_producer *p);
 /* Blocks until everything is delivered or timeout_ms passes; -1 on timeout. */

@@ -69,6 +69,8 @@ int sd_outbox_relay_attach(struct sd_outbox_relay *r, struct sd_loop *loop) SD_M
 /* Rows published and acknowledged since start; rows waiting for a report. */
 unsigned long sd_outbox_relay_sent(const struct sd_outbox_relay *r);
 size_t sd_outbox_relay_inflight(const struct sd_outbox_relay *r);
+/* The relay's producer (tests: sd_kafka_producer_test_fatal). */
+struct sd_kafka_producer *sd_outbox_relay_producer(struct sd_outbox_relay *r);
 /* At a stop: publishes every row this owner still has (a full scan, not
  * only what notifications announced), flushes the producer and marks what
  * was delivered; blocks up to timeout_ms in all. */
