@@ -13,8 +13,11 @@
 #     for the peer (up to SIPDRAIN_PG_CLONE_WAIT s, 300) and exits 1 if it
 #     never answers, rather than start a second, empty primary.
 # A data directory that holds a cluster is started as it is: as a standby if
-# it has standby.signal, as a primary if not. Which one is primary changes
-# only by deploy/compose-switchover.sh (or pg_promote), never here.
+# it has standby.signal, as a primary if not - unless the peer answers as a
+# primary: then this is a former primary (after a switchover or a failover)
+# and it exits 1 rather than be a second one (rejoin it as a standby:
+# deploy/compose-switchover.sh --rejoin). Which one is primary changes only
+# by deploy/compose-switchover.sh (or pg_promote), never here.
 #
 # Then the image's own entry point runs postgres with the arguments given
 # (cluster_name, hba_file, ...).
@@ -41,7 +44,7 @@ fi
 
 # the peer is a primary: it answers and is not in recovery
 peer_is_primary() {
-    [[ "$(psql -h "$peer_host" -p "$peer_port" -U "$user" -d postgres -Atq \
+    [[ "$(PGCONNECT_TIMEOUT=3 psql -h "$peer_host" -p "$peer_port" -U "$user" -d postgres -Atq \
         -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]
 }
 
@@ -74,6 +77,19 @@ elif [[ -f "$PGDATA/standby.signal" ]]; then
     say "starting as a standby (standby.signal), following $(grep -o "host=[^ ']*" \
         "$PGDATA/postgresql.auto.conf" 2>/dev/null | tail -1 || echo '?')"
 else
-    say "starting as a primary (no standby.signal)"
+    # A primary's data: refuse to be a second primary. After a switchover
+    # or a failover the peer is the primary and this server's data is a
+    # former primary's (compose `up` or a host's reboot starts it again):
+    # clients take the first read-write host they reach, so two primaries
+    # would split the writes. It starts only when the peer does not answer
+    # as a primary (at a cold start of both, the peer is still down).
+    if peer_is_primary; then
+        say "this data directory is a primary's, and $peer_host:$peer_port is the primary:" \
+            "not starting a second one; make this server a standby of it:" \
+            "deploy/compose-switchover.sh --rejoin <this service> (it empties this data directory)"
+        sleep 10 # (a restart policy starts it again: not in a tight loop)
+        exit 1
+    fi
+    say "starting as a primary (no standby.signal; $peer_host:$peer_port is not a primary)"
 fi
 exec docker-entrypoint.sh "$@"

@@ -15,8 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sipdrain/event.h"
 #include "sipdrain/kafka.h"
 #include "sipdrain/log.h"
+
+#define PRODUCER_REOPEN_MS 5000
 
 struct sd_kafka_producer {
     rd_kafka_t *rk;
@@ -26,6 +29,7 @@ struct sd_kafka_producer {
     void *cb_arg;
     char *brokers, *client_id; /* to open a new instance after a fatal error */
     int fatal;                 /* librdkafka stopped this instance for good */
+    int64_t opened_ms;         /* when this instance was opened */
     unsigned generation;       /* instances opened so far */
 };
 
@@ -321,6 +325,7 @@ static int producer_open(struct sd_kafka_producer *p, struct sd_err *err)
     }
     p->fatal = 0;
     p->generation++;
+    p->opened_ms = sd_mono_ms();
     return 0;
 }
 
@@ -430,7 +435,9 @@ int sd_kafka_producer_poll(struct sd_kafka_producer *p)
 
     drain_pipe(p->pipe[0]);
     n = rd_kafka_poll(p->rk, 0);
-    if (p->fatal)
+    /* at most one new instance every 5 s: a cause that lasts (a PID
+     * refused until the ACLs arrive) must not make a loop of them */
+    if (p->fatal && sd_mono_ms() - p->opened_ms >= PRODUCER_REOPEN_MS)
         producer_reopen(p);
     return n;
 }

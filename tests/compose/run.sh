@@ -19,11 +19,13 @@
 #   drained_hold             HOLD_S seconds, calls going on: no site2 edge
 #                            active (edges table; Kamailio: not active), no
 #                            call given to site2
-#   scale_site1_3            up -d --no-recreate --scale edge-site1=3: the new edge takes a
+#   scale_site1_3            up -d --no-recreate --no-deps --scale edge-site1=3
+#                            edge-site1 (README's way): the new edge takes a
 #                            call within 10 s
 #   resume                   run --rm drainctl resume --site site2 --wait;
 #                            agents log in again; site2 takes calls
-#   scale_site2_0            up -d --no-recreate --scale edge-site2=0 during calls: site1
+#   scale_site2_0            up -d --no-recreate --no-deps --scale edge-site2=0
+#                            edge-site2 during calls: site1
 #                            keeps taking them, none fails
 #   kafka_recreate           up -d --force-recreate kafka: the agent.login
 #                            events written at provision are read back
@@ -31,6 +33,9 @@
 #                            switchover, kafka stopped, site2 killed; site1
 #                            alone: no call fails, an agent logs in and out,
 #                            an edge drain completes, the events are there
+#   site2_power_on           (two-sites, after kafka_recreate: site2's node
+#                            back) the old primary refuses to start as a
+#                            second primary; --rejoin makes it a standby
 #   down                     down -v: no container, volume or network left
 #
 # Each step prints `step <name>: ok|FAILED (why) (<s> s)`; a step whose
@@ -563,21 +568,25 @@ step_drained_hold() {
 
 # --- 5. a third site1 edge --------------------------------------------------
 step_scale_site1_3() {
-    # calls during `up` (30 s), and 30 s more from when it returns: `up`
-    # re-runs migrate and topics first (compose v1 took up to 20 s here with
-    # one broker, 60 s with the two-sites layout), and the calls must go on
-    # for the whole 30 s watched after it returns; a gateway that ended
-    # before left the new edge nothing to take, which looked like a load
-    # balancer that never used it
-    local new host t_up first i gw_rc=0 calls=$((RATE * 30)) gw_ended="" gw1 gw1_rc=0 t_gw
+    # 40 s of calls from before `up`; the calls must go on for the whole
+    # 30 s watched after it returns (a gateway that ended before left the new
+    # edge nothing to take, which looked like a load balancer that never
+    # used it): an `up` slower than 10 s gets a second gateway from when it
+    # returns (without --no-deps, compose re-ran migrate and topics first:
+    # 50 s with the two-sites layout)
+    local new host t_up first i gw_rc=0 calls=$((RATE * 40)) gw_ended="" gw1 gw1_rc=0 t_gw second=0
     gateway scale1 "$calls"
     gw1=$gw_pid
     sleep 2
     t_gw=$(now_ms)
-    dc up -d --no-recreate --scale edge-site1=3 >"$logs/scale1.log" 2>&1 || { why="up --scale edge-site1=3 failed"; return 1; }
+    dc up -d --no-recreate --no-deps --scale edge-site1=3 edge-site1 >"$logs/scale1.log" 2>&1 ||
+        { why="up --scale edge-site1=3 failed"; return 1; }
     t_up=$(now_ms)
     echo "  up --scale took $(((t_up - t_gw) / 1000)) s"
-    gateway scale1b "$calls"
+    if ((t_up - t_gw > 10000)); then
+        gateway scale1b "$calls"
+        second=1
+    fi
     # the third replica by compose's own number (v2 may re-create the others)
     new=$(ctr ps -q --filter "label=com.docker.compose.project=$PROJECT" \
         --filter "label=com.docker.compose.service=edge-site1" \
@@ -593,9 +602,11 @@ step_scale_site1_3() {
         sleep 1
     done
     wait "$gw1" || gw1_rc=$?
-    wait "$gw_pid" || gw_rc=$?
     gw_check scale1 "$calls" "$gw1_rc" || return 1
-    gw_check scale1b "$calls" "$gw_rc" || return 1
+    if ((second)); then
+        wait "$gw_pid" || gw_rc=$?
+        gw_check scale1b "$calls" "$gw_rc" || return 1
+    fi
     if [[ -z "$first" ]]; then
         why="the new edge $host took no call in 30 s"
         [[ -z "$gw_ended" ]] || why+=" (the gateway's calls ended $gw_ended s after up: the test gave it too few)"
@@ -639,8 +650,8 @@ step_scale_site2_0() {
     gateway scale0 "$calls"
     sleep 5
     t0=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
-    # edge-site1 stays at 3 (without it compose would scale it back to 2)
-    dc up -d --no-recreate --scale edge-site1=3 --scale edge-site2=0 >"$logs/scale0.log" 2>&1 ||
+    # only edge-site2 named: edge-site1 stays at 3
+    dc up -d --no-recreate --no-deps --scale edge-site2=0 edge-site2 >"$logs/scale0.log" 2>&1 ||
         { why="up --scale edge-site2=0 failed"; return 1; }
     echo "  edge-site2 containers: $(containers edge-site2 | wc -l)"
     for ((i = 0; i < 15; i++)); do
@@ -774,6 +785,34 @@ step_site2_power_off() {
     [[ "$n" == "$(wc -l <"$logs/login-ids")" ]] || { why="events written before the power-off are missing"; return 1; }
 }
 
+# site2's PostgreSQL powered on again (two-sites, after site2_power_off):
+# started as it was - a former primary - it refuses to be a second primary
+# (deploy/postgres/node.sh) while postgres-site1 is the primary; then
+# `compose-switchover.sh --rejoin postgres` makes it postgres-site1's
+# streaming standby (emptied, cloned), README's power-on.
+step_site2_power_on() {
+    local c i rc=0 logs_pg
+    c=$(containers postgres | head -1)
+    ctr start "$c" >/dev/null 2>&1 || true
+    for ((i = 0; i < 40; i++)); do
+        logs_pg=$(ctr logs "$c" 2>&1 | grep "node.sh" | tail -3)
+        grep -q "not starting a second one" <<<"$logs_pg" && break
+        sleep 0.5
+    done
+    echo "  postgres (a former primary) started again: $(grep -o 'node.sh: this data directory.*not starting a second one' <<<"$logs_pg" | tail -1)"
+    grep -q "not starting a second one" <<<"$logs_pg" ||
+        { why="the former primary did not refuse to start as a second primary"; return 1; }
+    [[ "$(q "SELECT pg_is_in_recovery()")" == f ]] || { why="postgres-site1 is no longer the primary"; return 1; }
+    COMPOSE="${compose_cmd[*]} -p $PROJECT ${compose_files[*]}" DOCKER="$SIPDRAIN_ENGINE" \
+        "$repo/deploy/compose-switchover.sh" --rejoin postgres >"$logs/rejoin.out" 2>&1 || rc=$?
+    sed 's/^/    /' "$logs/rejoin.out" | grep -v "level=error"
+    [[ $rc == 0 ]] || { why="compose-switchover.sh --rejoin postgres exited $rc"; return 1; }
+    [[ "$(ctr exec "$(containers postgres | head -1)" psql -U sipdrain -d postgres -Atqc \
+        "SELECT pg_is_in_recovery() AND (SELECT status FROM pg_stat_wal_receiver) = 'streaming'")" == t ]] ||
+        { why="postgres is not a streaming standby after the rejoin"; return 1; }
+    echo "  postgres: a standby of postgres-site1, streaming; $(q "SELECT count(*) FROM calls") calls rows on the primary"
+}
+
 # --- 10. down -v ------------------------------------------------------------------
 step_down() {
     local left vols nets c t0 name
@@ -847,6 +886,7 @@ step scale_site2_0 step_scale_site2_0 drain
 # a new container on its volume)
 if [[ "$LAYOUT" == two-sites ]]; then step site2_power_off step_site2_power_off scale_site2_0; fi
 step kafka_recreate step_kafka_recreate provision
+if [[ "$LAYOUT" == two-sites ]]; then step site2_power_on step_site2_power_on site2_power_off; fi
 step down step_down up
 
 echo "compose_test: $(printf '%s; ' "${results[@]}")"
