@@ -192,6 +192,15 @@ size_t sd_kafka_properties_count(void)
     return n_props;
 }
 
+const char *sd_kafka_property(const char *key)
+{
+    for (size_t i = n_props; i-- > 0;) {
+        if (!strcmp(props[i].key, key))
+            return props[i].value;
+    }
+    return NULL;
+}
+
 int sd_kafka_conf_apply(rd_kafka_conf_t *conf, struct sd_err *err)
 {
     char errstr[512];

@@ -23,6 +23,7 @@
 #include "sipdrain/cfg.h"
 #include "sipdrain/event.h"
 #include "sipdrain/kafka.h"
+#include "sipdrain/kafka_wire.h"
 #include "sipdrain/log.h"
 #include "sipdrain/pg.h"
 #include "sipdrain/topic.h"
@@ -48,8 +49,11 @@ static const char USAGE[] =
     "  drainctl watch [--json]\n"
     "  drainctl edges [--site S] [--json]\n"
     "  drainctl agents --site S [--json]\n"
-    "  drainctl stores --site S [--json]   where PostgreSQL's primary and Kafka's leaders are;\n"
-    "                                      exit 0 when none is in S (it can be powered off)\n"
+    "  drainctl stores --site S [--move-leaders] [--json]\n"
+    "                       where PostgreSQL's primary and Kafka's leaders are; exit 0 when\n"
+    "                       none is in S (it can be powered off). --move-leaders first moves\n"
+    "                       the partition leaders of S's brokers to in-sync replicas elsewhere\n"
+    "                       (a login that may alter the cluster: SIPDRAIN_KAFKA_ADMIN_PROPERTIES)\n"
     "\n"
     "  --reject-code N   SIP answer to new INVITEs while draining, 300-699 (edges' default 503;\n"
     "                    300-302 redirect to the peer site; 6xx stops gateway failover)\n"
@@ -61,7 +65,8 @@ static const char USAGE[] =
     "  --json            machine-readable output (one JSON object per line)\n"
     "\n"
     "Environment: SIPDRAIN_KAFKA_BROKERS (drain, resume, watch), SIPDRAIN_KAFKA_PROPERTIES\n"
-    "(a file of librdkafka properties: SASL, TLS), SIPDRAIN_PG_DSN (drain start\n"
+    "(a file of librdkafka properties: SASL, TLS; SIPDRAIN_KAFKA_ADMIN_PROPERTIES: the admin's,\n"
+    "for stores --move-leaders), SIPDRAIN_PG_DSN (drain start\n"
     "--wait and drain cancel: a drain's end is confirmed there before exit 0; status, edges,\n"
     "agents), SIPDRAIN_TOPIC_PREFIX (optional). SIPDRAIN_PG_DSN_FILE=<path> reads the DSN\n"
     "from a file (a Docker or Kubernetes secret); the same for the other settings.\n"
@@ -84,7 +89,7 @@ static const char USAGE[] =
 struct opts {
     const char *site, *edge, *drain_id, *reason;
     int reject_code, sip_timeout, retry_after, deadline;
-    bool wait, json;
+    bool wait, json, move_leaders;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -965,9 +970,9 @@ static int stores_report(const char *site, const struct opts *o)
                    " README: the runbook)\n",
                    site);
         if (kafka_in)
-            printf("%s's brokers lead partitions: move them first (stop %s's Kafka nodes: a"
-                   " controlled shutdown hands their leaders over; or"
-                   " tests/scripts/KafkaAdmin.java --move-leaders-off %s)\n",
+            printf("%s's brokers lead partitions: move them first (drainctl stores --site %s"
+                   " --move-leaders; or stop %s's Kafka nodes: a controlled shutdown hands"
+                   " their leaders over)\n",
                    site, site, site);
         if (!pg_in && !kafka_in && racks_known)
             printf("nothing of ours leads in %s: its stores can be powered off\n", site);
@@ -977,13 +982,240 @@ static int stores_report(const char *site, const struct opts *o)
     return pg_in || kafka_in || !racks_known ? EXIT_NOT_DONE : EXIT_DONE;
 }
 
-/* stores --site S: exit 0 when S can be powered off, 1 when not yet, 3
- * when a store could not be asked. */
+/* A broker's rack from the list broker_racks() made, "" when unknown. */
+static const char *rack_of(const rd_kafka_metadata_t *md, char racks[][64], int32_t id)
+{
+    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+        if (md->brokers[b].id == id)
+            return racks[b];
+    }
+    return "";
+}
+
+/* The partitions of ours (and __consumer_offsets) led by a broker of site,
+ * each with its new replica order: the first in-sync replica outside site,
+ * then the others as they were (the replica set itself unchanged: nothing
+ * is copied). One led in site with no in-sync replica outside it is
+ * counted in *stuck and told: moving it would lose what only site has. */
+static size_t plan_moves(const rd_kafka_metadata_t *md, char racks[][64], const char *site,
+                         struct sd_kwire_partition *parts, size_t max, int32_t *from, int *stuck,
+                         const struct opts *o)
+{
+    char ours[SD_TOPIC_PREFIX_MAX + 16];
+    size_t n = 0;
+
+    snprintf(ours, sizeof(ours), "%ssipdrain.", sd_topic_prefix());
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const rd_kafka_metadata_topic_t *tp = &md->topics[t];
+        if (strncmp(tp->topic, ours, strlen(ours)) != 0 &&
+            strcmp(tp->topic, "__consumer_offsets") != 0)
+            continue;
+        for (int p = 0; p < tp->partition_cnt; p++) {
+            const rd_kafka_metadata_partition_t *mp = &tp->partitions[p];
+            int32_t to = -1;
+            if (!in_site(rack_of(md, racks, mp->leader), site))
+                continue;
+            for (int i = 0; i < mp->isr_cnt && to < 0; i++) {
+                if (!in_site(rack_of(md, racks, mp->isrs[i]), site))
+                    to = mp->isrs[i];
+            }
+            if (to < 0 || n == max || mp->replica_cnt > SD_KWIRE_REPLICAS_MAX) {
+                (*stuck)++;
+                if (!o->json)
+                    printf("  not moved %s %d: %s\n", tp->topic, (int)mp->id,
+                           to < 0 ? "no in-sync replica outside the site" : "too many replicas");
+                continue;
+            }
+            parts[n] = (struct sd_kwire_partition){.topic = tp->topic, .partition = mp->id};
+            parts[n].replicas[parts[n].n_replicas++] = to;
+            for (int i = 0; i < mp->replica_cnt; i++) {
+                if (mp->replicas[i] != to)
+                    parts[n].replicas[parts[n].n_replicas++] = mp->replicas[i];
+            }
+            from[n++] = mp->leader;
+        }
+    }
+    return n;
+}
+
+/* How many of parts are still led by a broker of site (fresh metadata; all
+ * of them when there is none). */
+static int still_led_in_site(rd_kafka_t *rk, char racks[][64], const char *site,
+                             const struct sd_kwire_partition *parts, size_t n)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    int left = 0;
+
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return (int)n;
+    for (size_t i = 0; i < n; i++) {
+        for (int t = 0; t < md->topic_cnt; t++) {
+            const rd_kafka_metadata_topic_t *tp = &md->topics[t];
+            for (int p = 0; p < tp->partition_cnt && !strcmp(tp->topic, parts[i].topic); p++) {
+                if (tp->partitions[p].id == parts[i].partition &&
+                    in_site(rack_of(md, racks, tp->partitions[p].leader), site))
+                    left++;
+            }
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return left;
+}
+
+#define MOVE_TIMEOUT_MS 30000 /* the controller's time for each request; leaders moved by then */
+
+/* stores --site S --move-leaders: the partitions site's brokers lead get a
+ * leader elsewhere - the replicas reordered (AlterPartitionReassignments)
+ * and the preferred leader elected (ElectLeaders), both sent to a broker
+ * outside site, which forwards them to the KRaft controller (kafka_wire.h:
+ * librdkafka has neither request). EXIT_DONE when none is left in site. */
+static int move_leaders(const char *site, const struct opts *o)
+{
+    struct sd_err err = {0};
+    const char *brokers, *admin = getenv("SIPDRAIN_KAFKA_ADMIN_PROPERTIES");
+    rd_kafka_t *rk;
+    const rd_kafka_metadata_t *md = NULL;
+    char racks[64][64], via[300] = "";
+    struct sd_kwire_partition *parts = NULL;
+    int32_t *from = NULL, via_id = -1;
+    struct sd_kwire *kw = NULL;
+    size_t n = 0, max = 0;
+    int rc = EXIT_INFRA, stuck = 0, refused = 0, moved = 0, left = 0, via_port = 0;
+    int64_t t0 = sd_mono_ms();
+
+    if ((brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &rc)) == NULL)
+        return rc;
+    if (admin != NULL && admin[0] != '\0' && sd_kafka_properties_load(admin, &err) < 0)
+        return usage_error("SIPDRAIN_KAFKA_ADMIN_PROPERTIES: %s", err.text);
+    if ((rk = sd_kafka_admin_new(brokers, &err)) == NULL) {
+        fprintf(stderr, "drainctl: Kafka: %s\n", err.text);
+        return EXIT_INFRA;
+    }
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "drainctl: Kafka: no metadata from %s\n", brokers);
+        goto out;
+    }
+    broker_racks(rk, md, racks);
+    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+        if (racks[b][0] == '\0') {
+            fprintf(stderr,
+                    "drainctl: broker %d's rack is unknown (no broker.rack, or this login may"
+                    " not describe the cluster's configs): which brokers are in %s cannot be"
+                    " told\n",
+                    (int)md->brokers[b].id, site);
+            rc = EXIT_NOT_DONE;
+            goto out;
+        }
+        if (via_id < 0 && !in_site(racks[b], site)) {
+            via_id = md->brokers[b].id, via_port = md->brokers[b].port;
+            snprintf(via, sizeof(via), "%s", md->brokers[b].host);
+        }
+    }
+    for (int t = 0; t < md->topic_cnt; t++)
+        max += (size_t)md->topics[t].partition_cnt;
+    if (via_id < 0) {
+        fprintf(stderr, "drainctl: every broker is in %s: there is nowhere to move leaders to\n",
+                site);
+        rc = EXIT_NOT_DONE;
+        goto out;
+    }
+    parts = calloc(max ? max : 1, sizeof(*parts));
+    from = calloc(max ? max : 1, sizeof(*from));
+    if (parts == NULL || from == NULL) {
+        fprintf(stderr, "drainctl: out of memory\n");
+        goto out;
+    }
+    if (!o->json)
+        printf("moving the partition leaders of %s's brokers (via broker %d, %s:%d):\n", site,
+               (int)via_id, via, via_port);
+    n = plan_moves(md, racks, site, parts, max, from, &stuck, o);
+    if (n > 0) {
+        size_t k = 0;
+        if ((kw = sd_kwire_open(via, via_port, 10000, &err)) == NULL ||
+            sd_kwire_reassign(kw, parts, n, MOVE_TIMEOUT_MS, &err) < 0) {
+            fprintf(stderr, "drainctl: Kafka: %s%s\n", err.text,
+                    strstr(err.text, "AUTHORIZATION") ? " (this login may not alter the cluster:"
+                                                        " SIPDRAIN_KAFKA_ADMIN_PROPERTIES names"
+                                                        " the admin's properties)"
+                                                      : "");
+            goto out;
+        }
+        /* the refused ones are told and left out of the election */
+        for (size_t i = 0; i < n; i++) {
+            if (parts[i].error != 0) {
+                refused++;
+                if (!o->json)
+                    printf("  not moved %s %d: %s\n", parts[i].topic, (int)parts[i].partition,
+                           parts[i].message);
+                continue;
+            }
+            parts[k] = parts[i], from[k++] = from[i];
+        }
+        n = k;
+        if (n > 0 && sd_kwire_elect_preferred(kw, parts, n, MOVE_TIMEOUT_MS, &err) < 0) {
+            fprintf(stderr, "drainctl: Kafka: %s\n", err.text);
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            bool ok = parts[i].error == 0 || parts[i].error == SD_KWIRE_ELECTION_NOT_NEEDED;
+            moved += ok;
+            refused += !ok;
+            if (o->json)
+                continue;
+            if (ok)
+                printf("  moved %s %d from broker %d to %d\n", parts[i].topic,
+                       (int)parts[i].partition, (int)from[i], (int)parts[i].replicas[0]);
+            else
+                printf("  not moved %s %d: %s\n", parts[i].topic, (int)parts[i].partition,
+                       parts[i].message);
+        }
+        /* the metadata follows the controller: wait until it says so */
+        while ((left = still_led_in_site(rk, racks, site, parts, n)) > 0 &&
+               sd_mono_ms() - t0 < MOVE_TIMEOUT_MS && !interrupted)
+            sleep(1);
+    }
+    if (o->json) {
+        json_t *j =
+            json_pack("{s:s, s:i, s:i, s:i, s:i, s:I}", "site", site, "via_broker", (int)via_id,
+                      "moved", moved, "not_moved", stuck + refused, "still_led_in_site", left,
+                      "elapsed_ms", (json_int_t)(sd_mono_ms() - t0));
+        char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        puts(text);
+        free(text);
+        json_decref(j);
+    } else {
+        printf("%d partition leaders moved off %s, %d could not be%s (%lld ms)\n", moved, site,
+               stuck + refused, left > 0 ? "; some still led there after 30 s" : "",
+               (long long)(sd_mono_ms() - t0));
+    }
+    fflush(stdout);
+    rc = stuck + refused + left > 0 ? EXIT_NOT_DONE : EXIT_DONE;
+out:
+    sd_kwire_close(kw);
+    free(parts);
+    free(from);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* stores --site S [--move-leaders]: exit 0 when S can be powered off, 1
+ * when not yet (or a leader could not be moved), 3 when a store could not
+ * be asked. */
 static int cmd_stores(const struct opts *o)
 {
+    int moved, rc;
+
     if (o->site == NULL)
         return usage_error("stores needs --site");
-    return stores_report(o->site, o);
+    if (!o->move_leaders)
+        return stores_report(o->site, o);
+    moved = move_leaders(o->site, o);
+    if (moved == EXIT_USAGE || moved == EXIT_INFRA)
+        return moved;
+    rc = stores_report(o->site, o);
+    return rc == EXIT_DONE ? moved : rc;
 }
 
 /* A site drain is over: before it is reported completed, what of the stores
@@ -1030,6 +1262,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                                           {"drain-id", required_argument, NULL, 'i'},
                                           {"wait", no_argument, NULL, 'w'},
                                           {"json", no_argument, NULL, 'j'},
+                                          {"move-leaders", no_argument, NULL, 'M'},
                                           {NULL, 0, NULL, 0}};
     int ch;
 
@@ -1072,6 +1305,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             break;
         case 'j':
             o->json = true;
+            break;
+        case 'M':
+            o->move_leaders = true;
             break;
         default:
             usage_error("unknown option %s", argv[optind - 1]);

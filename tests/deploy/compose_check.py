@@ -171,6 +171,14 @@ for name, svc in base["services"].items():
     if env.get("SIPDRAIN_KAFKA_PROPERTIES") != f"/run/secrets/{want}" or want not in mounted \
             or "file" not in (declared.get(want) or {}) or "kafka_ca" not in mounted:
         failures.append(f"{name}: its Kafka login is not the file secret {want} (with kafka_ca)")
+    # the admin's login: sipdrain-kafka-init's own, and drainctl's for
+    # `stores --move-leaders` alone (SIPDRAIN_KAFKA_ADMIN_PROPERTIES)
+    admin_ok = program in ("sipdrain-kafka-init", "drainctl")
+    if "kafka_admin_properties" in mounted and not admin_ok:
+        failures.append(f"{name}: it mounts the Kafka admin's login (kafka_admin_properties)")
+    if program == "drainctl" and ("kafka_admin_properties" not in mounted or
+                                  env.get("SIPDRAIN_KAFKA_ADMIN_PROPERTIES") != "/run/secrets/kafka_admin_properties"):
+        failures.append(f"{name}: no admin login for stores --move-leaders (SIPDRAIN_KAFKA_ADMIN_PROPERTIES)")
 for program in sorted(set(kafka_login) - seen):
     failures.append(f"no service runs {program}")
 

@@ -37,9 +37,6 @@ kafka_admin() { # KafkaAdmin.java as the admin, with the cluster's log settings
         "$brokers" 60 "$@" </dev/null
 }
 describe() { kafka_admin --describe "$@"; }
-move_off() { # RACK TOPIC...: leaders off RACK's brokers; the last line of what it says
-    kafka_admin --move-leaders-off "$@" | tee -a .run/ha-move.out | tail -1
-}
 sq() { # SITE SQL: on that site's server, whatever its role
     psql -X -qAt "postgresql://postgres@127.0.0.1:$(cat ".run/pg-$1/port")/sipdrain?connect_timeout=5" -c "$2" 2>/dev/null
 }

@@ -30,10 +30,6 @@
 // brokers and their racks, the KRaft quorum's leader, each partition's
 // leader, replicas and ISR, each topic's min.insync.replicas (stdout, one
 // fact a line; see describe()). Used by tests/e2e/ha-stores.sh.
-// With --move-leaders-off RACK as the first arguments, the partitions of the
-// topics that follow led by a broker of that rack get a leader elsewhere
-// (replicas reordered, preferred-leader election; see moveLeadersOff()): the
-// step before a site's Kafka broker is powered off (README, the runbook).
 // One summary line goes to stderr. Exit 0 on success, 1 on timeout/failure
 // (with the reason), 2 on bad usage. Client logging: as -Dlog4j.configuration
 // says, else errors only, to stderr. Used by tests/scripts/kafka-up.sh.
@@ -154,87 +150,6 @@ public class KafkaAdmin {
                 }
                 System.out.print(out);
                 System.out.flush();
-                return;
-            } catch (Exception e) {
-                last = reason(e);
-            }
-            sleep();
-        }
-    }
-
-    /**
-     * Moves the leadership of the topics' partitions off the brokers of one
-     * rack (a site about to be powered off): for each partition led there,
-     * the same replicas in a new order - the first one outside the rack
-     * first, so it is the preferred leader - then a preferred-leader
-     * election. Nothing is copied (the replica set stays). Args: RACK
-     * topic... Prints "moved TOPIC PART from ID to ID" per partition and a
-     * summary line; exit 1 when a partition could not be moved (no in-sync
-     * replica outside the rack).
-     */
-    static void moveLeadersOff(Admin admin, Set<String> args) {
-        List<String> rest = new ArrayList<>(args);
-        rest.remove("--move-leaders-off");
-        if (rest.size() < 2) fail("--move-leaders-off needs a rack and topics");
-        String rack = rest.remove(0);
-        String last = "no answer yet";
-        while (true) {
-            if (expired()) fail("timeout moving leaders (" + last + ")");
-            try {
-                Set<Integer> there = new HashSet<>();
-                for (Node n : admin.describeCluster().nodes().get(slice(), TimeUnit.MILLISECONDS)) {
-                    if (n.hasRack() && n.rack().equals(rack)) there.add(n.id());
-                }
-                // Topics named but absent (e.g. __consumer_offsets before any group) are skipped.
-                Set<String> exist = topicsWithInternal(admin);
-                List<String> present = new ArrayList<>(rest);
-                present.retainAll(exist);
-                rest = present;
-                Map<String, TopicDescription> d =
-                    admin.describeTopics(rest).allTopicNames().get(slice(), TimeUnit.MILLISECONDS);
-                Map<org.apache.kafka.common.TopicPartition, Optional<org.apache.kafka.clients.admin.NewPartitionReassignment>> plan =
-                    new java.util.HashMap<>();
-                StringBuilder out = new StringBuilder();
-                int stuck = 0;
-                for (String t : rest) {
-                    for (TopicPartitionInfo tp : d.get(t).partitions()) {
-                        if (tp.leader() == null || tp.leader().isEmpty() || !there.contains(tp.leader().id())) continue;
-                        Node to = null;
-                        for (Node n : tp.isr()) {
-                            if (!there.contains(n.id())) { to = n; break; }
-                        }
-                        if (to == null) {
-                            out.append("stuck ").append(t).append(' ').append(tp.partition())
-                                .append(" (no in-sync replica outside ").append(rack).append(")\n");
-                            stuck++;
-                            continue;
-                        }
-                        List<Integer> order = new ArrayList<>();
-                        order.add(to.id());
-                        for (Node n : tp.replicas()) if (n.id() != to.id()) order.add(n.id());
-                        plan.put(new org.apache.kafka.common.TopicPartition(t, tp.partition()),
-                            Optional.of(new org.apache.kafka.clients.admin.NewPartitionReassignment(order)));
-                        out.append("moved ").append(t).append(' ').append(tp.partition()).append(" from ")
-                            .append(tp.leader().id()).append(" to ").append(to.id()).append('\n');
-                    }
-                }
-                if (!plan.isEmpty()) {
-                    admin.alterPartitionReassignments(plan).all().get(slice(), TimeUnit.MILLISECONDS);
-                    var elected = admin.electLeaders(org.apache.kafka.common.ElectionType.PREFERRED, plan.keySet())
-                        .partitions().get(slice(), TimeUnit.MILLISECONDS);
-                    for (var e : elected.entrySet()) {
-                        // already led by its preferred replica: nothing to do
-                        if (e.getValue().isPresent()
-                            && !(e.getValue().get() instanceof org.apache.kafka.common.errors.ElectionNotNeededException)) {
-                            throw new RuntimeException(e.getKey() + ": " + e.getValue().get().getMessage());
-                        }
-                    }
-                }
-                System.out.print(out);
-                System.out.printf("kafka-admin: %d partition leaders moved off rack %s, %d could not be%n",
-                    plan.size(), rack, stuck);
-                System.out.flush();
-                if (stuck > 0) System.exit(1);
                 return;
             } catch (Exception e) {
                 last = reason(e);
@@ -403,10 +318,6 @@ public class KafkaAdmin {
 
             if (scramDir != null) upsertScram(admin, scramDir, skip);
 
-            if (topics.contains("--move-leaders-off")) {
-                moveLeadersOff(admin, topics);
-                System.exit(0);
-            }
             if (topics.contains("--describe")) {
                 describe(admin, topics);
                 System.exit(0);

@@ -49,6 +49,9 @@ int sd_kafka_properties_load(const char *path, struct sd_err *err) SD_MUST_CHECK
  * the error and exits 2. */
 void sd_kafka_properties_load_or_exit(const char *program);
 size_t sd_kafka_properties_count(void);
+/* A loaded property's value (the last line naming key), NULL when the file
+ * does not set it: for clients librdkafka does not make (kafka_wire.h). */
+const char *sd_kafka_property(const char *key);
 /* Applies the loaded properties to conf (the library's clients do). */
 int sd_kafka_conf_apply(rd_kafka_conf_t *conf, struct sd_err *err) SD_MUST_CHECK;
 
