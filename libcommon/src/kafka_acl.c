@@ -67,6 +67,9 @@ static const struct sd_kafka_grant grants[] = {
     {OPERATOR, T, "sipdrain.", true, DS},
     {OPERATOR, T, "__consumer_offsets", false, DS},
     {OPERATOR, C, "kafka-cluster", false, DC},
+    /* ... and the KRaft quorum's leader (DescribeQuorum: DESCRIBE on the
+     * cluster; nothing it can change) */
+    {OPERATOR, C, "kafka-cluster", false, DS},
     /* agent desktops: their commands out, agent events in. */
     {DESKTOP, T, SD_TOPIC_AGENT_COMMANDS, false, WR},
     {DESKTOP, T, SD_TOPIC_AGENT_EVENTS, false, RD},

@@ -39,6 +39,7 @@
 #define API_SASL_AUTHENTICATE   36
 #define API_ELECT_LEADERS       43
 #define API_ALTER_REASSIGNMENTS 45
+#define API_DESCRIBE_QUORUM     55
 
 #define CLIENT_ID      "drainctl"
 #define FRAME_MAX      (1024 * 1024) /* admin answers are small; more is a lie */
@@ -168,6 +169,11 @@ static int32_t get_i32(struct rbuf *r)
     return at ? (int32_t)(((uint32_t)at[0] << 24) | ((uint32_t)at[1] << 16) |
                           ((uint32_t)at[2] << 8) | at[3])
               : 0;
+}
+
+static void skip(struct rbuf *r, size_t n)
+{
+    (void)take(r, n);
 }
 
 static uint32_t get_uvarint(struct rbuf *r)
@@ -484,6 +490,77 @@ int sd_kwire_elect_decode(const unsigned char *body, size_t len, struct sd_kwire
     if (r.bad || r.off != r.len)
         return sd_err_set(err, SD_ERR_TRANSIENT,
                           "election: the broker's answer is malformed (%zu bytes)", len);
+    return 0;
+}
+
+/* --- DescribeQuorum v0 (flexible): the KRaft quorum's leader ------------------ */
+
+static void quorum_body(struct wbuf *b)
+{
+    put_uvarint(b, 2); /* one topic */
+    put_compact_str(b, "__cluster_metadata");
+    put_uvarint(b, 2); /* one partition */
+    put_i32(b, 0);
+    put_uvarint(b, 0);
+    put_uvarint(b, 0);
+    put_uvarint(b, 0);
+}
+
+/* A voter or an observer: replica_id, log_end_offset, tags. */
+static void skip_replicas(struct rbuf *r, int32_t *ids, int *n_ids, int max)
+{
+    size_t n = get_compact_array(r, 13);
+
+    for (size_t i = 0; i < n && !r->bad; i++) {
+        int32_t id = get_i32(r);
+        skip(r, 8);
+        skip_tags(r);
+        if (ids != NULL && *n_ids < max)
+            ids[(*n_ids)++] = id;
+    }
+}
+
+int sd_kwire_quorum_decode(const unsigned char *body, size_t len, int32_t *leader, int32_t *voters,
+                           int *n_voters, int max_voters, struct sd_err *err)
+{
+    struct rbuf r = {body, len, 0, false};
+    int16_t error = get_i16(&r);
+    size_t topics;
+    bool found = false;
+
+    *n_voters = 0;
+    *leader = -1;
+    if (!r.bad && error != 0)
+        return sd_err_set(err, SD_ERR_TRANSIENT, "quorum: %s", sd_kwire_error_name(error));
+    topics = get_compact_array(&r, 3);
+    for (size_t t = 0; t < topics && !r.bad; t++) {
+        char topic[64];
+        size_t np;
+        get_compact_str(&r, topic, sizeof(topic));
+        np = get_compact_array(&r, 25);
+        for (size_t i = 0; i < np && !r.bad; i++) {
+            int32_t partition = get_i32(&r), id;
+            error = get_i16(&r);
+            id = get_i32(&r);
+            skip(&r, 4 + 8); /* leader_epoch, high_watermark */
+            bool ours = !strcmp(topic, "__cluster_metadata") && partition == 0;
+            skip_replicas(&r, ours ? voters : NULL, n_voters, max_voters);
+            skip_replicas(&r, NULL, NULL, 0);
+            skip_tags(&r);
+            if (ours && !r.bad) {
+                if (error != 0)
+                    return sd_err_set(err, SD_ERR_TRANSIENT, "quorum: %s",
+                                      sd_kwire_error_name(error));
+                *leader = id;
+                found = true;
+            }
+        }
+        skip_tags(&r);
+    }
+    skip_tags(&r);
+    if (r.bad || r.off != r.len || !found)
+        return sd_err_set(err, SD_ERR_TRANSIENT,
+                          "quorum: the broker's answer is malformed (%zu bytes)", len);
     return 0;
 }
 
@@ -1045,6 +1122,24 @@ int sd_kwire_elect_preferred(struct sd_kwire *kw, struct sd_kwire_partition *par
     free(b.p);
     if (rc == 0)
         rc = sd_kwire_elect_decode(body, len, parts, n, err);
+    free(body);
+    return rc;
+}
+
+int sd_kwire_quorum(struct sd_kwire *kw, int32_t *leader, int32_t *voters, int *n_voters,
+                    int max_voters, struct sd_err *err)
+{
+    struct wbuf b = {0};
+    unsigned char *body = NULL;
+    size_t len = 0;
+    int rc;
+
+    put_header(&b, API_DESCRIBE_QUORUM, 0, kw->correlation, true);
+    quorum_body(&b);
+    rc = call(kw, &b, true, kw->timeout_ms, &body, &len, err);
+    free(b.p);
+    if (rc == 0)
+        rc = sd_kwire_quorum_decode(body, len, leader, voters, n_voters, max_voters, err);
     free(body);
     return rc;
 }

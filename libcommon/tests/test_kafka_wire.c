@@ -335,6 +335,66 @@ Test(elect, every_truncation_and_extra_byte_is_an_error_not_a_crash)
     cr_assert_eq(sd_kwire_elect_decode(b.b, b.n, parts3, 3, &err), -1, "a trailing byte");
 }
 
+static void w64(struct buf *b, long long v)
+{
+    w32(b, (long)(v >> 32)), w32(b, (long)(v & 0xffffffff));
+}
+
+/* DescribeQuorum v0's answer: leader 2, voters 1 2 3, one observer. */
+static void quorum_answer(struct buf *b, int partition_error)
+{
+    b->n = 0;
+    w16(b, 0);
+    w8(b, 2);
+    wcompact(b, "__cluster_metadata");
+    w8(b, 2);
+    w32(b, 0), w16(b, partition_error), w32(b, 2), w32(b, 7), w64(b, 1234);
+    w8(b, 4);
+    for (int id = 1; id <= 3; id++)
+        w32(b, id), w64(b, 1234), w8(b, 0);
+    w8(b, 2);
+    w32(b, 9), w64(b, 1200), w8(b, 0);
+    w8(b, 0);
+    w8(b, 0);
+    w8(b, 0);
+}
+
+Test(quorum, the_answer_gives_the_leader_and_its_voters_not_observers)
+{
+    struct sd_err err = {0};
+    struct buf b;
+    int32_t leader = 0, voters[8];
+    int n = 0;
+
+    quorum_answer(&b, 0);
+    cr_assert_eq(sd_kwire_quorum_decode(b.b, b.n, &leader, voters, &n, 8, &err), 0, "%s", err.text);
+    cr_assert_eq(leader, 2);
+    cr_assert_eq(n, 3);
+    cr_assert(voters[0] == 1 && voters[1] == 2 && voters[2] == 3);
+    n = 0;
+    cr_assert_eq(sd_kwire_quorum_decode(b.b, b.n, &leader, voters, &n, 2, &err), 0);
+    cr_assert_eq(n, 2, "no more voters than asked for");
+}
+
+Test(quorum, a_partition_error_and_every_truncation_are_errors)
+{
+    struct sd_err err = {0};
+    struct buf b;
+    int32_t leader = 0, voters[8];
+    int n = 0;
+
+    quorum_answer(&b, 6); /* NOT_LEADER_OR_FOLLOWER */
+    cr_assert_eq(sd_kwire_quorum_decode(b.b, b.n, &leader, voters, &n, 8, &err), -1);
+    quorum_answer(&b, 0);
+    for (size_t k = 0; k < b.n; k++) {
+        unsigned char *copy = malloc(k ? k : 1);
+        memcpy(copy, b.b, k);
+        cr_assert_eq(sd_kwire_quorum_decode(copy, k, &leader, voters, &n, 8, &err), -1, "%zu bytes",
+                     k);
+        free(copy);
+    }
+}
+
 Test(kwire, opening_a_port_nobody_listens_on_fails_with_the_reason)
 {
     struct sd_err err = {0};

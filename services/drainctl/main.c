@@ -853,10 +853,46 @@ static void broker_racks(rd_kafka_t *rk, const rd_kafka_metadata_t *md, char rac
     rd_kafka_queue_destroy(q);
 }
 
+/* A broker's rack from the list broker_racks() made, "" when unknown. */
+static const char *rack_of(const rd_kafka_metadata_t *md, char racks[][64], int32_t id)
+{
+    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+        if (md->brokers[b].id == id)
+            return racks[b];
+    }
+    return "";
+}
+
+/* The KRaft quorum's leader (DescribeQuorum, kafka_wire.c: librdkafka's
+ * metadata names a random broker as "controller" under KRaft), asked of
+ * each broker in turn, into q: {"leader", "rack", "in_site"} or {"error"}.
+ * In combined mode a controller is the broker of the same id. */
+static void quorum_of(const rd_kafka_metadata_t *md, char racks[][64], const char *site, json_t *q)
+{
+    struct sd_err err = {0};
+
+    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+        struct sd_kwire *kw = sd_kwire_open(md->brokers[b].host, md->brokers[b].port, 5000, &err);
+        int32_t leader = -1, voters[8];
+        int n = 0;
+        if (kw != NULL && sd_kwire_quorum(kw, &leader, voters, &n, 8, &err) == 0) {
+            const char *rack = rack_of(md, racks, leader);
+            json_object_set_new(q, "leader", json_integer(leader));
+            json_object_set_new(q, "rack", json_string(rack));
+            json_object_set_new(q, "in_site", json_boolean(rack[0] && in_site(rack, site)));
+            sd_kwire_close(kw);
+            return;
+        }
+        sd_kwire_close(kw);
+    }
+    json_object_set_new(q, "error", json_string(err.text));
+}
+
 /* Every broker, its rack and how many partitions of our topics (and of
- * __consumer_offsets, the consumer groups' coordinators) it leads. */
-static int stores_kafka(const char *brokers, const char *site, json_t *out, bool *remains,
-                        bool *racks_known)
+ * __consumer_offsets, the consumer groups' coordinators) it leads; and the
+ * KRaft quorum's leader. */
+static int stores_kafka(const char *brokers, const char *site, json_t *out, json_t *quorum,
+                        bool *remains, bool *racks_known)
 {
     struct sd_err err = {0};
     rd_kafka_t *rk = sd_kafka_admin_new(brokers, &err);
@@ -897,6 +933,7 @@ static int stores_kafka(const char *brokers, const char *site, json_t *out, bool
                                              "leads", led, "partitions", total, "in_site",
                                              racks[b][0] != '\0' && in_site(racks[b], site)));
     }
+    quorum_of(md, racks, site, quorum);
     rd_kafka_metadata_destroy(md);
     rd_kafka_destroy(rk);
     return EXIT_DONE;
@@ -912,23 +949,25 @@ static int stores_report(const char *site, const struct opts *o)
 {
     int rc = EXIT_USAGE;
     const char *dsn, *brokers;
-    json_t *pg = json_array(), *kafka = json_array();
-    bool pg_in = false, kafka_in = false, racks_known = true;
+    json_t *pg = json_array(), *kafka = json_array(), *quorum = json_object();
+    bool pg_in = false, kafka_in = false, racks_known = true, quorum_in;
     size_t i;
     json_t *row;
 
     if ((dsn = env_or_die("SIPDRAIN_PG_DSN", &rc)) == NULL ||
         (brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &rc)) == NULL ||
         (rc = stores_pg(dsn, site, pg, &pg_in)) != EXIT_DONE ||
-        (rc = stores_kafka(brokers, site, kafka, &kafka_in, &racks_known)) != EXIT_DONE) {
-        json_decref(pg), json_decref(kafka);
+        (rc = stores_kafka(brokers, site, kafka, quorum, &kafka_in, &racks_known)) != EXIT_DONE) {
+        json_decref(pg), json_decref(kafka), json_decref(quorum);
         return rc;
     }
+    quorum_in = json_is_true(json_object_get(quorum, "in_site"));
     if (o->json) {
         char *text;
-        json_t *all = json_pack("{s:s, s:O, s:O, s:b, s:b, s:b}", "site", site, "postgresql", pg,
-                                "kafka", kafka, "primary_in_site", pg_in, "leaders_in_site",
-                                kafka_in, "racks_known", racks_known);
+        json_t *all = json_pack("{s:s, s:O, s:O, s:O, s:b, s:b, s:b, s:b}", "site", site,
+                                "postgresql", pg, "kafka", kafka, "kraft_quorum", quorum,
+                                "primary_in_site", pg_in, "leaders_in_site", kafka_in,
+                                "quorum_leader_in_site", quorum_in, "racks_known", racks_known);
         text = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);
@@ -961,6 +1000,16 @@ static int stores_report(const char *site, const struct opts *o)
                    json_is_true(json_object_get(row, "in_site")) ? "   <- in " : "",
                    json_is_true(json_object_get(row, "in_site")) ? site : "");
         }
+        if (json_object_get(quorum, "leader") != NULL)
+            printf("  KRaft quorum leader: node %d (rack %s)%s%s\n",
+                   (int)json_integer_value(json_object_get(quorum, "leader")),
+                   json_string_value(json_object_get(quorum, "rack"))[0]
+                       ? json_string_value(json_object_get(quorum, "rack"))
+                       : "? - a controller-only node",
+                   quorum_in ? "   <- in " : "", quorum_in ? site : "");
+        else
+            printf("  KRaft quorum leader: not asked (%s)\n",
+                   json_string_value(json_object_get(quorum, "error")));
         if (!racks_known)
             printf("  (a broker's rack is unknown: it has no broker.rack, or this login may not"
                    " describe the cluster's configs)\n");
@@ -974,22 +1023,19 @@ static int stores_report(const char *site, const struct opts *o)
                    " --move-leaders; or stop %s's Kafka nodes: a controlled shutdown hands"
                    " their leaders over)\n",
                    site, site, site);
+        if (quorum_in)
+            printf("%s holds the KRaft quorum leader: powering it off costs one election (the"
+                   " other two controllers elect a leader within seconds; nothing is lost); to"
+                   " move it first, restart %s's Kafka node\n",
+                   site, site);
         if (!pg_in && !kafka_in && racks_known)
-            printf("nothing of ours leads in %s: its stores can be powered off\n", site);
+            printf("nothing of ours leads in %s%s: its stores can be powered off\n", site,
+                   quorum_in ? " but the KRaft quorum (one election)" : "");
     }
     json_decref(pg);
     json_decref(kafka);
+    json_decref(quorum);
     return pg_in || kafka_in || !racks_known ? EXIT_NOT_DONE : EXIT_DONE;
-}
-
-/* A broker's rack from the list broker_racks() made, "" when unknown. */
-static const char *rack_of(const rd_kafka_metadata_t *md, char racks[][64], int32_t id)
-{
-    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
-        if (md->brokers[b].id == id)
-            return racks[b];
-    }
-    return "";
 }
 
 /* The partitions of ours (and __consumer_offsets) led by a broker of site,

@@ -287,6 +287,9 @@ check "2. Kafka: no partition led by broker 2, every replica set still the three
 rc=0
 operator stores --site site2 >"$logs/stores-site2.out" 2>&1 || rc=$?
 check "2. drainctl stores --site site2, the operator's login: nothing of ours leads there (exit $rc)" [ "$rc" = 0 ]
+ql=$(describe sipdrain.call.events | sed -n 's/^quorum-leader //p')
+check "2. it names the KRaft quorum leader the Java admin names (node $ql)" \
+    grep -q "^  KRaft quorum leader: node $ql (rack " "$logs/stores-site2.out"
 
 # --- 3. power-off of site2 ---------------------------------------------------------
 topics="sipdrain.drain.commands sipdrain.drain.events sipdrain.edge.control sipdrain.edge.status

@@ -70,6 +70,12 @@ int sd_kwire_reassign(struct sd_kwire *kw, struct sd_kwire_partition *parts, siz
 int sd_kwire_elect_preferred(struct sd_kwire *kw, struct sd_kwire_partition *parts, size_t n,
                              int timeout_ms, struct sd_err *err) SD_MUST_CHECK;
 
+/* DescribeQuorum v0: the KRaft quorum's leader (a controller's node id)
+ * and its voters (at most max_voters of them). A login with DESCRIBE on
+ * the cluster. */
+int sd_kwire_quorum(struct sd_kwire *kw, int32_t *leader, int32_t *voters, int *n_voters,
+                    int max_voters, struct sd_err *err) SD_MUST_CHECK;
+
 /* Kafka's name of an error code ("CLUSTER_AUTHORIZATION_FAILED"), or
  * "error <n>" for one not listed here (a static buffer for those). */
 const char *sd_kwire_error_name(int code);
@@ -89,6 +95,8 @@ int sd_kwire_scram_final(const char *mech, const char *password, const char *cli
 int sd_kwire_reassign_decode(const unsigned char *body, size_t len,
                              struct sd_kwire_partition *parts, size_t n,
                              struct sd_err *err) SD_MUST_CHECK;
+int sd_kwire_quorum_decode(const unsigned char *body, size_t len, int32_t *leader, int32_t *voters,
+                           int *n_voters, int max_voters, struct sd_err *err) SD_MUST_CHECK;
 int sd_kwire_elect_decode(const unsigned char *body, size_t len, struct sd_kwire_partition *parts,
                           size_t n, struct sd_err *err) SD_MUST_CHECK;
 
