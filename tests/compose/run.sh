@@ -568,25 +568,28 @@ step_drained_hold() {
 
 # --- 5. a third site1 edge --------------------------------------------------
 step_scale_site1_3() {
-    # 40 s of calls from before `up`; the calls must go on for the whole
-    # 30 s watched after it returns (a gateway that ended before left the new
-    # edge nothing to take, which looked like a load balancer that never
-    # used it): an `up` slower than 10 s gets a second gateway from when it
-    # returns (without --no-deps, compose re-ran migrate and topics first:
-    # 50 s with the two-sites layout)
-    local new host t_up first i gw_rc=0 calls=$((RATE * 40)) gw_ended="" gw1 gw1_rc=0 t_gw second=0
-    gateway scale1 "$calls"
-    gw1=$gw_pid
+    # 40 s of calls from before `up`, and 20 s more each time they end while
+    # the new edge has taken none (90 s at most): a gateway that ended before
+    # left the new edge nothing to take, which looked like a load balancer
+    # that never used it.
+    #
+    # The bound (issue #13: calls within 10 s) counts from when the load
+    # balancer can know the new edge: `up`'s return, or later when the
+    # network's DNS does not answer then. Podman 4.3's resolver
+    # (aardvark-dns 1.4) stops answering for 25-50 s whenever a container
+    # joins the network (it tears its servers down on every reload;
+    # aardvark-dns #389, fixed in 1.11); deploy/kamailio/run.sh logs the
+    # stall and its end ("edge names resolve again"), read here with
+    # compose's timestamps.
+    local new host t_up first i rc gw_names=() gw_pids=() t_gw lb t_dns t_from
+    gateway scale1 $((RATE * 40))
+    gw_names+=(scale1) gw_pids+=("$gw_pid")
     sleep 2
     t_gw=$(now_ms)
     dc up -d --no-recreate --no-deps --scale edge-site1=3 edge-site1 >"$logs/scale1.log" 2>&1 ||
         { why="up --scale edge-site1=3 failed"; return 1; }
     t_up=$(now_ms)
     echo "  up --scale took $(((t_up - t_gw) / 1000)) s"
-    if ((t_up - t_gw > 10000)); then
-        gateway scale1b "$calls"
-        second=1
-    fi
     # the third replica by compose's own number (v2 may re-create the others)
     new=$(ctr ps -q --filter "label=com.docker.compose.project=$PROJECT" \
         --filter "label=com.docker.compose.service=edge-site1" \
@@ -595,33 +598,38 @@ step_scale_site1_3() {
     host=$(hostname_of "$new")
     echo "  new edge: container ${new:0:12}, edge id $host, address $(ip_of "$new")"
     first=""
-    for ((i = 0; i < 30; i++)); do
+    for ((i = 0; i < 90; i++)); do
         first=$(q "SELECT (extract(epoch FROM min(created_at)) * 1000)::bigint FROM calls WHERE edge_id = '$host'")
         [[ -n "$first" ]] && break
-        kill -0 "$gw_pid" 2>/dev/null || gw_ended=${gw_ended:-$(((($(now_ms) - t_up)) / 1000))}
+        if ! kill -0 "$gw_pid" 2>/dev/null; then
+            gateway "scale1-${#gw_names[@]}" $((RATE * 20))
+            gw_names+=("scale1-${#gw_names[@]}") gw_pids+=("$gw_pid")
+        fi
         sleep 1
     done
-    wait "$gw1" || gw1_rc=$?
-    gw_check scale1 "$calls" "$gw1_rc" || return 1
-    if ((second)); then
-        wait "$gw_pid" || gw_rc=$?
-        gw_check scale1b "$calls" "$gw_rc" || return 1
-    fi
-    if [[ -z "$first" ]]; then
-        why="the new edge $host took no call in 30 s"
-        [[ -z "$gw_ended" ]] || why+=" (the gateway's calls ended $gw_ended s after up: the test gave it too few)"
-        return 1
-    fi
-    # (the edge may take a call before compose's up returns: then it says so)
-    if ((first >= t_up)); then
-        echo "  its first call $((first - t_up)) ms after up returned; calls it took: $(q "SELECT count(*) FROM calls WHERE edge_id = '$host'")"
-    else
-        echo "  its first call $((t_up - first)) ms before up returned; calls it took: $(q "SELECT count(*) FROM calls WHERE edge_id = '$host'")"
-    fi
-    # what the new edge and the load balancer said meanwhile, to look at when it is slow
+    for i in "${!gw_pids[@]}"; do
+        rc=0
+        wait "${gw_pids[$i]}" || rc=$?
+        gw_check "${gw_names[$i]}" "$([[ $i == 0 ]] && echo $((RATE * 40)) || echo $((RATE * 20)))" "$rc" || return 1
+    done
+    # what the new edge and the load balancer said meanwhile (the latter
+    # with the engine's timestamps)
     ctr logs "$new" >"$logs/scale1-new-edge.log" 2>&1 || true
-    ctr logs "$(containers lb | head -1)" 2>&1 | grep "run.sh" >"$logs/scale1-lb.log" || true
-    ((first - t_up <= 10000)) || { why="the new edge's first call came $(((first - t_up) / 1000)) s after up (> 10 s; see scale1-new-edge.log, scale1-lb.log)"; return 1; }
+    lb=$(containers lb | head -1)
+    ctr logs -t "$lb" 2>&1 | grep "run.sh" >"$logs/scale1-lb.log" || true
+    [[ -n "$first" ]] || { why="the new edge $host took no call in 90 s (see scale1-new-edge.log, scale1-lb.log)"; return 1; }
+    # the resolver's last recovery before the first call, if after up (a
+    # string: mawk's printf %d stops at 2^31)
+    t_dns=$(awk -v up="$t_up" -v first="$first" '/edge names resolve again/ {
+            cmd = "date -d " $1 " +%s%3N"; cmd | getline ms; close(cmd)
+            if (ms + 0 > up + 0 && ms + 0 <= first + 0) t = ms } END { print (t == "" ? 0 : t) }' "$logs/scale1-lb.log")
+    t_from=$t_up
+    if ((t_dns > t_up)); then
+        t_from=$t_dns
+        echo "  the network's DNS answered no lookup until $(((t_dns - t_up) / 1000)) s after up (scale1-lb.log)"
+    fi
+    echo "  its first call $((first - t_up)) ms after up returned, $((first - t_from)) ms after it could be known; calls it took: $(q "SELECT count(*) FROM calls WHERE edge_id = '$host'")"
+    ((first - t_from <= 10000)) || { why="the new edge's first call came $(((first - t_from) / 1000)) s after the load balancer could know it (> 10 s; see scale1-new-edge.log, scale1-lb.log)"; return 1; }
 }
 
 # --- 6. resume site2 ---------------------------------------------------------
@@ -720,7 +728,10 @@ wait_sql() { # SQL WANT SECONDS
 # fails, an agent logs in and out, a drain of one of its edges completes,
 # and the events written before (provision's logins) are all still read.
 step_site2_power_off() {
-    local calls=$((RATE * 70)) gw_rc=0 rc=0 t0 t_off n edge c led
+    # 85 s of calls: the power-off comes ~50 s in, after the stores report,
+    # the switchover, the leaders' move and Kafka's view of two topics
+    local calls=$((RATE * 85)) gw_rc=0 rc=0 t0 t_off n edge c led t
+    local kafka_topics="sipdrain.call.events sipdrain.agent.commands"
     gateway poweroff "$calls"
     sleep 3
     rc=0
@@ -751,15 +762,19 @@ step_site2_power_off() {
     [[ $rc == 0 ]] || { why="drainctl stores --site site2 --move-leaders exited $rc (want 0)"; return 1; }
     n=$(grep -c "^  moved .* from broker 2 to [13]$" "$logs/stores-after.out" || true)
     ((n > 0)) || { why="drainctl moved no partition leader off broker 2 (it led $led)"; return 1; }
-    ctr exec -i "$(containers kafka-site1 | head -1)" /opt/kafka/bin/kafka-topics.sh \
-        --bootstrap-server localhost:9092 --command-config /run/secrets/kafka_admin_client \
-        --describe </dev/null >"$logs/topics-after-move.txt" 2>>"$logs/consumer.log" || true
+    : >"$logs/topics-after-move.txt"
+    for t in $kafka_topics; do # the image's tool describes one topic at a time (a JVM each)
+        ctr exec -i "$(containers kafka-site1 | head -1)" /opt/kafka/bin/kafka-topics.sh \
+            --bootstrap-server localhost:9092 --command-config /run/secrets/kafka_admin_client \
+            --describe --topic "$t" </dev/null >>"$logs/topics-after-move.txt" 2>>"$logs/consumer.log" || true
+    done
     c=$(grep -c "Topic: sipdrain\..*Partition: .*Leader: " "$logs/topics-after-move.txt" || true)
     n=$(grep -c "Topic: sipdrain\..*Leader: 2[[:space:]]" "$logs/topics-after-move.txt" || true)
-    echo "  Kafka (kafka-topics.sh --describe): $n of our $c partitions led by broker 2"
+    echo "  Kafka (kafka-topics.sh --describe $kafka_topics): $n of $c partitions led by broker 2"
     ((c > 0 && n == 0)) || { why="Kafka says broker 2 still leads $n of $c partitions"; return 1; }
     # the power: every container of site2 left, SIGKILL
     t_off=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+    kill -0 "$gw_pid" 2>/dev/null || { why="the gateway's calls ended before the power-off (the steps before it took too long)"; return 1; }
     for c in $(containers postgres) $(containers kafka) $(containers edge-site2); do
         ctr kill -s KILL "$c" >/dev/null 2>&1 || true
     done
