@@ -299,6 +299,14 @@ void call_events_free(struct call_events *ce)
         json_decref(ce->data[i]);
 }
 
+void expect_answered_call_events(const struct call_events *ce, const char *what)
+{
+    cr_assert_eq(ce->n, 3, "call events (%s): %zu, not offered, established, ended", what, ce->n);
+    cr_expect_str_eq(ce->type[0], "call.offered", "%s", what);
+    cr_expect_str_eq(ce->type[1], "call.established", "%s", what);
+    cr_expect_str_eq(ce->type[2], "call.ended", "%s", what);
+}
+
 const char *field(json_t *d, const char *key)
 {
     json_t *v = json_object_get(d, key);

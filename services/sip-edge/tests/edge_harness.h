@@ -99,6 +99,9 @@ pid_t phone_start(struct edge_env *e, struct edge_proc *p, const char *scenario,
                   const char *const *keys);
 void call_events_read(struct edge_env *e, struct call_events *ce, size_t want);
 void call_events_free(struct call_events *ce);
+/* A call answered and ended: exactly call.offered, call.established,
+ * call.ended, in that order (what: the test's words for the call). */
+void expect_answered_call_events(const struct call_events *ce, const char *what);
 /* A string member of d, "" when absent. */
 const char *field(json_t *d, const char *key);
 /* Waits until n calls are established (the calls rows). */

@@ -1187,10 +1187,7 @@ Test(sip_edge, an_inbound_call_reaches_the_agent_with_sdp_both_ways_and_ends_cle
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0,
                  "the phone (INVITE with the gateway's SDP, BYE from the edge)");
     call_events_read(&e, &ce, 3);
-    cr_assert_eq(ce.n, 3, "call events: %zu", ce.n);
-    cr_expect_str_eq(ce.type[0], "call.offered");
-    cr_expect_str_eq(ce.type[1], "call.established");
-    cr_expect_str_eq(ce.type[2], "call.ended");
+    expect_answered_call_events(&ce, "the call");
     cr_expect_str_eq(field(ce.data[0], "agent_id"), "a1");
     cr_expect_str_eq(field(ce.data[2], "end_cause"), "caller_hangup");
     cr_expect(json_is_true(json_object_get(ce.data[2], "answered")));
@@ -1351,10 +1348,7 @@ Test(sip_edge, a_call_that_comes_while_postgresql_is_briefly_away_waits_and_is_a
     cr_expect_eq(sdt_sipp_wait(phone, WAIT_MS), 0);
     cr_expect(sdt_file_has(p.log, "call waits for the database"), "it did wait (%s)", p.log);
     call_events_read(&e, &ce, 3);
-    cr_assert_eq(ce.n, 3, "call events: %zu (offered, established, ended; nothing rejected)", ce.n);
-    cr_expect_str_eq(ce.type[0], "call.offered");
-    cr_expect_str_eq(ce.type[1], "call.established");
-    cr_expect_str_eq(ce.type[2], "call.ended");
+    expect_answered_call_events(&ce, "nothing rejected");
     call_events_free(&ce);
     cr_expect(!sdt_file_has(p.log, "call not routed"), "routed once (%s)", p.log);
     kill(p.pid, SIGTERM);
@@ -1454,10 +1448,7 @@ static void route_commit_unanswered(const char *called)
                                       " call_id = (SELECT min(call_id) FROM calls)"),
                  1, "a1's, for the call");
     call_events_read(&e, &ce, 3);
-    cr_assert_eq(ce.n, 3, "call events: %zu (offered once, established, ended)", ce.n);
-    cr_expect_str_eq(ce.type[0], "call.offered");
-    cr_expect_str_eq(ce.type[1], "call.established");
-    cr_expect_str_eq(ce.type[2], "call.ended");
+    expect_answered_call_events(&ce, "offered once");
     call_events_free(&ce);
     kill(p.pid, SIGTERM);
     cr_expect_eq(edge_exit_code(&p, WAIT_MS), 0);
@@ -1505,10 +1496,7 @@ Test(sip_edge, with_kafka_away_calls_go_on_and_their_events_and_a_drain_arrive_o
                  1);
     cr_assert_eq(sdt_script("tests/scripts/kafka-up.sh >/dev/null 2>&1"), 0);
     call_events_read(&e, &ce, 3);
-    cr_assert_eq(ce.n, 3, "call events after the broker came back: %zu", ce.n);
-    cr_expect_str_eq(ce.type[0], "call.offered");
-    cr_expect_str_eq(ce.type[1], "call.established");
-    cr_expect_str_eq(ce.type[2], "call.ended");
+    expect_answered_call_events(&ce, "after the broker came back");
     call_events_free(&ce);
     drain(&e, "edge-2a", DRAIN_A, "site", NULL);
     wait_edge_state(&e, "edge-2a", "drained");
@@ -1896,10 +1884,7 @@ Test(sip_edge, an_agent_originated_call_connects_phone_and_destination_by_rfc372
     cr_expect_eq(sdt_sipp_wait(dest, WAIT_MS), 0,
                  "the destination: INVITE without SDP via the proxy, ACK with the phone's answer");
     call_events_read(&e, &ce, 3);
-    cr_assert_eq(ce.n, 3, "call events: %zu", ce.n);
-    cr_expect_str_eq(ce.type[0], "call.offered");
-    cr_expect_str_eq(ce.type[1], "call.established");
-    cr_expect_str_eq(ce.type[2], "call.ended");
+    expect_answered_call_events(&ce, "the call");
     for (size_t i = 0; i < ce.n; i++) {
         cr_expect_str_eq(field(ce.data[i], "call_id"), "out-0001");
         cr_expect_str_eq(field(ce.data[i], "direction"), "outbound");
