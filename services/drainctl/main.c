@@ -1085,24 +1085,29 @@ static size_t plan_moves(const rd_kafka_metadata_t *md, char racks[][64], const 
 }
 
 /* How many of parts are still led by a broker of site (fresh metadata; all
- * of them when there is none). */
-static int still_led_in_site(rd_kafka_t *rk, char racks[][64], const char *site,
-                             const struct sd_kwire_partition *parts, size_t n)
+ * of them when there is none); stay[i] says which. Racks by broker id from
+ * md0, the metadata broker_racks() asked about: a fresh answer may list the
+ * brokers in another order. */
+static int still_led_in_site(rd_kafka_t *rk, const rd_kafka_metadata_t *md0, char racks[][64],
+                             const char *site, const struct sd_kwire_partition *parts, size_t n,
+                             bool *stay)
 {
     const rd_kafka_metadata_t *md = NULL;
     int left = 0;
 
+    for (size_t i = 0; i < n; i++)
+        stay[i] = true;
     if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return (int)n;
     for (size_t i = 0; i < n; i++) {
         for (int t = 0; t < md->topic_cnt; t++) {
             const rd_kafka_metadata_topic_t *tp = &md->topics[t];
             for (int p = 0; p < tp->partition_cnt && !strcmp(tp->topic, parts[i].topic); p++) {
-                if (tp->partitions[p].id == parts[i].partition &&
-                    in_site(rack_of(md, racks, tp->partitions[p].leader), site))
-                    left++;
+                if (tp->partitions[p].id == parts[i].partition)
+                    stay[i] = in_site(rack_of(md0, racks, tp->partitions[p].leader), site);
             }
         }
+        left += stay[i];
     }
     rd_kafka_metadata_destroy(md);
     return left;
@@ -1126,7 +1131,9 @@ static int move_leaders(const char *site, const struct opts *o)
     int32_t *from = NULL, via_id = -1;
     struct sd_kwire *kw = NULL;
     size_t n = 0, max = 0;
-    int rc = EXIT_INFRA, stuck = 0, refused = 0, moved = 0, left = 0, via_port = 0;
+    int rc = EXIT_INFRA, stuck = 0, refused = 0, moved = 0, left = 0, via_port = 0, rounds = 1;
+    struct sd_kwire_partition *again = NULL;
+    bool *stay = NULL;
     int64_t t0 = sd_mono_ms();
 
     if ((brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &rc)) == NULL)
@@ -1202,37 +1209,65 @@ static int move_leaders(const char *site, const struct opts *o)
             fprintf(stderr, "drainctl: Kafka: %s\n", err.text);
             goto out;
         }
+        k = 0;
         for (size_t i = 0; i < n; i++) {
-            bool ok = parts[i].error == 0 || parts[i].error == SD_KWIRE_ELECTION_NOT_NEEDED;
-            moved += ok;
-            refused += !ok;
-            if (o->json)
+            if (parts[i].error == 0 || parts[i].error == SD_KWIRE_ELECTION_NOT_NEEDED) {
+                parts[k] = parts[i], from[k++] = from[i];
                 continue;
-            if (ok)
-                printf("  moved %s %d from broker %d to %d\n", parts[i].topic,
-                       (int)parts[i].partition, (int)from[i], (int)parts[i].replicas[0]);
-            else
+            }
+            refused++;
+            if (!o->json)
                 printf("  not moved %s %d: %s\n", parts[i].topic, (int)parts[i].partition,
                        parts[i].message);
         }
-        /* the metadata follows the controller: wait until it says so */
-        while ((left = still_led_in_site(rk, racks, site, parts, n)) > 0 &&
-               sd_mono_ms() - t0 < MOVE_TIMEOUT_MS && !interrupted)
-            sleep(1);
+        n = k;
+        /* Done when the metadata says so. Until then, every 2 s, both requests
+         * again for the partitions still led in site: a compose run saw every
+         * election answered without a leader moving (a reorder not yet applied
+         * when it was elected: "not needed"); both are idempotent. */
+        if ((stay = calloc(n ? n : 1, sizeof(*stay))) == NULL ||
+            (again = calloc(n ? n : 1, sizeof(*again))) == NULL) {
+            fprintf(stderr, "drainctl: out of memory\n");
+            goto out;
+        }
+        while ((left = still_led_in_site(rk, md, racks, site, parts, n, stay)) > 0 &&
+               sd_mono_ms() - t0 < MOVE_TIMEOUT_MS && !interrupted) {
+            size_t m = 0;
+            sleep(1); /* the metadata a moment behind the controller, or not moved */
+            if ((left = still_led_in_site(rk, md, racks, site, parts, n, stay)) == 0)
+                break;
+            for (size_t i = 0; i < n; i++) {
+                if (stay[i])
+                    again[m++] = parts[i];
+            }
+            rounds++;
+            if (sd_kwire_reassign(kw, again, m, MOVE_TIMEOUT_MS, &err) < 0 ||
+                sd_kwire_elect_preferred(kw, again, m, MOVE_TIMEOUT_MS, &err) < 0)
+                fprintf(stderr, "drainctl: Kafka: %s (tried again)\n", err.text);
+        }
+        moved = (int)n - left;
+        for (size_t i = 0; i < n && !o->json; i++) {
+            if (stay[i])
+                printf("  not moved %s %d: still led in %s after %d s\n", parts[i].topic,
+                       (int)parts[i].partition, site, MOVE_TIMEOUT_MS / 1000);
+            else
+                printf("  moved %s %d from broker %d to %d\n", parts[i].topic,
+                       (int)parts[i].partition, (int)from[i], (int)parts[i].replicas[0]);
+        }
     }
     if (o->json) {
         json_t *j =
             json_pack("{s:s, s:i, s:i, s:i, s:i, s:I}", "site", site, "via_broker", (int)via_id,
-                      "moved", moved, "not_moved", stuck + refused, "still_led_in_site", left,
-                      "elapsed_ms", (json_int_t)(sd_mono_ms() - t0));
+                      "moved", moved, "not_moved", stuck + refused + left, "still_led_in_site",
+                      left, "elapsed_ms", (json_int_t)(sd_mono_ms() - t0));
         char *text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
         puts(text);
         free(text);
         json_decref(j);
     } else {
-        printf("%d partition leaders moved off %s, %d could not be%s (%lld ms)\n", moved, site,
-               stuck + refused, left > 0 ? "; some still led there after 30 s" : "",
-               (long long)(sd_mono_ms() - t0));
+        printf("%d partition leaders moved off %s, %d could not be%s (%lld ms, %d round%s)\n",
+               moved, site, stuck + refused + left, left > 0 ? "; still led there after 30 s" : "",
+               (long long)(sd_mono_ms() - t0), rounds, rounds == 1 ? "" : "s");
     }
     fflush(stdout);
     rc = stuck + refused + left > 0 ? EXIT_NOT_DONE : EXIT_DONE;
@@ -1240,6 +1275,8 @@ out:
     sd_kwire_close(kw);
     free(parts);
     free(from);
+    free(again);
+    free(stay);
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
     rd_kafka_destroy(rk);
