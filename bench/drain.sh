@@ -74,7 +74,7 @@ pids+=($!)
 # edge-1a of site1 only takes calls: the peer rule lets site2 drain only
 # while an edge of its peer does
 for e in edge-1a edge-2a edge-2b; do
-    port=$((20000 + RANDOM % 30000))
+    port=$((20000 + RANDOM % 12768)) # below the ephemeral range
     site=site${e:5:1}
     SIPDRAIN_EDGE_ID=$e SIPDRAIN_SITE=$site SIPDRAIN_SIP_URL="sip:127.0.0.1:$port" \
     SIPDRAIN_KAFKA_PROPERTIES=$kc/sipdrain-edge.properties SIPDRAIN_PG_DSN=$edge_dsn \

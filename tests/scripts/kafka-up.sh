@@ -116,15 +116,18 @@ reserved_ports() {
     "$REPO"/.run/kafka-cluster/node*/ports 2>/dev/null | tr ' ' '\n' || true
 }
 
-# Pick a random free loopback port in 20000-40000 not in "$@" nor reserved.
+# Pick a random free loopback port in 20000-32767 not in "$@" nor reserved:
+# below the kernel's ephemeral range (32768-60999), where any process's
+# outgoing connection may hold the port while the node is down, and its
+# restart on the recorded port fails (EADDRINUSE). Tests use 10000-19999.
 pick_port() {
   local p i
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 20001))
+    p=$((20000 + RANDOM % 12768))
     if [[ " $* $(reserved_ports | tr '\n' ' ') " == *" $p "* ]]; then continue; fi
     port_busy "$p" || { echo "$p"; return 0; }
   done
-  die "no free loopback port found in 20000-40000"
+  die "no free loopback port found in 20000-32767"
 }
 
 # running_pid NODE: pid of that node if it is alive (guards against a

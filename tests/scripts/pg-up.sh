@@ -80,18 +80,21 @@ port_busy() {
   return 1
 }
 
-# Pick a random free loopback port in 20000-40000, avoiding the ports the
-# other sipdrain servers recorded (they may come back on them).
+# Pick a random free loopback port in 20000-32767, avoiding the ports the
+# other sipdrain servers recorded (they may come back on them). Below the
+# kernel's ephemeral range (32768-60999): there any process's outgoing
+# connection may hold the port while the server is down, and its restart on
+# it fails (EADDRINUSE). The tests' own ports are 10000-19999.
 pick_port() {
   local p i reserved
   reserved=" $(cat "$REPO/.run/kafka/ports" "$REPO"/.run/kafka-cluster/node*/ports \
     "$REPO"/.run/pg*/port 2>/dev/null | tr '\n' ' ') "
   for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 20001))
+    p=$((20000 + RANDOM % 12768))
     [[ "$reserved" == *" $p "* ]] && continue
     port_busy "$p" || { echo "$p"; return 0; }
   done
-  die "no free loopback port found in 20000-40000"
+  die "no free loopback port found in 20000-32767"
 }
 
 # Unix socket paths are limited to 107 bytes: "<dir>/.s.PGSQL.<port>".

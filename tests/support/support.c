@@ -376,7 +376,7 @@ void sdt_send_event_from(const char *source, const char *topic, const char *key,
 /* Test ports come from TEST_PORT_LOW..TEST_PORT_HIGH: below the kernel's
  * ephemeral range (32768-60999 by default), where every outgoing TCP
  * connection of every process (Kafka and PostgreSQL clients, SIPp, curl)
- * takes its local port, and below the 20000-40000 that pg-up.sh and
+ * takes its local port, and below the 20000-32767 that pg-up.sh and
  * kafka-up.sh pick from. A port the kernel chose with bind(0) could be handed
  * to someone's connect() before the service under test bound it: one CI run
  * lost an orchestrator that way ("cannot listen for HTTP on 127.0.0.1:41790").
