@@ -1,5 +1,5 @@
-/* kafka_wire.c - AlterPartitionReassignments and ElectLeaders on a
- * connection of our own (kafka_wire.h says why).
+/* kafka_wire.c - AlterPartitionReassignments, ElectLeaders, DescribeQuorum
+ * and Metadata on a connection of our own (kafka_wire.h says why).
  *
  * Kafka's protocol: every request and answer is a 32-bit big-endian length
  * and that many bytes. A request starts with its header (api key, version,
@@ -35,6 +35,7 @@
 
 #include "sipdrain/kafka.h"
 
+#define API_METADATA            3
 #define API_SASL_HANDSHAKE      17
 #define API_SASL_AUTHENTICATE   36
 #define API_ELECT_LEADERS       43
@@ -564,6 +565,79 @@ int sd_kwire_quorum_decode(const unsigned char *body, size_t len, int32_t *leade
     return 0;
 }
 
+/* --- Metadata v1: one broker's own view of the leaders ---------------------- */
+
+/* The topics of parts, each once (v1: a null array would ask for all). */
+static void metadata_body(struct wbuf *b, const struct sd_kwire_partition *parts, size_t n)
+{
+    put_i32(b, (int32_t)count_topics(parts, n));
+    for (size_t i = 0; i < n; i++) {
+        if (first_of_topic(parts, i))
+            put_str16(b, parts[i].topic);
+    }
+}
+
+unsigned char *sd_kwire_leaders_encode(const struct sd_kwire_partition *parts, size_t n,
+                                       size_t *len)
+{
+    struct wbuf b = {0};
+
+    metadata_body(&b, parts, n);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* An INT32 array: its count checked, the values skipped. */
+static void skip_ids(struct rbuf *r)
+{
+    skip(r, 4 * get_array16(r, 4));
+}
+
+int sd_kwire_leaders_decode(const unsigned char *body, size_t len, struct sd_kwire_partition *parts,
+                            size_t n, struct sd_err *err)
+{
+    struct rbuf r = {body, len, 0, false};
+    char topic[256];
+    size_t brokers, topics;
+
+    for (size_t i = 0; i < n; i++)
+        parts[i].leader = -1;
+    brokers = get_array16(&r, 12); /* node_id, host, port, rack */
+    for (size_t i = 0; i < brokers && !r.bad; i++) {
+        skip(&r, 4);
+        skip(&r, (size_t)(uint16_t)get_i16(&r));
+        skip(&r, 4);
+        int16_t rack = get_i16(&r); /* nullable: -1 */
+        skip(&r, rack > 0 ? (size_t)rack : 0);
+    }
+    (void)get_i32(&r); /* controller_id: any broker, under KRaft */
+    topics = get_array16(&r, 9);
+    for (size_t t = 0; t < topics && !r.bad; t++) {
+        size_t np;
+        (void)get_i16(&r); /* the topic's error: its partitions are then not listed */
+        get_str16(&r, topic, sizeof(topic));
+        skip(&r, 1); /* is_internal */
+        np = get_array16(&r, 18);
+        for (size_t i = 0; i < np && !r.bad; i++) {
+            struct sd_kwire_partition *p;
+            (void)get_i16(&r); /* LEADER_NOT_AVAILABLE comes with leader -1 */
+            int32_t partition = get_i32(&r), leader = get_i32(&r);
+            skip_ids(&r); /* replicas */
+            skip_ids(&r); /* in-sync replicas */
+            if (!r.bad && (p = find_part(parts, n, topic, partition)) != NULL)
+                p->leader = leader;
+        }
+    }
+    if (r.bad || r.off != r.len)
+        return sd_err_set(err, SD_ERR_TRANSIENT,
+                          "metadata: the broker's answer is malformed (%zu bytes)", len);
+    return 0;
+}
+
 /* --- the connection --------------------------------------------------------- */
 
 static long now_ms(void)
@@ -1088,42 +1162,58 @@ void sd_kwire_close(struct sd_kwire *kw)
     free(kw);
 }
 
-/* --- the two requests ------------------------------------------------------- */
+/* --- the requests ------------------------------------------------------------ */
+
+typedef int (*parts_decoder)(const unsigned char *, size_t, struct sd_kwire_partition *, size_t,
+                             struct sd_err *);
+
+/* A request about parts (b: its header and body) sent, its answer decoded
+ * into them. */
+static int exchange(struct sd_kwire *kw, struct wbuf *b, bool flexible, int wait_ms,
+                    parts_decoder decode, struct sd_kwire_partition *parts, size_t n,
+                    struct sd_err *err)
+{
+    unsigned char *body = NULL;
+    size_t len = 0;
+    int rc = call(kw, b, flexible, wait_ms, &body, &len, err);
+
+    free(b->p);
+    if (rc == 0)
+        rc = decode(body, len, parts, n, err);
+    free(body);
+    return rc;
+}
 
 int sd_kwire_reassign(struct sd_kwire *kw, struct sd_kwire_partition *parts, size_t n,
                       int timeout_ms, struct sd_err *err)
 {
     struct wbuf b = {0};
-    unsigned char *body = NULL;
-    size_t len = 0;
-    int rc;
 
     put_header(&b, API_ALTER_REASSIGNMENTS, 0, kw->correlation, true);
     reassign_body(&b, parts, n, timeout_ms);
-    rc = call(kw, &b, true, timeout_ms + kw->timeout_ms, &body, &len, err);
-    free(b.p);
-    if (rc == 0)
-        rc = sd_kwire_reassign_decode(body, len, parts, n, err);
-    free(body);
-    return rc;
+    return exchange(kw, &b, true, timeout_ms + kw->timeout_ms, sd_kwire_reassign_decode, parts, n,
+                    err);
 }
 
 int sd_kwire_elect_preferred(struct sd_kwire *kw, struct sd_kwire_partition *parts, size_t n,
                              int timeout_ms, struct sd_err *err)
 {
     struct wbuf b = {0};
-    unsigned char *body = NULL;
-    size_t len = 0;
-    int rc;
 
     put_header(&b, API_ELECT_LEADERS, 1, kw->correlation, false);
     elect_body(&b, parts, n, timeout_ms);
-    rc = call(kw, &b, false, timeout_ms + kw->timeout_ms, &body, &len, err);
-    free(b.p);
-    if (rc == 0)
-        rc = sd_kwire_elect_decode(body, len, parts, n, err);
-    free(body);
-    return rc;
+    return exchange(kw, &b, false, timeout_ms + kw->timeout_ms, sd_kwire_elect_decode, parts, n,
+                    err);
+}
+
+int sd_kwire_leaders(struct sd_kwire *kw, struct sd_kwire_partition *parts, size_t n,
+                     struct sd_err *err)
+{
+    struct wbuf b = {0};
+
+    put_header(&b, API_METADATA, 1, kw->correlation, false);
+    metadata_body(&b, parts, n);
+    return exchange(kw, &b, false, kw->timeout_ms, sd_kwire_leaders_decode, parts, n, err);
 }
 
 int sd_kwire_quorum(struct sd_kwire *kw, int32_t *leader, int32_t *voters, int *n_voters,

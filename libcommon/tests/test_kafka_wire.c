@@ -157,6 +157,30 @@ static void init_parts(void)
         .topic = "sipdrain.a", .partition = 2, .replicas = {1, 3, 2}, .n_replicas = 3};
 }
 
+typedef int (*parts_decoder)(const unsigned char *, size_t, struct sd_kwire_partition *, size_t,
+                             struct sd_err *);
+
+/* Every truncation of an answer, and the answer with a byte more, is an
+ * error: each in a copy of its exact size, so ASan sees any over-read. */
+static void expect_every_truncation_refused(const struct buf *b, parts_decoder decode)
+{
+    struct sd_err err = {0};
+    unsigned char *copy;
+
+    for (size_t n = 0; n < b->n; n++) {
+        copy = malloc(n ? n : 1);
+        init_parts();
+        memcpy(copy, b->b, n);
+        cr_assert_eq(decode(copy, n, parts3, 3, &err), -1, "%zu of %zu bytes", n, b->n);
+        free(copy);
+    }
+    copy = malloc(b->n + 1);
+    memcpy(copy, b->b, b->n);
+    copy[b->n] = 0;
+    cr_assert_eq(decode(copy, b->n + 1, parts3, 3, &err), -1, "a trailing byte");
+    free(copy);
+}
+
 Test(reassign, the_request_groups_partitions_by_topic_in_compact_form)
 {
     size_t len = 0, off = 0;
@@ -228,17 +252,10 @@ Test(reassign, the_answer_gives_each_partition_its_own_error)
 
 Test(reassign, every_truncation_of_the_answer_is_an_error_not_a_crash)
 {
-    struct sd_err err = {0};
     struct buf b;
 
     reassign_answer(&b);
-    for (size_t n = 0; n < b.n; n++) {
-        unsigned char *copy = malloc(n ? n : 1); /* exact size: ASan sees an over-read */
-        init_parts();
-        memcpy(copy, b.b, n);
-        cr_assert_eq(sd_kwire_reassign_decode(copy, n, parts3, 3, &err), -1, "%zu bytes", n);
-        free(copy);
-    }
+    expect_every_truncation_refused(&b, sd_kwire_reassign_decode);
 }
 
 Test(reassign, a_top_level_refusal_says_why)
@@ -320,19 +337,79 @@ Test(elect, the_answer_gives_each_partition_its_own_error)
 
 Test(elect, every_truncation_and_extra_byte_is_an_error_not_a_crash)
 {
-    struct sd_err err = {0};
     struct buf b;
 
     elect_answer(&b);
-    for (size_t n = 0; n < b.n; n++) {
-        unsigned char *copy = malloc(n ? n : 1);
-        init_parts();
-        memcpy(copy, b.b, n);
-        cr_assert_eq(sd_kwire_elect_decode(copy, n, parts3, 3, &err), -1, "%zu bytes", n);
-        free(copy);
-    }
-    w8(&b, 0);
-    cr_assert_eq(sd_kwire_elect_decode(b.b, b.n, parts3, 3, &err), -1, "a trailing byte");
+    expect_every_truncation_refused(&b, sd_kwire_elect_decode);
+}
+
+/* Metadata v1's answer: two brokers (one with a rack, one without), a
+ * topic with two partitions (one without a leader), one partition of a
+ * topic not asked about. */
+static void metadata_answer(struct buf *b)
+{
+    b->n = 0;
+    w32(b, 2);
+    w32(b, 1), wstr16(b, "kafka-site1"), w32(b, 9092), wstr16(b, "site1");
+    w32(b, 2), wstr16(b, "kafka"), w32(b, 9092), w16(b, -1);
+    w32(b, 2); /* controller */
+    w32(b, 2);
+    w16(b, 0), wstr16(b, "sipdrain.a"), w8(b, 0);
+    w32(b, 2);
+    w16(b, 0), w32(b, 2), w32(b, 3), w32(b, 3), w32(b, 3), w32(b, 1), w32(b, 2), w32(b, 1),
+        w32(b, 3);
+    w16(b, 5), w32(b, 0), w32(b, -1), w32(b, 1), w32(b, 2), w32(b, 0);
+    w16(b, 0), wstr16(b, "other"), w8(b, 0);
+    w32(b, 1);
+    w16(b, 0), w32(b, 4), w32(b, 2), w32(b, 1), w32(b, 2), w32(b, 1), w32(b, 2);
+}
+
+Test(leaders, the_request_names_each_topic_once)
+{
+    size_t len = 0, off = 0;
+    unsigned char *p;
+
+    init_parts();
+    p = sd_kwire_leaders_encode(parts3, 3, &len);
+    cr_assert_not_null(p);
+    cr_assert_eq(r32(p, &off), 2, "two topics, not three");
+    cr_assert_eq(len, 4 + 2 + strlen("sipdrain.a") + 2 + strlen("sipdrain.b"));
+    cr_assert_eq(memcmp(p + off + 2, "sipdrain.a", 10), 0);
+    free(p);
+}
+
+Test(leaders, the_answer_gives_each_partition_its_leader_as_that_broker_sees_it)
+{
+    struct sd_err err = {0};
+    struct buf b;
+
+    init_parts();
+    metadata_answer(&b);
+    cr_assert_eq(sd_kwire_leaders_decode(b.b, b.n, parts3, 3, &err), 0, "%s", err.text);
+    cr_assert_eq(parts3[2].leader, 3);
+    cr_assert_eq(parts3[0].leader, -1, "LEADER_NOT_AVAILABLE: no leader");
+    cr_assert_eq(parts3[1].leader, -1, "sipdrain.b 4 not in the answer: no leader known");
+}
+
+Test(leaders, every_truncation_and_extra_byte_is_an_error_not_a_crash)
+{
+    struct buf b;
+
+    metadata_answer(&b);
+    expect_every_truncation_refused(&b, sd_kwire_leaders_decode);
+}
+
+Test(leaders, a_lying_replica_count_is_refused_without_looping)
+{
+    struct sd_err err = {0};
+    struct buf b;
+
+    init_parts();
+    metadata_answer(&b);
+    b.n -= 4 * 4;        /* the last partition's replicas count and on */
+    w32(&b, 0x7fffffff); /* 2^31 replicas */
+    w32(&b, 1), w32(&b, 2);
+    cr_assert_eq(sd_kwire_leaders_decode(b.b, b.n, parts3, 3, &err), -1);
 }
 
 static void w64(struct buf *b, long long v)

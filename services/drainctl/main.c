@@ -888,6 +888,113 @@ static void quorum_of(const rd_kafka_metadata_t *md, char racks[][64], const cha
     json_object_set_new(q, "error", json_string(err.text));
 }
 
+/* A topic the stores report and the leader move care about: ours (the
+ * prefix "<SIPDRAIN_TOPIC_PREFIX>sipdrain.") or __consumer_offsets (the
+ * consumer groups' coordinators). */
+static bool is_ours(const char *topic, const char *ours)
+{
+    return strncmp(topic, ours, strlen(ours)) == 0 || strcmp(topic, "__consumer_offsets") == 0;
+}
+
+/* Each broker's view of the leaders: how many of the parts it sees led in
+ * the site (-1: it did not answer, why says why). */
+struct views {
+    int seen[64];
+    struct sd_err why[64];
+};
+
+/* Each broker's own view of the parts' leaders: Metadata asked of every
+ * broker of md on a connection of its own. Brokers apply the controller's
+ * changes each at its own pace and librdkafka asks any one of them, so one
+ * answer can say "moved" while another broker still says "led in site".
+ * stay[i]: parts[i] led in site in some broker's view; v: each broker's
+ * (md->brokers' order). Racks by broker id from md, the metadata
+ * broker_racks() asked about. Returns how many stay; n when no broker
+ * answered. */
+static int led_in_site_seen(const rd_kafka_metadata_t *md, char racks[][64], const char *site,
+                            struct sd_kwire_partition *parts, size_t n, bool *stay, struct views *v)
+{
+    int answered = 0, left = 0;
+
+    for (size_t i = 0; i < n; i++)
+        stay[i] = false;
+    for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+        struct sd_err *err = &v->why[b];
+        struct sd_kwire *kw = sd_kwire_open(md->brokers[b].host, md->brokers[b].port, 5000, err);
+        int *seen = &v->seen[b];
+        *seen = -1;
+        if (kw == NULL || sd_kwire_leaders(kw, parts, n, err) < 0) {
+            sd_kwire_close(kw);
+            continue;
+        }
+        sd_kwire_close(kw);
+        answered++, *seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (in_site(rack_of(md, racks, parts[i].leader), site))
+                stay[i] = true, (*seen)++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        stay[i] = stay[i] || answered == 0;
+        left += stay[i];
+    }
+    return left;
+}
+
+/* Our partitions of md (and __consumer_offsets'), topic names pointing
+ * into md; *n of them, or NULL (out of memory: said). */
+static struct sd_kwire_partition *our_partitions(const rd_kafka_metadata_t *md, const char *ours,
+                                                 size_t *n)
+{
+    struct sd_kwire_partition *parts;
+    size_t max = 0;
+
+    *n = 0;
+    for (int t = 0; t < md->topic_cnt; t++)
+        max += (size_t)md->topics[t].partition_cnt;
+    if ((parts = calloc(max ? max : 1, sizeof(*parts))) == NULL) {
+        fprintf(stderr, "drainctl: out of memory\n");
+        return NULL;
+    }
+    for (int t = 0; t < md->topic_cnt; t++) {
+        const rd_kafka_metadata_topic_t *tp = &md->topics[t];
+        if (!is_ours(tp->topic, ours))
+            continue;
+        for (int p = 0; p < tp->partition_cnt; p++)
+            parts[(*n)++] =
+                (struct sd_kwire_partition){.topic = tp->topic, .partition = tp->partitions[p].id};
+    }
+    return parts;
+}
+
+/* Each broker's own view of our partitions' leaders, into its row of out
+ * ("sees_in_site": how many it sees led in site, null when it did not
+ * answer, "error" then): the one answer librdkafka got may be ahead of
+ * another broker's, right after leaders moved. Any view with a leader in
+ * site sets *remains. */
+static void each_broker_sees(const rd_kafka_metadata_t *md, char racks[][64], const char *site,
+                             const char *ours, json_t *out, bool *remains)
+{
+    size_t n = 0;
+    struct sd_kwire_partition *parts = our_partitions(md, ours, &n);
+    bool *stay = calloc(n ? n : 1, sizeof(*stay));
+    struct views v;
+
+    if (parts != NULL && stay != NULL && n > 0) {
+        if (led_in_site_seen(md, racks, site, parts, n, stay, &v) > 0)
+            *remains = true;
+        for (int b = 0; b < md->broker_cnt && b < 64; b++) {
+            json_t *row = json_array_get(out, (size_t)b);
+            json_object_set_new(row, "sees_in_site",
+                                v.seen[b] < 0 ? json_null() : json_integer(v.seen[b]));
+            if (v.seen[b] < 0)
+                json_object_set_new(row, "error", json_string(v.why[b].text));
+        }
+    }
+    free(parts);
+    free(stay);
+}
+
 /* Every broker, its rack and how many partitions of our topics (and of
  * __consumer_offsets, the consumer groups' coordinators) it leads; and the
  * KRaft quorum's leader. */
@@ -915,8 +1022,7 @@ static int stores_kafka(const char *brokers, const char *site, json_t *out, json
         int led = 0, total = 0;
         for (int t = 0; t < md->topic_cnt; t++) {
             const rd_kafka_metadata_topic_t *tp = &md->topics[t];
-            if (strncmp(tp->topic, ours, strlen(ours)) != 0 &&
-                strcmp(tp->topic, "__consumer_offsets") != 0)
+            if (!is_ours(tp->topic, ours))
                 continue;
             for (int p = 0; p < tp->partition_cnt; p++) {
                 total++;
@@ -933,6 +1039,7 @@ static int stores_kafka(const char *brokers, const char *site, json_t *out, json
                                              "leads", led, "partitions", total, "in_site",
                                              racks[b][0] != '\0' && in_site(racks[b], site)));
     }
+    each_broker_sees(md, racks, site, ours, out, remains);
     quorum_of(md, racks, site, quorum);
     rd_kafka_metadata_destroy(md);
     rd_kafka_destroy(rk);
@@ -951,6 +1058,7 @@ static int stores_report(const char *site, const struct opts *o)
     const char *dsn, *brokers;
     json_t *pg = json_array(), *kafka = json_array(), *quorum = json_object();
     bool pg_in = false, kafka_in = false, racks_known = true, quorum_in;
+    int led_in_site = 0; /* in the view librdkafka got */
     size_t i;
     json_t *row;
 
@@ -989,6 +1097,11 @@ static int stores_report(const char *site, const struct opts *o)
         printf("Kafka (SIPDRAIN_KAFKA_BROKERS):\n");
         json_array_foreach(kafka, i, row)
         {
+            if (json_is_true(json_object_get(row, "in_site")))
+                led_in_site += (int)json_integer_value(json_object_get(row, "leads"));
+        }
+        json_array_foreach(kafka, i, row)
+        {
             const char *rack = json_string_value(json_object_get(row, "rack"));
             char where[300];
             snprintf(where, sizeof where, "%s:%d", json_string_value(json_object_get(row, "host")),
@@ -999,6 +1112,19 @@ static int stores_report(const char *site, const struct opts *o)
                    (int)json_integer_value(json_object_get(row, "partitions")),
                    json_is_true(json_object_get(row, "in_site")) ? "   <- in " : "",
                    json_is_true(json_object_get(row, "in_site")) ? site : "");
+        }
+        json_array_foreach(kafka, i, row)
+        {
+            json_t *sees = json_object_get(row, "sees_in_site");
+            if (json_is_null(sees))
+                printf("  broker %d's own view of the leaders: not asked (%s)\n",
+                       (int)json_integer_value(json_object_get(row, "broker")),
+                       json_string_value(json_object_get(row, "error")));
+            else if (json_is_integer(sees) && json_integer_value(sees) != led_in_site)
+                printf("  broker %d's own view differs: it sees %d partitions led in %s (brokers"
+                       " apply the controller's changes each at its own pace: ask again)\n",
+                       (int)json_integer_value(json_object_get(row, "broker")),
+                       (int)json_integer_value(sees), site);
         }
         if (json_object_get(quorum, "leader") != NULL)
             printf("  KRaft quorum leader: node %d (rack %s)%s%s\n",
@@ -1053,8 +1179,7 @@ static size_t plan_moves(const rd_kafka_metadata_t *md, char racks[][64], const 
     snprintf(ours, sizeof(ours), "%ssipdrain.", sd_topic_prefix());
     for (int t = 0; t < md->topic_cnt; t++) {
         const rd_kafka_metadata_topic_t *tp = &md->topics[t];
-        if (strncmp(tp->topic, ours, strlen(ours)) != 0 &&
-            strcmp(tp->topic, "__consumer_offsets") != 0)
+        if (!is_ours(tp->topic, ours))
             continue;
         for (int p = 0; p < tp->partition_cnt; p++) {
             const rd_kafka_metadata_partition_t *mp = &tp->partitions[p];
@@ -1084,36 +1209,8 @@ static size_t plan_moves(const rd_kafka_metadata_t *md, char racks[][64], const 
     return n;
 }
 
-/* How many of parts are still led by a broker of site (fresh metadata; all
- * of them when there is none); stay[i] says which. Racks by broker id from
- * md0, the metadata broker_racks() asked about: a fresh answer may list the
- * brokers in another order. */
-static int still_led_in_site(rd_kafka_t *rk, const rd_kafka_metadata_t *md0, char racks[][64],
-                             const char *site, const struct sd_kwire_partition *parts, size_t n,
-                             bool *stay)
-{
-    const rd_kafka_metadata_t *md = NULL;
-    int left = 0;
-
-    for (size_t i = 0; i < n; i++)
-        stay[i] = true;
-    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return (int)n;
-    for (size_t i = 0; i < n; i++) {
-        for (int t = 0; t < md->topic_cnt; t++) {
-            const rd_kafka_metadata_topic_t *tp = &md->topics[t];
-            for (int p = 0; p < tp->partition_cnt && !strcmp(tp->topic, parts[i].topic); p++) {
-                if (tp->partitions[p].id == parts[i].partition)
-                    stay[i] = in_site(rack_of(md0, racks, tp->partitions[p].leader), site);
-            }
-        }
-        left += stay[i];
-    }
-    rd_kafka_metadata_destroy(md);
-    return left;
-}
-
 #define MOVE_TIMEOUT_MS 30000 /* the controller's time for each request; leaders moved by then */
+#define MOVE_RESEND_MS  3000  /* both requests again for a partition still led in the site */
 
 /* stores --site S --move-leaders: the partitions site's brokers lead get a
  * leader elsewhere - the replicas reordered (AlterPartitionReassignments)
@@ -1134,7 +1231,8 @@ static int move_leaders(const char *site, const struct opts *o)
     int rc = EXIT_INFRA, stuck = 0, refused = 0, moved = 0, left = 0, via_port = 0, rounds = 1;
     struct sd_kwire_partition *again = NULL;
     bool *stay = NULL;
-    int64_t t0 = sd_mono_ms();
+    struct views v;
+    int64_t t0 = sd_mono_ms(), sent;
 
     if ((brokers = env_or_die("SIPDRAIN_KAFKA_BROKERS", &rc)) == NULL)
         return rc;
@@ -1221,31 +1319,45 @@ static int move_leaders(const char *site, const struct opts *o)
                        parts[i].message);
         }
         n = k;
-        /* Done when the metadata says so. Until then, every 2 s, both requests
-         * again for the partitions still led in site: a compose run saw every
-         * election answered without a leader moving (a reorder not yet applied
-         * when it was elected: "not needed"); both are idempotent. */
+        /* Done when every broker's own metadata says so: a fresh client asks
+         * any of them, and each learns the controller's changes on its next
+         * fetch of the metadata log - three nodes on loopback lag ~1 s
+         * behind the active controller, whose own view changes at once (so
+         * a client that asked it saw "moved" while the next one, asking
+         * another broker, saw "led in site": compose's CI runs, twice).
+         * Checked every 250 ms; both requests again every 3 s for the
+         * partitions still led in site (both are idempotent). */
         if ((stay = calloc(n ? n : 1, sizeof(*stay))) == NULL ||
             (again = calloc(n ? n : 1, sizeof(*again))) == NULL) {
             fprintf(stderr, "drainctl: out of memory\n");
             goto out;
         }
-        while ((left = still_led_in_site(rk, md, racks, site, parts, n, stay)) > 0 &&
+        sent = sd_mono_ms();
+        while ((left = led_in_site_seen(md, racks, site, parts, n, stay, &v)) > 0 &&
                sd_mono_ms() - t0 < MOVE_TIMEOUT_MS && !interrupted) {
             size_t m = 0;
-            sleep(1); /* the metadata a moment behind the controller, or not moved */
-            if ((left = still_led_in_site(rk, md, racks, site, parts, n, stay)) == 0)
-                break;
+            usleep(250 * 1000);
+            if (sd_mono_ms() - sent < MOVE_RESEND_MS)
+                continue;
             for (size_t i = 0; i < n; i++) {
                 if (stay[i])
                     again[m++] = parts[i];
             }
             rounds++;
+            sent = sd_mono_ms();
             if (sd_kwire_reassign(kw, again, m, MOVE_TIMEOUT_MS, &err) < 0 ||
                 sd_kwire_elect_preferred(kw, again, m, MOVE_TIMEOUT_MS, &err) < 0)
                 fprintf(stderr, "drainctl: Kafka: %s (tried again)\n", err.text);
         }
         moved = (int)n - left;
+        for (int b = 0; b < md->broker_cnt && b < 64 && left > 0 && !o->json; b++) {
+            if (v.seen[b] < 0)
+                printf("  broker %d did not answer for its own view (%s)\n", (int)md->brokers[b].id,
+                       v.why[b].text);
+            else if (v.seen[b] > 0)
+                printf("  broker %d still sees %d of them led in %s\n", (int)md->brokers[b].id,
+                       v.seen[b], site);
+        }
         for (size_t i = 0; i < n && !o->json; i++) {
             if (stay[i])
                 printf("  not moved %s %d: still led in %s after %d s\n", parts[i].topic,

@@ -6,7 +6,10 @@
  * ElectLeaders (the preferred leader elected now). Debian 12's librdkafka
  * 2.0.2 has neither (ElectLeaders came in 2.6; no librdkafka has
  * reassignments), so sipdrain speaks them itself, on a connection of its
- * own to one broker, which forwards them to the KRaft controller:
+ * own to one broker, which forwards them to the KRaft controller. Two more
+ * questions librdkafka cannot put to one chosen broker: which node leads
+ * the KRaft quorum (DescribeQuorum), and that broker's own view of the
+ * leaders (Metadata: librdkafka asks any broker it likes). All of them:
  *
  *   TCP, then TLS when security.protocol is ssl or sasl_ssl (the CA of
  *   ssl.ca.location, else the system's; the broker's name checked unless
@@ -34,7 +37,7 @@ struct sd_kwire;
 
 /* One partition: its new replica order going in (the first is the leader
  * wanted), the broker's answer coming out (error: Kafka's error code, 0
- * none; message: its text or Kafka's error name). */
+ * none; message: its text or Kafka's error name; leader: sd_kwire_leaders'). */
 struct sd_kwire_partition {
     const char *topic;
     int32_t partition;
@@ -42,6 +45,7 @@ struct sd_kwire_partition {
     int n_replicas;
     int16_t error;
     char message[160];
+    int32_t leader;
 };
 
 /* Kafka's error codes met here. */
@@ -76,6 +80,13 @@ int sd_kwire_elect_preferred(struct sd_kwire *kw, struct sd_kwire_partition *par
 int sd_kwire_quorum(struct sd_kwire *kw, int32_t *leader, int32_t *voters, int *n_voters,
                     int max_voters, struct sd_err *err) SD_MUST_CHECK;
 
+/* Metadata v1 of the parts' topics: each partition's leader as this broker
+ * sees it, in leader (-1: none, or not in its answer). Brokers apply the
+ * controller's changes each at its own pace: to know that a change is seen
+ * everywhere, ask each broker. */
+int sd_kwire_leaders(struct sd_kwire *kw, struct sd_kwire_partition *parts, size_t n,
+                     struct sd_err *err) SD_MUST_CHECK;
+
 /* Kafka's name of an error code ("CLUSTER_AUTHORIZATION_FAILED"), or
  * "error <n>" for one not listed here (a static buffer for those). */
 const char *sd_kwire_error_name(int code);
@@ -99,6 +110,8 @@ int sd_kwire_quorum_decode(const unsigned char *body, size_t len, int32_t *leade
                            int *n_voters, int max_voters, struct sd_err *err) SD_MUST_CHECK;
 int sd_kwire_elect_decode(const unsigned char *body, size_t len, struct sd_kwire_partition *parts,
                           size_t n, struct sd_err *err) SD_MUST_CHECK;
+int sd_kwire_leaders_decode(const unsigned char *body, size_t len, struct sd_kwire_partition *parts,
+                            size_t n, struct sd_err *err) SD_MUST_CHECK;
 
 /* A request's body, for the tests' round trips: a malloc'ed buffer, its
  * length in *len. */
@@ -106,5 +119,7 @@ unsigned char *sd_kwire_reassign_encode(const struct sd_kwire_partition *parts, 
                                         int timeout_ms, size_t *len);
 unsigned char *sd_kwire_elect_encode(const struct sd_kwire_partition *parts, size_t n,
                                      int timeout_ms, size_t *len);
+unsigned char *sd_kwire_leaders_encode(const struct sd_kwire_partition *parts, size_t n,
+                                       size_t *len);
 
 #endif
