@@ -160,25 +160,28 @@ static void init_parts(void)
 typedef int (*parts_decoder)(const unsigned char *, size_t, struct sd_kwire_partition *, size_t,
                              struct sd_err *);
 
-/* Every truncation of an answer, and the answer with a byte more, is an
- * error: each in a copy of its exact size, so ASan sees any over-read. */
-static void expect_every_truncation_refused(const struct buf *b, parts_decoder decode)
+/* How many of an answer's truncations, and of the answer with a byte more,
+ * the decoder refuses (all b->n + 1 of them, to pass): each in a copy of its
+ * exact size, so ASan sees any over-read. */
+static size_t truncations_refused(const struct buf *b, parts_decoder decode)
 {
     struct sd_err err = {0};
     unsigned char *copy;
+    size_t refused = 0;
 
     for (size_t n = 0; n < b->n; n++) {
         copy = malloc(n ? n : 1);
         init_parts();
         memcpy(copy, b->b, n);
-        cr_assert_eq(decode(copy, n, parts3, 3, &err), -1, "%zu of %zu bytes", n, b->n);
+        refused += decode(copy, n, parts3, 3, &err) == -1;
         free(copy);
     }
     copy = malloc(b->n + 1);
     memcpy(copy, b->b, b->n);
     copy[b->n] = 0;
-    cr_assert_eq(decode(copy, b->n + 1, parts3, 3, &err), -1, "a trailing byte");
+    refused += decode(copy, b->n + 1, parts3, 3, &err) == -1;
     free(copy);
+    return refused;
 }
 
 Test(reassign, the_request_groups_partitions_by_topic_in_compact_form)
@@ -255,7 +258,7 @@ Test(reassign, every_truncation_of_the_answer_is_an_error_not_a_crash)
     struct buf b;
 
     reassign_answer(&b);
-    expect_every_truncation_refused(&b, sd_kwire_reassign_decode);
+    cr_assert_eq(truncations_refused(&b, sd_kwire_reassign_decode), b.n + 1);
 }
 
 Test(reassign, a_top_level_refusal_says_why)
@@ -340,7 +343,7 @@ Test(elect, every_truncation_and_extra_byte_is_an_error_not_a_crash)
     struct buf b;
 
     elect_answer(&b);
-    expect_every_truncation_refused(&b, sd_kwire_elect_decode);
+    cr_assert_eq(truncations_refused(&b, sd_kwire_elect_decode), b.n + 1);
 }
 
 /* Metadata v1's answer: two brokers (one with a rack, one without), a
@@ -396,7 +399,7 @@ Test(leaders, every_truncation_and_extra_byte_is_an_error_not_a_crash)
     struct buf b;
 
     metadata_answer(&b);
-    expect_every_truncation_refused(&b, sd_kwire_leaders_decode);
+    cr_assert_eq(truncations_refused(&b, sd_kwire_leaders_decode), b.n + 1);
 }
 
 Test(leaders, a_lying_replica_count_is_refused_without_looping)
