@@ -284,6 +284,17 @@ static int write_msg(struct edge_bus *b, struct edge_msg *m, struct sd_err *err)
     return 0;
 }
 
+/* m put at the end of the list head..tail. */
+static void msg_append(struct edge_msg **head, struct edge_msg **tail, struct edge_msg *m)
+{
+    m->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = m;
+    else
+        *head = m;
+    *tail = m;
+}
+
 static void hold(struct edge_bus *b, struct edge_msg *m)
 {
     /* While the database is away statuses pile up: only the newest matters
@@ -299,12 +310,7 @@ static void hold(struct edge_bus *b, struct edge_msg *m)
             }
         }
     }
-    m->next = NULL;
-    if (b->held_tail != NULL)
-        b->held_tail->next = m;
-    else
-        b->held = m;
-    b->held_tail = m;
+    msg_append(&b->held, &b->held_tail, m);
 }
 
 static int64_t on_retry(struct sd_loop *loop, void *arg);
@@ -1017,12 +1023,7 @@ static void route_after(struct edge_bus *b, struct edge_msg *m)
     if (m->kind == EDGE_MSG_EVENT) {
         hold(b, m);
     } else if (m->kind == EDGE_MSG_ROUTE && m->db_wait) {
-        m->next = NULL;
-        if (b->db_waiting_tail != NULL)
-            b->db_waiting_tail->next = m;
-        else
-            b->db_waiting = m;
-        b->db_waiting_tail = m;
+        msg_append(&b->db_waiting, &b->db_waiting_tail, m);
     } else {
         edge_msg_free(m);
     }
