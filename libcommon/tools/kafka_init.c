@@ -12,8 +12,10 @@
  * are made by the broker's deployment (kafka-storage format --add-scram, or
  * Kafka's admin API): librdkafka 2.0 cannot set them.
  *
- * Exit 0 when the topics and ACLs are in place, 1 when Kafka refused or did
- * not answer, 2 on bad configuration.
+ * While Kafka does not answer (a cluster still forming), the whole init is
+ * tried again, 3 minutes at most. Exit 0 when the topics and ACLs are in
+ * place, 1 when Kafka refused or did not answer by then, 2 on bad
+ * configuration.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,11 @@ static const struct sd_cfg_item items[] = {
 };
 #define N_ITEMS    (sizeof(items) / sizeof(items[0]))
 #define TIMEOUT_MS 30000
+/* The whole init tried again while Kafka does not answer, up to this long:
+ * it runs as the cluster forms, and a compose run saw a node unable to
+ * reach the controller for ~30 s (Podman's DNS answering nothing after
+ * containers joined: "create acls: no answer in 30000 ms"). */
+#define PATIENCE_MS 180000
 
 struct listing {
     FILE *f;
@@ -131,11 +138,18 @@ int main(int argc, char **argv)
     }
     (void)sd_kafka_grants(&n_grants);
     (void)sd_kafka_topic_names(&n_topics);
-    if (sd_kafka_init(cfg.brokers, prefix, (int)cfg.partitions, (int)cfg.replication, TIMEOUT_MS,
-                      &err) < 0) {
-        sd_log_error("kafka init failed", "brokers=%s prefix=%s reason=\"%s\"", cfg.brokers, prefix,
-                     err.text);
-        goto out;
+    for (int64_t until = sd_mono_ms() + PATIENCE_MS;;) {
+        if (sd_kafka_init(cfg.brokers, prefix, (int)cfg.partitions, (int)cfg.replication,
+                          TIMEOUT_MS, &err) == 0)
+            break;
+        if (err.code != SD_ERR_TRANSIENT || sd_mono_ms() + TIMEOUT_MS > until) {
+            sd_log_error("kafka init failed", "brokers=%s prefix=%s reason=\"%s\"", cfg.brokers,
+                         prefix, err.text);
+            goto out;
+        }
+        sd_log_warn("kafka init: trying again (both steps are idempotent)", "reason=\"%s\"",
+                    err.text);
+        sleep(2);
     }
     sd_log_info("topics and acls in place", "brokers=%s prefix=%s topics=%zu acls=%zu", cfg.brokers,
                 prefix, n_topics, n_grants);
